@@ -1,0 +1,1 @@
+"""xdlms layer."""
