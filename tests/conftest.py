@@ -8,10 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "vectors"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# The machine is shared and noisy: no per-example deadlines; CI gets a fixed, moderate budget.
+settings.register_profile(
+    "default", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
