@@ -1,0 +1,137 @@
+"""Fallback for :mod:`osgp._ccm` built on ``cryptography`` (OpenSSL) AES-CCM and AES-CMAC.
+
+Used where the C extension is not built or the CPU has no AES-NI, or when
+``OSGP_PURE_PYTHON=1`` is set.  Same API and the same checks as the C module:
+AES-128-CCM per NIST SP 800-38C (nonce 7..13 bytes, tag 4..16 even, payload
+< 2^(8L) with L = 15 - nonce length) and AES-CMAC per RFC 4493.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from hmac import compare_digest
+
+from cryptography.exceptions import InvalidTag as _CryptoInvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.ciphers.algorithms import AES
+from cryptography.hazmat.primitives.cmac import CMAC
+
+from ._ccm_errors import InvalidTag
+
+__all__ = ["InvalidTag", "Key", "encrypt_batch", "decrypt_batch", "HAVE_AESNI"]
+
+HAVE_AESNI = False
+_TAG_LENGTHS = frozenset((4, 6, 8, 10, 12, 14, 16))
+_Buf = bytes | bytearray | memoryview
+
+
+def _check_nonce(nonce: _Buf, n: int) -> None:
+    ln = len(nonce)
+    if ln < 7 or ln > 13:
+        raise ValueError("nonce must be 7..13 bytes")
+    if n >> (8 * (15 - ln)):
+        raise ValueError("payload too long for this nonce length (must be < 2^(8L))")
+
+
+class Key:
+    """An AES-128 key for CCM (fixed tag length) and CMAC."""
+
+    __slots__ = ("_aead", "_cmac", "_tag_length")
+
+    def __init__(self, key: _Buf, tag_length: int = 8) -> None:
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise TypeError("key must be a bytes-like object")
+        if len(key) != 16:
+            raise ValueError("key must be 16 bytes (AES-128)")
+        if not isinstance(tag_length, int) or tag_length not in _TAG_LENGTHS:
+            raise ValueError("tag_length must be one of 4, 6, 8, 10, 12, 14, 16")
+        key = bytes(key)
+        self._tag_length = tag_length
+        self._aead = AESCCM(key, tag_length)
+        self._cmac = CMAC(AES(key))
+
+    @property
+    def tag_length(self) -> int:
+        return self._tag_length
+
+    def __repr__(self) -> str:
+        return f"<osgp._ccm_py.Key tag_length={self._tag_length}>"
+
+    def __reduce__(self) -> object:
+        raise TypeError("Key objects cannot be pickled")
+
+    def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None, /) -> bytes:
+        _check_nonce(nonce, len(data))
+        return self._aead.encrypt(bytes(nonce), bytes(data), None if associated_data is None else bytes(associated_data))
+
+    def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None, /) -> bytes:
+        n = len(data) - self._tag_length
+        if len(nonce) < 7 or len(nonce) > 13:
+            raise ValueError("nonce must be 7..13 bytes")
+        if n < 0:
+            raise InvalidTag()
+        _check_nonce(nonce, n)
+        try:
+            return self._aead.decrypt(
+                bytes(nonce), bytes(data), None if associated_data is None else bytes(associated_data)
+            )
+        except _CryptoInvalidTag:
+            raise InvalidTag() from None
+
+    def cmac(self, data: _Buf, /) -> bytes:
+        c = self._cmac.copy()
+        c.update(data)
+        return c.finalize()
+
+    def cmac_verify(self, data: _Buf, tag: _Buf, /) -> bool:
+        tl = len(tag)
+        if tl < 4 or tl > 16:
+            raise ValueError("CMAC tag must be 4..16 bytes")
+        c = self._cmac.copy()
+        c.update(data)
+        return compare_digest(c.finalize()[:tl], bytes(tag))
+
+
+def _frames(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]]) -> list[tuple[Key, bytes, bytes, bytes | None]]:
+    out = []
+    for i, fr in enumerate(frames):
+        if not isinstance(fr, tuple) or len(fr) != 4:
+            raise TypeError(f"frame {i}: expected a (key, nonce, data, aad) tuple")
+        k, nonce, data, aad = fr
+        if not isinstance(k, Key):
+            raise TypeError(f"frame {i}: key must be an osgp Key object")
+        out.append((k, bytes(nonce), bytes(data), None if aad is None else bytes(aad)))
+    return out
+
+
+def encrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> list[bytes]:
+    """Encrypt many ``(key, nonce, plaintext, aad)`` frames; returns ciphertext‖tag per frame."""
+    fs = _frames(frames)
+    for i, (_k, nonce, data, _a) in enumerate(fs):
+        try:
+            _check_nonce(nonce, len(data))
+        except ValueError as e:
+            raise ValueError(f"frame {i}: {e}") from None
+    return [k._aead.encrypt(nonce, data, aad) for k, nonce, data, aad in fs]
+
+
+def decrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> list[bytes | None]:
+    """Decrypt and verify many ``(key, nonce, ciphertext‖tag, aad)`` frames.
+
+    A frame that fails verification (or is shorter than its tag) gives ``None``."""
+    fs = _frames(frames)
+    for i, (k, nonce, data, _a) in enumerate(fs):
+        try:
+            _check_nonce(nonce, max(0, len(data) - k._tag_length))
+        except ValueError as e:
+            raise ValueError(f"frame {i}: {e}") from None
+    out: list[bytes | None] = []
+    for k, nonce, data, aad in fs:
+        if len(data) < k._tag_length:
+            out.append(None)
+            continue
+        try:
+            out.append(k._aead.decrypt(nonce, data, aad))
+        except _CryptoInvalidTag:
+            out.append(None)
+    return out
