@@ -1,0 +1,902 @@
+/*
+ * osgp._ccm: AES-128-CCM (NIST SP 800-38C / RFC 3610) and AES-CMAC (RFC 4493)
+ * with AES-NI, for OSGP-AES-128-PSK (IEC 62056-8-8 Annex D: OSGP_AE/AD, OSGP_MAC).
+ *
+ * - Key object caching the AES-128 key schedule and the CMAC subkeys K1/K2.
+ * - Per-call encrypt/decrypt (nonce 7..13, tag 4..16 even, any AAD), CMAC.
+ * - Batch encrypt/decrypt over many frames with per-frame keys: a multi-buffer
+ *   kernel runs the CBC-MAC chains of 4 messages interleaved, GIL released.
+ * - Tags compared in constant time; decrypt output is zeroed on failure.
+ * - Only AES-NI: the module refuses to import on CPUs (or builds) without it,
+ *   and osgp.ccm then falls back to `cryptography`.  There is no table AES here.
+ *
+ * Policy (counters, replay, state) lives in Python, not here.
+ */
+#define PY_SSIZE_T_CLEAN
+#define Py_LIMITED_API 0x030B0000
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define CCM_HAVE_X86 1
+#include <immintrin.h>
+#define TGT __attribute__((target("aes,sse4.1")))
+#define INL static inline __attribute__((always_inline, target("aes,sse4.1")))
+#else
+#define CCM_HAVE_X86 0
+#endif
+
+typedef unsigned char u8;
+
+/* Inputs this large release the GIL even in the per-call API. */
+#define GIL_RELEASE_BYTES 16384
+
+static PyObject *InvalidTag = NULL;  /* osgp._ccm_errors.InvalidTag */
+static PyTypeObject *KeyType = NULL;
+
+static void wipe(void *p, size_t n)
+{
+    volatile u8 *v = (volatile u8 *)p;
+    while (n--) *v++ = 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    _Alignas(16) u8 rk[11 * 16]; /* AES-128 round keys */
+    _Alignas(16) u8 k1[16];      /* CMAC subkeys */
+    _Alignas(16) u8 k2[16];
+    int tag_len;
+} KeyObject;
+
+#if CCM_HAVE_X86
+
+#define RK(ks, i) _mm_load_si128((const __m128i *)(ks) + (i))
+
+INL __m128i aes_enc(const u8 *ks, __m128i b)
+{
+    b = _mm_xor_si128(b, RK(ks, 0));
+    b = _mm_aesenc_si128(b, RK(ks, 1));
+    b = _mm_aesenc_si128(b, RK(ks, 2));
+    b = _mm_aesenc_si128(b, RK(ks, 3));
+    b = _mm_aesenc_si128(b, RK(ks, 4));
+    b = _mm_aesenc_si128(b, RK(ks, 5));
+    b = _mm_aesenc_si128(b, RK(ks, 6));
+    b = _mm_aesenc_si128(b, RK(ks, 7));
+    b = _mm_aesenc_si128(b, RK(ks, 8));
+    b = _mm_aesenc_si128(b, RK(ks, 9));
+    return _mm_aesenclast_si128(b, RK(ks, 10));
+}
+
+/* Two independent blocks under one key (MAC chain + CTR keystream). */
+#define AES2(ks, a, b)                                   \
+    do {                                                 \
+        __m128i _r = RK(ks, 0);                          \
+        a = _mm_xor_si128(a, _r); b = _mm_xor_si128(b, _r); \
+        for (int _i = 1; _i < 10; _i++) {                \
+            _r = RK(ks, _i);                             \
+            a = _mm_aesenc_si128(a, _r);                 \
+            b = _mm_aesenc_si128(b, _r);                 \
+        }                                                \
+        _r = RK(ks, 10);                                 \
+        a = _mm_aesenclast_si128(a, _r);                 \
+        b = _mm_aesenclast_si128(b, _r);                 \
+    } while (0)
+
+/* Four independent blocks under four (possibly different) keys. */
+#define AES4K(k0, k1, k2, k3, a, b, c, d)                                          \
+    do {                                                                           \
+        a = _mm_xor_si128(a, RK(k0, 0)); b = _mm_xor_si128(b, RK(k1, 0));          \
+        c = _mm_xor_si128(c, RK(k2, 0)); d = _mm_xor_si128(d, RK(k3, 0));          \
+        for (int _i = 1; _i < 10; _i++) {                                          \
+            a = _mm_aesenc_si128(a, RK(k0, _i)); b = _mm_aesenc_si128(b, RK(k1, _i)); \
+            c = _mm_aesenc_si128(c, RK(k2, _i)); d = _mm_aesenc_si128(d, RK(k3, _i)); \
+        }                                                                          \
+        a = _mm_aesenclast_si128(a, RK(k0, 10)); b = _mm_aesenclast_si128(b, RK(k1, 10)); \
+        c = _mm_aesenclast_si128(c, RK(k2, 10)); d = _mm_aesenclast_si128(d, RK(k3, 10)); \
+    } while (0)
+
+INL __m128i expand_step(__m128i k, __m128i kg)
+{
+    kg = _mm_shuffle_epi32(kg, 0xff);
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    return _mm_xor_si128(k, kg);
+}
+
+static TGT void aes128_expand(u8 *ks, const u8 *key)
+{
+    __m128i *r = (__m128i *)ks;
+    __m128i k = _mm_loadu_si128((const __m128i *)key);
+    r[0] = k;
+#define EXP(i, rcon) k = expand_step(k, _mm_aeskeygenassist_si128(k, rcon)); r[i] = k;
+    EXP(1, 0x01) EXP(2, 0x02) EXP(3, 0x04) EXP(4, 0x08) EXP(5, 0x10)
+    EXP(6, 0x20) EXP(7, 0x40) EXP(8, 0x80) EXP(9, 0x1b) EXP(10, 0x36)
+#undef EXP
+    k = _mm_setzero_si128();
+}
+
+/* GF(2^128) doubling for CMAC subkeys (RFC 4493 §2.3), branch-free. */
+static void dbl(u8 *out, const u8 *in)
+{
+    u8 carry = (u8)(in[0] >> 7);
+    for (int i = 0; i < 15; i++) out[i] = (u8)((in[i] << 1) | (in[i + 1] >> 7));
+    out[15] = (u8)((in[15] << 1) ^ (0x87 & (u8)(0u - carry)));
+}
+
+static TGT void key_setup(KeyObject *k, const u8 *key)
+{
+    _Alignas(16) u8 l[16];
+    aes128_expand(k->rk, key);
+    _mm_store_si128((__m128i *)l, aes_enc(k->rk, _mm_setzero_si128()));
+    dbl(k->k1, l);
+    dbl(k->k2, k->k1);
+    wipe(l, sizeof l);
+}
+
+INL __m128i bswap_mask(void)
+{
+    return _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+INL __m128i load_partial(const u8 *p, size_t n) /* n < 16, zero padded */
+{
+    _Alignas(16) u8 t[16] = {0};
+    memcpy(t, p, n);
+    return _mm_load_si128((const __m128i *)t);
+}
+
+/* ---- CMAC ------------------------------------------------------------------ */
+
+static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
+{
+    __m128i x = _mm_setzero_si128(), last;
+    size_t full = n ? (n - 1) / 16 : 0; /* blocks before the last one */
+    for (size_t i = 0; i < full; i++)
+        x = aes_enc(k->rk, _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)(m + 16 * i))));
+    size_t rem = n - 16 * full;
+    if (n && rem == 16) {
+        last = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(m + 16 * full)),
+                             _mm_load_si128((const __m128i *)k->k1));
+    } else {
+        _Alignas(16) u8 t[16] = {0};
+        memcpy(t, m + 16 * full, rem);
+        t[rem] = 0x80;
+        last = _mm_xor_si128(_mm_load_si128((const __m128i *)t), _mm_load_si128((const __m128i *)k->k2));
+    }
+    x = aes_enc(k->rk, _mm_xor_si128(x, last));
+    _mm_storeu_si128((__m128i *)out, x);
+}
+
+/* ---- CCM formatting (SP 800-38C A.2) --------------------------------------- */
+
+/* B0 and A0 (counter 0); returns A0 byte-swapped for counter arithmetic. */
+INL __m128i ccm_b0(const u8 *nonce, int nlen, size_t alen, size_t len, int M, __m128i *b0)
+{
+    _Alignas(16) u8 t[16];
+    int L = 15 - nlen;
+    t[0] = (u8)((alen ? 0x40 : 0) | (((M - 2) / 2) << 3) | (L - 1));
+    memcpy(t + 1, nonce, (size_t)nlen);
+    uint64_t q = (uint64_t)len;
+    for (int i = 15; i > nlen; i--) { t[i] = (u8)q; q >>= 8; }
+    *b0 = _mm_load_si128((const __m128i *)t);
+    t[0] = (u8)(L - 1);
+    memset(t + 1 + nlen, 0, (size_t)L);
+    return _mm_shuffle_epi8(_mm_load_si128((const __m128i *)t), bswap_mask());
+}
+
+/* First AAD block: length encoding + head of the AAD.  Returns bytes of AAD consumed. */
+static size_t ccm_aad_head(u8 *blk, const u8 *aad, size_t alen)
+{
+    size_t p;
+    memset(blk, 0, 16);
+    if (alen < 0xFF00) {
+        blk[0] = (u8)(alen >> 8); blk[1] = (u8)alen; p = 2;
+    } else if ((uint64_t)alen <= 0xFFFFFFFFu) {
+        blk[0] = 0xFF; blk[1] = 0xFE;
+        for (int i = 0; i < 4; i++) blk[2 + i] = (u8)((uint64_t)alen >> (24 - 8 * i));
+        p = 6;
+    } else {
+        blk[0] = 0xFF; blk[1] = 0xFF;
+        for (int i = 0; i < 8; i++) blk[2 + i] = (u8)((uint64_t)alen >> (56 - 8 * i));
+        p = 10;
+    }
+    size_t take = alen < 16 - p ? alen : 16 - p;
+    memcpy(blk + p, aad, take);
+    return take;
+}
+
+/* ---- single message (per-call API) ------------------------------------------ */
+
+/* enc: out = C || T (len + M bytes).  dec: in = C, tag = received tag, out = P.
+ * Returns 0 on success, -1 on tag mismatch (out zeroed). */
+static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
+                       const u8 *in, size_t len, u8 *out, const u8 *tag, int enc)
+{
+    const u8 *rk = k->rk;
+    int M = k->tag_len;
+    const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
+    __m128i x, s0;
+    __m128i ctr = ccm_b0(nonce, nlen, alen, len, M, &x);
+    s0 = _mm_shuffle_epi8(ctr, bs);
+    AES2(rk, x, s0);
+    if (alen) {
+        _Alignas(16) u8 blk[16];
+        size_t used = ccm_aad_head(blk, aad, alen);
+        x = aes_enc(rk, _mm_xor_si128(x, _mm_load_si128((const __m128i *)blk)));
+        const u8 *a = aad + used;
+        size_t rem = alen - used;
+        for (; rem >= 16; rem -= 16, a += 16)
+            x = aes_enc(rk, _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)a)));
+        if (rem) x = aes_enc(rk, _mm_xor_si128(x, load_partial(a, rem)));
+    }
+    /* payload: MAC chain of block i and keystream of block i+1 in the same rounds */
+    ctr = _mm_add_epi64(ctr, one);
+    __m128i ks = _mm_shuffle_epi8(ctr, bs);
+    if (len) ks = aes_enc(rk, ks);
+    size_t off = 0;
+    for (; len - off >= 16; off += 16) {
+        __m128i c = _mm_loadu_si128((const __m128i *)(in + off));
+        __m128i o = _mm_xor_si128(c, ks);
+        _mm_storeu_si128((__m128i *)(out + off), o);
+        x = _mm_xor_si128(x, enc ? c : o);
+        ctr = _mm_add_epi64(ctr, one);
+        ks = _mm_shuffle_epi8(ctr, bs);
+        AES2(rk, x, ks);
+    }
+    if (len - off) {
+        size_t r = len - off;
+        _Alignas(16) u8 t[16] = {0};
+        memcpy(t, in + off, r);
+        __m128i c = _mm_load_si128((const __m128i *)t);
+        _mm_store_si128((__m128i *)t, _mm_xor_si128(c, ks));
+        memcpy(out + off, t, r);
+        if (!enc) { memset(t + r, 0, 16 - r); c = _mm_load_si128((const __m128i *)t); }
+        x = aes_enc(rk, _mm_xor_si128(x, c));
+        wipe(t, sizeof t);
+    }
+    _Alignas(16) u8 T[16];
+    _mm_store_si128((__m128i *)T, _mm_xor_si128(x, s0));
+    if (enc) {
+        memcpy(out + len, T, (size_t)M);
+        return 0;
+    }
+    u8 diff = 0;
+    for (int i = 0; i < M; i++) diff |= (u8)(T[i] ^ tag[i]);
+    wipe(T, sizeof T);
+    if (diff) {
+        wipe(out, len);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- multi-buffer kernel (batch API) ------------------------------------------ */
+
+typedef struct {
+    const KeyObject *key;
+    const u8 *nonce;
+    const u8 *aad;
+    const u8 *in;   /* plaintext (enc) or ciphertext (dec) */
+    const u8 *tag;  /* received tag (dec) */
+    u8 *out;        /* ciphertext||tag (enc) or plaintext (dec) */
+    size_t alen, len;
+    int nlen;
+    int status;     /* 0 ok, -1 tag mismatch, 1 skipped (no work) */
+} job_t;
+
+typedef struct {
+    const u8 *p;
+    size_t rem;
+} seg_t;
+
+typedef struct {
+    job_t *job;
+    const u8 *rk;
+    __m128i s0, b0;
+    size_t blocks;
+    int first;
+    int si;
+    seg_t seg[3];
+    _Alignas(16) u8 hdr[32];
+} lane_t;
+
+static _Alignas(16) u8 dummy_rk[11 * 16];
+
+INL __m128i lane_fetch(lane_t *l)
+{
+    while (l->seg[l->si].rem == 0) l->si++;
+    seg_t *s = &l->seg[l->si];
+    __m128i b;
+    if (s->rem >= 16) {
+        b = _mm_loadu_si128((const __m128i *)s->p);
+        s->p += 16;
+        s->rem -= 16;
+    } else {
+        b = load_partial(s->p, s->rem);
+        s->rem = 0;
+    }
+    return b;
+}
+
+/* Load a job into a lane: CTR over the whole payload (4 blocks in flight) and the
+ * MAC block stream set-up.  Returns the initial MAC state (B0). */
+static TGT __m128i lane_load(lane_t *l, job_t *j, int enc)
+{
+    const u8 *rk = j->key->rk;
+    const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
+    __m128i b0;
+    __m128i ctr = ccm_b0(j->nonce, j->nlen, j->alen, j->len, j->key->tag_len, &b0);
+    size_t nb = (j->len + 15) / 16;
+    size_t total = nb + 1, i = 0;
+    const u8 *in = j->in;
+    u8 *out = j->out;
+    while (i < total) {
+        __m128i c0 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
+        __m128i c1 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
+        __m128i c2 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
+        __m128i c3 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
+        AES4K(rk, rk, rk, rk, c0, c1, c2, c3);
+        __m128i cs[4] = {c0, c1, c2, c3};
+        for (int q = 0; q < 4 && i < total; q++, i++) {
+            if (i == 0) { l->s0 = cs[0]; continue; }
+            size_t off = (i - 1) * 16, r = j->len - off;
+            if (r >= 16) {
+                _mm_storeu_si128((__m128i *)(out + off),
+                                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(in + off)), cs[q]));
+            } else {
+                _Alignas(16) u8 t[16] = {0};
+                memcpy(t, in + off, r);
+                _mm_store_si128((__m128i *)t, _mm_xor_si128(_mm_load_si128((const __m128i *)t), cs[q]));
+                memcpy(out + off, t, r);
+                wipe(t, sizeof t);
+            }
+        }
+    }
+    l->job = j;
+    l->rk = rk;
+    l->si = 0;
+    l->first = 1;
+    l->b0 = b0;
+    size_t hdr_len = 0, used = 0;
+    if (j->alen) {
+        used = ccm_aad_head(l->hdr, j->aad, j->alen);
+        hdr_len = 16;
+    }
+    l->seg[0].p = l->hdr;
+    l->seg[0].rem = hdr_len;
+    l->seg[1].p = j->aad + used;
+    l->seg[1].rem = j->alen - used;
+    l->seg[2].p = enc ? j->in : j->out;
+    l->seg[2].rem = j->len;
+    l->blocks = 1 + hdr_len / 16 + (l->seg[1].rem + 15) / 16 + nb; /* incl. B0 */
+    return b0;
+}
+
+static TGT void lane_finish(lane_t *l, __m128i x, int enc)
+{
+    job_t *j = l->job;
+    _Alignas(16) u8 T[16];
+    int M = j->key->tag_len;
+    _mm_store_si128((__m128i *)T, _mm_xor_si128(x, l->s0));
+    if (enc) {
+        memcpy(j->out + j->len, T, (size_t)M);
+        j->status = 0;
+    } else {
+        u8 diff = 0;
+        for (int i = 0; i < M; i++) diff |= (u8)(T[i] ^ j->tag[i]);
+        if (diff) {
+            wipe(j->out, j->len);
+            j->status = -1;
+        } else {
+            j->status = 0;
+        }
+        wipe(T, sizeof T);
+    }
+    l->job = NULL;
+    l->rk = dummy_rk;
+}
+
+/* Process jobs[0..n) (entries with status 1 are skipped), 4 lanes interleaved. */
+static TGT void ccm_many(job_t *jobs, size_t n, int enc)
+{
+    lane_t lanes[4];
+    __m128i x[4];
+    size_t next = 0;
+    int active = 0;
+    for (int q = 0; q < 4; q++) {
+        lanes[q].job = NULL;
+        lanes[q].rk = dummy_rk;
+        x[q] = _mm_setzero_si128();
+    }
+    /* The first MAC step of a freshly loaded lane is E(B0): the lane starts from a
+     * zero chaining value with B0 as its first block. */
+    for (;;) {
+        for (int q = 0; q < 4; q++) {
+            if (lanes[q].job) continue;
+            while (next < n && jobs[next].status == 1) next++;
+            if (next < n) {
+                lane_load(&lanes[q], &jobs[next++], enc);
+                x[q] = _mm_setzero_si128();
+                active++;
+            }
+        }
+        if (!active) break;
+        for (int q = 0; q < 4; q++) {
+            lane_t *l = &lanes[q];
+            if (!l->job) continue;
+            __m128i b;
+            if (l->first) { b = l->b0; l->first = 0; }
+            else b = lane_fetch(l);
+            x[q] = _mm_xor_si128(x[q], b);
+        }
+        AES4K(lanes[0].rk, lanes[1].rk, lanes[2].rk, lanes[3].rk, x[0], x[1], x[2], x[3]);
+        for (int q = 0; q < 4; q++) {
+            lane_t *l = &lanes[q];
+            if (l->job && --l->blocks == 0) {
+                lane_finish(l, x[q], enc);
+                active--;
+            }
+        }
+    }
+}
+
+#endif /* CCM_HAVE_X86 */
+
+/* ---- argument helpers -------------------------------------------------------- */
+
+typedef struct {
+    const u8 *p;
+    Py_ssize_t n;
+    Py_buffer view;
+    int has_view;
+} arg_t;
+
+static int get_buf(PyObject *o, arg_t *a, const char *what)
+{
+    a->has_view = 0;
+    if (PyBytes_CheckExact(o)) {
+        char *s;
+        if (PyBytes_AsStringAndSize(o, &s, &a->n) < 0) return -1;
+        a->p = (const u8 *)s;
+        return 0;
+    }
+    if (PyObject_GetBuffer(o, &a->view, PyBUF_SIMPLE) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a bytes-like object", what);
+        return -1;
+    }
+    a->has_view = 1;
+    a->p = (const u8 *)a->view.buf;
+    a->n = a->view.len;
+    return 0;
+}
+
+static void rel_buf(arg_t *a)
+{
+    if (a->has_view) {
+        PyBuffer_Release(&a->view);
+        a->has_view = 0;
+    }
+}
+
+/* positional-or-keyword parsing for METH_FASTCALL|METH_KEYWORDS */
+static int parse_fast(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *const *names,
+                      int nreq, int ntot, PyObject **out, const char *fname)
+{
+    for (int i = 0; i < ntot; i++) out[i] = NULL;
+    if (nargs > ntot) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments", fname, ntot);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
+    if (kwnames) {
+        Py_ssize_t nk = PyTuple_Size(kwnames);
+        for (Py_ssize_t k = 0; k < nk; k++) {
+            PyObject *name = PyTuple_GetItem(kwnames, k);
+            int found = 0;
+            for (int i = 0; i < ntot; i++) {
+                if (PyUnicode_CompareWithASCIIString(name, names[i]) == 0) {
+                    if (out[i]) {
+                        PyErr_Format(PyExc_TypeError, "%s() got multiple values for '%s'", fname, names[i]);
+                        return -1;
+                    }
+                    out[i] = args[nargs + k];
+                    found = 1;
+                    break;
+                }
+            }
+            if (!found) {
+                PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument %R", fname, name);
+                return -1;
+            }
+        }
+    }
+    for (int i = 0; i < nreq; i++) {
+        if (!out[i]) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_nonce(Py_ssize_t nlen, Py_ssize_t plen)
+{
+    if (nlen < 7 || nlen > 13) {
+        PyErr_SetString(PyExc_ValueError, "nonce must be 7..13 bytes");
+        return -1;
+    }
+    int L = 15 - (int)nlen;
+    if (L < 8 && ((uint64_t)plen >> (8 * L)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "payload too long for this nonce length (must be < 2^(8L))");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Key type ------------------------------------------------------------------ */
+
+static PyObject *Key_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "tag_length", NULL};
+    Py_buffer kb;
+    int tag_len = 8;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|i:Key", kwlist, &kb, &tag_len)) return NULL;
+    if (kb.len != 16) {
+        PyBuffer_Release(&kb);
+        PyErr_SetString(PyExc_ValueError, "key must be 16 bytes (AES-128)");
+        return NULL;
+    }
+    if (tag_len < 4 || tag_len > 16 || (tag_len & 1)) {
+        PyBuffer_Release(&kb);
+        PyErr_SetString(PyExc_ValueError, "tag_length must be one of 4, 6, 8, 10, 12, 14, 16");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    KeyObject *self = (KeyObject *)alloc(type, 0);
+    if (!self) {
+        PyBuffer_Release(&kb);
+        return NULL;
+    }
+    u8 key[16];
+    memcpy(key, kb.buf, 16);
+    PyBuffer_Release(&kb);
+    self->tag_len = tag_len;
+#if CCM_HAVE_X86
+    key_setup(self, key);
+#endif
+    wipe(key, sizeof key);
+    return (PyObject *)self;
+}
+
+static void Key_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    KeyObject *k = (KeyObject *)self;
+    wipe(k->rk, sizeof k->rk);
+    wipe(k->k1, sizeof k->k1);
+    wipe(k->k2, sizeof k->k2);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *Key_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<osgp._ccm.Key tag_length=%d>", ((KeyObject *)self)->tag_len);
+}
+
+static PyObject *Key_get_tag_length(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(((KeyObject *)self)->tag_len);
+}
+
+static const char *const crypt_names[] = {"nonce", "data", "associated_data"};
+
+static PyObject *key_crypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int enc)
+{
+    KeyObject *k = (KeyObject *)self;
+    PyObject *o[3];
+    if (parse_fast(args, nargs, kwnames, crypt_names, 2, 3, o, enc ? "encrypt" : "decrypt") < 0) return NULL;
+    arg_t an, ad, aa;
+    aa.has_view = 0; aa.p = NULL; aa.n = 0;
+    PyObject *res = NULL;
+    if (get_buf(o[0], &an, "nonce") < 0) return NULL;
+    if (get_buf(o[1], &ad, "data") < 0) { rel_buf(&an); return NULL; }
+    if (o[2] && o[2] != Py_None && get_buf(o[2], &aa, "associated_data") < 0) goto done;
+    Py_ssize_t M = k->tag_len;
+    Py_ssize_t plen = enc ? ad.n : ad.n - M;
+    if (an.n < 7 || an.n > 13) { check_nonce(an.n, 0); goto done; }
+    if (plen < 0) { PyErr_SetNone(InvalidTag); goto done; }
+    if (check_nonce(an.n, plen) < 0) goto done;
+    res = PyBytes_FromStringAndSize(NULL, enc ? plen + M : plen);
+    if (!res) goto done;
+    {
+        u8 *out = (u8 *)PyBytes_AsString(res);
+        int rc = 0;
+#if CCM_HAVE_X86
+        if (plen + aa.n >= GIL_RELEASE_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = ccm_one(k, an.p, (int)an.n, aa.p, (size_t)aa.n, ad.p, (size_t)plen, out, ad.p + plen, enc);
+            Py_END_ALLOW_THREADS
+        } else {
+            rc = ccm_one(k, an.p, (int)an.n, aa.p, (size_t)aa.n, ad.p, (size_t)plen, out, ad.p + plen, enc);
+        }
+#else
+        rc = -1;
+#endif
+        if (rc) {
+            Py_CLEAR(res);
+            PyErr_SetNone(InvalidTag);
+        }
+    }
+done:
+    rel_buf(&an); rel_buf(&ad); rel_buf(&aa);
+    return res;
+}
+
+static PyObject *Key_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_crypt(self, args, nargs, kwnames, 1);
+}
+
+static PyObject *Key_decrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_crypt(self, args, nargs, kwnames, 0);
+}
+
+static PyObject *Key_cmac(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "cmac() takes exactly one argument");
+        return NULL;
+    }
+    arg_t a;
+    if (get_buf(args[0], &a, "data") < 0) return NULL;
+    u8 t[16];
+#if CCM_HAVE_X86
+    cmac_raw((KeyObject *)self, a.p, (size_t)a.n, t);
+#else
+    memset(t, 0, 16);
+#endif
+    rel_buf(&a);
+    return PyBytes_FromStringAndSize((const char *)t, 16);
+}
+
+static PyObject *Key_cmac_verify(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "cmac_verify() takes exactly two arguments");
+        return NULL;
+    }
+    arg_t a, tg;
+    if (get_buf(args[0], &a, "data") < 0) return NULL;
+    if (get_buf(args[1], &tg, "tag") < 0) { rel_buf(&a); return NULL; }
+    if (tg.n < 4 || tg.n > 16) {
+        rel_buf(&a); rel_buf(&tg);
+        PyErr_SetString(PyExc_ValueError, "CMAC tag must be 4..16 bytes");
+        return NULL;
+    }
+    u8 t[16], diff = 0;
+#if CCM_HAVE_X86
+    cmac_raw((KeyObject *)self, a.p, (size_t)a.n, t);
+#else
+    memset(t, 0, 16);
+    diff = 1;
+#endif
+    for (Py_ssize_t i = 0; i < tg.n; i++) diff |= (u8)(t[i] ^ tg.p[i]);
+    wipe(t, sizeof t);
+    rel_buf(&a); rel_buf(&tg);
+    return PyBool_FromLong(diff == 0);
+}
+
+static PyMethodDef Key_methods[] = {
+    {"encrypt", (PyCFunction)(void (*)(void))Key_encrypt, METH_FASTCALL | METH_KEYWORDS,
+     "encrypt(nonce, data, associated_data=None) -> ciphertext || tag"},
+    {"decrypt", (PyCFunction)(void (*)(void))Key_decrypt, METH_FASTCALL | METH_KEYWORDS,
+     "decrypt(nonce, data, associated_data=None) -> plaintext; raises InvalidTag"},
+    {"cmac", (PyCFunction)(void (*)(void))Key_cmac, METH_FASTCALL, "cmac(data) -> 16-byte AES-CMAC"},
+    {"cmac_verify", (PyCFunction)(void (*)(void))Key_cmac_verify, METH_FASTCALL,
+     "cmac_verify(data, tag) -> bool (constant time; tag 4..16 bytes, truncated CMAC)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Key_getset[] = {
+    {"tag_length", Key_get_tag_length, NULL, "CCM tag length in bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Key_slots[] = {
+    {Py_tp_new, Key_new},
+    {Py_tp_dealloc, Key_dealloc},
+    {Py_tp_repr, Key_repr},
+    {Py_tp_methods, Key_methods},
+    {Py_tp_getset, Key_getset},
+    {Py_tp_doc, "Key(key, tag_length=8): AES-128 key for CCM (SP 800-38C) and CMAC (RFC 4493), AES-NI."},
+    {0, NULL},
+};
+
+static PyType_Spec Key_spec = {
+    "osgp._ccm.Key", sizeof(KeyObject), 0, Py_TPFLAGS_DEFAULT, Key_slots,
+};
+
+/* ---- batch API ------------------------------------------------------------------- */
+
+/* Owned reference to a bytes object holding `o`'s content (copied unless it is bytes). */
+static PyObject *as_bytes(PyObject *o, Py_ssize_t i, const char *what)
+{
+    if (PyBytes_CheckExact(o)) {
+        Py_INCREF(o);
+        return o;
+    }
+    if (!PyObject_CheckBuffer(o)) {
+        PyErr_Format(PyExc_TypeError, "frame %zd: %s must be a bytes-like object", i, what);
+        return NULL;
+    }
+    return PyBytes_FromObject(o);
+}
+
+static PyObject *batch(PyObject *frames, int enc)
+{
+    Py_ssize_t n = PySequence_Size(frames);
+    if (n < 0) return NULL;
+    job_t *jobs = NULL;
+    PyObject **refs = NULL; /* 5 per frame: key, nonce, data, aad, out */
+    PyObject *result = NULL;
+    Py_ssize_t filled = 0;
+    if (n == 0) return PyList_New(0);
+    jobs = PyMem_Calloc((size_t)n, sizeof(job_t));
+    refs = PyMem_Calloc((size_t)n * 5, sizeof(PyObject *));
+    if (!jobs || !refs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++, filled++) {
+        PyObject **r = refs + 5 * i;
+        job_t *j = &jobs[i];
+        PyObject *fr = PySequence_GetItem(frames, i);
+        if (!fr) goto done;
+        if (!PyTuple_Check(fr) || PyTuple_Size(fr) != 4) {
+            Py_DECREF(fr);
+            PyErr_Format(PyExc_TypeError, "frame %zd: expected a (key, nonce, data, aad) tuple", i);
+            goto done;
+        }
+        PyObject *ko = PyTuple_GetItem(fr, 0);
+        if (Py_TYPE(ko) != KeyType) {
+            Py_DECREF(fr);
+            PyErr_Format(PyExc_TypeError, "frame %zd: key must be an osgp._ccm.Key", i);
+            goto done;
+        }
+        Py_INCREF(ko);
+        r[0] = ko;
+        r[1] = as_bytes(PyTuple_GetItem(fr, 1), i, "nonce");
+        if (!r[1]) { Py_DECREF(fr); goto done; }
+        r[2] = as_bytes(PyTuple_GetItem(fr, 2), i, "data");
+        if (!r[2]) { Py_DECREF(fr); goto done; }
+        PyObject *ao = PyTuple_GetItem(fr, 3);
+        if (ao != Py_None) {
+            r[3] = as_bytes(ao, i, "aad");
+            if (!r[3]) { Py_DECREF(fr); goto done; }
+        }
+        Py_DECREF(fr);
+        char *s;
+        Py_ssize_t nl, dl, al = 0;
+        KeyObject *k = (KeyObject *)ko;
+        j->key = k;
+        PyBytes_AsStringAndSize(r[1], &s, &nl); j->nonce = (const u8 *)s;
+        PyBytes_AsStringAndSize(r[2], &s, &dl); j->in = (const u8 *)s;
+        if (r[3]) { PyBytes_AsStringAndSize(r[3], &s, &al); j->aad = (const u8 *)s; }
+        j->alen = (size_t)al;
+        j->nlen = (int)nl;
+        Py_ssize_t plen = enc ? dl : dl - k->tag_len;
+        if (check_nonce(nl, plen < 0 ? 0 : plen) < 0) {
+            PyObject *et, *ev, *tb;
+            PyErr_Fetch(&et, &ev, &tb);
+            PyErr_Format(PyExc_ValueError, "frame %zd: %S", i, ev);
+            Py_XDECREF(et); Py_XDECREF(ev); Py_XDECREF(tb);
+            goto done;
+        }
+        if (plen < 0) {
+            j->status = 1; /* shorter than the tag: fails, no work */
+            continue;
+        }
+        j->len = (size_t)plen;
+        j->tag = j->in + plen;
+        r[4] = PyBytes_FromStringAndSize(NULL, enc ? plen + k->tag_len : plen);
+        if (!r[4]) goto done;
+        j->out = (u8 *)PyBytes_AsString(r[4]);
+    }
+#if CCM_HAVE_X86
+    Py_BEGIN_ALLOW_THREADS
+    ccm_many(jobs, (size_t)n, enc);
+    Py_END_ALLOW_THREADS
+#endif
+    result = PyList_New(n);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v;
+        if (jobs[i].status == 0) {
+            v = refs[5 * i + 4];
+            refs[5 * i + 4] = NULL; /* stolen by the list */
+        } else {
+            v = Py_None;
+            Py_INCREF(v);
+        }
+        PyList_SetItem(result, i, v);
+    }
+done:
+    if (refs) {
+        for (Py_ssize_t i = 0; i < filled + 1 && i < n; i++)
+            for (int q = 0; q < 5; q++) Py_XDECREF(refs[5 * i + q]);
+        PyMem_Free(refs);
+    }
+    PyMem_Free(jobs);
+    return result;
+}
+
+static PyObject *mod_encrypt_batch(PyObject *m, PyObject *frames)
+{
+    (void)m;
+    return batch(frames, 1);
+}
+
+static PyObject *mod_decrypt_batch(PyObject *m, PyObject *frames)
+{
+    (void)m;
+    return batch(frames, 0);
+}
+
+static PyMethodDef module_methods[] = {
+    {"encrypt_batch", mod_encrypt_batch, METH_O,
+     "encrypt_batch(frames) -> list[bytes]; frames: sequence of (Key, nonce, plaintext, aad|None)"},
+    {"decrypt_batch", mod_decrypt_batch, METH_O,
+     "decrypt_batch(frames) -> list[bytes|None]; frames: sequence of (Key, nonce, ciphertext||tag, aad|None); "
+     "None where the tag does not verify"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef ccm_module = {
+    PyModuleDef_HEAD_INIT, "osgp._ccm",
+    "AES-128-CCM (SP 800-38C) and AES-CMAC (RFC 4493) with AES-NI for OSGP-AES-128-PSK.",
+    -1, module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__ccm(void)
+{
+#if CCM_HAVE_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
+        PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
+        return NULL;
+    }
+#else
+    PyErr_SetString(PyExc_ImportError, "osgp._ccm: built without AES-NI support");
+    return NULL;
+#endif
+    PyObject *errmod = PyImport_ImportModule("osgp._ccm_errors");
+    if (!errmod) return NULL;
+    PyObject *it = PyObject_GetAttrString(errmod, "InvalidTag");
+    Py_DECREF(errmod);
+    if (!it) return NULL;
+    PyObject *m = PyModule_Create(&ccm_module);
+    if (!m) { Py_DECREF(it); return NULL; }
+    PyTypeObject *kt = (PyTypeObject *)PyType_FromSpec(&Key_spec);
+    if (!kt) goto fail;
+    /* kt and it: one reference each kept in the globals, one added to the module */
+    if (PyModule_AddObjectRef(m, "Key", (PyObject *)kt) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "InvalidTag", it) < 0) goto fail;
+    if (PyModule_AddObjectRef(m, "HAVE_AESNI", Py_True) < 0) goto fail;
+    Py_XDECREF((PyObject *)KeyType);
+    KeyType = kt;
+    Py_XDECREF(InvalidTag);
+    InvalidTag = it;
+    return m;
+fail:
+    Py_XDECREF((PyObject *)kt);
+    Py_DECREF(it);
+    Py_DECREF(m);
+    return NULL;
+}
