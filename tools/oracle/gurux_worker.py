@@ -1,0 +1,516 @@
+"""gurux-dlms (GPL-2) oracle worker: runs ONLY inside the oracle venv, as its own process.
+
+Speaks JSON lines (see ``shared_worker.py``).  Ops:
+
+- ``decode_data {hex}``      A-XDR Data -> norm, with gurux's own per-type decoders
+                             (``_GXCommon.getData``) and object-count reader;
+- ``encode_data {value}``    norm -> hex with gurux's ``_GXCommon.setData`` per scalar;
+- ``decode_apdu {hex}``      xDLMS/ACSE APDU -> norm via ``GXDLMSTranslator.pduToXml``
+                             (SIMPLE_XML), gurux's own name tables mapped back to numbers;
+- ``xml {hex}``              the raw translator output (debugging).
+
+Never imported by the project; never imports the project.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_worker import (  # noqa: E402
+    INT_TYPES,
+    NAME_TAGS,
+    TAG_NAMES,
+    Unsupported,
+    norm,
+    reverse24,
+    serve,
+)
+
+from gurux_dlms import GXBitString, GXByteBuffer, GXDLMSSettings, GXDLMSTranslator  # noqa: E402
+from gurux_dlms.enums import Authentication, DataType, TranslatorOutputType  # noqa: E402
+from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: E402
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # noqa: E402
+from gurux_dlms.TranslatorSimpleTags import TranslatorSimpleTags  # noqa: E402
+
+SETTINGS = GXDLMSSettings(False, None)
+TRANSLATOR = GXDLMSTranslator(TranslatorOutputType.SIMPLE_XML)
+TRANSLATOR.comments = False
+
+# ----------------------------------------------------------------------------- data decode
+
+
+def _scalar(buff: GXByteBuffer, tag: int, start: int) -> dict[str, Any]:
+    """Let gurux read one tagged scalar at ``start``; normalize what it returns."""
+    name = TAG_NAMES.get(tag)
+    if name is None:
+        raise ValueError(f"unknown tag {tag}")
+    if name in ("compact-array", "dont-care"):
+        # gurux getData: compact-array needs the column types it cannot return to us
+        # (values only); dont-care (255) is not a type gurux knows.
+        raise Unsupported(f"gurux has no usable decoder for {name}")
+    info = _GXDataInfo()
+    value = _GXCommon.getData(SETTINGS, buff, info)
+    if not info.complete:
+        raise ValueError("gurux: incomplete data")
+    end = buff.position
+    raw = bytes(buff.array()[start + 1 : end]) if hasattr(buff, "array") else None
+    if name == "null-data":
+        return norm(name, None)
+    if name == "boolean":
+        return norm(name, bool(value))
+    if name in INT_TYPES:
+        return norm(name, int(value))
+    if name == "bit-string":
+        return norm(name, str(value))
+    if name == "octet-string":
+        return norm(name, bytes(value).hex().upper())
+    if name == "visible-string":
+        return norm(name, str(value))
+    if name == "utf8-string":
+        # gurux returns UTF-8 strings as spaced hex ("E2 82 AC"); undo that here.
+        return norm(name, bytes.fromhex(str(value).replace(" ", "")).decode("utf-8") if value else "")
+    if name == "float32":
+        return norm(name, struct.pack(">f", float(value)).hex().upper())
+    if name == "float64":
+        return norm(name, struct.pack(">d", float(value)).hex().upper())
+    if name in ("date-time", "date", "time"):
+        # gurux parsed it (it raises on a short value); its object model folds the
+        # deviation/status into a tz-aware datetime, so compare the octets it consumed.
+        assert raw is not None
+        return norm(name, raw[-{"date-time": 12, "date": 5, "time": 4}[name] :].hex().upper())
+    raise ValueError(f"unhandled {name}")
+
+
+def _walk(buff: GXByteBuffer, data: bytes) -> dict[str, Any]:
+    start = buff.position
+    if start >= len(data):
+        raise ValueError("gurux walk: out of data")
+    tag = data[start]
+    if tag in (1, 2):
+        buff.position = start + 1
+        count = _GXCommon.getObjectCount(buff)
+        items = [_walk(buff, data) for _ in range(count)]
+        return norm(TAG_NAMES[tag], items)
+    return _scalar(buff, tag, start)
+
+
+def _shape(n: dict[str, Any]) -> Any:
+    if n["type"] in ("array", "structure"):
+        return [_shape(x) for x in n["value"]]
+    return None
+
+
+def _gx_shape(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_gx_shape(x) for x in v]
+    return None
+
+
+def decode_data(req: dict[str, Any]) -> Any:
+    data = bytes.fromhex(req["hex"])
+    buff = GXByteBuffer(data)
+    result = _walk(buff, data)
+    if buff.position != len(data):
+        raise ValueError(f"gurux consumed {buff.position} of {len(data)} octets")
+    # gurux's own recursive decoder over the whole value must agree on the shape
+    whole = GXByteBuffer(data)
+    info = _GXDataInfo()
+    v = _GXCommon.getData(SETTINGS, whole, info)
+    if not info.complete or whole.position != len(data) or _gx_shape(v) != _shape(result):
+        raise ValueError("gurux getData disagrees with its own element walk")
+    return result
+
+
+# ----------------------------------------------------------------------------- data encode
+
+_GX_TYPES = {
+    "null-data": DataType.NONE,
+    "boolean": DataType.BOOLEAN,
+    "bit-string": DataType.BITSTRING,
+    "double-long": DataType.INT32,
+    "double-long-unsigned": DataType.UINT32,
+    "octet-string": DataType.OCTET_STRING,
+    "visible-string": DataType.STRING,
+    "utf8-string": DataType.STRING_UTF8,
+    "bcd": DataType.BCD,
+    "integer": DataType.INT8,
+    "long": DataType.INT16,
+    "unsigned": DataType.UINT8,
+    "long-unsigned": DataType.UINT16,
+    "long64": DataType.INT64,
+    "long64-unsigned": DataType.UINT64,
+    "enum": DataType.ENUM,
+    "float32": DataType.FLOAT32,
+    "float64": DataType.FLOAT64,
+    "date-time": DataType.DATETIME,
+    "date": DataType.DATE,
+    "time": DataType.TIME,
+}
+
+
+def _encode(buff: GXByteBuffer, n: dict[str, Any]) -> None:
+    t = n["type"]
+    v = n.get("value")
+    if t in ("array", "structure"):
+        buff.setUInt8(NAME_TAGS[t])
+        _GXCommon.setObjectCount(len(v), buff)
+        for item in v:
+            _encode(buff, item)
+        return
+    dt = _GX_TYPES.get(t)
+    if dt is None:
+        raise Unsupported(f"gurux cannot encode {t}")
+    if t in INT_TYPES:
+        size, signed = INT_TYPES[t]
+        if signed and v < 0 and t in ("long", "double-long", "long64"):
+            # gurux writes these with its unsigned setters: hand it the two's complement.
+            v = v + (1 << (8 * size))
+        value: Any = v
+    elif t == "octet-string":
+        value = bytes.fromhex(v)
+    elif t == "bit-string":
+        value = GXBitString(v)
+    elif t in ("float32", "float64"):
+        fmt = ">f" if t == "float32" else ">d"
+        value = struct.unpack(fmt, bytes.fromhex(v))[0]
+    elif t in ("date-time", "date", "time"):
+        # gurux encodes its own date objects; build one with gurux's decoder from the octets.
+        raw = bytes.fromhex(v)
+        value = _GXCommon.changeType(SETTINGS, bytearray(raw), dt)
+    else:
+        value = v
+    _GXCommon.setData(SETTINGS, buff, dt, value)
+
+
+def encode_data(req: dict[str, Any]) -> Any:
+    buff = GXByteBuffer()
+    _encode(buff, req["value"])
+    return bytes(buff.array()).hex().upper()
+
+
+# ----------------------------------------------------------------------------- APDU decode
+
+# gurux's own forward name tables, inverted (names -> numbers)
+_ERROR_NAMES: dict[str, int] = {}
+for _i in range(256):
+    try:
+        _ERROR_NAMES[TranslatorSimpleTags.errorCodeToString(_i).lower()] = _i
+    except Exception:
+        pass
+_AUTH_NAMES: dict[str, int] = {}
+for _i in range(8):
+    try:
+        _AUTH_NAMES[str(Authentication.toString(_i)).lower()] = _i
+    except Exception:
+        pass
+_RELEASE_REQ: dict[str, int] = {}
+_RELEASE_RES: dict[str, int] = {}
+for _i in (0, 1, 30):
+    try:
+        _RELEASE_REQ[TranslatorSimpleTags.releaseRequestReasonToString(_i).lower()] = _i
+    except Exception:
+        pass
+    try:
+        _RELEASE_RES[TranslatorSimpleTags.releaseResponseReasonToString(_i).lower()] = _i
+    except Exception:
+        pass
+_CONTEXT = {"LN": 1, "SN": 2, "LN_WITH_CIPHERING": 3, "SN_WITH_CIPHERING": 4}
+
+_XML_TYPES = {
+    "None": "null-data",
+    "Array": "array",
+    "Structure": "structure",
+    "Boolean": "boolean",
+    "BitString": "bit-string",
+    "Int32": "double-long",
+    "UInt32": "double-long-unsigned",
+    "OctetString": "octet-string",
+    "String": "visible-string",
+    "StringUTF8": "utf8-string",
+    "BCD": "bcd",
+    "Int8": "integer",
+    "Int16": "long",
+    "UInt8": "unsigned",
+    "UInt16": "long-unsigned",
+    "Int64": "long64",
+    "UInt64": "long64-unsigned",
+    "Enum": "enum",
+    "Float32": "float32",
+    "Float64": "float64",
+    "DateTime": "date-time",
+    "Date": "date",
+    "Time": "time",
+}
+
+_LINE = re.compile(r'^(\s*<\w+ Value=")(.*)(" />)\s*$')
+
+
+def _escape_xml(text: str) -> str:
+    """gurux writes attribute values unescaped (a visible-string '<' breaks the XML)."""
+    if "<ProposedConformance>" in text and "</ProposedConformance>" not in text:
+        # dlms-anchors §5 #10: in an RLRE gurux opens <ProposedConformance> and closes
+        # </NegotiatedConformance>; repair the element name so the XML parses.
+        text = text.replace("<ProposedConformance>", "<NegotiatedConformance>")
+    out = []
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m:
+            inner = m.group(2).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+            line = m.group(1) + inner + m.group(3)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _val(e: ET.Element | None) -> str:
+    if e is None:
+        raise ValueError("missing element")
+    return e.attrib.get("Value", "")
+
+
+def _xml_data(e: ET.Element) -> dict[str, Any]:
+    name = _XML_TYPES.get(e.tag)
+    if name is None:
+        raise Unsupported(f"gurux XML data tag {e.tag}")
+    if name in ("array", "structure"):
+        items = [_xml_data(c) for c in e]
+        if int(e.attrib.get("Qty", "0"), 16) != len(items):
+            raise ValueError("gurux Qty differs from the number of items")
+        return norm(name, items)
+    v = _val(e)
+    if name == "null-data":
+        return norm(name, None)
+    if name == "boolean":
+        return norm(name, v.lower() == "true")
+    if name in INT_TYPES:
+        size, signed = INT_TYPES[name]
+        return norm(name, int.from_bytes(bytes.fromhex(v), "big", signed=signed))
+    if name == "utf8-string":
+        return norm(name, bytes.fromhex(v.replace(" ", "")).decode("utf-8"))
+    if name == "visible-string" or name == "bit-string":
+        return norm(name, v)
+    return norm(name, v.replace(" ", "").upper())
+
+
+def _only_child(e: ET.Element) -> ET.Element:
+    kids = list(e)
+    if len(kids) != 1:
+        raise ValueError(f"{e.tag}: expected one child, got {len(kids)}")
+    return kids[0]
+
+
+def _descriptor(e: ET.Element, member: str) -> dict[str, Any]:
+    return {
+        "class_id": int(_val(e.find("ClassId")), 16),
+        "instance_id": _val(e.find("InstanceId")).upper(),
+        member: int(_val(e.find("AttributeId" if member == "attribute_id" else "MethodId")), 16),
+    }
+
+
+def _access(e: ET.Element) -> dict[str, Any] | None:
+    a = e.find("AccessSelection")
+    if a is None:
+        return None
+    return {
+        "selector": int(_val(a.find("AccessSelector")), 16),
+        "parameters": _xml_data(_only_child(a.find("AccessParameters"))),  # type: ignore[arg-type]
+    }
+
+
+def _error(e: ET.Element) -> int:
+    return _ERROR_NAMES[_val(e).lower()]
+
+
+def _get_result(e: ET.Element) -> dict[str, Any]:
+    if e.tag == "Data":
+        return {"data": _xml_data(_only_child(e))}
+    if e.tag == "DataAccessError":
+        return {"error": _error(e)}
+    raise ValueError(f"unexpected result element {e.tag}")
+
+
+def _conformance(e: ET.Element | None) -> int:
+    if e is None:
+        raise ValueError("no conformance")
+    gx = 0
+    for bit in e:
+        gx |= int(TranslatorSimpleTags.value_ofConformance(bit.attrib["Name"]))
+    # dlms-anchors §5 #6: gurux's Conformance IntFlag is bit-reversed against the wire.
+    return reverse24(gx)
+
+
+def _initiate(e: ET.Element) -> dict[str, Any]:
+    if e.tag == "InitiateRequest":
+        dk = e.find("DedicatedKey")
+        return {
+            "initiate-request": {
+                "dedicated_key": _val(dk).upper() if dk is not None else None,
+                "proposed_dlms_version_number": int(_val(e.find("ProposedDlmsVersionNumber")), 16),
+                "proposed_conformance": _conformance(e.find("ProposedConformance")),
+                "client_max_receive_pdu_size": int(_val(e.find("ProposedMaxPduSize")), 16),
+            }
+        }
+    if e.tag == "InitiateResponse":
+        conf = e.find("NegotiatedConformance")
+        if conf is None:
+            # dlms-anchors §5 #10: inside an RLRE gurux opens <ProposedConformance>.
+            conf = e.find("ProposedConformance")
+        return {
+            "initiate-response": {
+                "negotiated_dlms_version_number": int(
+                    _val(e.find("NegotiatedDlmsVersionNumber")), 16
+                ),
+                "negotiated_conformance": _conformance(conf),
+                "server_max_receive_pdu_size": int(_val(e.find("NegotiatedMaxPduSize")), 16),
+                "vaa_name": int(_val(e.find("VaaName")), 16),
+            }
+        }
+    if e.tag == "ConfirmedServiceError":
+        se = _only_child(e.find("ServiceError"))  # type: ignore[arg-type]
+        kind = TranslatorSimpleTags.getServiceError(se.tag)
+        return {"confirmed-service-error": {
+            "service": int(_val(e.find("Service")), 16),
+            "error_type": int(kind),
+            "error": int(TranslatorSimpleTags.getError(kind, _val(se))),
+        }}
+    raise Unsupported(f"user-information {e.tag}")
+
+
+def _acse(root: ET.Element, kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"apdu": kind}
+    if kind in ("aarq", "aare"):
+        _assoc(root, kind, out)
+    if kind in ("rlrq", "rlre"):
+        r = root.find("Reason")
+        table = _RELEASE_REQ if kind == "rlrq" else _RELEASE_RES
+        out["reason"] = table[_val(r).lower()] if r is not None else None
+    ui = None
+    for tag in ("InitiateRequest", "InitiateResponse", "ConfirmedServiceError"):
+        el = root.find(tag)
+        if el is not None:
+            ui = _initiate(el)
+    out["user_information"] = ui
+    return out
+
+
+def _assoc(root: ET.Element, kind: str, out: dict[str, Any]) -> None:
+    ctx = root.find("ApplicationContextName")
+    out["application_context_name"] = _CONTEXT[_val(ctx)]
+    title = root.find("CallingAPTitle" if kind == "aarq" else "RespondingAPTitle")
+    out["ap_title"] = _val(title).upper() if title is not None else None
+    mech = root.find("MechanismName")
+    out["mechanism_name"] = _AUTH_NAMES[_val(mech).lower()] if mech is not None else None
+    auth = root.find("CallingAuthentication" if kind == "aarq" else "RespondingAuthentication")
+    out["authentication_value"] = _val(auth).upper() if auth is not None else None
+    if kind == "aare":
+        out["result"] = int(_val(root.find("AssociationResult")), 16)
+        diag = _only_child(root.find("ResultSourceDiagnostic"))  # type: ignore[arg-type]
+        out["result_source_diagnostic"] = {
+            {"ACSEServiceUser": "acse-service-user", "ACSEServiceProvider": "acse-service-provider"}[
+                diag.tag
+            ]: int(_val(diag), 16)
+        }
+
+
+def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
+    top = root.tag
+    if top == "AssociationRequest":
+        return _acse(root, "aarq")
+    if top == "AssociationResponse":
+        return _acse(root, "aare")
+    if top == "ReleaseRequest":
+        return _acse(root, "rlrq")
+    if top == "ReleaseResponse":
+        return _acse(root, "rlre")
+    e = _only_child(root)
+    iip = int(_val(e.find("InvokeIdAndPriority")), 16)
+    sub = e.tag
+    if sub == "GetRequestNormal":
+        d = e.find("AttributeDescriptor")
+        return {"apdu": "get-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": _descriptor(d, "attribute_id"), "access_selection": _access(e)}  # type: ignore[arg-type]
+    if sub == "GetRequestForNextDataBlock":
+        return {"apdu": "get-request-next", "invoke_id_and_priority": iip,
+                "block_number": int(_val(e.find("BlockNumber")), 16)}
+    if sub == "GetRequestWithList":
+        items = []
+        for w in e.find("AttributeDescriptorList"):  # type: ignore[union-attr]
+            items.append({"descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
+                          "access_selection": _access(w)})
+        return {"apdu": "get-request-with-list", "invoke_id_and_priority": iip, "items": items}
+    if sub == "GetResponseNormal":
+        return {"apdu": "get-response-normal", "invoke_id_and_priority": iip,
+                "result": _get_result(_only_child(e.find("Result")))}  # type: ignore[arg-type]
+    if sub == "GetResponseWithList":
+        res = e.find("Result")
+        results = [_get_result(c) for c in res]  # type: ignore[union-attr]
+        if int(res.attrib["Qty"], 16) != len(results):  # type: ignore[union-attr]
+            raise ValueError(
+                f"gurux translator lists {len(results)} of Qty={res.attrib['Qty']} results"  # type: ignore[union-attr]
+            )
+        return {"apdu": "get-response-with-list", "invoke_id_and_priority": iip, "results": results}
+    if sub == "GetResponsewithDataBlock":
+        r = e.find("Result")
+        inner = r.find("Result")  # type: ignore[union-attr]
+        raw = inner.find("RawData") if inner is not None else None
+        return {"apdu": "get-response-with-datablock", "invoke_id_and_priority": iip,
+                "last_block": int(_val(r.find("LastBlock")), 16) != 0,  # type: ignore[union-attr]
+                "block_number": int(_val(r.find("BlockNumber")), 16),  # type: ignore[union-attr]
+                "result": {"raw_data": _val(raw).upper()} if raw is not None
+                else {"error": _error(_only_child(inner))}}  # type: ignore[arg-type]
+    if sub == "SetRequestNormal":
+        d = e.find("AttributeDescriptor")
+        return {"apdu": "set-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": _descriptor(d, "attribute_id"), "access_selection": _access(e),  # type: ignore[arg-type]
+                "value": _xml_data(_only_child(e.find("Value")))}  # type: ignore[arg-type]
+    if sub == "SetRequestWithList":
+        items = []
+        for w in e.find("AttributeDescriptorList"):  # type: ignore[union-attr]
+            items.append({"descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
+                          "access_selection": _access(w)})
+        values = [_xml_data(c) for c in e.find("ValueList")]  # type: ignore[union-attr]
+        return {"apdu": "set-request-with-list", "invoke_id_and_priority": iip,
+                "items": items, "values": values}
+    if sub == "SetResponseNormal":
+        return {"apdu": "set-response-normal", "invoke_id_and_priority": iip,
+                "result": _error(e.find("Result"))}  # type: ignore[arg-type]
+    if sub == "SetResponseWithList":
+        return {"apdu": "set-response-with-list", "invoke_id_and_priority": iip,
+                "results": [_error(c) for c in e.find("Result")]}  # type: ignore[union-attr]
+    if sub == "ActionRequestNormal":
+        d = e.find("MethodDescriptor")
+        p = e.find("MethodInvocationParameters")
+        return {"apdu": "action-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": _descriptor(d, "method_id"),  # type: ignore[arg-type]
+                "parameters": _xml_data(_only_child(p)) if p is not None else None}
+    if sub == "ActionResponseNormal":
+        rp = e.find("ReturnParameters")
+        ret = None
+        if rp is not None:
+            ret = _get_result(_only_child(rp))
+        return {"apdu": "action-response-normal", "invoke_id_and_priority": iip,
+                "result": _error(e.find("Result")), "return": ret}  # type: ignore[arg-type]
+    raise Unsupported(f"gurux translator element {top}/{sub} not mapped")
+
+
+def decode_apdu(req: dict[str, Any]) -> Any:
+    text = TRANSLATOR.pduToXml(req["hex"])
+    if not text.strip():
+        raise ValueError("gurux translator returned nothing")
+    root = ET.fromstring(_escape_xml(text))
+    return _apdu_from_xml(root)
+
+
+def raw_xml(req: dict[str, Any]) -> Any:
+    return TRANSLATOR.pduToXml(req["hex"])
+
+
+if __name__ == "__main__":
+    serve({"decode_data": decode_data, "encode_data": encode_data, "decode_apdu": decode_apdu,
+           "xml": raw_xml})

@@ -1,0 +1,428 @@
+"""Differential-testing harness: long-lived oracle workers over JSON lines.
+
+gurux-dlms (GPL-2) and dlms-cosem (BSL-1.1) run only as separate processes from
+the oracle venv (``tools/oracle/venv.py``); this module starts them, sends
+requests and reads answers.  It never imports an oracle.
+
+    with OracleWorker("gurux") as g:
+        g.call("decode_data", hex="0600001391")
+        # -> {"type": "double-long-unsigned", "value": 5009}
+
+Operations (both workers unless noted): ``decode_data {hex}``,
+``encode_data {value}``, ``decode_apdu {hex}``, ``encode_apdu {apdu}``
+(dlms-cosem), ``caps`` (dlms-cosem), ``xml {hex}`` (gurux), ``ping``.
+
+The normalized representation ("norm") is specified in ``shared_worker.py``
+for Data; APDUs are ``{"apdu": name, ...}`` with, per name:
+
+- get-request-normal: invoke_id_and_priority, descriptor {class_id, instance_id
+  (hex), attribute_id}, access_selection (None | {selector, parameters: norm})
+- get-request-next: invoke_id_and_priority, block_number
+- get-request-with-list: invoke_id_and_priority, items [{descriptor, access_selection}]
+- get-response-normal: invoke_id_and_priority, result ({data: norm} | {error: int})
+- get-response-with-list: invoke_id_and_priority, results [result]
+- get-response-with-datablock: invoke_id_and_priority, last_block, block_number,
+  result ({raw_data: hex} | {error: int})
+- set-request-normal: invoke_id_and_priority, descriptor, access_selection, value
+- set-request-with-list: invoke_id_and_priority, items, values [norm]
+- set-response-normal: invoke_id_and_priority, result (int)
+- set-response-with-list: invoke_id_and_priority, results [int]
+- action-request-normal: invoke_id_and_priority, descriptor {class_id,
+  instance_id, method_id}, parameters (None | norm)
+- action-response-normal: invoke_id_and_priority, result (int), return
+  (None | {data: norm} | {error: int})
+- aarq / aare: application_context_name (last arc, 1..4), ap_title (hex|None),
+  mechanism_name (last arc|None), authentication_value (hex|None),
+  user_information (None | {initiate-request: {...}} | {initiate-response: {...}}
+  | {confirmed-service-error: {service, error_type, error}}); aare adds result,
+  result_source_diagnostic {acse-service-user|acse-service-provider: int}
+- rlrq / rlre: reason (int|None), user_information
+
+Fields an oracle cannot observe are listed once, with the reason, in
+``BLIND_FIELDS``; :func:`project` removes them from both sides before comparing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import venv as _venv
+from .shared_worker import INT_TYPES, NAME_TAGS, SN_ONLY_CONFORMANCE, TAG_NAMES, norm
+
+HERE = Path(__file__).resolve().parent
+
+WORKERS = {"gurux": "gurux_worker.py", "dlmscosem": "dlmscosem_worker.py"}
+
+
+class OracleError(Exception):
+    """The oracle failed on a request (its own exception, reported by the worker)."""
+
+    def __init__(self, message: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply or {}
+
+
+class OracleUnsupported(OracleError):
+    """The oracle has no implementation for this input (kind=unsupported)."""
+
+
+class OracleDied(OracleError):
+    """The worker process exited or stopped answering."""
+
+
+def available() -> bool:
+    """True when the oracle venv exists with the pinned packages."""
+    return _venv.is_ready()
+
+
+class OracleWorker:
+    """One long-lived worker process of one oracle, answering JSON-line requests."""
+
+    def __init__(self, name: str, *, python: str | os.PathLike[str] | None = None,
+                 timeout: float = 60.0) -> None:
+        if name not in WORKERS:
+            raise ValueError(f"unknown oracle {name!r}; choose from {sorted(WORKERS)}")
+        self.name = name
+        self.python = str(python or _venv.venv_python())
+        self.timeout = timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._buf = b""
+        self._next_id = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> OracleWorker:
+        if self._proc is not None:
+            return self
+        self._stderr = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
+        env.pop("PYTHONPATH", None)  # nothing of ours may leak into the oracle process
+        self._proc = subprocess.Popen(
+            [self.python, "-u", str(HERE / WORKERS[self.name])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=str(HERE),
+            env=env,
+        )
+        if self.request({"op": "ping"}).get("result") != "pong":
+            raise OracleDied(f"{self.name}: worker did not answer ping")
+        return self
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.write(b'{"op": "quit"}\n')
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except Exception:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> OracleWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()[-2000:].decode("utf-8", "replace")
+
+    def _readline(self) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        deadline = time.monotonic() + self.timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OracleDied(f"{self.name}: no answer within {self.timeout}s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise OracleDied(f"{self.name}: worker exited; stderr:\n{self._stderr_tail()}")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def request(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Send one request, return the worker's reply dict (``ok``, ``result`` / ``error``)."""
+        if self._proc is None:
+            self.start()
+        assert self._proc is not None and self._proc.stdin is not None
+        self._next_id += 1
+        req = dict(req, id=self._next_id)
+        try:
+            self._proc.stdin.write(json.dumps(req).encode() + b"\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise OracleDied(f"{self.name}: worker gone; stderr:\n{self._stderr_tail()}") from exc
+        reply = json.loads(self._readline())
+        if reply.get("id") != req["id"]:
+            raise OracleDied(f"{self.name}: answer out of order: {reply!r}")
+        return reply
+
+    def call(self, op: str, **kw: Any) -> Any:
+        """Request ``op`` and return its result; raise OracleUnsupported / OracleError."""
+        reply = self.request(dict(kw, op=op))
+        if reply.get("ok"):
+            return reply["result"]
+        msg = f"{self.name} {op}: {reply.get('error')}"
+        if reply.get("kind") == "unsupported":
+            raise OracleUnsupported(msg, reply)
+        raise OracleError(msg, reply)
+
+
+# ----------------------------------------------------------------------------- our side
+
+
+def ours_data_norm(value: Any) -> dict[str, Any]:
+    """Normalize a typed value of ``dlms14908.axdr`` (CONTRACTS.md) to norm."""
+    from dlms14908 import axdr
+
+    if value is None:
+        return norm("null-data", None)
+    if value is axdr.DONT_CARE or isinstance(value, axdr.DontCare):
+        return norm("dont-care", None)
+    if isinstance(value, bool):
+        return norm("boolean", value)
+    for cls, name in _ours_int_types(axdr):
+        if isinstance(value, cls):
+            v = int(value)
+            if name == "bcd":
+                v &= 0xFF
+            return norm(name, v)
+    if isinstance(value, axdr.Float32):
+        import struct
+
+        return norm("float32", struct.pack(">f", float(value)).hex().upper())
+    if isinstance(value, axdr.Float64):
+        import struct
+
+        return norm("float64", struct.pack(">d", float(value)).hex().upper())
+    if isinstance(value, axdr.BitString):
+        return norm("bit-string", value.bits)
+    if isinstance(value, axdr.DateTime):
+        return norm("date-time", bytes(value.to_bytes()).hex().upper())
+    if isinstance(value, axdr.Date):
+        return norm("date", bytes(value.to_bytes()).hex().upper())
+    if isinstance(value, axdr.Time):
+        return norm("time", bytes(value.to_bytes()).hex().upper())
+    if isinstance(value, axdr.OctetString):
+        return norm("octet-string", bytes(value).hex().upper())
+    if isinstance(value, axdr.VisibleString):
+        return norm("visible-string", str(value))
+    if isinstance(value, axdr.Utf8String):
+        return norm("utf8-string", str(value))
+    if isinstance(value, axdr.Structure):
+        return norm("structure", [ours_data_norm(x) for x in value])
+    if isinstance(value, axdr.Array):
+        return norm("array", [ours_data_norm(x) for x in value])
+    if isinstance(value, axdr.CompactArray):
+        raise TypeError("compact-array has no norm (neither oracle decodes it usably)")
+    if isinstance(value, bytes):
+        return norm("octet-string", value.hex().upper())
+    if isinstance(value, str):
+        return norm("visible-string", value)
+    raise TypeError(f"no norm for {type(value).__name__}")
+
+
+def _ours_int_types(axdr: Any) -> list[tuple[type, str]]:
+    names = {
+        "Integer": "integer", "Long": "long", "DoubleLong": "double-long", "Long64": "long64",
+        "Unsigned": "unsigned", "LongUnsigned": "long-unsigned",
+        "DoubleLongUnsigned": "double-long-unsigned", "Long64Unsigned": "long64-unsigned",
+        "Enum": "enum", "Bcd": "bcd",
+    }
+    return [(getattr(axdr, k), v) for k, v in names.items()]
+
+
+def ours_data_from_norm(n: dict[str, Any]) -> Any:
+    """Build our typed value from norm (the inverse of :func:`ours_data_norm`)."""
+    from dlms14908 import axdr
+
+    t, v = n["type"], n.get("value")
+    if t == "null-data":
+        return None
+    if t == "dont-care":
+        return axdr.DONT_CARE
+    if t == "boolean":
+        return bool(v)
+    if t in INT_TYPES:
+        cls = {name: c for c, name in _ours_int_types(axdr)}[t]
+        return cls(v)
+    if t in ("float32", "float64"):
+        import struct
+
+        fmt = ">f" if t == "float32" else ">d"
+        return (axdr.Float32 if t == "float32" else axdr.Float64)(struct.unpack(fmt, bytes.fromhex(v))[0])
+    if t == "bit-string":
+        return axdr.BitString(v)
+    if t == "octet-string":
+        return axdr.OctetString(bytes.fromhex(v))
+    if t == "visible-string":
+        return axdr.VisibleString(v)
+    if t == "utf8-string":
+        return axdr.Utf8String(v)
+    if t == "date-time":
+        return axdr.DateTime.from_bytes(bytes.fromhex(v))
+    if t == "date":
+        return axdr.Date.from_bytes(bytes.fromhex(v))
+    if t == "time":
+        return axdr.Time.from_bytes(bytes.fromhex(v))
+    if t == "array":
+        return axdr.Array([ours_data_from_norm(x) for x in v])
+    if t == "structure":
+        return axdr.Structure([ours_data_from_norm(x) for x in v])
+    raise TypeError(f"cannot build {t}")
+
+
+def encode_norm(n: dict[str, Any]) -> bytes:
+    """Reference A-XDR encoding of a norm, for generating inputs only (tag, length, content).
+
+    Used to hand oracles the *same* bytes in the benchmark and in vector checks;
+    correctness of our codec is never judged against this function alone.
+    """
+    t, v = n["type"], n.get("value")
+    tag = bytes([NAME_TAGS[t]])
+
+    def length(k: int) -> bytes:
+        if k < 0x80:
+            return bytes([k])
+        b = k.to_bytes((k.bit_length() + 7) // 8, "big")
+        return bytes([0x80 | len(b)]) + b
+
+    if t in ("null-data", "dont-care"):
+        return tag
+    if t == "boolean":
+        return tag + (b"\x01" if v else b"\x00")
+    if t in INT_TYPES:
+        size, signed = INT_TYPES[t]
+        return tag + int(v).to_bytes(size, "big", signed=signed)
+    if t in ("float32", "float64", "date-time", "date", "time"):
+        return tag + bytes.fromhex(v)
+    if t == "bit-string":
+        nbits = len(v)
+        padded = v + "0" * (-nbits % 8)
+        body = int(padded, 2).to_bytes(len(padded) // 8, "big") if padded else b""
+        return tag + length(nbits) + body
+    if t == "octet-string":
+        body = bytes.fromhex(v)
+        return tag + length(len(body)) + body
+    if t in ("visible-string", "utf8-string"):
+        body = v.encode("ascii" if t == "visible-string" else "utf-8")
+        return tag + length(len(body)) + body
+    if t in ("array", "structure"):
+        return tag + length(len(v)) + b"".join(encode_norm(x) for x in v)
+    raise TypeError(f"cannot encode {t}")  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- comparison
+
+# Fields an oracle cannot observe, per (oracle, apdu).  Removed from BOTH sides by
+# project(); every entry says why.
+BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
+    ("gurux", "aarq"): {
+        "user_information.initiate-request.response_allowed":
+            "gurux SIMPLE_XML never prints response-allowed (_GXAPDU.parseInitiate)",
+        "user_information.initiate-request.proposed_quality_of_service":
+            "gurux SIMPLE_XML prints the QoS *length*, not its value",
+    },
+    ("gurux", "rlrq"): {
+        "user_information.initiate-request.response_allowed": "as for aarq",
+        "user_information.initiate-request.proposed_quality_of_service": "as for aarq",
+    },
+    ("gurux", "aare"): {
+        "user_information.initiate-response.negotiated_quality_of_service":
+            "gurux skips the negotiated-QoS value of an InitiateResponse",
+    },
+    ("gurux", "rlre"): {
+        "user_information.initiate-response.negotiated_quality_of_service": "as for aare",
+    },
+    ("dlmscosem", "*"): {
+        "access_selection.parameters":
+            "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
+            "lossily (hundredths and clock status of the datetimes are lost)",
+        "items[].access_selection.parameters": "as above",
+        "user_information.initiate-request.proposed_quality_of_service":
+            "dlms-cosem reports 0 for an absent proposed-QoS",
+        "user_information.initiate-response.negotiated_quality_of_service":
+            "dlms-cosem reports 0 for an absent negotiated-QoS",
+    },
+    ("dlmscosem", "aarq"): {
+        # dlms-anchors §5 #3: Conformance keeps only the 17 LN bits.
+        "user_information.initiate-request.proposed_conformance&SN": "SN bits dropped (§5 #3)",
+    },
+    ("dlmscosem", "aare"): {
+        "user_information.initiate-response.negotiated_conformance&SN": "SN bits dropped (§5 #3)",
+        "user_information.initiate-response.vaa_name":
+            "dlms-cosem does not keep the VAA name (it asserts 0x0007)",
+    },
+    ("dlmscosem", "rlre"): {
+        "user_information.initiate-response.negotiated_conformance&SN": "SN bits dropped (§5 #3)",
+        "user_information.initiate-response.vaa_name": "as for aare",
+    },
+    ("dlmscosem", "rlrq"): {
+        "user_information.initiate-request.proposed_conformance&SN": "SN bits dropped (§5 #3)",
+    },
+}
+
+
+def project(oracle: str, n: dict[str, Any]) -> dict[str, Any]:
+    """Copy of an APDU norm without the fields ``oracle`` cannot observe (BLIND_FIELDS).
+
+    Paths are dotted; ``name[]`` walks every element of a list; a trailing ``&SN``
+    clears the SN-only conformance bits instead of deleting the field.
+    """
+    out = json.loads(json.dumps(n))
+    paths = list(BLIND_FIELDS.get((oracle, n.get("apdu", "")), {}))
+    paths += list(BLIND_FIELDS.get((oracle, "*"), {}))
+    for path in paths:
+        mask_sn = path.endswith("&SN")
+        _drop(out, path.removesuffix("&SN").split("."), mask_sn)
+    return out
+
+
+def _drop(node: Any, keys: list[str], mask_sn: bool) -> None:
+    if not isinstance(node, dict) or not keys:
+        return
+    k = keys[0]
+    if k.endswith("[]"):
+        for item in node.get(k[:-2]) or []:
+            _drop(item, keys[1:], mask_sn)
+        return
+    if len(keys) > 1:
+        _drop(node.get(k), keys[1:], mask_sn)
+        return
+    if k not in node:
+        return
+    if mask_sn:
+        node[k] &= ~SN_ONLY_CONFORMANCE
+    else:
+        del node[k]
+
+
+__all__ = [
+    "BLIND_FIELDS", "OracleDied", "OracleError", "OracleUnsupported", "OracleWorker",
+    "TAG_NAMES", "available", "encode_norm", "ours_data_from_norm", "ours_data_norm", "project",
+]
