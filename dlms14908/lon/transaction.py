@@ -1,0 +1,837 @@
+"""ISO/IEC 14908-1 transport/session/authentication layers as a sans-I/O object.
+
+Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON Stack DX
+``lcs_tsa.c`` read for behaviour only):
+
+* :meth:`LonTransactions.request` queues a message and returns a local transaction id
+  (``tid``).  One transaction per priority is on the wire at a time (LonTalk keeps one
+  transmit record per priority); each gets the next 4-bit transaction number of its priority.
+* ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times; the last
+  ``alt_path_retries`` retries set the L2 alt_path bit (the PL secondary carrier).  Group
+  messages collect member acks/responses (address format 2b); a retry after some members
+  answered is a REM/MSG whose M_List marks them (LSB-first bitmap) when the list fits in
+  2 bytes, otherwise a REMINDER followed by the message.
+* UNACKD_RPT: sent ``1 + repeats`` times, ``repeat_timer`` apart; delta_backlog is the
+  number of repeats left on the first copy, 0 on the repeats.  UNACKD: a bare APDU.
+* Every message ends in exactly one :class:`MessageCompleted` or :class:`MessageFailed`.
+* Receive records (source, priority, group) hold the last transaction number and APDU for
+  ``receive_timer`` seconds: a duplicate (same number and APDU) is not delivered again, but
+  its ACK or stored RESPONSE is re-sent; reminders re-ack when our member bit is clear.
+* Authentication: a message with the auth bit set is held, a CHALLENGE (8 random bytes) is
+  returned; the sender answers with :func:`auth_transform` of the challenge, the APDU and
+  its 48-bit key (OMA: 96-bit key, the OMA destination address prefixed).  Only a matching
+  reply delivers and acknowledges the message.
+
+Time is passed in as ``now``; :meth:`next_timer` gives the next deadline and
+:meth:`handle_timer` may be called early or twice.  Bad frames never raise: they become
+:class:`FrameDropped`.  Caller misuse raises :class:`~dlms14908.errors.LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import DecodeError, LocalProtocolError
+from .events import (
+    AckReceived,
+    AuthenticationRejected,
+    FrameDropped,
+    LonEvent,
+    MessageCompleted,
+    MessageFailed,
+    MessageReceived,
+    ReceiveHandle,
+    ResponseReceived,
+    Service,
+)
+from .frame import (
+    Address,
+    AddressFormat,
+    AnyApdu,
+    Apdu,
+    AuthPdu,
+    AuthType,
+    BroadcastAddress,
+    Frame,
+    GroupAckAddress,
+    GroupAddress,
+    L2Header,
+    NeuronIdAddress,
+    Npdu,
+    NvApdu,
+    Spdu,
+    SpduType,
+    SubnetNodeAddress,
+    Tpdu,
+    TpduType,
+    decode_apdu,
+    decode_frame,
+    encode_frame,
+)
+
+__all__ = [
+    "NodeDest",
+    "GroupDest",
+    "BroadcastDest",
+    "NeuronIdDest",
+    "Destination",
+    "LonConfig",
+    "TransactionCounters",
+    "LonTransactions",
+    "auth_transform",
+    "oma_address",
+    "m_list_encode",
+    "m_list_members",
+]
+
+AUTH_KEY_LENGTH = 6
+OMA_KEY_LENGTH = 12
+#: DX ``ALT_PATH_COUNT``: the last two tries use the alternate path (reference §4).
+ALT_PATH_RETRIES = 2
+
+
+# --------------------------------------------------------------------------- destinations
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDest:
+    """Unicast to subnet/node (address format 2a)."""
+
+    subnet: int
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDest:
+    """Multicast to a group of ``size`` members numbered 0..size-1 (format 1).
+
+    ACKD/REQUEST wait for every member except ourselves (when we are a member)."""
+
+    group: int
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastDest:
+    """Broadcast to a subnet (0 = domain-wide, format 0).  ACKD/REQUEST complete on the
+    first ack/response."""
+
+    subnet: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NeuronIdDest:
+    """Unique node ID addressing (format 3); ``subnet`` 0 passes all routers."""
+
+    neuron_id: bytes
+    subnet: int = 0
+
+
+Destination = NodeDest | GroupDest | BroadcastDest | NeuronIdDest
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class LonConfig:
+    """This node's address, keys and transaction timers (seconds)."""
+
+    subnet: int
+    node: int
+    domain: bytes = b""
+    neuron_id: bytes | None = None
+    groups: dict[int, int] = field(default_factory=dict)
+    "group -> our member number in it"
+    retries: int = 3
+    tx_timer: float = 0.768
+    repeat_timer: float = 0.384
+    repeats: int = 3
+    receive_timer: float = 8.0
+    alt_path_retries: int = ALT_PATH_RETRIES
+    auth_key: bytes | None = field(default=None, repr=False)
+    "48-bit LonTalk authentication key of our domain"
+    oma_key: bytes | None = field(default=None, repr=False)
+    "96-bit OMA key (the two 48-bit domain keys concatenated)"
+    oma: bool = False
+    "challenge incoming authenticated messages with CHALLENGE_OMA"
+    max_receive_records: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.subnet <= 255 or not 0 <= self.node <= 127:
+            raise LocalProtocolError("subnet must be 0..255 and node 0..127")
+        if len(self.domain) not in (0, 1, 3, 6):
+            raise LocalProtocolError("domain ID must be 0, 1, 3 or 6 bytes")
+        if self.neuron_id is not None and len(self.neuron_id) != 6:
+            raise LocalProtocolError("neuron_id must be 6 bytes")
+        if self.auth_key is not None and len(self.auth_key) != AUTH_KEY_LENGTH:
+            raise LocalProtocolError("auth_key must be 6 bytes")
+        if self.oma_key is not None and len(self.oma_key) != OMA_KEY_LENGTH:
+            raise LocalProtocolError("oma_key must be 12 bytes")
+        if not 0 <= self.retries <= 15 or not 0 <= self.repeats <= 15:
+            raise LocalProtocolError("retries and repeats must be 0..15")
+        if self.tx_timer <= 0 or self.repeat_timer <= 0 or self.receive_timer <= 0:
+            raise LocalProtocolError("timers must be positive")
+        for g, m in self.groups.items():
+            if not 0 <= g <= 255 or not 0 <= m <= 63:
+                raise LocalProtocolError("group 0..255, member 0..63")
+
+
+@dataclass(slots=True)
+class TransactionCounters:
+    """Transport/session statistics (feed COSEM counters)."""
+
+    tx_frames: int = 0
+    retransmissions: int = 0
+    rx_frames: int = 0
+    rx_not_for_us: int = 0
+    rx_dropped: int = 0
+    duplicates: int = 0
+    late_acks: int = 0
+    completed: int = 0
+    failed: int = 0
+    challenges_sent: int = 0
+    auth_failures: int = 0
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def _rotl(n: int) -> int:
+    return ((n << 1) | (n >> 7)) & 0xFF
+
+
+def _rotr(n: int) -> int:
+    return ((n >> 1) | (n << 7)) & 0xFF
+
+
+def auth_transform(challenge: bytes, message: bytes, key: bytes) -> bytes:
+    """The LonTalk authentication transform of ``message`` under ``key``.
+
+    Starts from the 8 challenge bytes and consumes the message from its last byte backwards
+    (zero once exhausted) while cycling over the key bits: 6 key bytes per pass for the
+    48-bit key, 18 (bytes 0-11 then 0-5) for the 96-bit OMA key.  For OMA, ``message`` must
+    already carry the 9-byte :func:`oma_address` in front of the APDU.  Described after the
+    ``Encrypt`` routine of EnOcean LON Stack DX ``lcs_tsa.c`` (reference ``lontalk.md`` §1.4).
+    """
+    if len(challenge) != 8:
+        raise LocalProtocolError("challenge must be 8 bytes")
+    if len(key) == AUTH_KEY_LENGTH:
+        rounds = AUTH_KEY_LENGTH
+    elif len(key) == OMA_KEY_LENGTH:
+        rounds = OMA_KEY_LENGTH + OMA_KEY_LENGTH // 2
+    else:
+        raise LocalProtocolError("key must be 6 (classic) or 12 (OMA) bytes")
+    state = bytearray(challenge)
+    left = len(message)
+    klen = len(key)
+    while left > 0:
+        for i in range(rounds):
+            kbyte = key[i % klen]
+            for j in range(7, -1, -1):
+                if left > 0:
+                    left -= 1
+                    m = message[left]
+                else:
+                    m = 0
+                n = ~(state[j] + j) & 0xFF
+                nxt = state[(j + 1) & 7]
+                if (kbyte >> (7 - j)) & 1:
+                    state[j] = (nxt + m + _rotl(n)) & 0xFF
+                else:
+                    state[j] = (nxt + m - _rotr(n)) & 0xFF
+    return bytes(state)
+
+
+def oma_address(
+    *,
+    neuron_id: bytes | None = None,
+    domain: bytes = b"",
+    subnet: int | None = None,
+    node: int | None = None,
+    group: int | None = None,
+) -> bytes:
+    """The 9-byte OMA destination block: unused bytes are 0xFF.
+
+    Physical (Neuron ID): ``NID(6) FF FF FF``.  Logical: ``domain(6, zero padded [I])
+    domain_len(1) subnet node(selector bit 0)`` or ``... domain_len group FF``."""
+    if neuron_id is not None:
+        return bytes(neuron_id) + b"\xff\xff\xff"
+    head = bytes(domain).ljust(6, b"\x00") + bytes((len(domain),))
+    if group is not None:
+        return head + bytes((group, 0xFF))
+    if subnet is None or node is None:
+        raise LocalProtocolError("OMA address needs a Neuron ID, a group or subnet/node")
+    return head + bytes((subnet, node & 0x7F))
+
+
+def m_list_encode(members: set[int] | frozenset[int]) -> bytes:
+    """M_List bitmap: member i at byte i//8, bit i%8 (LSB first), minimal length (>= 1)."""
+    n = (max(members) // 8 + 1) if members else 1
+    out = bytearray(n)
+    for m in members:
+        out[m // 8] |= 1 << (m % 8)
+    return bytes(out)
+
+
+def m_list_members(m_list: bytes) -> frozenset[int]:
+    """Members marked in an M_List."""
+    return frozenset(i * 8 + b for i, byte in enumerate(m_list) for b in range(8) if byte >> b & 1)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(slots=True)
+class _Tx:
+    tid: int
+    service: Service
+    dest: Destination
+    apdu: AnyApdu
+    priority: bool
+    auth: bool
+    retries: int
+    tx_timer: float
+    trans_no: int = 0
+    sent: int = 0
+    deadline: float | None = None
+    expected: frozenset[int] = frozenset()
+    answered: set[int] = field(default_factory=set)
+    responders: set[tuple[int, int]] = field(default_factory=set)
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Rx:
+    trans_no: int
+    apdu_bytes: bytes
+    time: float
+    service: Service
+    delivered: bool = False
+    reply: bytes | None = None  # encoded ACK/RESPONSE frame to re-send for duplicates
+    challenge: bytes | None = None
+    oma: bool = False
+    pending: Frame | None = None  # message held while authenticating
+
+
+def _apdu_bytes(apdu: AnyApdu) -> bytes:
+    return apdu.encode()
+
+
+class LonTransactions:
+    """The LonTalk transaction layer of one node (sans-I/O)."""
+
+    def __init__(self, config: LonConfig, *, rng: Callable[[int], bytes] = os.urandom) -> None:
+        self.config = config
+        self.counters = TransactionCounters()
+        self._rng = rng
+        self._outbox: list[bytes] = []
+        self._next_tid = 1
+        self._trans_no = {False: 0, True: 0}
+        self._active: dict[bool, _Tx | None] = {False: None, True: None}
+        self._queue: dict[bool, deque[_Tx]] = {False: deque(), True: deque()}
+        self._done_soon: list[_Tx] = []  # UNACKD messages: completion reported at the next timer
+        self._rx: dict[tuple[object, ...], _Rx] = {}
+
+    # ------------------------------------------------------------------ API
+    def request(
+        self,
+        dest: Destination,
+        apdu: AnyApdu | bytes,
+        *,
+        service: Service = Service.ACKD,
+        now: float,
+        priority: bool = False,
+        auth: bool = False,
+        retries: int | None = None,
+        tx_timer: float | None = None,
+    ) -> int:
+        """Queue a message; return its local transaction id (``tid``)."""
+        if isinstance(apdu, (bytes, bytearray, memoryview)):
+            try:
+                apdu = decode_apdu(bytes(apdu))
+            except DecodeError as exc:
+                raise LocalProtocolError(f"invalid APDU: {exc}") from None
+        if not isinstance(apdu, (Apdu, NvApdu)):
+            raise LocalProtocolError("apdu must be an Apdu, NvApdu or bytes")
+        if not isinstance(dest, (NodeDest, GroupDest, BroadcastDest, NeuronIdDest)):
+            raise LocalProtocolError("unknown destination type")
+        if auth:
+            if service not in (Service.ACKD, Service.REQUEST):
+                raise LocalProtocolError("authentication needs ACKD or REQUEST service")
+            if isinstance(dest, BroadcastDest):
+                raise LocalProtocolError("authenticated broadcast is not supported")
+        if isinstance(dest, GroupDest) and service in (Service.ACKD, Service.REQUEST) and dest.size <= 0:
+            raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
+        tid = self._next_tid
+        self._next_tid += 1
+        cfg = self.config
+        tx = _Tx(
+            tid=tid,
+            service=service,
+            dest=dest,
+            apdu=apdu,
+            priority=priority,
+            auth=auth,
+            retries=cfg.retries if service is not Service.UNACKD_RPT else cfg.repeats,
+            tx_timer=cfg.tx_timer if service is not Service.UNACKD_RPT else cfg.repeat_timer,
+        )
+        if retries is not None:
+            if not 0 <= retries <= 15:
+                raise LocalProtocolError("retries must be 0..15")
+            tx.retries = retries
+        if tx_timer is not None:
+            if tx_timer <= 0:
+                raise LocalProtocolError("tx_timer must be positive")
+            tx.tx_timer = tx_timer
+        if isinstance(dest, GroupDest):
+            me = cfg.groups.get(dest.group)
+            tx.expected = frozenset(m for m in range(dest.size) if m != me)
+        if service is Service.UNACKD:
+            self._send(self._message_frame(tx, first=True), now)
+            tx.sent = 1
+            tx.deadline = now
+            self._done_soon.append(tx)
+            return tid
+        self._queue[priority].append(tx)
+        self._start_next(priority, now)
+        return tid
+
+    def respond(self, handle: ReceiveHandle, apdu: AnyApdu | bytes, *, now: float) -> None:
+        """Send the RESPONSE to a received REQUEST (kept for duplicate requests)."""
+        if isinstance(apdu, (bytes, bytearray, memoryview)):
+            try:
+                apdu = decode_apdu(bytes(apdu))
+            except DecodeError as exc:
+                raise LocalProtocolError(f"invalid APDU: {exc}") from None
+        rec = self._rx.get(handle.key)
+        if rec is None or rec.trans_no != handle.trans_no or rec.service is not Service.REQUEST:
+            raise LocalProtocolError("no such request (expired or superseded)")
+        if rec.reply is not None:
+            raise LocalProtocolError("request already answered")
+        src, prio, domain = handle.key[4], handle.key[2], handle.key[5]
+        assert isinstance(src, (SubnetNodeAddress, GroupAddress, BroadcastAddress, NeuronIdAddress))
+        assert isinstance(prio, bool) and isinstance(domain, bytes)
+        frame = Frame.make(
+            self._reply_address(src), Spdu(SpduType.RESPONSE, handle.trans_no, apdu), domain, priority=prio
+        )
+        rec.reply = encode_frame(frame)
+        self._send(rec.reply, now)
+
+    def frames_to_send(self, now: float | None = None) -> list[bytes]:
+        """Encoded LPDUs (with CRC) to put on the channel, in order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline, or None when idle."""
+        ts = [t.deadline for t in self._active.values() if t is not None and t.deadline is not None]
+        ts += [t.deadline for t in self._done_soon if t.deadline is not None]
+        return min(ts) if ts else None
+
+    def handle_timer(self, now: float) -> list[LonEvent]:
+        """Retransmit, repeat or fail whatever is due at ``now``."""
+        ev: list[LonEvent] = []
+        if self._done_soon:
+            keep = []
+            for tx in self._done_soon:
+                if tx.deadline is not None and now >= tx.deadline:
+                    self.counters.completed += 1
+                    ev.append(MessageCompleted(tx.tid, tx.service, tx.sent))
+                else:
+                    keep.append(tx)
+            self._done_soon = keep
+        for prio in (True, False):
+            tx = self._active[prio]
+            if tx is None or tx.deadline is None or now < tx.deadline:
+                continue
+            retry = tx.sent  # 1 = first retry
+            if tx.service is Service.UNACKD_RPT:
+                if retry <= tx.retries:
+                    self._send(self._message_frame(tx, first=False), now)
+                    tx.sent += 1
+                    tx.deadline = now + tx.tx_timer
+                else:
+                    ev.append(self._finish(tx, now, ok=True))
+                continue
+            if retry <= tx.retries:
+                self.counters.retransmissions += 1
+                alt = retry > tx.retries - self.config.alt_path_retries
+                self._retransmit(tx, now, alt)
+                tx.sent += 1
+                tx.deadline = now + tx.tx_timer
+                continue
+            ok = isinstance(tx.dest, BroadcastDest) and bool(tx.responders)
+            ev.append(self._finish(tx, now, ok=ok, reason="retries exhausted"))
+        return ev
+
+    def receive_frame(self, data: bytes, now: float) -> list[LonEvent]:
+        """Process one received LPDU (with CRC)."""
+        self.counters.rx_frames += 1
+        try:
+            frame = decode_frame(data, crc=True)
+        except DecodeError as exc:
+            self.counters.rx_dropped += 1
+            return [FrameDropped(str(exc), bytes(data))]
+        if not self._for_us(frame):
+            self.counters.rx_not_for_us += 1
+            return []
+        pdu = frame.pdu
+        if isinstance(pdu, Tpdu):
+            if pdu.type is TpduType.ACK:
+                return self._on_ack(frame, pdu.trans_no, None, now)
+            return self._on_message(frame, pdu, now)
+        if isinstance(pdu, Spdu):
+            if pdu.type is SpduType.RESPONSE:
+                assert pdu.apdu is not None
+                return self._on_ack(frame, pdu.trans_no, pdu.apdu, now)
+            return self._on_message(frame, pdu, now)
+        if isinstance(pdu, AuthPdu):
+            if pdu.is_challenge:
+                return self._on_challenge(frame, pdu, now)
+            return self._on_reply(frame, pdu, now)
+        # bare APDU: unacknowledged service, no transaction number
+        return [
+            MessageReceived(frame.address, pdu, Service.UNACKD, None, frame.priority, frame.domain)
+        ]
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued, on the wire or awaiting completion."""
+        return (
+            not self._done_soon
+            and all(t is None for t in self._active.values())
+            and not any(self._queue.values())
+        )
+
+    # ------------------------------------------------------------------ sending
+    def _send(self, raw: bytes, now: float) -> None:
+        self.counters.tx_frames += 1
+        self._outbox.append(raw)
+
+    def _start_next(self, prio: bool, now: float) -> None:
+        if self._active[prio] is not None or not self._queue[prio]:
+            return
+        tx = self._queue[prio].popleft()
+        self._trans_no[prio] = (self._trans_no[prio] + 1) & 0x0F
+        tx.trans_no = self._trans_no[prio]
+        self._active[prio] = tx
+        self._send(self._message_frame(tx, first=True), now)
+        tx.sent = 1
+        tx.deadline = now + tx.tx_timer
+
+    def _dest_address(self, dest: Destination) -> Address:
+        c = self.config
+        if isinstance(dest, NodeDest):
+            return SubnetNodeAddress(c.subnet, c.node, dest.subnet, dest.node)
+        if isinstance(dest, GroupDest):
+            return GroupAddress(c.subnet, c.node, dest.group)
+        if isinstance(dest, BroadcastDest):
+            return BroadcastAddress(c.subnet, c.node, dest.subnet)
+        return NeuronIdAddress(c.subnet, c.node, dest.subnet, bytes(dest.neuron_id))
+
+    def _backlog(self, tx: _Tx, first: bool) -> int:
+        if tx.service is Service.UNACKD:
+            return 0
+        if tx.service is Service.UNACKD_RPT:
+            return min(tx.retries, 63) if first else 0
+        if isinstance(tx.dest, GroupDest):
+            return min(len(tx.expected), 63)
+        if isinstance(tx.dest, BroadcastDest):
+            return 15
+        return 1
+
+    def _message_frame(self, tx: _Tx, *, first: bool, alt: bool = False, m_list: bytes | None = None) -> bytes:
+        pdu: Tpdu | Spdu | Apdu | NvApdu
+        if tx.service is Service.UNACKD:
+            pdu = tx.apdu
+        elif tx.service is Service.REQUEST:
+            if m_list is not None:
+                pdu = Spdu(SpduType.REM_MSG, tx.trans_no, tx.apdu, m_list, auth=tx.auth)
+            else:
+                pdu = Spdu(SpduType.REQUEST, tx.trans_no, tx.apdu, auth=tx.auth)
+        elif tx.service is Service.UNACKD_RPT:
+            pdu = Tpdu(TpduType.UNACKD_RPT, tx.trans_no, tx.apdu)
+        elif m_list is not None:
+            pdu = Tpdu(TpduType.REM_MSG, tx.trans_no, tx.apdu, m_list, auth=tx.auth)
+        else:
+            pdu = Tpdu(TpduType.ACKD, tx.trans_no, tx.apdu, auth=tx.auth)
+        frame = Frame.make(
+            self._dest_address(tx.dest),
+            pdu,
+            self.config.domain,
+            priority=tx.priority,
+            alt_path=alt,
+            delta_backlog=0 if m_list is not None else self._backlog(tx, first),
+        )
+        return encode_frame(frame)
+
+    def _retransmit(self, tx: _Tx, now: float, alt: bool) -> None:
+        if isinstance(tx.dest, GroupDest) and tx.answered:
+            ml = m_list_encode(tx.answered)
+            if len(ml) <= 2:
+                self._send(self._message_frame(tx, first=False, alt=alt, m_list=ml), now)
+                return
+            rem_cls = Spdu if tx.service is Service.REQUEST else Tpdu
+            rem_type = SpduType.REMINDER if tx.service is Service.REQUEST else TpduType.REMINDER
+            reminder = Frame.make(
+                self._dest_address(tx.dest),
+                rem_cls(rem_type, tx.trans_no, None, ml, auth=tx.auth),  # type: ignore[arg-type]
+                self.config.domain,
+                priority=tx.priority,
+                alt_path=alt,
+            )
+            self._send(encode_frame(reminder), now)
+        self._send(self._message_frame(tx, first=False, alt=alt), now)
+
+    def _finish(self, tx: _Tx, now: float, *, ok: bool, reason: str = "") -> LonEvent:
+        tx.done = True
+        tx.deadline = None
+        self._active[tx.priority] = None
+        self._start_next(tx.priority, now)
+        if ok:
+            self.counters.completed += 1
+            return MessageCompleted(tx.tid, tx.service, tx.sent)
+        self.counters.failed += 1
+        missing = tuple(sorted(tx.expected - tx.answered)) if isinstance(tx.dest, GroupDest) else ()
+        return MessageFailed(tx.tid, tx.service, reason, tx.sent, missing)
+
+    # ------------------------------------------------------------------ receiving
+    def _for_us(self, frame: Frame) -> bool:
+        c = self.config
+        a = frame.address
+        if frame.domain != c.domain and not (
+            frame.domain == b"" and isinstance(a, (NeuronIdAddress, BroadcastAddress))
+        ):
+            return False
+        if a.src_subnet == c.subnet and a.src_node == c.node and not isinstance(a, GroupAckAddress):
+            return False  # our own transmission echoed back
+        if isinstance(a, BroadcastAddress):
+            return a.dst_subnet in (0, c.subnet)
+        if isinstance(a, GroupAddress):
+            return a.group in c.groups
+        if isinstance(a, (SubnetNodeAddress, GroupAckAddress)):
+            return a.dst_subnet == c.subnet and a.dst_node == c.node
+        return c.neuron_id is not None and a.neuron_id == c.neuron_id
+
+    def _reply_address(self, src: Address) -> Address:
+        """Where ACKs/RESPONSEs/challenges to a message from ``src`` go (2b for groups)."""
+        c = self.config
+        if isinstance(src, GroupAddress):
+            return GroupAckAddress(c.subnet, c.node, src.src_subnet, src.src_node, src.group, c.groups[src.group])
+        return SubnetNodeAddress(c.subnet, c.node, src.src_subnet, src.src_node)
+
+    @staticmethod
+    def _rx_key(frame: Frame) -> tuple[object, ...]:
+        a = frame.address
+        group = a.group if isinstance(a, GroupAddress) else None
+        # (source subnet, source node, priority, group, the address, domain)
+        return (a.src_subnet, a.src_node, frame.priority, group, a, frame.domain)
+
+    def _on_message(self, frame: Frame, pdu: Tpdu | Spdu, now: float) -> list[LonEvent]:
+        c = self.config
+        a = frame.address
+        is_request = isinstance(pdu, Spdu)
+        kind = pdu.type
+        service = Service.REQUEST if is_request else (
+            Service.UNACKD_RPT if kind is TpduType.UNACKD_RPT else Service.ACKD
+        )
+        key = self._rx_key(frame)
+        # the key's address is the first frame's: look the record up by everything but it
+        key = key[:4] + (a,) + key[5:]
+        rec = self._rx.get(key)
+        if rec is not None and now - rec.time > c.receive_timer:
+            del self._rx[key]
+            rec = None
+        if kind in (TpduType.REMINDER, SpduType.REMINDER, TpduType.REM_MSG, SpduType.REM_MSG):
+            assert pdu.m_list is not None
+            me = c.groups.get(a.group) if isinstance(a, GroupAddress) else None
+            if me is not None and me in m_list_members(pdu.m_list):
+                return []  # we already answered
+            if kind in (TpduType.REMINDER, SpduType.REMINDER):
+                if rec is not None and rec.trans_no == pdu.trans_no and rec.reply is not None:
+                    self.counters.duplicates += 1
+                    self._send(rec.reply, now)
+                return []
+        assert pdu.apdu is not None
+        apdu_bytes = pdu.apdu.encode()
+        if rec is not None and rec.trans_no == pdu.trans_no and rec.apdu_bytes == apdu_bytes:
+            self.counters.duplicates += 1
+            rec.time = now
+            if rec.challenge is not None and not rec.delivered:
+                self._send_challenge(frame, rec, pdu.trans_no, now)  # re-challenge
+            elif rec.reply is not None:
+                self._send(rec.reply, now)
+            return []
+        rec = _Rx(pdu.trans_no, apdu_bytes, now, service)
+        if len(self._rx) >= c.max_receive_records:
+            oldest = min(self._rx, key=lambda k: self._rx[k].time)
+            del self._rx[oldest]
+        self._rx[key] = rec
+        if pdu.auth and service is not Service.UNACKD_RPT and (c.auth_key or c.oma_key):
+            rec.pending = frame
+            rec.oma = c.oma and c.oma_key is not None
+            rec.challenge = self._rng(8)
+            self._send_challenge(frame, rec, pdu.trans_no, now)
+            return []
+        return self._deliver(frame, pdu, rec, key, now, authenticated=False)
+
+    def _deliver(
+        self, frame: Frame, pdu: Tpdu | Spdu, rec: _Rx, key: tuple[object, ...], now: float, *, authenticated: bool
+    ) -> list[LonEvent]:
+        rec.delivered = True
+        assert pdu.apdu is not None
+        handle = ReceiveHandle(key, pdu.trans_no) if rec.service is Service.REQUEST else None
+        if rec.service is Service.ACKD:
+            ack = Frame.make(
+                self._reply_address(frame.address), Tpdu(TpduType.ACK, pdu.trans_no), frame.domain,
+                priority=frame.priority,
+            )
+            rec.reply = encode_frame(ack)
+            self._send(rec.reply, now)
+        return [
+            MessageReceived(
+                frame.address, pdu.apdu, rec.service, pdu.trans_no, frame.priority, frame.domain,
+                handle, authenticated,
+            )
+        ]
+
+    def _send_challenge(self, frame: Frame, rec: _Rx, trans_no: int, now: float) -> None:
+        a = frame.address
+        assert rec.challenge is not None
+        self.counters.challenges_sent += 1
+        atype = AuthType.CHALLENGE_OMA if rec.oma else AuthType.CHALLENGE
+        group = a.group if isinstance(a, GroupAddress) else None
+        auth = AuthPdu(atype, trans_no, int(a.format), rec.challenge, group)
+        self._send(
+            encode_frame(Frame.make(self._reply_address(a), auth, frame.domain, priority=frame.priority)), now
+        )
+
+    def _expected_reply(self, rec: _Rx, frame: Frame) -> bytes | None:
+        c = self.config
+        assert rec.challenge is not None and rec.pending is not None
+        if rec.oma:
+            assert c.oma_key is not None
+            a = rec.pending.address
+            if isinstance(a, NeuronIdAddress):
+                blk = oma_address(neuron_id=a.neuron_id)
+            elif isinstance(a, GroupAddress):
+                blk = oma_address(domain=c.domain, group=a.group)
+            else:
+                blk = oma_address(domain=c.domain, subnet=c.subnet, node=c.node)
+            return auth_transform(rec.challenge, blk + rec.apdu_bytes, c.oma_key)
+        if c.auth_key is None:
+            return None
+        return auth_transform(rec.challenge, rec.apdu_bytes, c.auth_key)
+
+    def _on_reply(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
+        a = frame.address
+        for key, rec in self._rx.items():
+            src = key[4]
+            assert isinstance(src, (SubnetNodeAddress, GroupAddress, BroadcastAddress, NeuronIdAddress))
+            if (
+                rec.challenge is None
+                or rec.delivered
+                or rec.pending is None
+                or rec.trans_no != pdu.trans_no
+                or (src.src_subnet, src.src_node) != (a.src_subnet, a.src_node)
+                or key[2] != frame.priority
+                or int(src.format) != pdu.fmt
+                or (pdu.group is not None and getattr(src, "group", None) != pdu.group)
+            ):
+                continue
+            pending = rec.pending
+            want = self._expected_reply(rec, frame)
+            if want is None or pdu.is_oma != rec.oma or want != pdu.value:
+                self.counters.auth_failures += 1
+                del self._rx[key]
+                return [AuthenticationRejected(pending.address, pdu.trans_no)]
+            rec.pending = None
+            tpdu = pending.pdu
+            assert isinstance(tpdu, (Tpdu, Spdu))
+            return self._deliver(pending, tpdu, rec, key, now, authenticated=True)
+        self.counters.late_acks += 1
+        return []
+
+    def _on_challenge(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
+        c = self.config
+        tx = self._active[frame.priority]
+        if (
+            tx is None
+            or not tx.auth
+            or tx.trans_no != pdu.trans_no
+            or int(self._dest_address(tx.dest).format) != pdu.fmt
+            or (isinstance(tx.dest, GroupDest) and pdu.group != tx.dest.group)
+        ):
+            self.counters.late_acks += 1
+            return []
+        apdu_bytes = tx.apdu.encode()
+        if pdu.is_oma:
+            if c.oma_key is None:
+                return []
+            d = tx.dest
+            if isinstance(d, NeuronIdDest):
+                blk = oma_address(neuron_id=d.neuron_id)
+            elif isinstance(d, GroupDest):
+                blk = oma_address(domain=c.domain, group=d.group)
+            else:
+                assert isinstance(d, NodeDest)
+                blk = oma_address(domain=c.domain, subnet=d.subnet, node=d.node)
+            value = auth_transform(pdu.value, blk + apdu_bytes, c.oma_key)
+            rtype = AuthType.REPLY_OMA
+        else:
+            if c.auth_key is None:
+                return []
+            value = auth_transform(pdu.value, apdu_bytes, c.auth_key)
+            rtype = AuthType.REPLY
+        a = frame.address
+        reply = AuthPdu(rtype, tx.trans_no, pdu.fmt, value, pdu.group)
+        dest = SubnetNodeAddress(c.subnet, c.node, a.src_subnet, a.src_node)
+        self._send(encode_frame(Frame.make(dest, reply, frame.domain, priority=frame.priority)), now)
+        tx.deadline = now + tx.tx_timer  # restart the transmit timer
+        return []
+
+    def _on_ack(self, frame: Frame, trans_no: int, apdu: AnyApdu | None, now: float) -> list[LonEvent]:
+        tx = self._active[frame.priority]
+        a = frame.address
+        is_response = apdu is not None
+        if (
+            tx is None
+            or tx.trans_no != trans_no
+            or (tx.service is Service.REQUEST) != is_response
+            or tx.service not in (Service.ACKD, Service.REQUEST)
+        ):
+            self.counters.late_acks += 1
+            return []
+        d = tx.dest
+        member: int | None = None
+        if isinstance(d, GroupDest):
+            if not isinstance(a, GroupAckAddress) or a.group != d.group or a.member not in tx.expected:
+                self.counters.late_acks += 1
+                return []
+            member = a.member
+            if member in tx.answered:
+                self.counters.duplicates += 1
+                return []
+            tx.answered.add(member)
+        elif isinstance(d, NodeDest):
+            if not isinstance(a, SubnetNodeAddress) or (a.src_subnet, a.src_node) != (d.subnet, d.node):
+                self.counters.late_acks += 1
+                return []
+        who = (a.src_subnet, a.src_node)
+        if who in tx.responders:
+            self.counters.duplicates += 1
+            return []
+        tx.responders.add(who)
+        ev: list[LonEvent] = []
+        if is_response:
+            assert apdu is not None
+            ev.append(ResponseReceived(tx.tid, a, apdu))
+        else:
+            ev.append(AckReceived(tx.tid, a, member))
+        if not isinstance(d, GroupDest) or tx.answered >= tx.expected:
+            ev.append(self._finish(tx, now, ok=True))
+        return ev
