@@ -639,9 +639,9 @@ class LonTransactions:
         service = Service.REQUEST if is_request else (
             Service.UNACKD_RPT if kind is TpduType.UNACKD_RPT else Service.ACKD
         )
-        key = self._rx_key(frame)
-        # the key's address is the first frame's: look the record up by everything but it
-        key = key[:4] + (a,) + key[5:]
+        # one record per (source, priority, group, address, domain, transaction number): a
+        # late duplicate of an earlier transaction is still recognised after a newer one
+        key = self._rx_key(frame) + (pdu.trans_no,)
         rec = self._rx.get(key)
         if rec is not None and now - rec.time > c.receive_timer:
             del self._rx[key]

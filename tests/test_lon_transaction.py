@@ -1,0 +1,533 @@
+"""Transaction layer (ISO/IEC 14908-1 transport/session/auth), driven in explicit time."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dlms14908.errors import LocalProtocolError
+from dlms14908.lon.crc import append_crc
+from dlms14908.lon.events import (
+    AckReceived,
+    AuthenticationRejected,
+    FrameDropped,
+    MessageCompleted,
+    MessageFailed,
+    MessageReceived,
+    ResponseReceived,
+    Service,
+)
+from dlms14908.lon.frame import (
+    Apdu,
+    AuthPdu,
+    AuthType,
+    GroupAckAddress,
+    Spdu,
+    SpduType,
+    SubnetNodeAddress,
+    Tpdu,
+    TpduType,
+    decode_frame,
+)
+from dlms14908.lon.transaction import (
+    BroadcastDest,
+    GroupDest,
+    LonConfig,
+    LonTransactions,
+    NeuronIdDest,
+    NodeDest,
+    auth_transform,
+    m_list_encode,
+    m_list_members,
+    oma_address,
+)
+
+DOM = b"\x42"
+KEY = bytes.fromhex("5791bc23f201")
+OMA_KEY = bytes.fromhex("00112233445566778899aabb")
+
+
+def node(subnet: int, n: int, seed: int = 0, **kw: object) -> LonTransactions:
+    return LonTransactions(LonConfig(subnet, n, domain=DOM, **kw), rng=random.Random(seed).randbytes)  # type: ignore[arg-type]
+
+
+def pump(nodes: list[LonTransactions], now: float, drop=lambda src, frame: False) -> list[list[object]]:
+    """Deliver every queued frame to every other node until quiet (a loss-free shared medium)."""
+    events: list[list[object]] = [[] for _ in nodes]
+    for _ in range(50):
+        moved = False
+        for i, n in enumerate(nodes):
+            for f in n.frames_to_send(now):
+                moved = True
+                if drop(i, f):
+                    continue
+                for j, m in enumerate(nodes):
+                    if j != i:
+                        events[j] += m.receive_frame(f, now)
+        if not moved:
+            return events
+    raise AssertionError("frames kept flowing")
+
+
+# --------------------------------------------------------------------------- ACKD
+
+
+def test_ackd_retries_alt_path_then_fails_at_exact_time() -> None:
+    a = node(1, 1, retries=3, tx_timer=0.5)
+    tid = a.request(NodeDest(2, 5), b"\x00\x01", now=0.0)
+    first = a.frames_to_send(0.0)
+    assert len(first) == 1 and a.next_timer() == 0.5
+    f = decode_frame(first[0])
+    assert isinstance(f.pdu, Tpdu) and f.pdu.type is TpduType.ACKD and f.pdu.trans_no == 1
+    assert f.l2.delta_backlog == 1 and not f.l2.alt_path
+    alts = []
+    for k in (1, 2, 3):
+        assert a.handle_timer(0.5 * k - 0.01) == []  # early wake-up does nothing
+        assert a.handle_timer(0.5 * k) == []
+        frames = a.frames_to_send(0.5 * k)
+        assert len(frames) == 1
+        retry = decode_frame(frames[0])
+        assert retry.pdu == f.pdu
+        alts.append(retry.l2.alt_path)
+    assert alts == [False, True, True]  # the last two tries on the alternate path
+    ev = a.handle_timer(2.0)
+    assert ev == [MessageFailed(tid, Service.ACKD, "retries exhausted", 4)]
+    assert a.handle_timer(2.0) == [] and a.next_timer() is None and a.idle
+
+
+def test_ackd_success_and_duplicate_delivered_once_ack_resent() -> None:
+    a, b = node(1, 1), node(2, 5)
+    tid = a.request(NodeDest(2, 5), b"\x10\xaa", now=0.0)
+    frame = a.frames_to_send(0.0)[0]
+    ev1 = b.receive_frame(frame, 0.1)
+    ev2 = b.receive_frame(frame, 0.2)  # duplicate (e.g. our ACK was lost and A retried)
+    assert [type(e) for e in ev1] == [MessageReceived] and ev2 == []
+    m = ev1[0]
+    assert isinstance(m, MessageReceived) and m.apdu == Apdu(0x10, b"\xaa") and m.service is Service.ACKD
+    acks = b.frames_to_send(0.2)
+    assert len(acks) == 2 and acks[0] == acks[1]
+    ack = decode_frame(acks[0])
+    assert ack.pdu == Tpdu(TpduType.ACK, 1) and ack.address == SubnetNodeAddress(2, 5, 1, 1)
+    ev = a.receive_frame(acks[0], 0.3) + a.receive_frame(acks[1], 0.3)
+    assert ev == [AckReceived(tid, ack.address, None), MessageCompleted(tid, Service.ACKD, 1)]
+    assert b.counters.duplicates == 1
+
+
+def test_same_transaction_number_new_apdu_is_a_new_message() -> None:
+    a, b = node(1, 1), node(2, 5)
+    a.request(NodeDest(2, 5), b"\x10\x01", now=0.0)
+    f1 = a.frames_to_send(0.0)[0]
+    raw = bytearray(f1[:-2])
+    raw[-1] = 0x02  # same header and transaction number, different data
+    f2 = append_crc(bytes(raw))
+    assert len(b.receive_frame(f1, 0.0)) == 1
+    assert len(b.receive_frame(f2, 0.0)) == 1
+
+
+def test_transaction_numbers_per_priority() -> None:
+    a = node(1, 1)
+    t1 = a.request(NodeDest(2, 5), b"\x10", now=0.0)
+    t2 = a.request(NodeDest(2, 5), b"\x11", now=0.0)  # queued behind t1
+    t3 = a.request(NodeDest(2, 5), b"\x12", now=0.0, priority=True)  # runs concurrently
+    frames = [decode_frame(f) for f in a.frames_to_send(0.0)]
+    assert [(f.l2.priority, f.pdu.trans_no) for f in frames] == [(False, 1), (True, 1)]  # type: ignore[union-attr]
+    b = node(2, 5)
+    for f in frames:
+        b.receive_frame(f.encode(), 0.1)
+    ev = []
+    for f in b.frames_to_send(0.1):
+        ev += a.receive_frame(f, 0.2)
+    done = {e.tid for e in ev if isinstance(e, MessageCompleted)}
+    assert done == {t1, t3}
+    nxt = decode_frame(a.frames_to_send(0.2)[0])
+    assert nxt.pdu.trans_no == 2 and not nxt.l2.priority  # type: ignore[union-attr]
+    assert t2 not in done
+
+
+# --------------------------------------------------------------------------- lossy channel
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lossy_channel_every_message_completes_or_fails_after_exactly_its_retries(seed: int) -> None:
+    from dlms14908.transport.channel import ChannelConfig, PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    retries, tx_timer = 3, 0.6
+    ch = PlChannel(ChannelConfig(loss=0.35, duplicate=0.15, reorder=0.1, corrupt=0.05, latency=0.01, seed=seed))
+    sent: list[tuple[str, float, bytes]] = []
+    real_transmit = ch.transmit
+
+    def tap(src: str, frame: bytes, now: float) -> float:
+        sent.append((src, now, frame))
+        return real_transmit(src, frame, now)
+
+    ch.transmit = tap  # type: ignore[method-assign]
+    net = VirtualTimeNetwork(ch)
+    a = node(1, 1, seed, retries=retries, tx_timer=tx_timer)
+    b = node(2, 5, seed + 100)
+    net.add("a", a)
+    net.add("b", b)
+    n = 30
+    tids = [a.request(NodeDest(2, 5), bytes((0x10, i)), now=0.0) for i in range(n)]
+    net.run()
+    outcome = [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed))]
+    assert sorted(e.tid for e in outcome) == tids  # exactly one completion event per message
+    by_tid = {e.tid: e for e in outcome}
+    # count the ACKD transmissions of each transaction on the wire (they run one at a time)
+    ackd = [(t, decode_frame(f)) for s, t, f in sent if s == "a"]
+    ackd_tn = [fr.pdu.trans_no for _, fr in ackd if isinstance(fr.pdu, Tpdu) and fr.pdu.type is TpduType.ACKD]
+    runs: list[int] = []
+    for tn in ackd_tn:
+        if runs and runs[-1][0] == tn:  # type: ignore[index]
+            runs[-1][1] += 1  # type: ignore[index]
+        else:
+            runs.append([tn, 1])  # type: ignore[arg-type]
+    assert [r[1] for r in runs] == [by_tid[t].transmissions for t in tids]  # type: ignore[index]
+    failed = [e for e in outcome if isinstance(e, MessageFailed)]
+    assert all(e.transmissions == retries + 1 for e in failed)
+    completed = [e for e in outcome if isinstance(e, MessageCompleted)]
+    assert all(1 <= e.transmissions <= retries + 1 for e in completed)
+    assert completed, "with 35 % loss most messages still get through"
+    # the receiver delivered each message at most once, and every completed one exactly once
+    got = Counter(e.apdu.data for e in net.events["b"] if isinstance(e, MessageReceived))
+    assert all(c == 1 for c in got.values())
+    for e in completed:
+        assert got[bytes((tids.index(e.tid),))] == 1
+    assert ch.counters.lost > 0 and b.counters.duplicates > 0
+
+
+def test_duplicating_channel_delivers_once_and_reacks() -> None:
+    from dlms14908.transport.channel import ChannelConfig, PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    ch = PlChannel(ChannelConfig(duplicate=1.0, seed=7))
+    net = VirtualTimeNetwork(ch)
+    a, b = node(1, 1), node(2, 5)
+    net.add("a", a)
+    net.add("b", b)
+    tids = [a.request(NodeDest(2, 5), bytes((0x10, i)), now=0.0) for i in range(10)]
+    net.run()
+    assert [e.tid for e in net.events["a"] if isinstance(e, MessageCompleted)] == tids
+    assert len([e for e in net.events["b"] if isinstance(e, MessageReceived)]) == 10
+    assert b.counters.duplicates == 10
+    assert ch.nodes["b"].tx_frames == 20  # every duplicate re-acknowledged
+    # 20 ACK frames, each heard twice: 10 complete a transaction, 30 arrive late and are ignored
+    assert a.counters.late_acks == 30 and a.counters.rx_frames == 40
+
+
+# --------------------------------------------------------------------------- UNACKD_RPT / UNACKD
+
+
+def test_unackd_rpt_repeats_and_delivers_once() -> None:
+    a = node(1, 1, repeats=3, repeat_timer=0.2)
+    b = node(2, 5)
+    tid = a.request(NodeDest(2, 5), b"\x10\x55", service=Service.UNACKD_RPT, now=0.0)
+    frames = a.frames_to_send(0.0)
+    for k in (1, 2, 3):
+        assert a.handle_timer(0.2 * k) == []
+        frames += a.frames_to_send(0.2 * k)
+    decoded = [decode_frame(f) for f in frames]
+    assert len(decoded) == 4
+    assert all(d.pdu == Tpdu(TpduType.UNACKD_RPT, 1, Apdu(0x10, b"\x55")) for d in decoded)
+    assert [d.l2.delta_backlog for d in decoded] == [3, 0, 0, 0]
+    ev = [e for f in frames for e in b.receive_frame(f, 0.5)]
+    assert len(ev) == 1 and isinstance(ev[0], MessageReceived) and ev[0].service is Service.UNACKD_RPT
+    assert b.frames_to_send(0.5) == []  # no acknowledgement for repeated service
+    assert a.handle_timer(0.8) == [MessageCompleted(tid, Service.UNACKD_RPT, 4)]
+
+
+def test_unackd_is_a_bare_apdu_and_completes() -> None:
+    a, b = node(1, 1), node(2, 5)
+    tid = a.request(NodeDest(2, 5), b"\x10\x01", service=Service.UNACKD, now=0.0)
+    f = a.frames_to_send(0.0)
+    assert len(f) == 1 and decode_frame(f[0]).pdu == Apdu(0x10, b"\x01")
+    assert a.next_timer() == 0.0 and a.handle_timer(0.0) == [MessageCompleted(tid, Service.UNACKD, 1)]
+    ev = b.receive_frame(f[0], 0.0)
+    assert len(ev) == 1 and ev[0].service is Service.UNACKD and ev[0].trans_no is None  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- REQUEST / RESPONSE
+
+
+def test_request_response_and_duplicate_request_gets_stored_response() -> None:
+    a, b = node(1, 1), node(2, 5)
+    tid = a.request(NodeDest(2, 5), b"\x6d\x01\x00\x00\x06", service=Service.REQUEST, now=0.0)
+    req = a.frames_to_send(0.0)[0]
+    assert decode_frame(req).pdu == Spdu(SpduType.REQUEST, 1, Apdu(0x6D, b"\x01\x00\x00\x06"))
+    (m,) = b.receive_frame(req, 0.1)
+    assert isinstance(m, MessageReceived) and m.handle is not None
+    assert b.receive_frame(req, 0.15) == [] and b.frames_to_send(0.15) == []  # not answered yet
+    b.respond(m.handle, b"\x2d\x01\x02\x03\x04\x05\x06", now=0.2)
+    with pytest.raises(LocalProtocolError):
+        b.respond(m.handle, b"\x2d", now=0.2)
+    resp = b.frames_to_send(0.2)
+    assert len(resp) == 1
+    assert decode_frame(resp[0]).pdu == Spdu(SpduType.RESPONSE, 1, Apdu(0x2D, bytes(range(1, 7))))
+    assert b.receive_frame(req, 0.3) == []
+    assert b.frames_to_send(0.3) == resp  # the stored response, byte for byte
+    ev = a.receive_frame(resp[0], 0.4)
+    assert ev == [
+        ResponseReceived(tid, SubnetNodeAddress(2, 5, 1, 1), Apdu(0x2D, bytes(range(1, 7)))),
+        MessageCompleted(tid, Service.REQUEST, 1),
+    ]
+    assert a.receive_frame(resp[0], 0.5) == []  # late duplicate response ignored
+
+
+def test_request_without_response_fails() -> None:
+    a = node(1, 1, retries=1, tx_timer=0.3)
+    tid = a.request(NodeDest(2, 5), b"\x51", service=Service.REQUEST, now=0.0)
+    a.handle_timer(0.3)
+    assert a.handle_timer(0.6) == [MessageFailed(tid, Service.REQUEST, "retries exhausted", 2)]
+
+
+def test_broadcast_request_completes_on_first_response_and_nid_addressing() -> None:
+    nid = bytes.fromhex("04a1b2c3d4e5")
+    a = node(1, 1)
+    b = LonTransactions(LonConfig(3, 9, domain=DOM, neuron_id=nid))
+    c = node(4, 9)
+    tid = a.request(NeuronIdDest(nid), b"\x6d\x01\x00\x00\x06", service=Service.REQUEST, now=0.0)
+    f = a.frames_to_send(0.0)[0]
+    assert c.receive_frame(f, 0.0) == [] and c.counters.rx_not_for_us == 1
+    (m,) = b.receive_frame(f, 0.0)
+    b.respond(m.handle, b"\x2d" + nid, now=0.0)  # type: ignore[union-attr, arg-type]
+    ev = a.receive_frame(b.frames_to_send(0.0)[0], 0.0)
+    assert isinstance(ev[-1], MessageCompleted) and ev[-1].tid == tid
+    tid2 = a.request(BroadcastDest(), b"\x51", service=Service.REQUEST, now=1.0)
+    f2 = a.frames_to_send(1.0)[0]
+    assert decode_frame(f2).l2.delta_backlog == 15
+    for n in (b, c):
+        (m,) = n.receive_frame(f2, 1.0)
+        n.respond(m.handle, b"\x31", now=1.0)  # type: ignore[union-attr]
+    ev = a.receive_frame(b.frames_to_send(1.0)[0], 1.1) + a.receive_frame(c.frames_to_send(1.0)[0], 1.1)
+    assert [type(e) for e in ev] == [ResponseReceived, MessageCompleted]
+    assert ev[1].tid == tid2  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- multicast
+
+
+def test_m_list_bitmap_lsb_first() -> None:
+    assert m_list_encode({0, 2}) == b"\x05"  # reference E8: members 0 and 2 acked
+    assert m_list_encode({9}) == b"\x00\x02"
+    assert m_list_members(b"\x05\x80") == {0, 2, 15}
+    assert m_list_encode(set()) == b"\x00"
+
+
+def test_multicast_member_acks_and_rem_msg_reminder() -> None:
+    # sender 1/1 is member 0 of group 7 (size 4); members 1..3 must ack
+    a = node(1, 1, groups={7: 0}, retries=2, tx_timer=0.5)
+    members = [node(2, 10 + m, groups={7: m}) for m in (1, 2, 3)]
+    tid = a.request(GroupDest(7, 4), b"\x10\xaa", now=0.0)
+    first = decode_frame(a.frames_to_send(0.0)[0])
+    assert first.l2.delta_backlog == 3 and first.address.group == 7  # type: ignore[union-attr]
+    raw = first.encode()
+    ev_a = []
+    for i, m in enumerate(members):
+        evs = m.receive_frame(raw, 0.1)
+        assert len(evs) == 1 and isinstance(evs[0], MessageReceived)
+        ack = m.frames_to_send(0.1)
+        assert len(ack) == 1
+        addr = decode_frame(ack[0]).address
+        assert addr == GroupAckAddress(2, 11 + i, 1, 1, 7, i + 1)
+        if i != 1:  # member 2's ack is lost
+            ev_a += a.receive_frame(ack[0], 0.2)
+    assert [e.member for e in ev_a] == [1, 3]  # type: ignore[union-attr]
+    assert a.handle_timer(0.5) == []
+    rem = decode_frame(a.frames_to_send(0.5)[0])
+    assert rem.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\xaa"), m_list=b"\x0a")  # members 1, 3
+    assert rem.l2.delta_backlog == 0
+    # members 1 and 3 see their bit and stay quiet; member 2 re-acks its duplicate
+    assert members[0].receive_frame(rem.encode(), 0.6) == [] and members[0].frames_to_send(0.6) == []
+    assert members[1].receive_frame(rem.encode(), 0.6) == []  # not delivered twice
+    ack2 = members[1].frames_to_send(0.6)
+    assert len(ack2) == 1
+    ev = a.receive_frame(ack2[0], 0.7)
+    assert ev[-1] == MessageCompleted(tid, Service.ACKD, 2)
+
+
+def test_multicast_large_group_sends_reminder_then_message_and_reports_missing() -> None:
+    a = node(1, 1, retries=1, tx_timer=0.5)
+    tid = a.request(GroupDest(9, 20), b"\x10\x01", now=0.0)
+    msg = a.frames_to_send(0.0)[0]
+    # members 0 and 17 answer: the M_List needs 3 bytes -> REMINDER + ACKD
+    for mem in (0, 17):
+        m = node(3, 20 + mem, groups={9: mem})
+        m.receive_frame(msg, 0.1)
+        a.receive_frame(m.frames_to_send(0.1)[0], 0.1)
+    a.handle_timer(0.5)
+    pair = [decode_frame(f) for f in a.frames_to_send(0.5)]
+    assert [type(p.pdu) for p in pair] == [Tpdu, Tpdu]
+    assert pair[0].pdu == Tpdu(TpduType.REMINDER, 1, None, m_list=bytes((0x01, 0x00, 0x02)))
+    assert pair[1].pdu.type is TpduType.ACKD  # type: ignore[union-attr]
+    assert all(p.l2.alt_path for p in pair)  # last retries go on the alternate path
+    ev = a.handle_timer(1.0)
+    assert len(ev) == 1 and isinstance(ev[0], MessageFailed) and ev[0].tid == tid
+    assert ev[0].missing == tuple(m for m in range(20) if m not in (0, 17))
+
+
+def test_multicast_request_collects_every_member_response() -> None:
+    a = node(1, 1)
+    members = [node(2, 30 + m, groups={5: m}) for m in range(3)]
+    tid = a.request(GroupDest(5, 3), b"\x11", service=Service.REQUEST, now=0.0)
+
+    responses = []
+    for n, evs in zip(members, pump([a, *members], 0.0)[1:]):
+        for e in evs:
+            assert isinstance(e, MessageReceived)
+            n.respond(e.handle, bytes((0x01, n.config.node)), now=0.0)  # type: ignore[arg-type]
+    evs = pump([a, *members], 0.0)[0]
+    responses = [e for e in evs if isinstance(e, ResponseReceived)]
+    assert sorted(r.apdu.data[0] for r in responses) == [30, 31, 32]  # type: ignore[union-attr]
+    assert evs[-1] == MessageCompleted(tid, Service.REQUEST, 1)
+
+
+# --------------------------------------------------------------------------- authentication
+
+
+def _auth_reference(challenge: bytes, message: bytes, key: bytes) -> bytes:
+    """Independent formulation: zero-pad the message *in front* to whole passes, then feed it
+    last byte first as one flat stream (bit 7-j of the key byte selects the branch)."""
+    rounds = 6 if len(key) == 6 else 18
+    per_pass = 8 * rounds
+    if not message:
+        return challenge
+    pad = (-len(message)) % per_pass
+    stream = list(reversed(bytes(pad) + message))
+    s = list(challenge)
+    for idx, m in enumerate(stream):
+        i = (idx // 8) % rounds
+        j = 7 - idx % 8
+        bit = (key[i % len(key)] << j) & 0x80
+        n = (~(s[j] + j)) & 0xFF
+        if bit:
+            s[j] = (s[(j + 1) % 8] + m + (((n << 1) & 0xFF) | (n >> 7))) & 0xFF
+        else:
+            s[j] = (s[(j + 1) % 8] + m - ((n >> 1) | ((n & 1) << 7))) & 0xFF
+    return bytes(s)
+
+
+@given(st.binary(min_size=8, max_size=8), st.binary(min_size=0, max_size=300),
+       st.sampled_from([6, 12]), st.randoms(use_true_random=False))
+def test_auth_transform_matches_independent_formulation(ch: bytes, msg: bytes, klen: int, r: random.Random) -> None:
+    key = r.randbytes(klen)
+    assert auth_transform(ch, msg, key) == _auth_reference(ch, msg, key)
+
+
+def test_auth_transform_depends_on_key_and_message() -> None:
+    ch = bytes(range(8))
+    base = auth_transform(ch, b"\x10\x01\x02", KEY)
+    assert base != auth_transform(ch, b"\x10\x01\x03", KEY)
+    assert base != auth_transform(ch, b"\x10\x01\x02", bytes((KEY[0] ^ 1,)) + KEY[1:])
+    assert auth_transform(ch, b"", KEY) == ch
+    with pytest.raises(LocalProtocolError):
+        auth_transform(ch, b"\x00", b"\x00" * 5)
+
+
+def test_oma_address_layout() -> None:
+    assert oma_address(neuron_id=bytes(range(6))) == bytes(range(6)) + b"\xff\xff\xff"
+    assert oma_address(domain=b"\x42", subnet=2, node=5) == b"\x42" + bytes(5) + b"\x01\x02\x05"
+    assert oma_address(domain=b"\xab\xcd\xef", group=7) == b"\xab\xcd\xef\x00\x00\x00\x03\x07\xff"
+
+
+@pytest.mark.parametrize("oma", [False, True])
+def test_authenticated_ackd_success(oma: bool) -> None:
+    keys = {"oma_key": OMA_KEY} if oma else {"auth_key": KEY}
+    a = node(1, 1, 1, **keys)
+    b = node(2, 5, 2, oma=oma, **keys)
+    tid = a.request(NodeDest(2, 5), b"\x10\x77", auth=True, now=0.0)
+    msg = a.frames_to_send(0.0)
+    assert decode_frame(msg[0]).pdu.auth  # type: ignore[union-attr]
+    assert b.receive_frame(msg[0], 0.1) == []  # held until the challenge is answered
+    (chal,) = b.frames_to_send(0.1)
+    cp = decode_frame(chal).pdu
+    assert isinstance(cp, AuthPdu) and cp.type is (AuthType.CHALLENGE_OMA if oma else AuthType.CHALLENGE)
+    assert cp.fmt == 2 and cp.trans_no == 1
+    assert a.receive_frame(chal, 0.2) == []
+    (reply,) = a.frames_to_send(0.2)
+    rp = decode_frame(reply).pdu
+    assert isinstance(rp, AuthPdu) and rp.type is (AuthType.REPLY_OMA if oma else AuthType.REPLY)
+    if oma:
+        expect = auth_transform(cp.value, oma_address(domain=DOM, subnet=2, node=5) + b"\x10\x77", OMA_KEY)
+    else:
+        expect = auth_transform(cp.value, b"\x10\x77", KEY)
+    assert rp.value == expect
+    (m,) = b.receive_frame(reply, 0.3)
+    assert isinstance(m, MessageReceived) and m.authenticated and m.apdu == Apdu(0x10, b"\x77")
+    (ack,) = b.frames_to_send(0.3)
+    assert a.receive_frame(ack, 0.4)[-1] == MessageCompleted(tid, Service.ACKD, 1)
+
+
+@pytest.mark.parametrize("oma", [False, True])
+def test_authentication_failure_wrong_key(oma: bool) -> None:
+    from dlms14908.transport.channel import PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    good = {"oma_key": OMA_KEY} if oma else {"auth_key": KEY}
+    bad = {"oma_key": bytes(12)} if oma else {"auth_key": bytes(6)}
+    net = VirtualTimeNetwork(PlChannel())
+    a = node(1, 1, 1, retries=2, **bad)
+    b = node(2, 5, 2, oma=oma, **good)
+    net.add("a", a)
+    net.add("b", b)
+    tid = a.request(NodeDest(2, 5), b"\x10\x77", auth=True, now=0.0)
+    net.run()
+    assert not any(isinstance(e, MessageReceived) for e in net.events["b"])
+    rejected = [e for e in net.events["b"] if isinstance(e, AuthenticationRejected)]
+    assert len(rejected) == 3  # the first try and both retries were challenged and rejected
+    assert [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed))] == [
+        MessageFailed(tid, Service.ACKD, "retries exhausted", 3)
+    ]
+    assert b.counters.auth_failures == 3
+
+
+def test_authenticated_multicast_each_member_challenges() -> None:
+    a = node(1, 1, 1, auth_key=KEY)
+    members = [node(2, 40 + m, 10 + m, groups={3: m}, auth_key=KEY) for m in range(2)]
+    tid = a.request(GroupDest(3, 2), b"\x10\x01", auth=True, now=0.0)
+    evs = pump([a, *members], 0.0)
+    assert all(sum(isinstance(e, MessageReceived) and e.authenticated for e in ev) == 1 for ev in evs[1:])
+    assert evs[0][-1] == MessageCompleted(tid, Service.ACKD, 1)
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    b = node(2, 5, auth_key=KEY, groups={1: 0})
+    for frame in (data, append_crc(data)):
+        for e in b.receive_frame(frame, 0.0):
+            assert isinstance(e, (FrameDropped, MessageReceived))
+    b.handle_timer(1.0)
+    b.frames_to_send(1.0)
+
+
+def test_corrupted_frame_is_dropped_event() -> None:
+    a, b = node(1, 1), node(2, 5)
+    a.request(NodeDest(2, 5), b"\x10", now=0.0)
+    f = bytearray(a.frames_to_send(0.0)[0])
+    f[3] ^= 0x10
+    (ev,) = b.receive_frame(bytes(f), 0.0)
+    assert isinstance(ev, FrameDropped) and "crc" in ev.reason.lower()
+
+
+def test_local_misuse_raises() -> None:
+    a = node(1, 1)
+    with pytest.raises(LocalProtocolError):
+        a.request(NodeDest(2, 5), b"", now=0.0)
+    with pytest.raises(LocalProtocolError):
+        a.request(BroadcastDest(), b"\x10", auth=True, now=0.0)
+    with pytest.raises(LocalProtocolError):
+        a.request(GroupDest(1), b"\x10", now=0.0)
+    with pytest.raises(LocalProtocolError):
+        a.request(NodeDest(2, 5), b"\x10", service=Service.UNACKD_RPT, auth=True, now=0.0)
+    with pytest.raises(LocalProtocolError):
+        LonConfig(1, 200)
+    with pytest.raises(LocalProtocolError):
+        LonConfig(1, 1, auth_key=b"\x00")
+    assert "auth_key" not in repr(LonConfig(1, 1, auth_key=KEY)) or KEY.hex() not in repr(LonConfig(1, 1, auth_key=KEY))
+    assert repr(KEY) not in repr(LonConfig(1, 1, auth_key=KEY))
