@@ -71,11 +71,13 @@ def _scalar(buff: GXByteBuffer, tag: int, start: int) -> dict[str, Any]:
         return norm(name, str(value))
     if name == "octet-string":
         return norm(name, bytes(value).hex().upper())
-    if name == "visible-string":
-        return norm(name, str(value))
-    if name == "utf8-string":
-        # gurux returns UTF-8 strings as spaced hex ("E2 82 AC"); undo that here.
-        return norm(name, bytes.fromhex(str(value).replace(" ", "")).decode("utf-8") if value else "")
+    if name in ("visible-string", "utf8-string"):
+        # gurux's GXByteBuffer.getString returns ASCII text with trailing NULs stripped, or
+        # spaced hex when a byte is outside 32..127: ambiguous.  gurux found the value's
+        # boundaries; the octets it consumed are decoded here.
+        assert raw is not None
+        body = raw[1 + (raw[0] & 0x7F if raw[0] & 0x80 else 0) :]
+        return norm(name, body.decode("utf-8" if name == "utf8-string" else "latin-1"))
     if name == "float32":
         return norm(name, struct.pack(">f", float(value)).hex().upper())
     if name == "float64":
@@ -176,7 +178,9 @@ def _encode(buff: GXByteBuffer, n: dict[str, Any]) -> None:
     elif t == "octet-string":
         value = bytes.fromhex(v)
     elif t == "bit-string":
-        value = GXBitString(v)
+        # setBitString takes the "0101" text (a GXBitString is turned into octets first,
+        # which would round the bit count up to a multiple of 8)
+        value = str(v)
     elif t in ("float32", "float64"):
         fmt = ">f" if t == "float32" else ">d"
         value = struct.unpack(fmt, bytes.fromhex(v))[0]
