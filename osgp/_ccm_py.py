@@ -25,6 +25,15 @@ _TAG_LENGTHS = frozenset((4, 6, 8, 10, 12, 14, 16))
 _Buf = bytes | bytearray | memoryview
 
 
+def _b(x: object, what: str) -> bytes:
+    if isinstance(x, bytes):
+        return x
+    try:
+        return bytes(memoryview(x))  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object") from None
+
+
 def _check_nonce(nonce: _Buf, n: int) -> None:
     ln = len(nonce)
     if ln < 7 or ln > 13:
@@ -60,11 +69,15 @@ class Key:
     def __reduce__(self) -> object:
         raise TypeError("Key objects cannot be pickled")
 
-    def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None, /) -> bytes:
+    def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
+        nonce, data = _b(nonce, "nonce"), _b(data, "data")
+        aad = None if associated_data is None else _b(associated_data, "associated_data")
         _check_nonce(nonce, len(data))
-        return self._aead.encrypt(bytes(nonce), bytes(data), None if associated_data is None else bytes(associated_data))
+        return self._aead.encrypt(nonce, data, aad)
 
-    def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None, /) -> bytes:
+    def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
+        nonce, data = _b(nonce, "nonce"), _b(data, "data")
+        aad = None if associated_data is None else _b(associated_data, "associated_data")
         n = len(data) - self._tag_length
         if len(nonce) < 7 or len(nonce) > 13:
             raise ValueError("nonce must be 7..13 bytes")
@@ -72,24 +85,23 @@ class Key:
             raise InvalidTag()
         _check_nonce(nonce, n)
         try:
-            return self._aead.decrypt(
-                bytes(nonce), bytes(data), None if associated_data is None else bytes(associated_data)
-            )
+            return self._aead.decrypt(nonce, data, aad)
         except _CryptoInvalidTag:
             raise InvalidTag() from None
 
     def cmac(self, data: _Buf, /) -> bytes:
         c = self._cmac.copy()
-        c.update(data)
+        c.update(_b(data, "data"))
         return c.finalize()
 
     def cmac_verify(self, data: _Buf, tag: _Buf, /) -> bool:
+        tag = _b(tag, "tag")
         tl = len(tag)
         if tl < 4 or tl > 16:
             raise ValueError("CMAC tag must be 4..16 bytes")
         c = self._cmac.copy()
-        c.update(data)
-        return compare_digest(c.finalize()[:tl], bytes(tag))
+        c.update(_b(data, "data"))
+        return compare_digest(c.finalize()[:tl], tag)
 
 
 def _frames(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]]) -> list[tuple[Key, bytes, bytes, bytes | None]]:
@@ -100,7 +112,10 @@ def _frames(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]]) -> list[tuple
         k, nonce, data, aad = fr
         if not isinstance(k, Key):
             raise TypeError(f"frame {i}: key must be an osgp Key object")
-        out.append((k, bytes(nonce), bytes(data), None if aad is None else bytes(aad)))
+        try:
+            out.append((k, _b(nonce, "nonce"), _b(data, "data"), None if aad is None else _b(aad, "aad")))
+        except TypeError as e:
+            raise TypeError(f"frame {i}: {e}") from None
     return out
 
 

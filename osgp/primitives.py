@@ -15,6 +15,7 @@ key object (hot paths should cache one per peer: key schedule and CMAC subkeys).
 
 from __future__ import annotations
 
+from . import _ccm_py
 from .ccm import AesCcm, InvalidTag, Key
 from .drbg import CtrDrbg
 
@@ -32,14 +33,15 @@ __all__ = [
 ]
 
 _Buf = bytes | bytearray | memoryview
-KeyLike = bytes | bytearray | memoryview | Key
+KeyLike = bytes | bytearray | memoryview | Key | _ccm_py.Key
+_KEY_TYPES = (Key, _ccm_py.Key)
 
 #: GKDF's counter is 2 octets: at most 65535 blocks of 16 bytes.
 KDF_MAX_LENGTH = 0xFFFF * 16
 
 
-def _key(key: KeyLike, tag_length: int = 8) -> Key:
-    if isinstance(key, Key):
+def _key(key: KeyLike, tag_length: int = 8) -> Key | _ccm_py.Key:
+    if isinstance(key, _KEY_TYPES):
         return key
     return Key(key, tag_length)
 
