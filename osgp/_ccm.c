@@ -37,8 +37,10 @@ static PyTypeObject *KeyType = NULL;
 
 static void wipe(void *p, size_t n)
 {
-    volatile u8 *v = (volatile u8 *)p;
-    while (n--) *v++ = 0;
+    memset(p, 0, n);
+#if defined(__GNUC__) || defined(__clang__)
+    __asm__ __volatile__("" : : "r"(p) : "memory"); /* keep the memset */
+#endif
 }
 
 typedef struct {
@@ -274,6 +276,13 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
 
 /* ---- multi-buffer kernel (batch API) ------------------------------------------ */
 
+/* Each of 4 lanes carries one message.  Per step, every lane advances its CBC-MAC
+ * chain by one block and computes one CTR keystream block (A1..An, then A0 for the
+ * tag mask), so 8 independent AES computations are in flight per step.  The CTR
+ * side always runs ahead of the MAC side (the MAC first absorbs B0 and the AAD), so
+ * on decrypt the plaintext block j exists before the MAC needs it.  A finished lane
+ * is refilled at once, so mixed lengths and a different key per lane are fine. */
+
 typedef struct {
     const KeyObject *key;
     const u8 *nonce;
@@ -294,12 +303,17 @@ typedef struct {
 typedef struct {
     job_t *job;
     const u8 *rk;
-    __m128i s0, b0;
-    size_t blocks;
+    __m128i b0;      /* first MAC block */
+    __m128i ctr;     /* byte-swapped counter block of the next payload keystream block */
+    __m128i a0;      /* counter block 0 (tag mask), not swapped */
+    __m128i s0;
+    size_t mac_left; /* MAC blocks still to absorb (incl. B0) */
+    size_t ctr_next; /* index of the next keystream block: 1..n payload, n+1 = A0, > n+1 done */
+    size_t nb;
     int first;
     int si;
     seg_t seg[3];
-    _Alignas(16) u8 hdr[32];
+    _Alignas(16) u8 hdr[16];
 } lane_t;
 
 static _Alignas(16) u8 dummy_rk[11 * 16];
@@ -320,46 +334,19 @@ INL __m128i lane_fetch(lane_t *l)
     return b;
 }
 
-/* Load a job into a lane: CTR over the whole payload (4 blocks in flight) and the
- * MAC block stream set-up.  Returns the initial MAC state (B0). */
-static TGT __m128i lane_load(lane_t *l, job_t *j, int enc)
+static TGT void lane_load(lane_t *l, job_t *j, int enc)
 {
-    const u8 *rk = j->key->rk;
     const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
-    __m128i b0;
-    __m128i ctr = ccm_b0(j->nonce, j->nlen, j->alen, j->len, j->key->tag_len, &b0);
-    size_t nb = (j->len + 15) / 16;
-    size_t total = nb + 1, i = 0;
-    const u8 *in = j->in;
-    u8 *out = j->out;
-    while (i < total) {
-        __m128i c0 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
-        __m128i c1 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
-        __m128i c2 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
-        __m128i c3 = _mm_shuffle_epi8(ctr, bs); ctr = _mm_add_epi64(ctr, one);
-        AES4K(rk, rk, rk, rk, c0, c1, c2, c3);
-        __m128i cs[4] = {c0, c1, c2, c3};
-        for (int q = 0; q < 4 && i < total; q++, i++) {
-            if (i == 0) { l->s0 = cs[0]; continue; }
-            size_t off = (i - 1) * 16, r = j->len - off;
-            if (r >= 16) {
-                _mm_storeu_si128((__m128i *)(out + off),
-                                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(in + off)), cs[q]));
-            } else {
-                _Alignas(16) u8 t[16] = {0};
-                memcpy(t, in + off, r);
-                _mm_store_si128((__m128i *)t, _mm_xor_si128(_mm_load_si128((const __m128i *)t), cs[q]));
-                memcpy(out + off, t, r);
-                wipe(t, sizeof t);
-            }
-        }
-    }
+    __m128i ctr = ccm_b0(j->nonce, j->nlen, j->alen, j->len, j->key->tag_len, &l->b0);
+    l->a0 = _mm_shuffle_epi8(ctr, bs);
+    l->ctr = _mm_add_epi64(ctr, one);
     l->job = j;
-    l->rk = rk;
-    l->si = 0;
+    l->rk = j->key->rk;
+    l->nb = (j->len + 15) / 16;
+    l->ctr_next = 1;
     l->first = 1;
-    l->b0 = b0;
-    size_t hdr_len = 0, used = 0;
+    l->si = 0;
+    size_t used = 0, hdr_len = 0;
     if (j->alen) {
         used = ccm_aad_head(l->hdr, j->aad, j->alen);
         hdr_len = 16;
@@ -370,8 +357,41 @@ static TGT __m128i lane_load(lane_t *l, job_t *j, int enc)
     l->seg[1].rem = j->alen - used;
     l->seg[2].p = enc ? j->in : j->out;
     l->seg[2].rem = j->len;
-    l->blocks = 1 + hdr_len / 16 + (l->seg[1].rem + 15) / 16 + nb; /* incl. B0 */
-    return b0;
+    l->mac_left = 1 + hdr_len / 16 + (l->seg[1].rem + 15) / 16 + l->nb;
+}
+
+/* keystream block for this step (or the tag mask) */
+INL __m128i lane_ctr_in(lane_t *l, const __m128i bs, const __m128i one)
+{
+    if (l->ctr_next <= l->nb) {
+        __m128i c = _mm_shuffle_epi8(l->ctr, bs);
+        l->ctr = _mm_add_epi64(l->ctr, one);
+        return c;
+    }
+    return l->a0;
+}
+
+INL void lane_ctr_out(lane_t *l, __m128i ks)
+{
+    size_t j = l->ctr_next;
+    if (j > l->nb + 1) return;
+    l->ctr_next = j + 1;
+    if (j == l->nb + 1) {
+        l->s0 = ks;
+        return;
+    }
+    job_t *jb = l->job;
+    size_t off = (j - 1) * 16, r = jb->len - off;
+    if (r >= 16) {
+        _mm_storeu_si128((__m128i *)(jb->out + off),
+                         _mm_xor_si128(_mm_loadu_si128((const __m128i *)(jb->in + off)), ks));
+    } else {
+        _Alignas(16) u8 t[16] = {0};
+        memcpy(t, jb->in + off, r);
+        _mm_store_si128((__m128i *)t, _mm_xor_si128(_mm_load_si128((const __m128i *)t), ks));
+        memcpy(jb->out + off, t, r);
+        wipe(t, sizeof t);
+    }
 }
 
 static TGT void lane_finish(lane_t *l, __m128i x, int enc)
@@ -398,48 +418,81 @@ static TGT void lane_finish(lane_t *l, __m128i x, int enc)
     l->rk = dummy_rk;
 }
 
+#define AES8K(k0, k1, k2, k3, a, b, c, d, e, f, g, h)                             \
+    do {                                                                          \
+        __m128i _r0 = RK(k0, 0), _r1 = RK(k1, 0), _r2 = RK(k2, 0), _r3 = RK(k3, 0); \
+        a = _mm_xor_si128(a, _r0); e = _mm_xor_si128(e, _r0);                     \
+        b = _mm_xor_si128(b, _r1); f = _mm_xor_si128(f, _r1);                     \
+        c = _mm_xor_si128(c, _r2); g = _mm_xor_si128(g, _r2);                     \
+        d = _mm_xor_si128(d, _r3); h = _mm_xor_si128(h, _r3);                     \
+        for (int _i = 1; _i < 10; _i++) {                                         \
+            _r0 = RK(k0, _i); _r1 = RK(k1, _i); _r2 = RK(k2, _i); _r3 = RK(k3, _i); \
+            a = _mm_aesenc_si128(a, _r0); e = _mm_aesenc_si128(e, _r0);           \
+            b = _mm_aesenc_si128(b, _r1); f = _mm_aesenc_si128(f, _r1);           \
+            c = _mm_aesenc_si128(c, _r2); g = _mm_aesenc_si128(g, _r2);           \
+            d = _mm_aesenc_si128(d, _r3); h = _mm_aesenc_si128(h, _r3);           \
+        }                                                                         \
+        _r0 = RK(k0, 10); _r1 = RK(k1, 10); _r2 = RK(k2, 10); _r3 = RK(k3, 10);   \
+        a = _mm_aesenclast_si128(a, _r0); e = _mm_aesenclast_si128(e, _r0);       \
+        b = _mm_aesenclast_si128(b, _r1); f = _mm_aesenclast_si128(f, _r1);       \
+        c = _mm_aesenclast_si128(c, _r2); g = _mm_aesenclast_si128(g, _r2);       \
+        d = _mm_aesenclast_si128(d, _r3); h = _mm_aesenclast_si128(h, _r3);       \
+    } while (0)
+
 /* Process jobs[0..n) (entries with status 1 are skipped), 4 lanes interleaved. */
 static TGT void ccm_many(job_t *jobs, size_t n, int enc)
 {
+    const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
     lane_t lanes[4];
-    __m128i x[4];
+    __m128i x0 = _mm_setzero_si128(), x1 = x0, x2 = x0, x3 = x0;
     size_t next = 0;
     int active = 0;
     for (int q = 0; q < 4; q++) {
         lanes[q].job = NULL;
         lanes[q].rk = dummy_rk;
-        x[q] = _mm_setzero_si128();
     }
-    /* The first MAC step of a freshly loaded lane is E(B0): the lane starts from a
-     * zero chaining value with B0 as its first block. */
-    for (;;) {
-        for (int q = 0; q < 4; q++) {
-            if (lanes[q].job) continue;
-            while (next < n && jobs[next].status == 1) next++;
-            if (next < n) {
-                lane_load(&lanes[q], &jobs[next++], enc);
-                x[q] = _mm_setzero_si128();
-                active++;
-            }
-        }
-        if (!active) break;
-        for (int q = 0; q < 4; q++) {
-            lane_t *l = &lanes[q];
-            if (!l->job) continue;
-            __m128i b;
-            if (l->first) { b = l->b0; l->first = 0; }
-            else b = lane_fetch(l);
-            x[q] = _mm_xor_si128(x[q], b);
-        }
-        AES4K(lanes[0].rk, lanes[1].rk, lanes[2].rk, lanes[3].rk, x[0], x[1], x[2], x[3]);
-        for (int q = 0; q < 4; q++) {
-            lane_t *l = &lanes[q];
-            if (l->job && --l->blocks == 0) {
-                lane_finish(l, x[q], enc);
-                active--;
-            }
-        }
+#define REFILL(q, xq)                                                    \
+    do {                                                                 \
+        while (next < n && jobs[next].status == 1) next++;               \
+        if (next < n) {                                                  \
+            lane_load(&lanes[q], &jobs[next++], enc);                    \
+            xq = _mm_setzero_si128();                                    \
+            active++;                                                    \
+        }                                                                \
+    } while (0)
+    REFILL(0, x0); REFILL(1, x1); REFILL(2, x2); REFILL(3, x3);
+#define MAC_IN(q, xq)                                                    \
+    do {                                                                 \
+        lane_t *l = &lanes[q];                                           \
+        if (l->job) {                                                    \
+            __m128i b;                                                   \
+            if (l->first) { b = l->b0; l->first = 0; }                   \
+            else b = lane_fetch(l);                                      \
+            xq = _mm_xor_si128(xq, b);                                   \
+            c##q = lane_ctr_in(l, bs, one);                              \
+        }                                                                \
+    } while (0)
+#define POST(q, xq)                                                      \
+    do {                                                                 \
+        lane_t *l = &lanes[q];                                           \
+        if (l->job) {                                                    \
+            lane_ctr_out(l, c##q);                                       \
+            if (--l->mac_left == 0) {                                    \
+                lane_finish(l, xq, enc);                                 \
+                active--;                                                \
+                REFILL(q, xq);                                           \
+            }                                                            \
+        }                                                                \
+    } while (0)
+    while (active) {
+        __m128i c0 = _mm_setzero_si128(), c1 = c0, c2 = c0, c3 = c0;
+        MAC_IN(0, x0); MAC_IN(1, x1); MAC_IN(2, x2); MAC_IN(3, x3);
+        AES8K(lanes[0].rk, lanes[1].rk, lanes[2].rk, lanes[3].rk, x0, x1, x2, x3, c0, c1, c2, c3);
+        POST(0, x0); POST(1, x1); POST(2, x2); POST(3, x3);
     }
+#undef REFILL
+#undef MAC_IN
+#undef POST
 }
 
 #endif /* CCM_HAVE_X86 */
