@@ -38,10 +38,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Protocol, Union
+from typing import Protocol
 
 from dlms14908 import profile as P
-from dlms14908.errors import DecodeError, EncodeError, LocalProtocolError
+from dlms14908.errors import AuthenticationFailed, DecodeError, EncodeError, LocalProtocolError
 from osgp.ccm import AesCcm, InvalidTag
 from osgp.drbg import CtrDrbg
 from osgp.keys import (
@@ -69,7 +69,6 @@ from osgp.messages import (
     UpdateDomainKeysResponse,
     decode_message,
 )
-from dlms14908.errors import AuthenticationFailed
 
 __all__ = [
     "Role",
@@ -330,7 +329,7 @@ class OmaKeyReceived(ChannelEvent):
 
 @dataclass(frozen=True, slots=True)
 class PeerErrorReported(ChannelEvent):
-    """The peer sent AuthenticationFailure or SequenceError (unauthenticated: informational only)."""
+    """The peer sent AuthenticationFailure or SequenceError (unauthenticated: report only)."""
 
     kind: str
     key_id: int
@@ -342,21 +341,21 @@ class ChannelFailed(ChannelEvent):
     """The context entered FAILED (sticky)."""
 
 
-ChannelEventT = Union[
-    SendHandshake,
-    SendError,
-    SendProtected,
-    ChannelEstablished,
-    HandshakeFailed,
-    DataReceived,
-    FrameDropped,
-    KeyInstalled,
-    KeyUpdateConfirmed,
-    KeyActivated,
-    OmaKeyReceived,
-    PeerErrorReported,
-    ChannelFailed,
-]
+ChannelEventT = (
+    SendHandshake
+    | SendError
+    | SendProtected
+    | ChannelEstablished
+    | HandshakeFailed
+    | DataReceived
+    | FrameDropped
+    | KeyInstalled
+    | KeyUpdateConfirmed
+    | KeyActivated
+    | OmaKeyReceived
+    | PeerErrorReported
+    | ChannelFailed
+)
 
 
 # --------------------------------------------------------------------------- persistence seam
@@ -454,7 +453,9 @@ class ReplayWindow:
         """Mark ``seq`` as received; call only after the frame verified."""
         if seq > self.highest:
             shift = seq - self.highest
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
+            self.bitmap = (
+                ((self.bitmap << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
+            )
             self.highest = seq
         else:
             self.bitmap |= 1 << (self.highest - seq)
@@ -501,7 +502,9 @@ class _RxKey:
 def _allocate(tx: _TxKey, persistence: SequencePersistence, block: int) -> int:
     seq = tx.next_seq
     if seq > P.OSGP_SEQ_MAX:
-        raise LocalProtocolError(f"sequence numbers exhausted under KeyID {tx.key_id}: re-key first")
+        raise LocalProtocolError(
+            f"sequence numbers exhausted under KeyID {tx.key_id}: re-key first"
+        )
     if seq >= tx.ceiling:
         ceiling = min(seq + block, P.OSGP_SEQ_MAX + 1)
         persistence.reserve(tx.slot, ceiling)  # durable before any number below it is used
@@ -641,7 +644,7 @@ class SecureChannel:
             f"state={self._state.value}>"
         )
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("SecureChannel holds keys and cannot be pickled; use snapshot()")
 
     # -- public state ----------------------------------------------------------------------
@@ -688,11 +691,15 @@ class SecureChannel:
     def _count(self, name: str) -> None:
         self._c[name] += 1
 
-    def _drop(self, reason: DropReason, counter: str, key_id: int | None = None, seq: int | None = None) -> list[ChannelEvent]:
+    def _drop(
+        self, reason: DropReason, counter: str, key_id: int | None = None, seq: int | None = None
+    ) -> list[ChannelEvent]:
         self._count(counter)
         return [FrameDropped(reason, key_id, seq)]
 
-    def _maybe_error(self, message: AuthenticationFailure | SequenceError, now: float) -> list[ChannelEvent]:
+    def _maybe_error(
+        self, message: AuthenticationFailure | SequenceError, now: float
+    ) -> list[ChannelEvent]:
         if self._errors.take(now):
             self._count("errors_sent")
             return [SendError(message.encode())]
@@ -736,7 +743,7 @@ class SecureChannel:
 
     # -- handshake: NNAP -------------------------------------------------------------------
     def start_handshake(self, now: float) -> bytes:
-        """NNAP: begin (or restart) a Challenge/Commission exchange; returns the ChallengeRequest."""
+        """NNAP: begin (or restart) a handshake; returns the ChallengeRequest message."""
         if self.role is not Role.NNAP:
             raise LocalProtocolError("only the NNAP starts a handshake")
         if not self._allowed(_In.CHALLENGE_SENT):
@@ -753,7 +760,9 @@ class SecureChannel:
             return None
         return hs
 
-    def _nnap_challenge_response(self, msg: ChallengeResponse, raw: bytes, now: float) -> list[ChannelEvent]:
+    def _nnap_challenge_response(
+        self, msg: ChallengeResponse, raw: bytes, now: float
+    ) -> list[ChannelEvent]:
         hs = self._hs_live(now)
         if (
             hs is None
@@ -773,7 +782,10 @@ class SecureChannel:
         if not handshake_mac_verify(keys.sk, msg.mac_input(), msg.mac):
             self._count("handshake_failures")
             return self._auth_failure(
-                [FrameDropped(DropReason.AUTH), HandshakeFailed("ChallengeResponse MAC does not verify")]
+                [
+                    FrameDropped(DropReason.AUTH),
+                    HandshakeFailed("ChallengeResponse MAC does not verify"),
+                ]
             )
         self._consecutive = 0
         key_id = self._next_key_id()
@@ -794,14 +806,28 @@ class SecureChannel:
             mac=bytes(P.OSGP_HANDSHAKE_MAC_LEN),
         )
         req = replace(req, mac=handshake_mac(keys.sk, req.mac_input()))
-        hs.rand_c, hs.sk, hs.pk, hs.key_id, hs.initial_seq = msg.rand_c, keys.sk, keys.pk, key_id, initial
+        hs.rand_c, hs.sk, hs.pk, hs.key_id, hs.initial_seq = (
+            msg.rand_c,
+            keys.sk,
+            keys.pk,
+            key_id,
+            initial,
+        )
         hs.response, hs.commission = raw, req.encode()
         self._fire(_In.CHALLENGE_ANSWERED)
         return [SendHandshake(hs.commission)]
 
-    def _nnap_commission_response(self, msg: CommissionResponse, raw: bytes, now: float) -> list[ChannelEvent]:
+    def _nnap_commission_response(
+        self, msg: CommissionResponse, raw: bytes, now: float
+    ) -> list[ChannelEvent]:
         hs = self._hs_live(now)
-        if hs is None or hs.commission is None or hs.sk is None or hs.pk is None or hs.rand_c is None:
+        if (
+            hs is None
+            or hs.commission is None
+            or hs.sk is None
+            or hs.pk is None
+            or hs.rand_c is None
+        ):
             return self._drop(DropReason.UNEXPECTED, "unexpected")
         mac_in = commission_response_mac_input(
             raw[:2], rand_c=hs.rand_c, rand_s=hs.rand_s, id_c=self.peer_id, id_s=self.local_id
@@ -809,7 +835,10 @@ class SecureChannel:
         if not handshake_mac_verify(hs.sk, mac_in, msg.mac):
             self._count("handshake_failures")
             return self._auth_failure(
-                [FrameDropped(DropReason.AUTH), HandshakeFailed("CommissionResponse MAC does not verify")]
+                [
+                    FrameDropped(DropReason.AUTH),
+                    HandshakeFailed("CommissionResponse MAC does not verify"),
+                ]
             )
         self._consecutive = 0
         self._hs = None
@@ -827,10 +856,14 @@ class SecureChannel:
         self._uc_tx = self._new_tx("uc", key_id, pk, tx_first)
         self._uc_tx_next = None
         self._uc_pending = None
-        self._uc_rx = {key_id: _RxKey(key_id, pk, ReplayWindow(self.config.unicast_window, rx_first - 1))}
+        self._uc_rx = {
+            key_id: _RxKey(key_id, pk, ReplayWindow(self.config.unicast_window, rx_first - 1))
+        }
 
     # -- handshake: LNAP -------------------------------------------------------------------
-    def _lnap_challenge_request(self, msg: ChallengeRequest, raw: bytes, now: float) -> list[ChannelEvent]:
+    def _lnap_challenge_request(
+        self, msg: ChallengeRequest, raw: bytes, now: float
+    ) -> list[ChannelEvent]:
         if msg.id_s != self.peer_id or not self._allowed(_In.CHALLENGE_RECEIVED):
             return self._drop(DropReason.UNEXPECTED, "unexpected")
         if msg.csuite != P.OSGP_CSUITE_SEL:
@@ -855,7 +888,9 @@ class SecureChannel:
         self._fire(_In.CHALLENGE_RECEIVED)
         return [SendHandshake(resp.encode())]
 
-    def _lnap_commission_request(self, msg: CommissionRequest, raw: bytes, now: float) -> list[ChannelEvent]:
+    def _lnap_commission_request(
+        self, msg: CommissionRequest, raw: bytes, now: float
+    ) -> list[ChannelEvent]:
         if self._last_commission is not None and raw == self._last_commission[0]:
             # The NNAP did not get our CommissionResponse: answer again, change nothing.
             return [SendHandshake(self._last_commission[1])]
@@ -875,7 +910,10 @@ class SecureChannel:
         if not handshake_mac_verify(hs.sk, msg.mac_input(), msg.mac):
             self._count("handshake_failures")
             return self._auth_failure(
-                [FrameDropped(DropReason.AUTH), HandshakeFailed("CommissionRequest MAC does not verify")]
+                [
+                    FrameDropped(DropReason.AUTH),
+                    HandshakeFailed("CommissionRequest MAC does not verify"),
+                ]
             )
         try:
             pd = AesCcm(hs.pk, P.OSGP_TAG_LEN).decrypt(
@@ -886,7 +924,10 @@ class SecureChannel:
         except InvalidTag:
             self._count("handshake_failures")
             return self._auth_failure(
-                [FrameDropped(DropReason.AUTH), HandshakeFailed("CommissionRequest PD does not verify")]
+                [
+                    FrameDropped(DropReason.AUTH),
+                    HandshakeFailed("CommissionRequest PD does not verify"),
+                ]
             )
         self._consecutive = 0
         initial = int.from_bytes(pd[: P.OSGP_SEQ_LEN], "big")
@@ -896,7 +937,11 @@ class SecureChannel:
         mac = handshake_mac(
             hs.sk,
             commission_response_mac_input(
-                status_part, rand_c=hs.rand_c, rand_s=hs.rand_s, id_c=self.local_id, id_s=self.peer_id
+                status_part,
+                rand_c=hs.rand_c,
+                rand_s=hs.rand_s,
+                id_c=self.local_id,
+                id_s=self.peer_id,
             ),
         )
         resp = CommissionResponse(status=status, mac=mac).encode()
@@ -940,7 +985,13 @@ class SecureChannel:
         if self._state is not ChannelState.COMMISSIONED or self._uc_tx is None:
             raise LocalProtocolError(f"cannot protect in state {self._state.value}")
         return _seal(
-            self._uc_tx, self.local_id, plaintext, header, dest, self._persist, self.config.seq_block
+            self._uc_tx,
+            self.local_id,
+            plaintext,
+            header,
+            dest,
+            self._persist,
+            self.config.seq_block,
         )
 
     def receive_protected(
@@ -979,11 +1030,15 @@ class SecureChannel:
             events = self._drop(DropReason.REPLAY, "replays", key_id, seq)
             if not broadcast:
                 expected = min(rx.window.highest + 1, P.OSGP_SEQ_MAX)
-                events += self._maybe_error(SequenceError(key_id=key_id, expected_min_seq=expected), now)
+                events += self._maybe_error(
+                    SequenceError(key_id=key_id, expected_min_seq=expected), now
+                )
             return events
         nonce = data_nonce(self.peer_id, seq, key_id, header[0])
         try:
-            plain = rx.aead.decrypt(nonce, buf[_PREFIX_LEN:], bytes(header) + buf[:_PREFIX_LEN] + bytes(dest))
+            plain = rx.aead.decrypt(
+                nonce, buf[_PREFIX_LEN:], bytes(header) + buf[:_PREFIX_LEN] + bytes(dest)
+            )
         except InvalidTag:
             events = [FrameDropped(DropReason.AUTH, key_id, seq)]
             if not broadcast:
@@ -1042,7 +1097,7 @@ class SecureChannel:
         return self._udk(key_id, 0, key)
 
     def send_broadcast_key(self, sender: BroadcastSender, now: float) -> list[ChannelEvent]:
-        """NNAP: give this LNAP the domain broadcast key (the sender's pending key, else its current one)."""
+        """NNAP: send this LNAP the broadcast key (the pending one, else the current one)."""
         self._require_nnap_commissioned()
         key_id, key = sender._distribution_key()
         self._other_pending[key_id] = KeyKind.BROADCAST
@@ -1051,7 +1106,9 @@ class SecureChannel:
     def send_oma_key(self, oma_key: bytes, key_id: int, now: float) -> list[ChannelEvent]:
         """NNAP: send a 12-byte LonTalk OMA key (flags bit 1; padded with 4 zero bytes)."""
         self._require_nnap_commissioned()
-        key = check_key(oma_key, "oma_key", P.OSGP_OMA_KEY_LEN) + bytes(P.OSGP_KEY_LEN - P.OSGP_OMA_KEY_LEN)
+        key = check_key(oma_key, "oma_key", P.OSGP_OMA_KEY_LEN) + bytes(
+            P.OSGP_KEY_LEN - P.OSGP_OMA_KEY_LEN
+        )
         if not 0 <= key_id <= P.OSGP_KEY_ID_MAX:
             raise EncodeError("must be 0..255", field="key_id")
         self._other_pending[key_id] = KeyKind.OMA
@@ -1059,7 +1116,9 @@ class SecureChannel:
 
     def _lnap_update_domain_keys(self, msg: UpdateDomainKeys) -> list[ChannelEvent]:
         def answer(status: int) -> list[ChannelEvent]:
-            return [SendProtected(UpdateDomainKeysResponse(key_id=msg.key_id, status=status).encode())]
+            return [
+                SendProtected(UpdateDomainKeysResponse(key_id=msg.key_id, status=status).encode())
+            ]
 
         if msg.flags == P.OSGP_UDK_FLAGS_KNOWN:  # both bits: meaningless
             self._count("unexpected")
@@ -1073,7 +1132,9 @@ class SecureChannel:
         if msg.flags & P.OSGP_UDK_FLAG_OMA:
             if any(key[P.OSGP_OMA_KEY_LEN :]):
                 return answer(P.OSGP_STATUS_REJECTED)
-            return answer(P.OSGP_STATUS_SUCCESS) + [OmaKeyReceived(msg.key_id, key[: P.OSGP_OMA_KEY_LEN])]
+            return answer(P.OSGP_STATUS_SUCCESS) + [
+                OmaKeyReceived(msg.key_id, key[: P.OSGP_OMA_KEY_LEN])
+            ]
         if msg.flags & P.OSGP_UDK_FLAG_BROADCAST:
             have = self._bc_rx.get(msg.key_id)
             if have is not None and have.key == key:
@@ -1081,7 +1142,9 @@ class SecureChannel:
             if have is not None and len(self._bc_rx) == 1:
                 return answer(P.OSGP_STATUS_REJECTED)  # would replace the active key in place
             self._bc_rx.pop(msg.key_id, None)
-            self._bc_rx[msg.key_id] = _RxKey(msg.key_id, key, ReplayWindow(self.config.broadcast_window))
+            self._bc_rx[msg.key_id] = _RxKey(
+                msg.key_id, key, ReplayWindow(self.config.broadcast_window)
+            )
             events = answer(P.OSGP_STATUS_SUCCESS) + [KeyInstalled(msg.key_id, KeyKind.BROADCAST)]
             self._save()
             return events
@@ -1104,7 +1167,8 @@ class SecureChannel:
             key_id, key = self._uc_pending
             self._uc_pending = None
             if ok:
-                # Switch transmit now; keep the old receive key until the LNAP's first new-key frame.
+                # Switch transmit now; keep the old receive key until the LNAP's first
+                # frame under the new key.
                 self._uc_tx = self._new_tx("uc", key_id, key, P.OSGP_SEQ_FIRST)
                 self._uc_rx.pop(key_id, None)
                 self._uc_rx[key_id] = _RxKey(key_id, key, ReplayWindow(self.config.unicast_window))
@@ -1218,7 +1282,7 @@ class BroadcastSender:
         nxt = None if self._next is None else self._next.key_id
         return f"<BroadcastSender {self.source_id.hex()} key_id={cur} pending={nxt}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("BroadcastSender holds keys and cannot be pickled; use snapshot()")
 
     @property
@@ -1236,7 +1300,9 @@ class BroadcastSender:
         key_id = 0 if self._tx is None else (self._tx.key_id + 1) % (P.OSGP_KEY_ID_MAX + 1)
         self._generation += 1
         slot = f"{self.name}/bc/{self._generation}"
-        self._next = _TxKey(key_id, self._random(P.OSGP_KEY_LEN), P.OSGP_SEQ_FIRST, P.OSGP_SEQ_FIRST, slot)
+        self._next = _TxKey(
+            key_id, self._random(P.OSGP_KEY_LEN), P.OSGP_SEQ_FIRST, P.OSGP_SEQ_FIRST, slot
+        )
         self._persist.save_snapshot(self.snapshot())
         return key_id
 
@@ -1277,7 +1343,13 @@ class BroadcastSender:
         persistence: SequencePersistence | None = None,
         seq_block: int = 1024,
     ) -> BroadcastSender:
-        s = cls(snap.source_id, random=random, persistence=persistence, name=snap.name, seq_block=seq_block)
+        s = cls(
+            snap.source_id,
+            random=random,
+            persistence=persistence,
+            name=snap.name,
+            seq_block=seq_block,
+        )
         s._generation = snap.generation
         for k in snap.keys:
             if k.slot is None or k.role not in ("bc-tx", "bc-tx-next"):

@@ -110,7 +110,7 @@ def handshake_mac_verify(sk: bytes, data: bytes, tag: bytes) -> bool:
 def commission_response_mac_input(
     status_part: bytes, *, rand_c: bytes, rand_s: bytes, id_c: bytes, id_s: bytes
 ) -> bytes:
-    """What the CommissionResponse MAC covers: ``opcode || status || RAND_C || RAND_S || ID_C || ID_S``.
+    """The CommissionResponse MAC input: ``opcode || status || RAND_C || RAND_S || ID_C || ID_S``.
 
     The RANDs and IDs are not on the wire; covering them binds the answer to this
     exchange (a response cannot be replayed into another handshake)."""

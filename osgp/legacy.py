@@ -122,7 +122,9 @@ def decrypt(data: bytes, key: bytes) -> bytes:
     k = _check_key(key, OMA_KEY_LEN)
     buf = bytes(data)
     if len(buf) < DIGEST_LEN:
-        raise DecodeError(f"need at least {DIGEST_LEN} bytes, got {len(buf)}", field="digest", offset=0)
+        raise DecodeError(
+            f"need at least {DIGEST_LEN} bytes, got {len(buf)}", field="digest", offset=0
+        )
     body, tag = buf[:-DIGEST_LEN], buf[-DIGEST_LEN:]
     rc4_key = bytearray(derive_encryption_key(k))
     for i in range(DIGEST_LEN):
@@ -131,4 +133,3 @@ def decrypt(data: bytes, key: bytes) -> bytes:
     if not hmac.compare_digest(oma_digest(plain, k), tag):
         raise AuthenticationFailed("legacy OSGP digest does not verify")
     return plain
-

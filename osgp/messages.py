@@ -15,7 +15,7 @@ invalid (``offset`` = its byte position); constructors raise
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from dlms14908 import profile as P
 from dlms14908.errors import DecodeError, EncodeError
@@ -56,7 +56,11 @@ class _Codec:
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFF:
                     raise EncodeError("must be an int 0..255", field=name)
             elif kind == _U32:
-                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+                if (
+                    not isinstance(value, int)
+                    or isinstance(value, bool)
+                    or not 0 <= value <= 0xFFFFFFFF
+                ):
                     raise EncodeError("must be an int 0..2**32-1", field=name)
             else:
                 if not isinstance(value, (bytes, bytearray)) or len(value) != kind:
@@ -92,7 +96,7 @@ class _Codec:
         return self.encode()[: self.wire_length() - P.OSGP_HANDSHAKE_MAC_LEN]
 
     @classmethod
-    def _decode_body(cls, buf: bytes) -> "_Codec":
+    def _decode_body(cls, buf: bytes) -> _Codec:
         pos = 1
         values: dict[str, object] = {}
         for name, kind in cls._LAYOUT:
@@ -107,7 +111,7 @@ class _Codec:
         if pos != len(buf):
             raise DecodeError(f"{len(buf) - pos} trailing bytes", field="trailing", offset=pos)
         cls._check_decoded(values)
-        return cls(**values)  # type: ignore[call-arg]
+        return cls(**values)
 
     @classmethod
     def _check_decoded(cls, values: dict[str, object]) -> None:
@@ -131,7 +135,7 @@ class ChallengeRequest(_Codec):
 
 @dataclass(frozen=True, slots=True)
 class ChallengeResponse(_Codec):
-    """GPSK-2 analogue, LNAP → NNAP: ``ID_C || ID_S || RAND_C || RAND_S || CSuite_Sel || MAC_SK``."""
+    """GPSK-2 analogue, LNAP → NNAP: ``ID_C || ID_S || RAND_C || RAND_S || CSuite_Sel || MAC``."""
 
     id_c: bytes
     id_s: bytes
@@ -247,16 +251,16 @@ class SequenceError(_Codec):
     )
 
 
-Message = Union[
-    ChallengeRequest,
-    ChallengeResponse,
-    CommissionRequest,
-    CommissionResponse,
-    UpdateDomainKeys,
-    UpdateDomainKeysResponse,
-    AuthenticationFailure,
-    SequenceError,
-]
+Message = (
+    ChallengeRequest
+    | ChallengeResponse
+    | CommissionRequest
+    | CommissionResponse
+    | UpdateDomainKeys
+    | UpdateDomainKeysResponse
+    | AuthenticationFailure
+    | SequenceError
+)
 
 _BY_OPCODE: dict[int, type[_Codec]] = {
     cls.OPCODE: cls
@@ -290,4 +294,3 @@ def encode_message(message: Message) -> bytes:
     if not isinstance(message, _Codec):
         raise EncodeError(f"not an OSGP message: {type(message).__name__}", field="message")
     return message.encode()
-

@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
     body    TEXT NOT NULL
 );
 """
+# Reservations only ever go up.
+_RAISE_CEILING = (
+    "INSERT INTO reservations(slot, ceiling) VALUES (?, ?) "
+    "ON CONFLICT(slot) DO UPDATE SET ceiling = MAX(ceiling, excluded.ceiling)"
+)
 
 
 def _key_to_json(k: KeySnapshot) -> dict[str, Any]:
@@ -110,11 +115,7 @@ class ChannelStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "INSERT INTO reservations(slot, ceiling) VALUES (?, ?) "
-                    "ON CONFLICT(slot) DO UPDATE SET ceiling = MAX(ceiling, excluded.ceiling)",
-                    (slot, int(ceiling)),
-                )
+                self._db.execute(_RAISE_CEILING, (slot, int(ceiling)))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -123,7 +124,9 @@ class ChannelStore:
     def ceiling(self, slot: str) -> int:
         """The durable ceiling of ``slot`` (0 if never reserved)."""
         with self._lock:
-            row = self._db.execute("SELECT ceiling FROM reservations WHERE slot = ?", (slot,)).fetchone()
+            row = self._db.execute(
+                "SELECT ceiling FROM reservations WHERE slot = ?", (slot,)
+            ).fetchone()
         return 0 if row is None else int(row[0])
 
     def save_snapshot(self, snapshot: ChannelSnapshot | BroadcastSnapshot) -> None:
@@ -138,7 +141,9 @@ class ChannelStore:
                 "state": snapshot.state.value,
                 "generation": snapshot.generation,
                 "consecutive_failures": snapshot.consecutive_failures,
-                "counters": {f: getattr(snapshot.counters, f) for f in Counters.__dataclass_fields__},
+                "counters": {
+                    f: getattr(snapshot.counters, f) for f in Counters.__dataclass_fields__
+                },
                 "keys": [_key_to_json(k) for k in snapshot.keys],
             }
         elif isinstance(snapshot, BroadcastSnapshot):
@@ -161,11 +166,7 @@ class ChannelStore:
                 )
                 for k in snapshot.keys:
                     if k.slot is not None:
-                        self._db.execute(
-                            "INSERT INTO reservations(slot, ceiling) VALUES (?, ?) ON CONFLICT(slot) "
-                            "DO UPDATE SET ceiling = MAX(ceiling, excluded.ceiling)",
-                            (k.slot, k.ceiling),
-                        )
+                        self._db.execute(_RAISE_CEILING, (k.slot, k.ceiling))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -174,11 +175,15 @@ class ChannelStore:
     # -- loading ---------------------------------------------------------------------------
     def _load(self, name: str, kind: str) -> tuple[dict[str, Any], list[KeySnapshot]] | None:
         with self._lock:
-            row = self._db.execute("SELECT kind, body FROM snapshots WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute(
+                "SELECT kind, body FROM snapshots WHERE name = ?", (name,)
+            ).fetchone()
             if row is None:
                 return None
             if row[0] != kind:
-                raise DecodeError(f"{name!r} is a {row[0]} snapshot, not {kind}", field="store.kind")
+                raise DecodeError(
+                    f"{name!r} is a {row[0]} snapshot, not {kind}", field="store.kind"
+                )
             try:
                 body = json.loads(row[1])
                 raw_keys = body["keys"]
@@ -193,7 +198,9 @@ class ChannelStore:
                         "SELECT ceiling FROM reservations WHERE slot = ?", (k.slot,)
                     ).fetchone()
                     if r is not None and int(r[0]) > k.ceiling:
-                        k = KeySnapshot(k.role, k.key_id, k.key, k.slot, int(r[0]), k.highest, k.bitmap)
+                        k = KeySnapshot(
+                            k.role, k.key_id, k.key, k.slot, int(r[0]), k.highest, k.bitmap
+                        )
                 keys.append(k)
         return body, keys
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-from cryptography.hazmat.primitives.cmac import CMAC
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
+from cryptography.hazmat.primitives.cmac import CMAC
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,14 +14,34 @@ from dlms14908 import profile as P
 from dlms14908.errors import LocalProtocolError
 from osgp import channel as C
 from osgp.channel import (
-    BroadcastSender, ChannelConfig, ChannelEstablished, ChannelFailed, ChannelState, DataReceived,
-    DropReason, FrameDropped, HandshakeFailed, KeyActivated, KeyInstalled, KeyKind,
-    KeyUpdateConfirmed, OmaKeyReceived, PeerErrorReported, Role, SecureChannel, SendError,
-    SendHandshake, SendProtected,
+    BroadcastSender,
+    ChannelConfig,
+    ChannelEstablished,
+    ChannelFailed,
+    ChannelState,
+    DataReceived,
+    DropReason,
+    FrameDropped,
+    HandshakeFailed,
+    KeyActivated,
+    KeyInstalled,
+    KeyKind,
+    KeyUpdateConfirmed,
+    OmaKeyReceived,
+    PeerErrorReported,
+    Role,
+    SecureChannel,
+    SendError,
+    SendHandshake,
+    SendProtected,
 )
 from osgp.drbg import CtrDrbg
 from osgp.messages import (
-    AuthenticationFailure, ChallengeRequest, ChallengeResponse, SequenceError, decode_message,
+    AuthenticationFailure,
+    ChallengeRequest,
+    ChallengeResponse,
+    SequenceError,
+    decode_message,
 )
 
 NNAP_ID = bytes.fromhex("4e4e41500001")
@@ -31,8 +51,8 @@ PSK_A = bytes.fromhex("00112233445566778899aabbccddeeff")
 PSK_B = bytes.fromhex("ffeeddccbbaa99887766554433221100")
 HDR = bytes((0x80 | P.AL_TYPE_XDLMS, 0x01, 0x10))
 MGMT_HDR = bytes((0x80 | P.AL_TYPE_SECURITY, 0x01, 0x01))
-DEST_A = bytes.fromhex("01" "0105")  # domain-free subnet/node bytes, opaque to the channel
-DEST_B = bytes.fromhex("01" "0106")
+DEST_A = bytes.fromhex("010105")  # domain-free subnet/node bytes, opaque to the channel
+DEST_B = bytes.fromhex("010106")
 
 
 def drbg(tag: bytes) -> CtrDrbg:
@@ -40,8 +60,14 @@ def drbg(tag: bytes) -> CtrDrbg:
 
 
 def make(role, local, peer, psk, cfg=None, tag=None):
-    return SecureChannel(role=role, local_id=local, peer_id=peer, psk=psk, config=cfg,
-                         random=drbg(tag or (role.value.encode() + local)))
+    return SecureChannel(
+        role=role,
+        local_id=local,
+        peer_id=peer,
+        psk=psk,
+        config=cfg,
+        random=drbg(tag or (role.value.encode() + local)),
+    )
 
 
 def only(events, cls):
@@ -92,8 +118,11 @@ def test_state_table_complete():
         for row in rows.values():
             for target in row.values():
                 assert isinstance(target, ChannelState)
-        assert all(rows[s][C._In.FAILURE_LIMIT] is ChannelState.FAILED
-                   for s in ChannelState if s is not ChannelState.FAILED)
+        assert all(
+            rows[s][C._In.FAILURE_LIMIT] is ChannelState.FAILED
+            for s in ChannelState
+            if s is not ChannelState.FAILED
+        )
 
 
 def test_handshake_keys_match_an_independent_gpsk_schedule():
@@ -165,7 +194,9 @@ def test_replayed_handshake_messages_are_ignored():
     send(nn, ln, b"a")
     before = ln.snapshot()
     ev = ln.receive_message(m3, 5.0)  # retransmitted CommissionRequest: cached answer, no reset
-    assert only(ev, SendHandshake).data == m4 and not any(isinstance(e, ChannelEstablished) for e in ev)
+    assert only(ev, SendHandshake).data == m4 and not any(
+        isinstance(e, ChannelEstablished) for e in ev
+    )
     assert ln.snapshot().keys == before.keys
     assert only(nn.receive_message(m4, 5.0), FrameDropped).reason is DropReason.UNEXPECTED
     assert only(nn.receive_message(m2, 5.0), FrameDropped).reason is DropReason.UNEXPECTED
@@ -174,7 +205,9 @@ def test_replayed_handshake_messages_are_ignored():
     assert only(nn.receive_message(m2, 6.0), FrameDropped).reason is DropReason.UNEXPECTED
     n2 = only(ln.receive_message(n1, 6.0), SendHandshake).data
     # The old CommissionRequest does not commission the new exchange.
-    assert only(ln.receive_message(m3, 6.0), SendHandshake).data == m4  # still only the cached answer
+    assert (
+        only(ln.receive_message(m3, 6.0), SendHandshake).data == m4
+    )  # still only the cached answer
     n3 = only(nn.receive_message(n2, 6.0), SendHandshake).data
     assert n3 != m3
     ev = ln.receive_message(n3, 6.0)
@@ -227,7 +260,10 @@ def test_strict_unicast_window_of_one():
     nn, ln, _ = pair(ChannelConfig(unicast_window=1))
     f1, f2 = (nn.protect(b"x", header=HDR, dest=DEST_A, now=1.0) for _ in range(2))
     assert only(ln.receive_protected(f2, header=HDR, dest=DEST_A, now=1.0), DataReceived)
-    assert only(ln.receive_protected(f1, header=HDR, dest=DEST_A, now=1.0), FrameDropped).reason is DropReason.REPLAY
+    assert (
+        only(ln.receive_protected(f1, header=HDR, dest=DEST_A, now=1.0), FrameDropped).reason
+        is DropReason.REPLAY
+    )
 
 
 @pytest.mark.parametrize("where", ["body", "header", "dest"])
@@ -243,7 +279,10 @@ def test_forged_frames_are_counted_and_dropped_whole(where):
             assert len(ev) == 1 and isinstance(ev[0], FrameDropped), (where, pos, ev)
             assert not any(isinstance(e, DataReceived) for e in ev)
     # Nothing was half-processed: the genuine frame (seq 1) is still fresh.
-    assert only(ln.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived).data == b"pay 100"
+    assert (
+        only(ln.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived).data
+        == b"pay 100"
+    )
     c = ln.counters
     assert c.auth_failures + c.unknown_key + c.replays == 2 * size
 
@@ -263,8 +302,14 @@ def test_retargeted_frames():
     # And with same keys on both meters (a shared PSK), the Neuron IDs still separate them:
     nn_c, ln_c, _ = pair(meter=METER_B, psk=PSK_A)
     body = nn_a.protect(b"x", header=HDR, dest=DEST_A, now=1.0)
-    assert only(ln_c.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), FrameDropped).reason is DropReason.AUTH
-    assert only(ln_a.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived).data == b"x"
+    assert (
+        only(ln_c.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), FrameDropped).reason
+        is DropReason.AUTH
+    )
+    assert (
+        only(ln_a.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived).data
+        == b"x"
+    )
 
 
 def test_failed_after_n_failures_is_sticky():
@@ -272,15 +317,21 @@ def test_failed_after_n_failures_is_sticky():
     good = nn.protect(b"ok", header=HDR, dest=DEST_A, now=1.0)
     forged = bytearray(good)
     forged[-1] ^= 0xFF
-    for i in range(3):
-        assert ln.receive_protected(bytes(forged), header=HDR, dest=DEST_A, now=1.0)[0].reason is DropReason.AUTH
+    for _i in range(3):
+        assert (
+            ln.receive_protected(bytes(forged), header=HDR, dest=DEST_A, now=1.0)[0].reason
+            is DropReason.AUTH
+        )
     assert ln.state is ChannelState.COMMISSIONED
     # A verified frame resets the consecutive count ...
     assert only(ln.receive_protected(good, header=HDR, dest=DEST_A, now=1.0), DataReceived)
     forged = bytearray(nn.protect(b"ok2", header=HDR, dest=DEST_A, now=1.0))  # fresh SeqNo 2
     forged[-1] ^= 0xFF
-    for i in range(3):
-        assert ln.receive_protected(bytes(forged), header=HDR, dest=DEST_A, now=1.0)[0].reason is DropReason.AUTH
+    for _i in range(3):
+        assert (
+            ln.receive_protected(bytes(forged), header=HDR, dest=DEST_A, now=1.0)[0].reason
+            is DropReason.AUTH
+        )
     assert ln.state is ChannelState.COMMISSIONED
     # ... the fourth consecutive failure ends the context.
     ev = ln.receive_protected(bytes(forged), header=HDR, dest=DEST_A, now=1.0)
@@ -288,8 +339,14 @@ def test_failed_after_n_failures_is_sticky():
     assert ln.state is ChannelState.FAILED
     # Sticky: genuine frames, new challenges and local calls are all refused; keys are gone.
     later = nn.protect(b"late", header=HDR, dest=DEST_A, now=2.0)
-    assert only(ln.receive_protected(later, header=HDR, dest=DEST_A, now=2.0), FrameDropped).reason is DropReason.NOT_READY
-    assert only(ln.receive_message(nn.start_handshake(3.0), 3.0), FrameDropped).reason is DropReason.NOT_READY
+    assert (
+        only(ln.receive_protected(later, header=HDR, dest=DEST_A, now=2.0), FrameDropped).reason
+        is DropReason.NOT_READY
+    )
+    assert (
+        only(ln.receive_message(nn.start_handshake(3.0), 3.0), FrameDropped).reason
+        is DropReason.NOT_READY
+    )
     with pytest.raises(LocalProtocolError):
         ln.protect(b"x", header=HDR, dest=DEST_A, now=3.0)
     assert ln.snapshot().keys == () and ln.counters.auth_failures == 7
@@ -327,7 +384,9 @@ def test_error_messages_are_rate_limited_and_carry_no_plaintext():
     assert len([e for e in ev if isinstance(e, SendError)]) == 1
     ev = ln.receive_protected(bytes(body), header=HDR, dest=DEST_A, now=11.6)
     assert not [e for e in ev if isinstance(e, SendError)]
-    ev = [ln.receive_protected(bytes(body), header=HDR, dest=DEST_A, now=1000.0 + i) for i in range(5)]
+    ev = [
+        ln.receive_protected(bytes(body), header=HDR, dest=DEST_A, now=1000.0 + i) for i in range(5)
+    ]
     assert sum(isinstance(e, SendError) for evs in ev for e in evs) == 2
     # Replays share the same bucket (SequenceError).
     assert ln.counters.errors_sent == 5
@@ -349,7 +408,9 @@ def _pump_mgmt(src, dst, events, now=1.0):
     for e in events:
         if isinstance(e, SendProtected):
             body = src.protect(e.data, header=MGMT_HDR, dest=DEST_A, now=now)
-            out += dst.receive_protected(body, header=MGMT_HDR, dest=DEST_A, now=now, management=True)
+            out += dst.receive_protected(
+                body, header=MGMT_HDR, dest=DEST_A, now=now, management=True
+            )
     return out
 
 
@@ -366,7 +427,12 @@ def test_unicast_key_update_mid_traffic_with_overlap():
     assert only(ev_n, KeyUpdateConfirmed) == KeyUpdateConfirmed(1, KeyKind.UNICAST, True)
     assert nn.tx_key_id == 1 and ln.tx_key_id == 0  # the LNAP switches when it sees the new key
     # The old in-flight downlink frame is still accepted during the overlap.
-    assert only(ln.receive_protected(in_flight_old, header=HDR, dest=DEST_A, now=3.0), DataReceived).key_id == 0
+    assert (
+        only(
+            ln.receive_protected(in_flight_old, header=HDR, dest=DEST_A, now=3.0), DataReceived
+        ).key_id
+        == 0
+    )
     # First frame under the new key: old key retired, LNAP switches its transmit key.
     body, ev = send(nn, ln, b"new key", now=3.0)
     assert body[0] == 1 and int.from_bytes(body[1:5], "big") == 1
@@ -377,10 +443,16 @@ def test_unicast_key_update_mid_traffic_with_overlap():
     late = ln.receive_protected(in_flight_old, header=HDR, dest=DEST_A, now=4.0)
     assert only(late, FrameDropped).reason is DropReason.UNKNOWN_KEY
     # Uplink: the NNAP still takes the old-key uplink until the LNAP's first new-key frame.
-    assert only(nn.receive_protected(up_old, header=HDR, dest=DEST_A, now=4.0), DataReceived).key_id == 0
+    assert (
+        only(nn.receive_protected(up_old, header=HDR, dest=DEST_A, now=4.0), DataReceived).key_id
+        == 0
+    )
     body, ev = send(ln, nn, b"up new", now=4.0)
     assert body[0] == 1 and only(ev, KeyActivated)
-    assert only(nn.receive_protected(up_old, header=HDR, dest=DEST_A, now=4.0), FrameDropped).reason is DropReason.UNKNOWN_KEY
+    assert (
+        only(nn.receive_protected(up_old, header=HDR, dest=DEST_A, now=4.0), FrameDropped).reason
+        is DropReason.UNKNOWN_KEY
+    )
     assert nn.rx_key_ids == (1,)
 
 
@@ -412,7 +484,10 @@ def test_broadcast_key_distribution_and_rollover():
     for ln in (ln_a, ln_b):
         # Repeaters reorder: 3, 1, 2 inside the window; duplicates dropped without error messages.
         for i in (3, 1, 2, 0):
-            assert only(ln.receive_protected(frames[i], header=BHDR, dest=BDEST, now=2.0, broadcast=True), DataReceived).broadcast
+            assert only(
+                ln.receive_protected(frames[i], header=BHDR, dest=BDEST, now=2.0, broadcast=True),
+                DataReceived,
+            ).broadcast
         ev = ln.receive_protected(frames[1], header=BHDR, dest=BDEST, now=2.0, broadcast=True)
         assert ev == [FrameDropped(DropReason.REPLAY, 0, 2)]
         # A broadcast frame is not accepted as unicast (different key table and AAD role).
@@ -426,10 +501,22 @@ def test_broadcast_key_distribution_and_rollover():
     bs.activate()
     new = bs.protect(b"new", header=BHDR, dest=BDEST, now=3.0)
     assert new[0] == 1
-    assert only(ln_a.receive_protected(old_fresh, header=BHDR, dest=BDEST, now=3.0, broadcast=True), DataReceived).key_id == 0
+    assert (
+        only(
+            ln_a.receive_protected(old_fresh, header=BHDR, dest=BDEST, now=3.0, broadcast=True),
+            DataReceived,
+        ).key_id
+        == 0
+    )
     ev = ln_a.receive_protected(new, header=BHDR, dest=BDEST, now=3.0, broadcast=True)
     assert only(ev, KeyActivated) == KeyActivated(1, KeyKind.BROADCAST)
-    assert only(ln_a.receive_protected(old_fresh, header=BHDR, dest=BDEST, now=3.0, broadcast=True), FrameDropped).reason is DropReason.UNKNOWN_KEY
+    assert (
+        only(
+            ln_a.receive_protected(old_fresh, header=BHDR, dest=BDEST, now=3.0, broadcast=True),
+            FrameDropped,
+        ).reason
+        is DropReason.UNKNOWN_KEY
+    )
     # Broadcast failures never produce error messages.
     bad = bytearray(new)
     bad[-1] ^= 1
@@ -444,7 +531,9 @@ def test_oma_key_update():
     ev = _pump_mgmt(nn, ln, nn.send_oma_key(oma, 7, 1.0))
     got = only(ev, OmaKeyReceived)
     assert got.key == oma and got.key_id == 7 and oma.hex() not in repr(got)
-    assert only(_pump_mgmt(ln, nn, ev), KeyUpdateConfirmed) == KeyUpdateConfirmed(7, KeyKind.OMA, True)
+    assert only(_pump_mgmt(ln, nn, ev), KeyUpdateConfirmed) == KeyUpdateConfirmed(
+        7, KeyKind.OMA, True
+    )
 
 
 def test_management_messages_must_be_protected_and_role_checked():
@@ -453,7 +542,13 @@ def test_management_messages_must_be_protected_and_role_checked():
     # Unprotected UpdateDomainKeys is ignored.
     assert only(ln.receive_message(udk.encode(), 1.0), FrameDropped).reason is DropReason.UNEXPECTED
     # A ChallengeRequest sent to the NNAP is not for its role.
-    assert only(nn.receive_message(ChallengeRequest(id_s=NNAP_ID, rand_s=bytes(16)).encode(), 1.0), FrameDropped).reason is DropReason.UNEXPECTED
+    assert (
+        only(
+            nn.receive_message(ChallengeRequest(id_s=NNAP_ID, rand_s=bytes(16)).encode(), 1.0),
+            FrameDropped,
+        ).reason
+        is DropReason.UNEXPECTED
+    )
     # Local misuse raises.
     with pytest.raises(LocalProtocolError):
         ln.renew_unicast_key(1.0)
@@ -476,14 +571,18 @@ def test_lost_commission_response_is_recovered_by_retransmission():
     ln = make(Role.LNAP, METER_A, NNAP_ID, PSK_A)
     m1 = nn.start_handshake(0.0)
     m2 = only(ln.receive_message(m1, 0.0), SendHandshake).data
-    m2_again = only(ln.receive_message(m1, 0.1), SendHandshake).data  # duplicate challenge: new RAND_C
+    m2_again = only(
+        ln.receive_message(m1, 0.1), SendHandshake
+    ).data  # duplicate challenge: new RAND_C
     m3 = only(nn.receive_message(m2_again, 0.2), SendHandshake).data
     assert only(nn.receive_message(m2_again, 0.3), SendHandshake).data == m3  # resend, same bytes
     assert only(nn.receive_message(m2, 0.3), FrameDropped)  # superseded answer
     ev = ln.receive_message(m3, 0.4)
     lost = only(ev, SendHandshake).data  # lost on the line
     ev2 = ln.receive_message(m3, 1.0)
-    assert only(ev2, SendHandshake).data == lost and not any(isinstance(e, ChannelEstablished) for e in ev2)
+    assert only(ev2, SendHandshake).data == lost and not any(
+        isinstance(e, ChannelEstablished) for e in ev2
+    )
     only(nn.receive_message(lost, 1.1), ChannelEstablished)
     assert only(send(nn, ln, b"ok")[1], DataReceived)
 
@@ -492,9 +591,12 @@ def test_lost_commission_response_is_recovered_by_retransmission():
 def test_random_bytes_never_raise(data, broadcast, management):
     nn, ln, _ = _PAIR
     for ch in (nn, ln):
-        for ev in (ch.receive_message(data, 1.0),
-                   ch.receive_protected(data, header=HDR, dest=DEST_A, now=1.0,
-                                        broadcast=broadcast, management=management)):
+        for ev in (
+            ch.receive_message(data, 1.0),
+            ch.receive_protected(
+                data, header=HDR, dest=DEST_A, now=1.0, broadcast=broadcast, management=management
+            ),
+        ):
             assert all(isinstance(e, C.ChannelEvent) for e in ev)
             assert not any(isinstance(e, DataReceived) for e in ev)
 
@@ -505,12 +607,20 @@ _PAIR = pair(ChannelConfig(max_auth_failures=10**9))
 def test_no_key_material_in_reprs_or_events():
     nn, ln, transcript = pair()
     snap = ln.snapshot()
-    texts = [repr(nn), repr(ln), repr(snap), repr(nn.snapshot()), repr(ln._uc_tx), repr(ln._uc_rx),
-             repr(BroadcastSender(NNAP_ID))]
+    texts = [
+        repr(nn),
+        repr(ln),
+        repr(snap),
+        repr(nn.snapshot()),
+        repr(ln._uc_tx),
+        repr(ln._uc_rx),
+        repr(BroadcastSender(NNAP_ID)),
+    ]
     secrets = {PSK_A.hex()} | {k.key.hex() for k in snap.keys}
     for t in texts:
         for s in secrets:
             assert s not in t
     with pytest.raises(TypeError):
         import pickle
+
         pickle.dumps(ln)

@@ -11,8 +11,14 @@ from dlms14908.errors import DecodeError, EncodeError
 from osgp import messages as M
 
 ALL = [
-    M.ChallengeRequest, M.ChallengeResponse, M.CommissionRequest, M.CommissionResponse,
-    M.UpdateDomainKeys, M.UpdateDomainKeysResponse, M.AuthenticationFailure, M.SequenceError,
+    M.ChallengeRequest,
+    M.ChallengeResponse,
+    M.CommissionRequest,
+    M.CommissionResponse,
+    M.UpdateDomainKeys,
+    M.UpdateDomainKeysResponse,
+    M.AuthenticationFailure,
+    M.SequenceError,
 ]
 
 # Wire lengths straight from reference osgp-62056-8-8.md §2.5/2.7/2.8 (opcode + body), computed
@@ -54,12 +60,18 @@ def test_opcodes_and_lengths():
 
 def test_known_encoding_by_hand():
     msg = M.ChallengeRequest(id_s=bytes.fromhex("4e4e41500001"), rand_s=bytes(range(16)))
-    assert msg.encode() == bytes.fromhex("01" "4e4e41500001" "000102030405060708090a0b0c0d0e0f" "000000000100")
-    assert M.AuthenticationFailure(key_id=3, seq=0x01020304).encode() == bytes.fromhex("7e0301020304")
+    assert msg.encode() == bytes.fromhex(
+        "014e4e41500001000102030405060708090a0b0c0d0e0f000000000100"
+    )
+    assert M.AuthenticationFailure(key_id=3, seq=0x01020304).encode() == bytes.fromhex(
+        "7e0301020304"
+    )
     assert M.SequenceError(key_id=0, expected_min_seq=7).encode() == bytes.fromhex("7f0000000007")
     udk = M.UpdateDomainKeys(key_id=9, flags=1, wrapped_key=bytes(24))
     assert udk.encode() == bytes.fromhex("050901") + bytes(24)
-    assert M.decode_message(bytes.fromhex("060900")) == M.UpdateDomainKeysResponse(key_id=9, status=0)
+    assert M.decode_message(bytes.fromhex("060900")) == M.UpdateDomainKeysResponse(
+        key_id=9, status=0
+    )
 
 
 @given(any_message)

@@ -24,10 +24,19 @@ def _drbg(tag: bytes) -> CtrDrbg:
 
 def _pair(store: ChannelStore | None = None, block: int = 8):
     cfg = ChannelConfig(seq_block=block)
-    nn = SecureChannel(role=Role.NNAP, local_id=NNAP_ID, peer_id=LNAP_ID, psk=PSK,
-                       random=_drbg(b"n"), persistence=store, config=cfg, name="nn")
-    ln = SecureChannel(role=Role.LNAP, local_id=LNAP_ID, peer_id=NNAP_ID, psk=PSK,
-                       random=_drbg(b"l"), config=cfg)
+    nn = SecureChannel(
+        role=Role.NNAP,
+        local_id=NNAP_ID,
+        peer_id=LNAP_ID,
+        psk=PSK,
+        random=_drbg(b"n"),
+        persistence=store,
+        config=cfg,
+        name="nn",
+    )
+    ln = SecureChannel(
+        role=Role.LNAP, local_id=LNAP_ID, peer_id=NNAP_ID, psk=PSK, random=_drbg(b"l"), config=cfg
+    )
     msg = nn.start_handshake(0.0)
     for who, now in ((ln, 0.1), (nn, 0.2), (ln, 0.3), (nn, 0.4)):
         events = who.receive_message(msg, now)
@@ -83,7 +92,12 @@ def test_snapshot_roundtrip_keeps_windows_and_counters(tmp_path):
     with ChannelStore(tmp_path / "s.db") as st:
         nn, ln = _pair()
         for i in range(5):
-            ln.receive_protected(nn.protect(b"%d" % i, header=HDR, dest=DEST, now=1.0), header=HDR, dest=DEST, now=1.0)
+            ln.receive_protected(
+                nn.protect(b"%d" % i, header=HDR, dest=DEST, now=1.0),
+                header=HDR,
+                dest=DEST,
+                now=1.0,
+            )
         replay = nn.protect(b"r", header=HDR, dest=DEST, now=1.0)
         ln.receive_protected(replay, header=HDR, dest=DEST, now=1.0)
         ln.receive_protected(replay, header=HDR, dest=DEST, now=1.0)
@@ -93,7 +107,10 @@ def test_snapshot_roundtrip_keeps_windows_and_counters(tmp_path):
         ln2 = SecureChannel.from_snapshot(snap)
         assert ln2.counters.replays == 1 and ln2.counters.frames_ok == 6
         # The restored replay window still rejects the replay.
-        assert ln2.receive_protected(replay, header=HDR, dest=DEST, now=2.0)[0].reason.value == "replay"
+        assert (
+            ln2.receive_protected(replay, header=HDR, dest=DEST, now=2.0)[0].reason.value
+            == "replay"
+        )
 
 
 def test_broadcast_sender_persists(tmp_path):
@@ -102,7 +119,10 @@ def test_broadcast_sender_persists(tmp_path):
         bs = BroadcastSender(NNAP_ID, random=_drbg(b"b"), persistence=st, seq_block=4)
         bs.new_key()
         bs.activate()
-        used = [int.from_bytes(bs.protect(b"x", header=HDR, dest=b"", now=0)[1:5], "big") for _ in range(6)]
+        used = [
+            int.from_bytes(bs.protect(b"x", header=HDR, dest=b"", now=0)[1:5], "big")
+            for _ in range(6)
+        ]
     with ChannelStore(path) as st:
         snap = st.load_broadcast(bs.name)
         bs2 = BroadcastSender.from_snapshot(snap, persistence=st, seq_block=4)

@@ -38,8 +38,15 @@ def _writer(db: str, log_path: str) -> None:  # runs in the child process
     store = ChannelStore(db)
     snap = store.load_channel("nnap")
     if snap is None:
-        nn = SecureChannel(role=Role.NNAP, local_id=NNAP_ID, peer_id=LNAP_ID, psk=PSK,
-                           persistence=store, config=cfg, name="nnap")
+        nn = SecureChannel(
+            role=Role.NNAP,
+            local_id=NNAP_ID,
+            peer_id=LNAP_ID,
+            psk=PSK,
+            persistence=store,
+            config=cfg,
+            name="nnap",
+        )
         ln = SecureChannel(role=Role.LNAP, local_id=LNAP_ID, peer_id=NNAP_ID, psk=PSK, config=cfg)
         msg = nn.start_handshake(0.0)
         for who in (ln, nn, ln, nn):
@@ -83,7 +90,7 @@ def _parse(log: Path) -> dict[bytes, list[tuple[int, int]]]:
 
 def _check_never_reused(seqs: list[int]) -> None:
     assert len(seqs) == len(set(seqs)), "a sequence number was transmitted twice"
-    assert all(a < b for a, b in zip(seqs, seqs[1:])), "sequence numbers went backwards"
+    assert all(a < b for a, b in zip(seqs, seqs[1:], strict=False)), "sequence numbers went backwards"
 
 
 def test_checker_detects_reuse():
@@ -122,7 +129,7 @@ def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
     # Every writer transmitted, and every restart resumed above what its predecessor used.
     by_pid = [[s for s, p in records[b"u"] if p == pid] for pid in pids]
     assert all(by_pid), "a writer was killed before it transmitted anything"
-    for before, after in zip(by_pid, by_pid[1:]):
+    for before, after in zip(by_pid, by_pid[1:], strict=False):
         assert after[0] > before[-1]
         assert (after[0] - 1) % BLOCK == 0  # resumed at a reservation ceiling
 
