@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -45,6 +46,8 @@ __all__ = [
     "CapturedFrame",
     "PcapWriter",
     "LonCaptureWriter",
+    "RecordingLink",
+    "open_capture",
     "exported_pdu_tags",
     "parse_exported_pdu",
     "udp_ipv4_ethernet",
@@ -201,6 +204,7 @@ class LonCaptureWriter:
         self._dst_ip = dst_ip
         self._session = session
         self._seq = 0
+        self._owned: BinaryIO | None = None
 
     @property
     def count(self) -> int:
@@ -235,6 +239,59 @@ class LonCaptureWriter:
 
     def flush(self) -> None:
         self._pcap.flush()
+
+    def close(self) -> None:
+        """Flush; close the file too when :func:`open_capture` opened it."""
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+        else:
+            self._pcap.flush()
+
+
+def open_capture(path: str, route: Route = "upper-pdu", **kw: object) -> LonCaptureWriter:
+    """Create ``path`` and return a writer that owns it (``writer.close()`` closes the file)."""
+    f = open(path, "wb")  # noqa: SIM115 - handed to the writer, closed by close()
+    try:
+        writer = LonCaptureWriter(f, route, **kw)  # type: ignore[arg-type]
+    except BaseException:
+        f.close()
+        raise
+    writer._owned = f
+    return writer
+
+
+class RecordingLink:
+    """Wrap any frame link (``send``/``recv``/``close`` of LPDUs with CRC, see
+    ``dlms14908.transport.link.FrameLink``) and record every frame sent and
+    received into a :class:`LonCaptureWriter`; ``clock`` gives the timestamps."""
+
+    def __init__(self, link: object, writer: LonCaptureWriter, *, clock: Callable[[], float] = time.time) -> None:
+        self._link = link
+        self.writer = writer
+        self._clock = clock
+
+    @property
+    def stats(self) -> object:
+        return getattr(self._link, "stats", None)
+
+    async def send(self, frame: bytes) -> None:
+        self.writer.write_frame(frame, self._clock())
+        await self._link.send(frame)  # type: ignore[attr-defined]
+
+    async def recv(self) -> bytes:
+        frame: bytes = await self._link.recv()  # type: ignore[attr-defined]
+        self.writer.write_frame(frame, self._clock())
+        return frame
+
+    async def close(self) -> None:
+        try:
+            await self._link.close()  # type: ignore[attr-defined]
+        finally:
+            self.writer.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._link, name)
 
 
 # --------------------------------------------------------------------------- reading

@@ -250,3 +250,45 @@ def test_random_records_only_findings() -> None:
             rec = PcapRecord(1, 0.0, linktype, raw, len(raw))
             cap = extract_lpdu(rec)
             assert cap.lpdu is not None or cap.finding
+
+
+def test_recording_link_records_both_directions(tmp_path: Path) -> None:
+    import asyncio
+
+    from dlms14908.pcap import RecordingLink, open_capture
+
+    class Loop:
+        def __init__(self) -> None:
+            self.q: asyncio.Queue[bytes] = asyncio.Queue()
+            self.stats = "stats"
+            self.closed = False
+
+        async def send(self, frame: bytes) -> None:
+            await self.q.put(frame[::-1])  # the "peer" answers with something else
+
+        async def recv(self) -> bytes:
+            return await self.q.get()
+
+        async def close(self) -> None:
+            self.closed = True
+
+    path = tmp_path / "session.pcap"
+    ticks = iter([10.0, 10.5, 11.0, 11.5])
+
+    async def session() -> Loop:
+        inner = Loop()
+        link = RecordingLink(inner, open_capture(str(path), "cnip"), clock=lambda: next(ticks))
+        for wire in WIRES[:2]:
+            await link.send(wire)
+            assert await link.recv() == wire[::-1]
+        assert link.stats == "stats" and link.closed is False  # attributes pass through
+        await link.close()
+        link.writer.close()
+        return inner
+
+    inner = asyncio.run(session())
+    assert inner.closed
+    with open(path, "rb") as f:
+        caps = list(iter_lon_frames(f))
+    assert [c.lpdu for c in caps] == [WIRES[0], WIRES[0][::-1], WIRES[1], WIRES[1][::-1]]
+    assert [c.timestamp for c in caps] == [10.0, 10.5, 11.0, 11.5]
