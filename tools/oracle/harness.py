@@ -337,6 +337,253 @@ def encode_norm(n: dict[str, Any]) -> bytes:
     raise TypeError(f"cannot encode {t}")  # pragma: no cover
 
 
+# ----------------------------------------------------------------------------- our APDUs
+
+
+def _x() -> Any:
+    from dlms14908 import acse, xdlms
+    from dlms14908.obis import Obis
+
+    return xdlms, acse, Obis
+
+
+def _ours_access_norm(sel: Any) -> dict[str, Any] | None:
+    if sel is None:
+        return None
+    from dlms14908 import axdr
+
+    raw = sel.to_bytes()  # selector + parameters, whichever typed descriptor it is
+    return {"selector": raw[0], "parameters": ours_data_norm(axdr.decode_all(raw[1:]))}
+
+
+def _ours_result_norm(r: Any) -> dict[str, Any]:
+    xdlms, _, _ = _x()
+    if isinstance(r, xdlms.DataAccessResult):
+        return {"error": int(r)}
+    return {"data": ours_data_norm(r)}
+
+
+def _ours_ui_norm(ui: Any) -> dict[str, Any] | None:
+    xdlms, _, _ = _x()
+    if ui is None:
+        return None
+    if isinstance(ui, xdlms.InitiateRequest):
+        return {"initiate-request": {
+            "dedicated_key": ui.dedicated_key.hex().upper() if ui.dedicated_key is not None else None,
+            "response_allowed": bool(ui.response_allowed),
+            "proposed_quality_of_service": ui.proposed_quality_of_service,
+            "proposed_dlms_version_number": ui.proposed_dlms_version_number,
+            "proposed_conformance": int(ui.proposed_conformance),
+            "client_max_receive_pdu_size": ui.client_max_receive_pdu_size,
+        }}
+    if isinstance(ui, xdlms.InitiateResponse):
+        return {"initiate-response": {
+            "negotiated_quality_of_service": ui.negotiated_quality_of_service,
+            "negotiated_dlms_version_number": ui.negotiated_dlms_version_number,
+            "negotiated_conformance": int(ui.negotiated_conformance),
+            "server_max_receive_pdu_size": ui.server_max_receive_pdu_size,
+            "vaa_name": ui.vaa_name,
+        }}
+    if isinstance(ui, xdlms.ConfirmedServiceError):
+        return {"confirmed-service-error": {"service": int(ui.service), "error_type": int(ui.error_type),
+                                            "error": int(ui.value)}}
+    raise TypeError(f"no norm for user-information {type(ui).__name__}")
+
+
+def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
+    """Normalize an APDU object of ``dlms14908.xdlms`` / ``dlms14908.acse`` (see module doc)."""
+    xdlms, acse, _ = _x()
+
+    def desc(d: Any, member: str) -> dict[str, Any]:
+        return {"class_id": d.class_id, "instance_id": bytes(d.instance_id).hex().upper(),
+                member: getattr(d, member)}
+
+    iip = getattr(apdu, "invoke_id_and_priority", None)
+    if isinstance(apdu, xdlms.GetRequestNormal):
+        return {"apdu": "get-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": desc(apdu.attribute, "attribute_id"),
+                "access_selection": _ours_access_norm(apdu.access_selection)}
+    if isinstance(apdu, xdlms.GetRequestNext):
+        return {"apdu": "get-request-next", "invoke_id_and_priority": iip, "block_number": apdu.block_number}
+    if isinstance(apdu, xdlms.GetRequestWithList):
+        return {"apdu": "get-request-with-list", "invoke_id_and_priority": iip,
+                "items": [{"descriptor": desc(a.attribute, "attribute_id"),
+                           "access_selection": _ours_access_norm(a.access_selection)} for a in apdu.attributes]}
+    if isinstance(apdu, xdlms.GetResponseNormal):
+        return {"apdu": "get-response-normal", "invoke_id_and_priority": iip,
+                "result": _ours_result_norm(apdu.result)}
+    if isinstance(apdu, xdlms.GetResponseWithList):
+        return {"apdu": "get-response-with-list", "invoke_id_and_priority": iip,
+                "results": [_ours_result_norm(r) for r in apdu.results]}
+    if isinstance(apdu, xdlms.GetResponseWithDatablock):
+        return {"apdu": "get-response-with-datablock", "invoke_id_and_priority": iip,
+                "last_block": bool(apdu.last_block), "block_number": apdu.block_number,
+                "result": {"error": int(apdu.error)} if apdu.error is not None
+                else {"raw_data": bytes(apdu.raw_data).hex().upper()}}
+    if isinstance(apdu, xdlms.SetRequestNormal):
+        return {"apdu": "set-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": desc(apdu.attribute, "attribute_id"),
+                "access_selection": _ours_access_norm(apdu.access_selection),
+                "value": ours_data_norm(apdu.value)}
+    if isinstance(apdu, xdlms.SetRequestWithList):
+        return {"apdu": "set-request-with-list", "invoke_id_and_priority": iip,
+                "items": [{"descriptor": desc(a.attribute, "attribute_id"),
+                           "access_selection": _ours_access_norm(a.access_selection)} for a in apdu.attributes],
+                "values": [ours_data_norm(v) for v in apdu.values]}
+    if isinstance(apdu, xdlms.SetResponseNormal):
+        return {"apdu": "set-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result)}
+    if isinstance(apdu, xdlms.SetResponseWithList):
+        return {"apdu": "set-response-with-list", "invoke_id_and_priority": iip,
+                "results": [int(r) for r in apdu.results]}
+    if isinstance(apdu, xdlms.ActionRequestNormal):
+        return {"apdu": "action-request-normal", "invoke_id_and_priority": iip,
+                "descriptor": desc(apdu.method, "method_id"),
+                "parameters": None if apdu.parameters is xdlms.ABSENT else ours_data_norm(apdu.parameters)}
+    if isinstance(apdu, xdlms.ActionResponseNormal):
+        rp = apdu.return_parameters
+        return {"apdu": "action-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result),
+                "return": None if rp is xdlms.ABSENT else _ours_result_norm(rp)}
+    if isinstance(apdu, (acse.AARQ, acse.AARE)):
+        req = isinstance(apdu, acse.AARQ)
+        out: dict[str, Any] = {
+            "apdu": "aarq" if req else "aare",
+            "application_context_name": int(apdu.application_context_name),
+            "ap_title": _hex_or_none(apdu.calling_ap_title if req else apdu.responding_ap_title),
+            "mechanism_name": int(apdu.mechanism_name) if apdu.mechanism_name is not None else None,
+            "authentication_value": _hex_or_none(
+                apdu.calling_authentication_value if req else apdu.responding_authentication_value),
+        }
+        if not req:
+            which = ("acse-service-provider" if isinstance(apdu.diagnostic, acse.AcseServiceProviderDiagnostic)
+                     else "acse-service-user")
+            out["result"] = int(apdu.result)
+            out["result_source_diagnostic"] = {which: int(apdu.diagnostic)}
+        out["user_information"] = _ours_ui_norm(apdu.user_information)
+        return out
+    if isinstance(apdu, (acse.RLRQ, acse.RLRE)):
+        return {"apdu": "rlrq" if isinstance(apdu, acse.RLRQ) else "rlre",
+                "reason": int(apdu.reason) if apdu.reason is not None else None,
+                "user_information": _ours_ui_norm(apdu.user_information)}
+    raise TypeError(f"no norm for {type(apdu).__name__}")
+
+
+def _hex_or_none(b: bytes | None) -> str | None:
+    return bytes(b).hex().upper() if b is not None else None
+
+
+def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
+    """Build our APDU object from an APDU norm (inverse of :func:`ours_apdu_norm`)."""
+    xdlms, acse, Obis = _x()
+
+    def attr(d: dict[str, Any]) -> Any:
+        return xdlms.AttributeDescriptor(d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])),
+                                         d["attribute_id"])
+
+    def meth(d: dict[str, Any]) -> Any:
+        return xdlms.MethodDescriptor(d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])),
+                                      d["method_id"])
+
+    def acc(a: dict[str, Any] | None) -> Any:
+        if a is None:
+            return None
+        return xdlms.AccessSelection(a["selector"], ours_data_from_norm(a["parameters"]))
+
+    def res(r: dict[str, Any]) -> Any:
+        return xdlms.DataAccessResult(r["error"]) if "error" in r else ours_data_from_norm(r["data"])
+
+    def ui(u: dict[str, Any] | None) -> Any:
+        if u is None:
+            return None
+        if "initiate-request" in u:
+            r = u["initiate-request"]
+            return xdlms.InitiateRequest(
+                proposed_conformance=xdlms.Conformance(r["proposed_conformance"]),
+                client_max_receive_pdu_size=r["client_max_receive_pdu_size"],
+                proposed_dlms_version_number=r["proposed_dlms_version_number"],
+                dedicated_key=bytes.fromhex(r["dedicated_key"]) if r["dedicated_key"] else None,
+                response_allowed=r["response_allowed"],
+                proposed_quality_of_service=r["proposed_quality_of_service"])
+        if "initiate-response" in u:
+            r = u["initiate-response"]
+            return xdlms.InitiateResponse(
+                negotiated_conformance=xdlms.Conformance(r["negotiated_conformance"]),
+                server_max_receive_pdu_size=r["server_max_receive_pdu_size"],
+                negotiated_dlms_version_number=r["negotiated_dlms_version_number"],
+                vaa_name=r["vaa_name"], negotiated_quality_of_service=r["negotiated_quality_of_service"])
+        r = u["confirmed-service-error"]
+        return xdlms.ConfirmedServiceError(xdlms.ConfirmedServiceErrorChoice(r["service"]),
+                                           xdlms.ServiceErrorType(r["error_type"]), r["error"])
+
+    k = n["apdu"]
+    iip = n.get("invoke_id_and_priority")
+    if k == "get-request-normal":
+        return xdlms.GetRequestNormal(iip, attr(n["descriptor"]), acc(n["access_selection"]))
+    if k == "get-request-next":
+        return xdlms.GetRequestNext(iip, n["block_number"])
+    if k == "get-request-with-list":
+        return xdlms.GetRequestWithList(iip, tuple(
+            xdlms.AttributeDescriptorWithSelection(attr(i["descriptor"]), acc(i["access_selection"]))
+            for i in n["items"]))
+    if k == "get-response-normal":
+        return xdlms.GetResponseNormal(iip, res(n["result"]))
+    if k == "get-response-with-list":
+        return xdlms.GetResponseWithList(iip, tuple(res(r) for r in n["results"]))
+    if k == "get-response-with-datablock":
+        r = n["result"]
+        return xdlms.GetResponseWithDatablock(
+            iip, n["last_block"], n["block_number"],
+            raw_data=bytes.fromhex(r.get("raw_data", "")),
+            error=xdlms.DataAccessResult(r["error"]) if "error" in r else None)
+    if k == "set-request-normal":
+        return xdlms.SetRequestNormal(iip, attr(n["descriptor"]), ours_data_from_norm(n["value"]),
+                                      acc(n["access_selection"]))
+    if k == "set-request-with-list":
+        return xdlms.SetRequestWithList(iip, tuple(
+            xdlms.AttributeDescriptorWithSelection(attr(i["descriptor"]), acc(i["access_selection"]))
+            for i in n["items"]), tuple(ours_data_from_norm(v) for v in n["values"]))
+    if k == "set-response-normal":
+        return xdlms.SetResponseNormal(iip, xdlms.DataAccessResult(n["result"]))
+    if k == "set-response-with-list":
+        return xdlms.SetResponseWithList(iip, tuple(xdlms.DataAccessResult(r) for r in n["results"]))
+    if k == "action-request-normal":
+        p = n["parameters"]
+        return xdlms.ActionRequestNormal(iip, meth(n["descriptor"]),
+                                         xdlms.ABSENT if p is None else ours_data_from_norm(p))
+    if k == "action-response-normal":
+        r = n["return"]
+        return xdlms.ActionResponseNormal(iip, xdlms.ActionResult(n["result"]),
+                                          xdlms.ABSENT if r is None else res(r))
+    if k == "aarq":
+        return acse.AARQ(
+            application_context_name=acse.ApplicationContextName(n["application_context_name"]),
+            user_information=ui(n["user_information"]),
+            sender_acse_requirements=n["mechanism_name"] is not None,
+            mechanism_name=acse.MechanismName(n["mechanism_name"]) if n["mechanism_name"] is not None else None,
+            calling_authentication_value=bytes.fromhex(n["authentication_value"])
+            if n["authentication_value"] else None,
+            calling_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None)
+    if k == "aare":
+        (which, diag), = n["result_source_diagnostic"].items()
+        return acse.AARE(
+            application_context_name=acse.ApplicationContextName(n["application_context_name"]),
+            result=acse.AssociationResult(n["result"]),
+            diagnostic=(acse.AcseServiceUserDiagnostic(diag) if which == "acse-service-user"
+                        else acse.AcseServiceProviderDiagnostic(diag)),
+            user_information=ui(n["user_information"]),
+            responder_acse_requirements=n["mechanism_name"] is not None,
+            mechanism_name=acse.MechanismName(n["mechanism_name"]) if n["mechanism_name"] is not None else None,
+            responding_authentication_value=bytes.fromhex(n["authentication_value"])
+            if n["authentication_value"] else None,
+            responding_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None)
+    if k == "rlrq":
+        return acse.RLRQ(reason=acse.ReleaseRequestReason(n["reason"]) if n["reason"] is not None else None,
+                         user_information=ui(n["user_information"]))
+    if k == "rlre":
+        return acse.RLRE(reason=acse.ReleaseResponseReason(n["reason"]) if n["reason"] is not None else None,
+                         user_information=ui(n["user_information"]))
+    raise TypeError(f"cannot build {k}")
+
+
 # ----------------------------------------------------------------------------- comparison
 
 # Fields an oracle cannot observe, per (oracle, apdu).  Removed from BOTH sides by
@@ -424,5 +671,6 @@ def _drop(node: Any, keys: list[str], mask_sn: bool) -> None:
 
 __all__ = [
     "BLIND_FIELDS", "OracleDied", "OracleError", "OracleUnsupported", "OracleWorker",
-    "TAG_NAMES", "available", "encode_norm", "ours_data_from_norm", "ours_data_norm", "project",
+    "TAG_NAMES", "available", "encode_norm", "ours_apdu_from_norm", "ours_apdu_norm",
+    "ours_data_from_norm", "ours_data_norm", "project",
 ]
