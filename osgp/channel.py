@@ -208,6 +208,10 @@ class ChannelConfig:
     "Seconds to earn one more error message (token bucket)."
     handshake_timeout: float = 60.0
     "A pending handshake older than this is ignored."
+    rx_save_interval: int = 1
+    """Save a snapshot (replay windows) every this many verified frames, before the frame is
+    delivered; 1 = a crash can never make a delivered frame acceptable again, 0 = only on key
+    changes."""
 
     def __post_init__(self) -> None:
         if self.max_auth_failures < 1:
@@ -219,6 +223,8 @@ class ChannelConfig:
             raise EncodeError("must be >= 1", field="seq_block")
         if self.error_burst < 0 or self.error_interval <= 0:
             raise EncodeError("bad rate limit", field="error_burst")
+        if self.rx_save_interval < 0:
+            raise EncodeError("must be >= 0", field="rx_save_interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +630,7 @@ class SecureChannel:
         self._uc_pending: tuple[int, bytes] | None = None
         self._other_pending: dict[int, KeyKind] = {}
         self._consecutive = 0
+        self._unsaved = 0
         self._c: dict[str, int] = {f: 0 for f in Counters.__dataclass_fields__}
         self._errors = _TokenBucket(self.config.error_burst, self.config.error_interval)
         self._handlers: dict[type, Callable[[Message, bytes, float], list[ChannelEvent]]] = (
@@ -730,6 +737,7 @@ class SecureChannel:
         return _TxKey(key_id, key, first_seq, first_seq, f"{self.name}/{kind}/{self._generation}")
 
     def _save(self) -> None:
+        self._unsaved = 0
         self._persist.save_snapshot(self.snapshot())
 
     def _next_key_id(self) -> int:
@@ -1049,6 +1057,9 @@ class SecureChannel:
         self._consecutive = 0
         self._count("frames_ok")
         events = self._on_verified(rx, broadcast)
+        self._unsaved += 1
+        if self.config.rx_save_interval and self._unsaved >= self.config.rx_save_interval:
+            self._save()  # the window is durable before the frame is delivered
         if not management:
             events.append(DataReceived(plain, key_id, seq, broadcast))
             return events

@@ -624,3 +624,39 @@ def test_no_key_material_in_reprs_or_events():
         import pickle
 
         pickle.dumps(ln)
+
+
+def test_sequence_numbers_never_wrap():
+    nn, ln, _ = pair()
+    snap = nn.snapshot()
+    tx = snap.keys[0]
+    assert tx.role == "uc-tx"
+    near_end = C.KeySnapshot(tx.role, tx.key_id, tx.key, tx.slot, P.OSGP_SEQ_MAX - 1)
+    nn2 = SecureChannel.from_snapshot(
+        C.ChannelSnapshot(
+            **{
+                **{f: getattr(snap, f) for f in snap.__dataclass_fields__},
+                "keys": (near_end,) + snap.keys[1:],
+            }
+        )
+    )
+    seqs = [
+        int.from_bytes(nn2.protect(b"x", header=HDR, dest=DEST_A, now=1.0)[1:5], "big")
+        for _ in range(2)
+    ]
+    assert seqs == [P.OSGP_SEQ_MAX - 1, P.OSGP_SEQ_MAX]
+    with pytest.raises(LocalProtocolError):
+        nn2.protect(b"x", header=HDR, dest=DEST_A, now=1.0)
+    assert nn2.next_tx_seq == P.OSGP_SEQ_MAX + 1
+
+
+@given(
+    st.binary(max_size=300), st.binary(min_size=1, max_size=4), st.binary(max_size=8), st.booleans()
+)
+def test_protect_roundtrip_any_payload(data, header, dest, uplink):
+    nn, ln, _ = _PAIR
+    src, dst = (ln, nn) if uplink else (nn, ln)
+    body = src.protect(data, header=header, dest=dest, now=1.0)
+    assert len(body) == len(data) + C.PROTECTED_OVERHEAD
+    ev = dst.receive_protected(body, header=header, dest=dest, now=1.0)
+    assert ev == [DataReceived(data, 0, int.from_bytes(body[1:5], "big"), False)]
