@@ -9,6 +9,8 @@ table (DLMS security suite 0)::
     ak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"   # authentication key
     bk = "..."                                # optional: global broadcast key
     dk = "..."                                # optional: dedicated key
+    kek = "..."                               # optional: master key (key transfer)
+    lls_password = "12345678"                 # optional: LLS secret (text)
     system_title = "4D4D4D0000BC614E"         # optional: default peer system title
     client_system_title = "..."               # optional, overrides for APDUs from the client
     server_system_title = "..."               # optional, overrides for APDUs from the server
@@ -35,7 +37,14 @@ from .cli.common import KeyFileError
 from .errors import EncodeError
 from .xdlms.ciphering import KEY_LENGTH, SYSTEM_TITLE_LENGTH, SecurityKeys
 
-__all__ = ["KeyFile", "DlmsKeyTable", "KeyFileWarning", "load_keyfile", "parse_keyfile", "hex_field"]
+__all__ = [
+    "KeyFile",
+    "DlmsKeyTable",
+    "KeyFileWarning",
+    "load_keyfile",
+    "parse_keyfile",
+    "hex_field",
+]
 
 
 class KeyFileWarning(UserWarning):
@@ -45,7 +54,9 @@ class KeyFileWarning(UserWarning):
 _HEX_JUNK = re.compile(r"[\s:_-]")
 
 
-def hex_field(table: dict[str, Any], table_name: str, name: str, length: int, *, required: bool) -> bytes | None:
+def hex_field(
+    table: dict[str, Any], table_name: str, name: str, length: int, *, required: bool
+) -> bytes | None:
     """Read ``table[name]`` as a hex string of exactly ``length`` bytes.
 
     Spaces, ``:``, ``-`` and ``_`` are allowed as separators.  Raises
@@ -76,6 +87,8 @@ class DlmsKeyTable:
     system_title: bytes | None = None
     client_system_title: bytes | None = None
     server_system_title: bytes | None = None
+    kek: bytes | None = field(default=None, repr=False)
+    lls_password: bytes | None = field(default=None, repr=False)
 
     def sender_system_title(self, *, from_client: bool | None) -> bytes | None:
         """The system title to use for an APDU sent by the client (True), the
@@ -87,7 +100,17 @@ class DlmsKeyTable:
         return self.system_title
 
 
-_DLMS_FIELDS = {"ek", "ak", "bk", "dk", "system_title", "client_system_title", "server_system_title"}
+_DLMS_FIELDS = {
+    "ek",
+    "ak",
+    "bk",
+    "dk",
+    "kek",
+    "lls_password",
+    "system_title",
+    "client_system_title",
+    "server_system_title",
+}
 
 
 @dataclass(frozen=True)
@@ -120,11 +143,20 @@ def _parse_dlms(table: object) -> DlmsKeyTable:
         n: hex_field(table, "dlms", n, SYSTEM_TITLE_LENGTH, required=False)
         for n in ("system_title", "client_system_title", "server_system_title")
     }
+    kek = hex_field(table, "dlms", "kek", KEY_LENGTH, required=False)
+    password = table.get("lls_password")
+    if password is not None and not isinstance(password, str):
+        raise KeyFileError("[dlms] lls_password: must be a string")
     try:
         keys = SecurityKeys(ek=ek, ak=ak, bk=bk, dk=dk)  # type: ignore[arg-type]
     except EncodeError as exc:  # pragma: no cover - lengths are checked above
         raise KeyFileError(f"[dlms] {exc.field}: invalid") from None
-    return DlmsKeyTable(keys=keys, **titles)
+    return DlmsKeyTable(
+        keys=keys,
+        kek=kek,
+        lls_password=None if password is None else password.encode("utf-8"),
+        **titles,
+    )
 
 
 def parse_keyfile(text: str, *, path: str | None = None) -> KeyFile:
@@ -165,7 +197,9 @@ def load_keyfile(path: str | os.PathLike[str]) -> KeyFile:
     except FileNotFoundError:
         raise KeyFileError(f"{p}: no such key file") from None
     except OSError as exc:
-        raise KeyFileError(f"{p}: cannot read key file ({exc.strerror or type(exc).__name__})") from None
+        raise KeyFileError(
+            f"{p}: cannot read key file ({exc.strerror or type(exc).__name__})"
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

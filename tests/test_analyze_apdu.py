@@ -1,4 +1,4 @@
-"""``dlms-analyze apdu``: tree and JSON output, decryption with a key file, errors and exit codes."""
+"""``dlms-analyze apdu``: tree and JSON output, decryption with a key file, errors, exit codes."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ BK = "0F0E0D0C0B0A09080706050403020100"
 SERVER_ST = "4D4D4D0000BC614E"
 SECRETS = (EK, AK, BK)
 
-GCM = {v["id"]: v for v in json.loads((VECTORS / "xdlms" / "security_gcm.json").read_text())["vectors"]}
-GEN = {v["id"]: v for v in json.loads((VECTORS / "xdlms" / "security_generated.json").read_text())["vectors"]}
+GCM = {
+    v["id"]: v for v in json.loads((VECTORS / "xdlms" / "security_gcm.json").read_text())["vectors"]
+}
+GEN = {
+    v["id"]: v
+    for v in json.loads((VECTORS / "xdlms" / "security_generated.json").read_text())["vectors"]
+}
 V2 = GCM["V2"]["ciphered"]
 G4_PLAIN = "C401C1000600001391"  # GET-Response-Normal, double-long-unsigned 5009
 # GB AARQ with ciphered LLS (dlms-vectors.md A4): calling-AP-title = server test title, LLS
@@ -41,8 +46,11 @@ A4 = (
 
 def _keyfile(tmp_path: Path, body: str | None = None, mode: int = 0o600) -> str:
     p = tmp_path / "keys.toml"
-    p.write_text(body if body is not None else f'[dlms]\nek = "{EK}"\nak = "{AK}"\nbk = "{BK}"\n'
-                 f'system_title = "{SERVER_ST}"\n')
+    p.write_text(
+        body
+        if body is not None
+        else f'[dlms]\nek = "{EK}"\nak = "{AK}"\nbk = "{BK}"\n' f'system_title = "{SERVER_ST}"\n'
+    )
     os.chmod(p, mode)
     return str(p)
 
@@ -81,18 +89,28 @@ def test_ciphered_without_keys_shows_header_only(capsys: pytest.CaptureFixture[s
     r = json.loads(out)
     sec = r["security"]
     assert sec["form"] == "glo-ciphering" and sec["tag"] == "0xC8" and sec["protects"] == "0xC0"
-    assert sec["security_control"] == {"value": "0x30", "suite": 0, "authenticated": True,
-                                       "encrypted": True, "broadcast_key": False, "compressed": False}
+    assert sec["security_control"] == {
+        "value": "0x30",
+        "suite": 0,
+        "authenticated": True,
+        "encrypted": True,
+        "broadcast_key": False,
+        "compressed": False,
+    }
     assert sec["invocation_counter"] == 0x01234567
     assert sec["authentication_tag"] == "7D825C3BE4A77C3FCC056B6B"
     assert "inner" not in r and "--keys" in r["note"]
 
 
-def test_authentication_only_is_shown_unverified_without_keys(capsys: pytest.CaptureFixture[str]) -> None:
+def test_authentication_only_is_shown_unverified_without_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = _run(capsys, GCM["V4"]["ciphered"], "--json")
     assert code == 0
     r = json.loads(out)
-    assert r["inner"]["verified"] is False and "get-request" in json.dumps(r["inner"]["apdu"]).lower()
+    assert (
+        r["inner"]["verified"] is False and "get-request" in json.dumps(r["inner"]["apdu"]).lower()
+    )
 
 
 def test_decrypt_with_keyfile_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +134,9 @@ def test_decrypt_with_keyfile_tree(tmp_path: Path, capsys: pytest.CaptureFixture
     _no_secrets(out, err)
 
 
-def test_broadcast_general_glo_data_notification(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broadcast_general_glo_data_notification(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     v = GEN["G7"]
     code, out, err = _run(capsys, v["ciphered"], "--keys", _keyfile(tmp_path), "--json")
     assert code == 0, err
@@ -152,7 +172,9 @@ def test_system_title_option(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     kf = _keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
     code, out, err = _run(capsys, V2, "--keys", kf)
     assert code == Exit.PROTOCOL and "--system-title" in err and out == ""
-    code, out, err = _run(capsys, V2, "--keys", kf, "--system-title", "4D 4D 4D 00 00 BC 61 4E", "--json")
+    code, out, err = _run(
+        capsys, V2, "--keys", kf, "--system-title", "4D 4D 4D 00 00 BC 61 4E", "--json"
+    )
     assert code == 0 and json.loads(out)["inner"]["plaintext"] == GCM["V2"]["plaintext"]
     code, out, err = _run(capsys, V2, "--keys", kf, "--system-title", "4D4D")
     assert code == Exit.DECODE and "--system-title" in err
@@ -188,7 +210,9 @@ def test_wrong_key_is_security_error(tmp_path: Path, capsys: pytest.CaptureFixtu
         ('[osgp]\nx = "1"\n', "no [dlms] table"),
     ],
 )
-def test_bad_key_file_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, needle: str) -> None:
+def test_bad_key_file_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, needle: str
+) -> None:
     code, out, err = _run(capsys, V2, "--keys", _keyfile(tmp_path, body))
     assert code == Exit.KEYFILE == 4
     assert out == "" and err.count("\n") == 1 and needle in err
@@ -201,7 +225,9 @@ def test_missing_key_file_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == Exit.KEYFILE and "no such key file" in err
 
 
-def test_world_readable_key_file_warns_but_works(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_world_readable_key_file_warns_but_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.warns(KeyFileWarning):
         code, out, _ = _run(capsys, V2, "--keys", _keyfile(tmp_path, mode=0o644), "--json")
     assert code == 0 and json.loads(out)["inner"]["verified"] is True
@@ -225,14 +251,21 @@ def test_parse_hex_forms() -> None:
 def test_real_process_exit_codes(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "dlms14908.analyzer.cli", "apdu"]
-    ok = subprocess.run([*cmd, V2, "--keys", _keyfile(tmp_path)], capture_output=True, text=True, env=env,
-                        timeout=60)
+    ok = subprocess.run(
+        [*cmd, V2, "--keys", _keyfile(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "glo-get-request" in ok.stdout, ok.stderr
     bad = subprocess.run([*cmd, "C8 1G"], capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == Exit.DECODE and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
 
 
-def test_tree_keeps_long_hex_whole_and_hides_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tree_keeps_long_hex_whole_and_hides_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     kf = _keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
     code, out, err = _run(capsys, A4, "--keys", kf)
     assert code == 0, err
@@ -252,7 +285,9 @@ def test_random_bytes_raise_only_our_errors(data: bytes) -> None:
     from dlms14908.errors import ProtocolError
     from dlms14908.keyfile import parse_keyfile
 
-    dlms = parse_keyfile(f'[dlms]\nek = "{EK}"\nak = "{AK}"\nbk = "{BK}"\nsystem_title = "{SERVER_ST}"\n').dlms
+    dlms = parse_keyfile(
+        f'[dlms]\nek = "{EK}"\nak = "{AK}"\nbk = "{BK}"\nsystem_title = "{SERVER_ST}"\n'
+    ).dlms
     for blob in (data, b"\xc8" + data, b"\xdb\x08" + data, b"\x60" + data):
         for keys in (None, dlms):
             try:

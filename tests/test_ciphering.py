@@ -58,7 +58,10 @@ GB_KEYS = SecurityKeys(H(GCM["keys"]["ek"]), H(GCM["keys"]["ak"]))
 def _keys(entry: dict, default: dict | None = None) -> SecurityKeys:
     k = entry.get("keys", default)
     return SecurityKeys(
-        H(k["ek"]), H(k["ak"]), bk=H(k["bk"]) if "bk" in k else None, dk=H(k["dk"]) if "dk" in k else None
+        H(k["ek"]),
+        H(k["ak"]),
+        bk=H(k["bk"]) if "bk" in k else None,
+        dk=H(k["dk"]) if "dk" in k else None,
     )
 
 
@@ -104,14 +107,21 @@ def test_unprotect_recovers_plaintext(entry: dict, default: dict | None) -> None
 
 def test_green_book_v2_header_fields() -> None:
     h = parse_protected(H(GCM["vectors"][0]["ciphered"]))
-    assert (h.tag, h.service_tag, h.security_control, h.invocation_counter) == (0xC8, 0xC0, 0x30, 0x01234567)
+    assert (h.tag, h.service_tag, h.security_control, h.invocation_counter) == (
+        0xC8,
+        0xC0,
+        0x30,
+        0x01234567,
+    )
     assert h.authenticated and h.encrypted and not h.broadcast and not h.compressed and h.suite == 0
     assert h.auth_tag == H("7D825C3BE4A77C3FCC056B6B")
     assert h.body == H("411312FF935A47566827C467BC")
 
 
 def test_general_glo_carries_system_title() -> None:
-    e = next(v for v in GEN["vectors"] if v["kind"] == "general-glo" and v["security_control"] == "70")
+    e = next(
+        v for v in GEN["vectors"] if v["kind"] == "general-glo" and v["security_control"] == "70"
+    )
     h = parse_protected(H(e["ciphered"]))
     assert h.system_title == H(e["system_title"]) and h.broadcast and h.service_tag is None
     # the embedded system title is used; no sender title needed
@@ -140,8 +150,13 @@ def test_dedicated_needs_dedicated_key() -> None:
     with pytest.raises(SecurityError, match="dedicated"):
         unprotect(H(e["ciphered"]), SecurityKeys(k.ek, k.ak), system_title=H(e["system_title"]))
     with pytest.raises(LocalProtocolError):
-        protect(H(e["plaintext"]), keys=SecurityKeys(k.ek, k.ak), system_title=H(e["system_title"]),
-                invocation_counter=1, kind="ded")
+        protect(
+            H(e["plaintext"]),
+            keys=SecurityKeys(k.ek, k.ak),
+            system_title=H(e["system_title"]),
+            invocation_counter=1,
+            kind="ded",
+        )
 
 
 # --- tamper ------------------------------------------------------------------------------
@@ -154,7 +169,7 @@ ST = H("4D4D4D0000BC614E")
 
 @pytest.mark.parametrize("apdu", [V2, V4, V6], ids=["V2-sc30", "V4-sc10", "V6-sc30"])
 def test_every_flipped_bit_after_the_length_is_rejected(apdu: bytes) -> None:
-    """A flip anywhere in SC, IC, ciphertext/plaintext or tag: rejected, counted, nothing returned."""
+    """A flip in SC, IC, ciphertext/plaintext or tag: rejected, counted, nothing returned."""
     stats = SecurityStats()
     counter = InvocationCounterCheck()
     rejected = 0
@@ -177,7 +192,9 @@ def test_tamper_is_authentication_failed(where: str) -> None:
     bad = bytearray(V2)
     pos = {"ciphertext": 8, "tag": len(V2) - 1, "ic": 4, "sc_key_set": 2}[where]
     bad[pos] ^= 0x40 if where == "sc_key_set" else 0x01
-    keys = SecurityKeys(GB_KEYS.ek, GB_KEYS.ak, bk=GB_KEYS.ek)  # even with bk == ek, SC is in the AAD
+    keys = SecurityKeys(
+        GB_KEYS.ek, GB_KEYS.ak, bk=GB_KEYS.ek
+    )  # even with bk == ek, SC is in the AAD
     stats = SecurityStats()
     with pytest.raises(AuthenticationFailed):
         unprotect(bytes(bad), keys, system_title=ST, stats=stats)
@@ -226,12 +243,20 @@ def test_replay_rejected_before_crypto_and_counted() -> None:
             unprotect(V2, GB_KEYS, system_title=ST, counter=counter, stats=stats)
     assert counter.rejected == 3 and stats.replays == 3 and stats.accepted == 1
     # a stale IC is refused even when the tag would not verify (checked first, no crypto)
-    older = protect(H(GCM["vectors"][0]["plaintext"]), keys=GB_KEYS, system_title=ST,
-                    invocation_counter=0x01234566)
+    older = protect(
+        H(GCM["vectors"][0]["plaintext"]),
+        keys=GB_KEYS,
+        system_title=ST,
+        invocation_counter=0x01234566,
+    )
     with pytest.raises(ReplayError):
         unprotect(older, GB_KEYS, system_title=ST, counter=counter)
-    newer = protect(H(GCM["vectors"][0]["plaintext"]), keys=GB_KEYS, system_title=ST,
-                    invocation_counter=0x01234568)
+    newer = protect(
+        H(GCM["vectors"][0]["plaintext"]),
+        keys=GB_KEYS,
+        system_title=ST,
+        invocation_counter=0x01234568,
+    )
     assert unprotect(newer, GB_KEYS, system_title=ST, counter=counter, stats=stats)
     assert counter.last_seen == 0x01234568
 
@@ -278,7 +303,9 @@ def test_compression_bit_rejected_clearly() -> None:
     with pytest.raises(DecodeError, match="compression"):
         parse_protected(b"\xc8\x05\xb0\x00\x00\x00\x01")
     with pytest.raises(EncodeError, match="compression"):
-        protect(b"\xc0\x01", keys=GB_KEYS, system_title=ST, invocation_counter=1, security_control=0xB0)
+        protect(
+            b"\xc0\x01", keys=GB_KEYS, system_title=ST, invocation_counter=1, security_control=0xB0
+        )
 
 
 @given(st.binary(max_size=80))
@@ -290,15 +317,23 @@ def test_random_bytes_raise_only_our_errors(data: bytes) -> None:
             pass
 
 
-@given(st.binary(min_size=1, max_size=300), st.integers(0, 2**32 - 1),
-       st.sampled_from([0x10, 0x20, 0x30, 0x50, 0x60, 0x70]),
-       st.sampled_from(list(CipheringKind)), st.binary(min_size=8, max_size=8))
+@given(
+    st.binary(min_size=1, max_size=300),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0x10, 0x20, 0x30, 0x50, 0x60, 0x70]),
+    st.sampled_from(list(CipheringKind)),
+    st.binary(min_size=8, max_size=8),
+)
 def test_round_trip(body: bytes, ic: int, sc: int, kind: CipheringKind, title: bytes) -> None:
-    keys = SecurityKeys(bytes(range(16)), bytes(range(16, 32)), bk=bytes(range(32, 48)), dk=bytes(16))
+    keys = SecurityKeys(
+        bytes(range(16)), bytes(range(16, 32)), bk=bytes(range(32, 48)), dk=bytes(16)
+    )
     if kind.dedicated:
         sc &= ~0x40
     plain = b"\xc4" + body
-    out = protect(plain, keys=keys, system_title=title, invocation_counter=ic, security_control=sc, kind=kind)
+    out = protect(
+        plain, keys=keys, system_title=title, invocation_counter=ic, security_control=sc, kind=kind
+    )
     assert out[0] == ciphered_tag(0xC4, kind)
     got = decipher(out, keys, system_title=None if kind.general else title, require=0)
     assert got.plaintext == plain and got.header.invocation_counter == ic
@@ -314,8 +349,10 @@ def test_tag_mapping() -> None:
     assert ciphered_tag(0x01, "glo") == 0x21 and ciphered_tag(0x08, "glo") == 0x28
     assert ciphered_tag(0xC7, "ded") == 0xD7 and ciphered_tag(0x0F, "general-glo") == 0xDB
     assert ciphered_tag(0x0F, "general-ded") == 0xDC
-    assert all(d - g in (0x08, 0x20) for g, d in zip(GLOBAL_CIPHERED_TAGS.values(),
-                                                        DEDICATED_CIPHERED_TAGS.values()))
+    assert all(
+        d - g in (0x08, 0x20)
+        for g, d in zip(GLOBAL_CIPHERED_TAGS.values(), DEDICATED_CIPHERED_TAGS.values())
+    )
     with pytest.raises(EncodeError, match="general-glo"):
         ciphered_tag(0x0F, "glo")  # DataNotification has no glo- form
     with pytest.raises(EncodeError):
@@ -416,14 +453,17 @@ def test_rfc3394_vector(entry: dict) -> None:
 def test_key_transfer_method_data() -> None:
     e = WRAP["vectors"][0]
     kek = H(e["kek"])
-    data = encode_key_transfer(kek, [(KeyId.GLOBAL_UNICAST_ENCRYPTION, H(e["key"])),
-                                     (KeyId.AUTHENTICATION, bytes(16))])
+    data = encode_key_transfer(
+        kek, [(KeyId.GLOBAL_UNICAST_ENCRYPTION, H(e["key"])), (KeyId.AUTHENTICATION, bytes(16))]
+    )
     # array(2) of structure(2) {enum 0, octet-string(24) <RFC 3394 vector>}, ...
     assert data[:8] == H("0102020216000918")
     assert data[8:32] == H(e["wrapped"])
     assert data[32:37] == H("0202160209") and data[37] == 24
-    assert decode_key_transfer(kek, data) == [(KeyId.GLOBAL_UNICAST_ENCRYPTION, H(e["key"])),
-                                              (KeyId.AUTHENTICATION, bytes(16))]
+    assert decode_key_transfer(kek, data) == [
+        (KeyId.GLOBAL_UNICAST_ENCRYPTION, H(e["key"])),
+        (KeyId.AUTHENTICATION, bytes(16)),
+    ]
     with pytest.raises(AuthenticationFailed):
         decode_key_transfer(bytes(16), data)
     for cut in range(len(data)):

@@ -31,7 +31,7 @@ from tests.conftest import VECTORS, require
 
 pytestmark = pytest.mark.oracle
 
-ORACLE_SCRIPT = r'''
+ORACLE_SCRIPT = r"""
 import json, sys
 from gurux_dlms.AesGcmParameter import AesGcmParameter
 from gurux_dlms.GXDLMSChippering import GXDLMSChippering
@@ -74,7 +74,7 @@ for line in sys.stdin:
     except Exception as exc:
         out = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(out), flush=True)
-'''
+"""
 
 
 def _oracle_python() -> Path:
@@ -140,7 +140,9 @@ def _random_cases(rng: random.Random, n: int) -> list[tuple[dict, bytes, Securit
     out = []
     tags = sorted(GLOBAL_CIPHERED_TAGS)
     for i in range(n):
-        keys = SecurityKeys(rng.randbytes(16), rng.randbytes(16), bk=rng.randbytes(16), dk=rng.randbytes(16))
+        keys = SecurityKeys(
+            rng.randbytes(16), rng.randbytes(16), bk=rng.randbytes(16), dk=rng.randbytes(16)
+        )
         kind = rng.choice(["glo", "ded", "general-glo", "general-ded"])
         sc = rng.choice([0x10, 0x20, 0x30])
         if kind in ("glo", "general-glo") and rng.random() < 0.3:
@@ -149,15 +151,24 @@ def _random_cases(rng: random.Random, n: int) -> list[tuple[dict, bytes, Securit
         plain = bytes((plain_tag,)) + rng.randbytes(rng.randrange(0, 300))
         st = rng.randbytes(8)
         ic = rng.randrange(0, 1 << 32)
-        out_bytes = protect(plain, keys=keys, system_title=st, invocation_counter=ic,
-                            security_control=sc, kind=kind)
+        out_bytes = protect(
+            plain, keys=keys, system_title=st, invocation_counter=ic, security_control=sc, kind=kind
+        )
         if kind in ("ded", "general-ded"):
             key = keys.dk
         else:
             key = keys.bk if sc & 0x40 else keys.ek
         assert key is not None
-        case = {"st": st.hex(), "ic": ic, "key": key.hex(), "ak": keys.ak.hex(),
-                "pt": plain.hex(), "sc": f"{sc:02X}", "tag": f"{out_bytes[0]:02X}", "kind": kind}
+        case = {
+            "st": st.hex(),
+            "ic": ic,
+            "key": key.hex(),
+            "ak": keys.ak.hex(),
+            "pt": plain.hex(),
+            "sc": f"{sc:02X}",
+            "tag": f"{out_bytes[0]:02X}",
+            "kind": kind,
+        }
         out.append((case, out_bytes, keys))
     return out
 
@@ -195,10 +206,18 @@ def test_random_hls_gmac_matches_dlms_cosem() -> None:
         st, ic = rng.randbytes(8), rng.randrange(1 << 32)
         challenge = rng.randbytes(rng.randrange(8, 65))
         f = hls_gmac(keys, st, ic, challenge)
-        cases.append({"op": "dc_gmac", "sc": "10", "st": st.hex(), "ic": ic, "key": keys.ek.hex(),
-                      "ak": keys.ak.hex(), "challenge": challenge.hex()})
+        cases.append(
+            {
+                "op": "dc_gmac",
+                "sc": "10",
+                "st": st.hex(),
+                "ic": ic,
+                "key": keys.ek.hex(),
+                "ak": keys.ak.hex(),
+                "challenge": challenge.hex(),
+            }
+        )
         ours.append(f[5:].hex().upper())  # dlms-cosem returns the bare 12-byte tag
     for want, got in zip(ours, run_oracle(cases)):
         assert got["ok"], got
         assert got["result"] == want
-

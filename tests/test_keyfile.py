@@ -65,7 +65,10 @@ def test_minimal_and_missing_table(tmp_path: Path) -> None:
         (f'ek = "{EK}"\nak = "{AK}ZZ"', r"\[dlms\] ak: not valid hex"),
         (f'ek = "{EK}"\nak = 12345', r"\[dlms\] ak: must be a hex string"),
         (f'ek = "{EK}"\nak = "{AK}"\nbk = "{BK}00"', r"\[dlms\] bk: must be 16 bytes, got 17"),
-        (f'ek = "{EK}"\nak = "{AK}"\nsystem_title = "{ST}00"', r"\[dlms\] system_title: must be 8 bytes"),
+        (
+            f'ek = "{EK}"\nak = "{AK}"\nsystem_title = "{ST}00"',
+            r"\[dlms\] system_title: must be 8 bytes",
+        ),
         (f'ek = "{EK}"\nak = "{AK}"\nekk = "{EK}"', r"\[dlms\]: unknown field\(s\) ekk"),
     ],
 )
@@ -110,3 +113,15 @@ def test_group_or_world_readable_warns(tmp_path: Path, mode: int) -> None:
         kf = load_keyfile(p)
     assert kf.dlms is not None  # a warning, not a failure
     assert EK.lower() not in str(rec[0].message).lower()
+
+
+def test_kek_and_lls_password_are_loaded_and_hidden() -> None:
+    kf = parse_keyfile(
+        f'[dlms]\nek = "{EK}"\nak = "{AK}"\nkek = "{BK}"\nlls_password = "secretpw"\n'
+    )
+    d = kf.require_dlms()
+    assert d.kek == bytes.fromhex(BK) and d.lls_password == b"secretpw"
+    text = repr(kf) + repr(d)
+    assert "secretpw" not in text and BK.lower() not in text.lower()
+    with pytest.raises(KeyFileError, match=r"\[dlms\] lls_password: must be a string"):
+        parse_keyfile(f'[dlms]\nek = "{EK}"\nak = "{AK}"\nlls_password = 12345678\n')

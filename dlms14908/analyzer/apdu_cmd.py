@@ -87,7 +87,10 @@ def _plain_jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, enum.Enum):
-        return {"value": int(obj.value) if isinstance(obj.value, int) else obj.value, "name": obj.name}
+        return {
+            "value": int(obj.value) if isinstance(obj.value, int) else obj.value,
+            "name": obj.name,
+        }
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return bytes(obj).hex().upper()
     if isinstance(obj, int):
@@ -252,7 +255,9 @@ def _section(
             "set system_title in the key file or pass --system-title"
         )
     info["sender_system_title"] = sender.hex().upper()
-    plain = sec.unprotect(raw, dlms.keys, system_title=None if h.kind.general else sender, require=0)
+    plain = sec.unprotect(
+        raw, dlms.keys, system_title=None if h.kind.general else sender, require=0
+    )
     inner = decode(plain)
     tree, had_key = _redact(_jsonable(inner, to_json), _secret_fields(inner))
     result["inner"] = {
@@ -278,7 +283,12 @@ def _nested(
     for path, obj in found:
         raw = obj if isinstance(obj, bytes) else obj.to_bytes()
         sec_view = _section(
-            raw, dlms=dlms, system_title=system_title, acse_title=title, decode=decode, to_json=to_json
+            raw,
+            dlms=dlms,
+            system_title=system_title,
+            acse_title=title,
+            decode=decode,
+            to_json=to_json,
         )
         out.append({"path": path, **sec_view})
     return out
@@ -296,8 +306,14 @@ def analyze(
     }
     if _is_ciphered_obj(apdu):
         report.update(
-            _section(data, dlms=dlms, system_title=system_title, acse_title=None, decode=decode,
-                     to_json=to_json)
+            _section(
+                data,
+                dlms=dlms,
+                system_title=system_title,
+                acse_title=None,
+                decode=decode,
+                to_json=to_json,
+            )
         )
     else:
         nested = _nested(apdu, dlms=dlms, system_title=system_title, decode=decode, to_json=to_json)
@@ -337,17 +353,27 @@ def _add(tree: Any, key: str, value: Any) -> None:
         return  # absent optional fields: in --json only
     if isinstance(value, dict):
         keys = set(value)
-        if "type" in keys and keys <= {"type", "value", "text"} and not isinstance(
-            value.get("value"), (dict, list)
+        if (
+            "type" in keys
+            and keys <= {"type", "value", "text"}
+            and not isinstance(value.get("value"), (dict, list))
         ):  # A-XDR Data leaf
             shown = value.get("text", value.get("value"))
-            tree.add(_label(f"[bold]{k}[/]: {escape(_scalar(shown))} [dim]({escape(str(value['type']))})[/]"))
+            tree.add(
+                _label(
+                    f"[bold]{k}[/]: {escape(_scalar(shown))} [dim]({escape(str(value['type']))})[/]"
+                )
+            )
             return
         if keys == {"value", "name"}:  # enumerated value
-            tree.add(_label(f"[bold]{k}[/]: {escape(str(value['name']))} [dim]({value['value']})[/]"))
+            tree.add(
+                _label(f"[bold]{k}[/]: {escape(str(value['name']))} [dim]({value['value']})[/]")
+            )
             return
         label = _apdu_label(value)
-        branch = tree.add(_label(f"[bold]{k}[/]" + (f": [cyan]{escape(label)}[/]" if label else "")))
+        branch = tree.add(
+            _label(f"[bold]{k}[/]" + (f": [cyan]{escape(label)}[/]" if label else ""))
+        )
         for kk, v in value.items():
             if label is not None and v == label and kk in ("apdu", "name", "type"):
                 continue
@@ -367,7 +393,9 @@ def render_tree(report: dict[str, Any]) -> Any:
 
     apdu = report.get("apdu", {})
     label = _apdu_label(apdu) if isinstance(apdu, dict) else None
-    root = Tree(_label(f"[bold cyan]{escape(label or 'APDU')}[/] [dim]({report.get('length')} bytes)[/]"))
+    root = Tree(
+        _label(f"[bold cyan]{escape(label or 'APDU')}[/] [dim]({report.get('length')} bytes)[/]")
+    )
     for k, v in report.items():
         if k == "length" or (k == "apdu" and "security" in report):
             continue  # a ciphered APDU is shown by its security section

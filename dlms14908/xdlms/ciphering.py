@@ -25,6 +25,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -63,6 +64,7 @@ __all__ = [
     "Deciphered",
     "SecurityStats",
     "InvocationCounterCheck",
+    "CipheringContext",
     "ciphered_tag",
     "is_ciphered_tag",
     "parse_protected",
@@ -226,7 +228,8 @@ class SecurityKeys:
 
     def __repr__(self) -> str:
         have = ", ".join(
-            f"{n}={'<set>' if getattr(self, n) is not None else None}" for n in ("ek", "ak", "bk", "dk")
+            f"{n}={'<set>' if getattr(self, n) is not None else None}"
+            for n in ("ek", "ak", "bk", "dk")
         )
         return f"SecurityKeys({have})"
 
@@ -335,12 +338,25 @@ def _check_sc(sc: int, *, offset: int | None) -> None:
         )
 
 
-def parse_protected(data: bytes | bytearray | memoryview) -> SecurityHeader:
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    to_bytes = getattr(data, "to_bytes", None)
+    if callable(to_bytes) and not isinstance(data, int):
+        # a decoded ciphered-APDU object (e.g. dlms14908.xdlms.CipheredApdu)
+        out = to_bytes()
+        if isinstance(out, (bytes, bytearray)):
+            return bytes(out)
+    raise LocalProtocolError(f"expected bytes or a ciphered APDU object, got {type(data).__name__}")
+
+
+def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeader:
     """Split a glo-/ded-/general-glo-/general-ded-ciphered APDU into its parts.
 
+    ``data`` is the APDU's bytes or a decoded APDU object with ``to_bytes()``.
     Raises :class:`DecodeError` (naming the field) on anything malformed,
     including an unsupported security suite or the compression bit."""
-    buf = bytes(data)
+    buf = _as_bytes(data)
     if not buf:
         raise DecodeError("empty input", field="apdu tag", offset=0)
     tag = buf[0]
@@ -368,7 +384,9 @@ def parse_protected(data: bytes | bytearray | memoryview) -> SecurityHeader:
             offset=pos,
         )
     if n < 5:
-        raise DecodeError("shorter than SC + invocation counter", field="security header", offset=pos)
+        raise DecodeError(
+            "shorter than SC + invocation counter", field="security header", offset=pos
+        )
     sc = buf[pos]
     _check_sc(sc, offset=pos)
     (ic,) = struct.unpack_from(">I", buf, pos + 1)
@@ -377,7 +395,9 @@ def parse_protected(data: bytes | bytearray | memoryview) -> SecurityHeader:
     auth_tag = None
     if sc & SC_AUTHENTICATION:
         if len(rest) < TAG_LENGTH:
-            raise DecodeError("authentication tag truncated", field="authentication tag", offset=pos)
+            raise DecodeError(
+                "authentication tag truncated", field="authentication tag", offset=pos
+            )
         rest, auth_tag = rest[:-TAG_LENGTH], rest[-TAG_LENGTH:]
     return SecurityHeader(tag, kind, service, system_title, sc, ic, rest, auth_tag)
 
@@ -495,7 +515,8 @@ def _check_local_sc(sc: int) -> None:
         raise EncodeError("only security suite 0 is supported", field="security_control")
     if not sc & (SC_AUTHENTICATION | SC_ENCRYPTION):
         raise EncodeError(
-            "neither authentication (0x10) nor encryption (0x20) requested", field="security_control"
+            "neither authentication (0x10) nor encryption (0x20) requested",
+            field="security_control",
         )
 
 
@@ -544,7 +565,7 @@ def protect(
 
 
 def decipher(
-    ciphered_apdu: bytes | bytearray | memoryview,
+    ciphered_apdu: bytes | bytearray | memoryview | Any,
     keys: SecurityKeys,
     *,
     system_title: bytes | None = None,
@@ -616,7 +637,7 @@ def decipher(
 
 
 def unprotect(
-    ciphered_apdu: bytes | bytearray | memoryview,
+    ciphered_apdu: bytes | bytearray | memoryview | Any,
     keys: SecurityKeys,
     *,
     system_title: bytes | None = None,
@@ -628,8 +649,115 @@ def unprotect(
 
     Same arguments and errors as :func:`decipher`."""
     return decipher(
-        ciphered_apdu, keys, system_title=system_title, require=require, counter=counter, stats=stats
+        ciphered_apdu,
+        keys,
+        system_title=system_title,
+        require=require,
+        counter=counter,
+        stats=stats,
     ).plaintext
+
+
+class CipheringContext:
+    """Suite 0 ciphering for one side of an association (sans-I/O, no clock).
+
+    Holds the keys, our system title and the next invocation counter to send,
+    the peer's system title and an :class:`InvocationCounterCheck` for what it
+    sends, a receive policy (``require``) and :class:`SecurityStats`.  Each
+    :meth:`protect` uses a fresh IC; the IC space is never wrapped around."""
+
+    def __init__(
+        self,
+        keys: SecurityKeys,
+        *,
+        own_system_title: bytes,
+        peer_system_title: bytes | None = None,
+        invocation_counter: int = 0,
+        peer_last_invocation_counter: int | None = None,
+        security_control: int = SC_AUTHENTICATION | SC_ENCRYPTION,
+        require: int = SC_AUTHENTICATION,
+    ) -> None:
+        _check_local_sc(security_control)
+        if not isinstance(invocation_counter, int) or not 0 <= invocation_counter <= 1 << 32:
+            raise EncodeError("must be 0..2**32", field="invocation_counter")
+        self.keys = keys
+        self.own_system_title = _system_title(own_system_title, "own_system_title")
+        self.peer_system_title = (
+            None
+            if peer_system_title is None
+            else _system_title(peer_system_title, "peer_system_title")
+        )
+        self.next_invocation_counter = invocation_counter
+        self.security_control = security_control
+        self.require = require
+        self.receive = InvocationCounterCheck(peer_last_invocation_counter)
+        self.stats = SecurityStats()
+
+    def _peek_ic(self) -> int:
+        ic = self.next_invocation_counter
+        if ic > 0xFFFFFFFF:
+            raise LocalProtocolError("invocation counter exhausted: the key must be renewed")
+        return ic
+
+    def protect(
+        self,
+        plain_apdu: bytes | bytearray | memoryview,
+        *,
+        kind: CipheringKind | str = CipheringKind.GLOBAL,
+        security_control: int | None = None,
+    ) -> bytes:
+        """Cipher an outgoing APDU with the next invocation counter (consumed only on success)."""
+        ic = self._peek_ic()
+        out = protect(
+            plain_apdu,
+            keys=self.keys,
+            system_title=self.own_system_title,
+            invocation_counter=ic,
+            security_control=(
+                self.security_control if security_control is None else security_control
+            ),
+            kind=kind,
+        )
+        self.next_invocation_counter = ic + 1
+        return out
+
+    def unprotect(self, ciphered_apdu: bytes | bytearray | memoryview | Any) -> bytes:
+        """Verify and decrypt an incoming APDU from the peer (IC checked and recorded)."""
+        return decipher(
+            ciphered_apdu,
+            self.keys,
+            system_title=self.peer_system_title,
+            require=self.require,
+            counter=self.receive,
+            stats=self.stats,
+        ).plaintext
+
+    def hls_response(self, challenge: bytes) -> bytes:
+        """Our HLS-5 ``f(challenge)`` for the peer's challenge, with the next IC."""
+        ic = self._peek_ic()
+        out = hls_gmac(self.keys, self.own_system_title, ic, challenge)
+        self.next_invocation_counter = ic + 1
+        return out
+
+    def verify_hls_response(self, challenge: bytes, response: bytes) -> int:
+        """Check the peer's HLS-5 ``f(challenge)`` for our challenge; returns its IC."""
+        if self.peer_system_title is None:
+            raise LocalProtocolError("the peer's system title is not known")
+        return verify_hls_gmac(
+            self.keys,
+            self.peer_system_title,
+            challenge,
+            response,
+            counter=self.receive,
+            stats=self.stats,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CipheringContext(own={self.own_system_title.hex().upper()}, "
+            f"peer={self.peer_system_title.hex().upper() if self.peer_system_title else None}, "
+            f"next_ic={self.next_invocation_counter}, {self.stats})"
+        )
 
 
 # --- HLS-5 (GMAC) and LLS (Green Book §9.2.7.4 / 62056-5-3 §5.3.4) ------------------------
@@ -680,11 +808,15 @@ def verify_hls_gmac(
     resp = bytes(response)
     if len(resp) != HLS_GMAC_LENGTH:
         st_stats.malformed += 1
-        raise DecodeError(f"must be {HLS_GMAC_LENGTH} bytes, got {len(resp)}", field="hls-5 response")
+        raise DecodeError(
+            f"must be {HLS_GMAC_LENGTH} bytes, got {len(resp)}", field="hls-5 response"
+        )
     sc = resp[0]
     if sc & ~SC_BROADCAST != SC_AUTHENTICATION:
         st_stats.malformed += 1
-        raise DecodeError(f"security control 0x{sc:02X} is not 0x10", field="hls-5 response", offset=0)
+        raise DecodeError(
+            f"security control 0x{sc:02X} is not 0x10", field="hls-5 response", offset=0
+        )
     (ic,) = struct.unpack_from(">I", resp, 1)
     if counter is not None:
         try:
@@ -767,7 +899,9 @@ def encode_key_transfer(kek: bytes, keys: Iterable[tuple[KeyId | int, bytes]]) -
     return bytes(out)
 
 
-def decode_key_transfer(kek: bytes, data: bytes | bytearray | memoryview) -> list[tuple[KeyId, bytes]]:
+def decode_key_transfer(
+    kek: bytes, data: bytes | bytearray | memoryview
+) -> list[tuple[KeyId, bytes]]:
     """Parse and unwrap ``global_key_transfer`` method data.  Malformed data
     raises :class:`DecodeError`; a failed unwrap :class:`AuthenticationFailed`.
     Either all keys are returned or none."""
