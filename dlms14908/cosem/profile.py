@@ -3,7 +3,8 @@
 Each buffer entry is a structure with one member per capture object.  Clock
 columns (class 8 attribute 2, and any other attribute typed as a date-time
 octet-string) become :class:`DateTime`.  A null-data clock is the compressed
-form: it equals the previous entry's clock plus ``capture_period`` seconds.
+form: it equals the previous entry's clock plus ``capture_period`` seconds
+(minus, when sort_method is LIFO and the entries run newest first).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def decode_buffer(
     *,
     capture_period: int = 0,
     previous_clock: DateTime | None = None,
+    sort_method: int = 1,
 ) -> ProfileBuffer:
     """Type a profile generic buffer.
 
@@ -121,7 +123,8 @@ def decode_buffer(
     columns = list(zip(*buffer)) if n else []
     for ci, cap in enumerate(cols):
         if is_clock_column(cap):
-            columns[ci] = _clock_column(columns[ci], capture_period, previous_clock, ci)
+            step = -capture_period if sort_method == 2 else capture_period  # 2 = LIFO
+            columns[ci] = _clock_column(columns[ci], step, previous_clock, ci)
     rows = list(zip(*columns)) if n else [() for _ in buffer]
     return ProfileBuffer(cols, rows)
 
@@ -138,7 +141,7 @@ def _clock_column(values: Sequence[Any], period: int, prev: DateTime | None, ci:
             except DecodeError as e:
                 raise DecodeError(str(e).split(": ", 1)[-1], field=f"buffer[{i}][{ci}].{e.field}") from None
         elif v is None:
-            if prev is None or period <= 0:
+            if prev is None or period == 0:
                 raise DecodeError(
                     "null clock without a previous clock and capture_period", field=f"buffer[{i}][{ci}]"
                 )
