@@ -21,6 +21,10 @@ __all__ = ["apdu_to_jsonable"]
 REDACTED = "<redacted>"
 
 
+def _flag_name(v: enum.Enum) -> str:
+    return str(v.name).lower().replace("_", "-")
+
+
 def _data(v: Any) -> Any:
     if isinstance(v, enum.Enum):  # e.g. a DataAccessResult in a Data-or-result slot
         return _plain(v)
@@ -33,8 +37,11 @@ def _data(v: Any) -> Any:
 def _plain(v: Any) -> Any:
     if v is None or isinstance(v, (bool, str)) and type(v) in (bool, str):
         return v
+    if isinstance(v, enum.Flag):
+        return {"value": int(v), "hex": f"{int(v):06X}",
+                "flags": [_flag_name(m) for m in type(v) if m in v]}
     if isinstance(v, enum.Enum):
-        return {"value": int(v), "name": v.name.lower().replace("_", "-")}
+        return {"value": int(v), "name": _flag_name(v)}
     if isinstance(v, Obis):
         return str(v)
     if type(v) in (bytes, bytearray):
