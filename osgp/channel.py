@@ -108,6 +108,7 @@ _PREFIX_LEN = P.OSGP_KEY_ID_LEN + P.OSGP_SEQ_LEN
 PROTECTED_OVERHEAD = _PREFIX_LEN + P.OSGP_TAG_LEN
 """Bytes a protected PDU body adds to its plaintext (KeyID, SeqNo, tag)."""
 
+_MAX_PLAINTEXT = (1 << (8 * (15 - P.OSGP_NONCE_LEN))) - 1  # CCM with L = 15 - nonce length
 RandomSource = Callable[[int], bytes]
 
 
@@ -530,6 +531,8 @@ def _seal(
 ) -> bytes:
     if not header:
         raise EncodeError("must hold at least the control byte", field="header")
+    if len(plaintext) > _MAX_PLAINTEXT:
+        raise EncodeError(f"at most {_MAX_PLAINTEXT} bytes per protected PDU", field="plaintext")
     seq = _allocate(tx, persistence, block)
     prefix = bytes((tx.key_id,)) + seq.to_bytes(P.OSGP_SEQ_LEN, "big")
     nonce = data_nonce(source_id, seq, tx.key_id, header[0])
@@ -1049,8 +1052,11 @@ class SecureChannel:
             )
         except InvalidTag:
             events = [FrameDropped(DropReason.AUTH, key_id, seq)]
-            if not broadcast:
-                events += self._maybe_error(AuthenticationFailure(key_id=key_id, seq=seq), now)
+            if broadcast:
+                # Counted, but a forged broadcast must not push a whole domain into FAILED.
+                self._count("auth_failures")
+                return events
+            events += self._maybe_error(AuthenticationFailure(key_id=key_id, seq=seq), now)
             return self._auth_failure(events)
         # Verified: only now does any state change.
         rx.window.update(seq)

@@ -660,3 +660,23 @@ def test_protect_roundtrip_any_payload(data, header, dest, uplink):
     assert len(body) == len(data) + C.PROTECTED_OVERHEAD
     ev = dst.receive_protected(body, header=header, dest=dest, now=1.0)
     assert ev == [DataReceived(data, 0, int.from_bytes(body[1:5], "big"), False)]
+
+
+def test_forged_broadcasts_do_not_fail_the_channel_and_oversize_is_refused():
+    nn, ln, _ = pair(ChannelConfig(max_auth_failures=2))
+    bs = BroadcastSender(NNAP_ID, random=drbg(b"bc2"))
+    bs.new_key()
+    _pump_mgmt(ln, nn, _pump_mgmt(nn, ln, nn.send_broadcast_key(bs, 1.0)))
+    bs.activate()
+    for _ in range(5):
+        bad = bytearray(bs.protect(b"x", header=HDR, dest=b"", now=1.0))
+        bad[-1] ^= 1
+        ev = ln.receive_protected(bytes(bad), header=HDR, dest=b"", now=1.0, broadcast=True)
+        assert only(ev, FrameDropped).reason is DropReason.AUTH
+    assert ln.state is ChannelState.COMMISSIONED and ln.counters.auth_failures == 5
+    before = nn.next_tx_seq
+    with pytest.raises(C.EncodeError):
+        nn.protect(bytes(65536), header=HDR, dest=DEST_A, now=1.0)
+    assert nn.next_tx_seq == before  # no number consumed
+    body = nn.protect(bytes(65535), header=HDR, dest=DEST_A, now=1.0)
+    assert only(ln.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived)
