@@ -284,3 +284,19 @@ def test_random_bytes_bulk() -> None:
         decoded += 1
         assert encode_frame(frame, crc=False) == data
     assert decoded > 100  # the fuzz actually reaches the inner layers
+
+
+@given(st.binary(max_size=40), st.integers(0, 100))
+def test_random_bytes_apdu_and_npdu(data: bytes, offset: int) -> None:
+    try:
+        apdu = decode_apdu(data, offset)
+    except DecodeError as exc:
+        assert exc.offset == offset
+    else:
+        assert apdu.encode() == data
+    try:
+        npdu = decode_npdu(data, offset=offset)
+    except DecodeError as exc:
+        assert exc.offset is not None and exc.offset >= offset
+    else:
+        assert npdu.encode() == data
