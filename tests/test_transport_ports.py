@@ -1,0 +1,172 @@
+"""Port URLs, CN/IP over UDP, and the async LonTalk node over every link kind."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from dlms14908.errors import TransactionFailed
+from dlms14908.lon.cnip import decode_packet, encode_data_packet
+from dlms14908.lon.events import MessageReceived, Service
+from dlms14908.lon.frame import Apdu
+from dlms14908.lon.transaction import LonConfig, NodeDest
+from dlms14908.transport.channel import ChannelConfig
+from dlms14908.transport.link import BaseLink, FrameLink, LinkClosed, UnknownPortScheme
+from dlms14908.transport.node import AsyncLonNode
+from dlms14908.transport.ports import open_port
+from dlms14908.transport.serial_link import SerialLink
+from dlms14908.transport.sim import AsyncPlChannel, SimLink
+from dlms14908.transport.udp import CnipLink
+from dlms14908.transport.virtual import VirtualTransceiver
+
+E1 = bytes.fromhex("003001820351c108")
+E2 = bytes.fromhex("010901810285420500c001c100030100010800ff0200b970")  # reference E2
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    async def main() -> None:
+        with pytest.raises(UnknownPortScheme) as ei:
+            await open_port("bogus://x")
+        msg = str(ei.value)
+        assert "'bogus'" in msg and "cnip://" in msg and "sim://" in msg
+        with pytest.raises(UnknownPortScheme):
+            await open_port("")
+        with pytest.raises(Exception) as ei2:
+            await open_port("sim://a?nonsense=1")
+        assert "nonsense" in str(ei2.value)
+
+    run(main())
+
+
+def test_cnip_udp_loopback_round_trip() -> None:
+    async def main() -> None:
+        b = await open_port("cnip://?bind=127.0.0.1:0")  # no peer: answers whoever sends first
+        assert isinstance(b, CnipLink)
+        host, port = b.local_address
+        a = await open_port(f"cnip://{host}:{port}?bind=127.0.0.1:0&session=305419896")
+        assert isinstance(a, CnipLink) and isinstance(a, FrameLink)
+        try:
+            await a.send(E2)
+            await a.send(E1)
+            assert await b.recv() == E2
+            assert await b.recv() == E1
+            assert b.last_sequence[a.local_address] == 2
+            await b.send(E1)  # the peer was learned from the first packet
+            assert await a.recv() == E1
+            # what went on the wire is a CN/IP data packet: check it with a raw socket
+            raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            raw.bind(("127.0.0.1", 0))
+            raw.setblocking(False)
+            a.peer = raw.getsockname()
+            await a.send(E2)
+            loop = asyncio.get_running_loop()
+            data = await loop.sock_recv(raw, 2048)
+            length, ver, ptype = struct.unpack_from(">HBB", data)
+            assert (length, ver, ptype) == (20 + len(E2), 1, 1)
+            pkt = decode_packet(data)
+            assert pkt.payload == E2 and pkt.session == 305419896 and pkt.sequence == 3
+            # garbage and non-data packets are counted and dropped, the link stays up
+            raw.sendto(b"\x00\x01garbage", b.local_address)
+            raw.sendto(encode_data_packet(E1, sequence=9)[:-1], b.local_address)
+            raw.sendto(encode_data_packet(E1, sequence=10), b.local_address)
+            assert await b.recv() == E1
+            assert b.stats.frames_dropped == 2
+            raw.close()
+        finally:
+            await a.close()
+            await b.close()
+        with pytest.raises(LinkClosed):
+            await a.send(E1)
+
+    run(main())
+
+
+def test_async_node_request_response_over_sim_channel() -> None:
+    async def main() -> None:
+        sim = AsyncPlChannel(ChannelConfig(loss=0.2, seed=5), time_scale=0.02)
+        la = await open_port("sim://client", channel=sim)
+        lb = await open_port("sim://meter", channel=sim)
+        assert isinstance(la, SimLink)
+        a = AsyncLonNode(la, LonConfig(1, 1, domain=b"\x42", tx_timer=0.05, retries=6))
+        b = AsyncLonNode(lb, LonConfig(2, 5, domain=b"\x42"))
+
+        async def server() -> None:
+            while True:
+                m = await b.receive()
+                if m.handle is not None:
+                    b.respond(m.handle, bytes((0x01,)) + m.apdu.data)
+
+        srv = asyncio.create_task(server())
+        try:
+            for i in range(8):
+                out = await a.send(NodeDest(2, 5), bytes((0x10, i)), service=Service.REQUEST)
+                assert [r.apdu for r in out.responses] == [Apdu(0x01, bytes((i,)))]
+            ok = await a.send(NodeDest(2, 5), b"\x10\xff")
+            assert ok.completed.service is Service.ACKD
+            with pytest.raises(TransactionFailed) as ei:
+                await a.send(NodeDest(9, 9), b"\x10\x00")  # nobody there
+            assert ei.value.hint.transmissions == 7  # type: ignore[union-attr]
+        finally:
+            srv.cancel()
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def test_full_stack_serial_pty_to_simulated_power_line() -> None:
+    """Host -> pyserial -> pty -> virtual U61 MIP -> simulated PL channel -> meter node."""
+
+    async def main() -> None:
+        sim = AsyncPlChannel(ChannelConfig(seed=1), time_scale=0.02)
+        async with VirtualTransceiver("u61", channel=sim.link("mip")) as vt:
+            link = await open_port(f"serial://{vt.port}?kind=u61&phase=1&timeout=5")
+            assert isinstance(link, SerialLink) and link.driver.config.phase_mode
+            meter_link: BaseLink = await open_port("sim://meter", channel=sim)
+            host = AsyncLonNode(link, LonConfig(1, 1, domain=b"\x42", tx_timer=0.2))
+            meter = AsyncLonNode(meter_link, LonConfig(2, 5, domain=b"\x42"))
+            try:
+                task = asyncio.create_task(host.send(NodeDest(2, 5), b"\x00\xc0\x01", service=Service.REQUEST))
+                m = await meter.receive()
+                assert isinstance(m, MessageReceived) and m.apdu == Apdu(0x00, b"\xc0\x01")
+                meter.respond(m.handle, b"\x00\xc4\x01")  # type: ignore[arg-type]
+                out = await task
+                assert out.responses[0].apdu == Apdu(0x00, b"\xc4\x01")
+                assert sim.counters.frames == 2
+            finally:
+                await host.close()
+                await meter.close()
+                await link.close()
+                await meter_link.close()
+
+    run(main())
+
+
+def test_sim_url_creates_private_channel() -> None:
+    async def main() -> None:
+        link = await open_port("sim://solo?loss=0.5&seed=3&rate=5400")
+        assert isinstance(link, SimLink)
+        assert link.sim.channel.config.bit_rate == 5400 and link.sim.channel.config.loss == 0.5
+        await link.close()
+
+    run(main())
+
+
+def test_node_close_fails_pending_waiters() -> None:
+    async def main() -> None:
+        sim = AsyncPlChannel(time_scale=0.01)
+        a = AsyncLonNode(sim.link("a"), LonConfig(1, 1, tx_timer=5.0))
+        t = asyncio.create_task(a.send(NodeDest(2, 2), b"\x10"))
+        await asyncio.sleep(0.01)
+        await a.close()
+        with pytest.raises(LinkClosed):
+            await t
+
+    run(main())
