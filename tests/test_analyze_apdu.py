@@ -296,3 +296,21 @@ def test_random_bytes_raise_only_our_errors(data: bytes) -> None:
                 continue
             json.dumps(report)
             Console(file=io.StringIO(), width=1000).print(render_tree(report))
+
+
+def test_rlre_picks_the_server_system_title_by_direction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # dlms-vectors.md R4: RLRE carrying glo-initiate-response V7 (sent by the server)
+    r4 = "6328800100BE230421" + GCM["V7"]["ciphered"]
+    kf = _keyfile(
+        tmp_path,
+        f'[dlms]\nek = "{EK}"\nak = "{AK}"\nclient_system_title = "4D4D4D0000000001"\n'
+        f'server_system_title = "{SERVER_ST}"\n',
+    )
+    code, out, err = _run(capsys, r4, "--keys", kf, "--json")
+    assert code == 0, err
+    (nested,) = json.loads(out)["ciphered"]
+    assert nested["security"]["sender_system_title"] == SERVER_ST
+    assert nested["inner"]["plaintext"] == GCM["V7"]["plaintext"]
+    assert "initiate-response" in json.dumps(nested["inner"]["apdu"])

@@ -113,3 +113,21 @@ def test_accepts_decoded_ciphered_apdu_objects() -> None:
     assert unprotect(obj, KEYS, system_title=SERVER) == H(v2["plaintext"])
     with pytest.raises(LocalProtocolError):
         unprotect(12345, KEYS, system_title=SERVER)
+
+
+def test_tag_tables_agree_with_the_apdu_codec() -> None:
+    """Our plain->ciphered tables and the xDLMS codec's ciphered->plain tables are inverses."""
+    from dlms14908.xdlms.ciphered import CIPHERED_TAGS, DED_TO_PLAIN, GLO_TO_PLAIN
+    from dlms14908.xdlms.ciphering import (
+        DEDICATED_CIPHERED_TAGS,
+        GENERAL_DED_CIPHERING,
+        GENERAL_GLO_CIPHERING,
+        GLOBAL_CIPHERED_TAGS,
+        is_ciphered_tag,
+    )
+
+    assert {c: p for p, c in GLOBAL_CIPHERED_TAGS.items()} == GLO_TO_PLAIN
+    assert {c: p for p, c in DEDICATED_CIPHERED_TAGS.items()} == DED_TO_PLAIN
+    assert {t for t in range(256) if is_ciphered_tag(t)} == set(CIPHERED_TAGS)
+    assert CIPHERED_TAGS[GENERAL_GLO_CIPHERING] == "general-glo-ciphering"
+    assert CIPHERED_TAGS[GENERAL_DED_CIPHERING] == "general-ded-ciphering"
