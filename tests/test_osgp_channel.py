@@ -680,3 +680,22 @@ def test_forged_broadcasts_do_not_fail_the_channel_and_oversize_is_refused():
     assert nn.next_tx_seq == before  # no number consumed
     body = nn.protect(bytes(65535), header=HDR, dest=DEST_A, now=1.0)
     assert only(ln.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), DataReceived)
+
+
+def test_keys_absent_from_logs_and_errors(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    nn, ln, _ = pair()
+    _pump_mgmt(ln, nn, _pump_mgmt(nn, ln, nn.renew_unicast_key(1.0)))
+    send(nn, ln, b"x", now=2.0)
+    secrets = {PSK_A.hex()} | {k.key.hex() for k in ln.snapshot().keys}
+    assert caplog.records, "state transitions are logged"
+    for rec in caplog.records:
+        for s in secrets:
+            assert s not in rec.getMessage()
+    bad_psk = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f")  # 15 bytes
+    with pytest.raises(C.EncodeError) as ei:
+        SecureChannel(role=Role.LNAP, local_id=METER_A, peer_id=NNAP_ID, psk=bad_psk)
+    assert ei.value.field == "psk" and bad_psk.hex() not in str(ei.value)
+    assert bad_psk.hex() not in repr(ei.value)
