@@ -18,7 +18,6 @@ from dlms14908.lon.frame import (
     BroadcastAddress,
     Frame,
     GroupAckAddress,
-    GroupAddress,
     L2Header,
     NeuronIdAddress,
     Npdu,

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from dlms14908.lon.crc import crc16
 from dlms14908.lon.frame import (
-    Apdu,
     AuthPdu,
     BroadcastAddress,
     Frame,

@@ -98,6 +98,22 @@ def summarize(frame: Frame) -> str:
     return f"{head} UNACKD" + _apdu(pdu)
 
 
+_REDACTED = "<redacted: carries key material>"
+
+
+def _carries_key(frame: Frame) -> bool:
+    apdu = frame.apdu
+    if not isinstance(apdu, Apdu) or apdu.code not in (0x60, 0x63, 0x65):
+        return False
+    from ..lon.netmgmt import decode_request
+
+    try:
+        decode_request(apdu)
+    except DecodeError:
+        return False
+    return True
+
+
 def record_report(cap: CapturedFrame) -> dict[str, Any]:
     """JSON-able description of one record, with ``finding`` set when something is wrong."""
     out: dict[str, Any] = {"number": cap.index, "time": cap.timestamp, "route": cap.route}
@@ -117,6 +133,9 @@ def record_report(cap: CapturedFrame) -> dict[str, Any]:
         return out
     out["summary"] = summarize(frame)
     out["frame"] = frame_to_jsonable(frame)
+    if _carries_key(frame):
+        out["hex"] = _REDACTED
+        out["frame"]["apdu"]["data"] = _REDACTED
     if not crc_ok:
         out["finding"] = "CRC mismatch"
     return out

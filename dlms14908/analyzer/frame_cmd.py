@@ -27,6 +27,12 @@ __all__ = ["register", "run", "analyze_frame", "parse_hex", "render_tree"]
 _REDACT = re.compile(r"(^|_)(key|keys|key_delta|delta)$")
 
 
+def _key_carriers() -> tuple[type, ...]:
+    from ..lon.netmgmt import ExpandedUpdateKeyRequest, UpdateDomainRequest, UpdateKeyRequest
+
+    return (UpdateKeyRequest, ExpandedUpdateKeyRequest, UpdateDomainRequest)
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "frame",
@@ -73,9 +79,13 @@ def _apdu_details(apdu: Apdu) -> dict[str, Any] | None:
         from ..lon.netmgmt import decode_request, message_to_jsonable
 
         try:
-            return {"request": message_to_jsonable(decode_request(apdu))}
+            msg = decode_request(apdu)
         except DecodeError as exc:
             return {"request_error": str(exc)}
+        out: dict[str, Any] = {"request": message_to_jsonable(msg)}
+        if isinstance(msg, _key_carriers()):
+            out["data"] = "<redacted: carries key material>"
+        return out
     if kind is ApduClass.FOREIGN and apdu.code == 0x4D:
         try:
             from ..repeater.ltep import decode_request as ltep_decode
