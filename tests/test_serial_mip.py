@@ -424,3 +424,25 @@ def test_open_fails_cleanly_on_silent_port() -> None:
             await SerialLink.open("/nonexistent/tty", config=_cfg("u50"))
 
     asyncio.run(main())
+
+
+@given(st.lists(st.binary(max_size=40), max_size=6), st.sampled_from(["u50", "u61"]))
+def test_random_bytes_into_link_state_machines_never_raise(chunks: list[bytes], kind: str) -> None:
+    drv = MipDriver(DriverConfig(kind=kind))  # type: ignore[arg-type]
+    drv.start(0.0)
+    vm = VirtualMip(kind)  # type: ignore[arg-type]
+    vm.layer2 = True
+    host, mip = LlpEndpoint(Role.HOST), LlpEndpoint(Role.MIP)
+    t = 0.0
+    for c in chunks:
+        t += 0.01
+        # valid framing around random content reaches the command handlers too
+        for data in (c, encode_u61(NiMessage(c[0], c[1:])) if c else b"",
+                     encode_code_packet(CodePacket(CpType.MSG, 1, False, 1)) + encode_data_message(NiMessage(c[0], c[1:])) if c else b""):
+            drv.receive_bytes(data, t)
+            vm.receive_bytes(data, t)
+            host.receive_bytes(data, t)
+            mip.receive_bytes(data, t)
+        for o in (drv, vm, host, mip):
+            o.handle_timer(t + 1.0)
+            o.bytes_to_send(t)

@@ -170,3 +170,67 @@ def test_node_close_fails_pending_waiters() -> None:
             await t
 
     run(main())
+
+
+def test_random_datagrams_never_break_the_cnip_link() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    link = CnipLink(None)
+
+    @settings(max_examples=200)
+    @given(st.binary(max_size=60))
+    def feed(data: bytes) -> None:
+        link._on_datagram(data, ("127.0.0.1", 9))
+        link._on_datagram(struct.pack(">H", len(data) + 2) + data, ("127.0.0.1", 9))
+
+    async def main() -> None:
+        feed()
+
+    asyncio.run(main())
+    assert link.stats.frames_dropped + link.stats.frames_received > 0
+
+
+def test_socket_url_reaches_a_mip_over_tcp() -> None:
+    """pyserial ``socket://`` (e.g. ser2net in front of a MIP) through the same driver."""
+    from dlms14908.transport.smip import DriverConfig, VirtualMip
+
+    async def main() -> None:
+        mip = VirtualMip("u50", unique_id=bytes.fromhex("0a0b0c0d0e0f"))
+        mip.layer2 = False
+        loop = asyncio.get_running_loop()
+        heard: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(4096):
+                mip.receive_bytes(data, loop.time())
+                for f in mip.frames_to_channel():
+                    heard.put_nowait(f)
+                writer.write(mip.bytes_to_send())
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        link = await open_port(f"socket://127.0.0.1:{port}", config=DriverConfig(reset_wait=0.05))
+        try:
+            assert isinstance(link, SerialLink) and link.unique_id == bytes.fromhex("0a0b0c0d0e0f")
+            await link.send(E1)
+            assert await asyncio.wait_for(heard.get(), 5) == E1
+        finally:
+            await link.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
+
+
+def test_missing_device_path_is_a_link_error() -> None:
+    from dlms14908.transport.link import LinkError
+
+    async def main() -> None:
+        with pytest.raises(LinkError) as ei:
+            await open_port("/dev/ttyUSB_does_not_exist")
+        assert "ttyUSB_does_not_exist" in str(ei.value)
+
+    run(main())

@@ -49,7 +49,6 @@ from .events import (
 )
 from .frame import (
     Address,
-    AddressFormat,
     AnyApdu,
     Apdu,
     AuthPdu,
@@ -58,9 +57,7 @@ from .frame import (
     Frame,
     GroupAckAddress,
     GroupAddress,
-    L2Header,
     NeuronIdAddress,
-    Npdu,
     NvApdu,
     Spdu,
     SpduType,
