@@ -86,6 +86,8 @@ __all__ = [
     "ChannelSnapshot",
     "BroadcastSnapshot",
     "ChannelEvent",
+    "ChannelEventT",
+    "RandomSource",
     "SendHandshake",
     "SendError",
     "SendProtected",
