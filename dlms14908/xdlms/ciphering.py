@@ -453,9 +453,10 @@ def _iv(system_title: bytes, invocation_counter: int) -> bytes:
 
 
 def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    # GCM's keystream starts at inc32(J0) = IV || 00000002 for a 96-bit IV.
-    enc = Cipher(algorithms.AES(key), modes.CTR(iv + b"\x00\x00\x00\x02")).encryptor()
-    return enc.update(data) + enc.finalize()
+    # Encryption only is GCM's counter mode without tag: the keystream starts at
+    # inc32(J0) = IV || 00000002.  XOR with it is its own inverse, so one GCM
+    # encryption (tag dropped) both enciphers and deciphers.
+    return AESGCM(key).encrypt(iv, data, None)[: len(data)]
 
 
 def _seal(key: bytes, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
