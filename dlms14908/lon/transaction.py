@@ -7,7 +7,8 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
   (``tid``).  One transaction per priority is on the wire at a time (LonTalk keeps one
   transmit record per priority); each gets the next 4-bit transaction number of its priority.
 * ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times; the last
-  ``alt_path_retries`` retries set the L2 alt_path bit (the PL secondary carrier).  Group
+  ``alt_path_retries`` retries set the L2 alt_path bit (the PL secondary carrier); ACKs,
+  RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
   messages collect member acks/responses (address format 2b); a retry after some members
   answered is a REM/MSG whose M_List marks them (LSB-first bitmap) when the list fits in
   2 bytes, otherwise a REMINDER followed by the message.
@@ -56,6 +57,7 @@ from .frame import (
     BroadcastAddress,
     Frame,
     GroupAckAddress,
+    L2Header,
     GroupAddress,
     NeuronIdAddress,
     NvApdu,
@@ -308,7 +310,8 @@ class _Rx:
     time: float
     service: Service
     delivered: bool = False
-    reply: bytes | None = None  # encoded ACK/RESPONSE frame to re-send for duplicates
+    reply: Frame | None = None  # the ACK/RESPONSE, re-sent for duplicates
+    alt: bool = False  # alt_path of the latest copy received: replies follow it
     challenge: bytes | None = None
     oma: bool = False
     pending: Frame | None = None  # message held while authenticating
@@ -415,8 +418,8 @@ class LonTransactions:
         frame = Frame.make(
             self._reply_address(src), Spdu(SpduType.RESPONSE, handle.trans_no, apdu), domain, priority=prio
         )
-        rec.reply = encode_frame(frame)
-        self._send(rec.reply, now)
+        rec.reply = frame
+        self._send_reply(rec, now)
 
     def frames_to_send(self, now: float | None = None) -> list[bytes]:
         """Encoded LPDUs (with CRC) to put on the channel, in order."""
@@ -651,19 +654,21 @@ class LonTransactions:
             if kind in (TpduType.REMINDER, SpduType.REMINDER):
                 if rec is not None and rec.trans_no == pdu.trans_no and rec.reply is not None:
                     self.counters.duplicates += 1
-                    self._send(rec.reply, now)
+                    rec.alt = frame.l2.alt_path
+                    self._send_reply(rec, now)
                 return []
         assert pdu.apdu is not None
         apdu_bytes = pdu.apdu.encode()
         if rec is not None and rec.trans_no == pdu.trans_no and rec.apdu_bytes == apdu_bytes:
             self.counters.duplicates += 1
             rec.time = now
+            rec.alt = frame.l2.alt_path
             if rec.challenge is not None and not rec.delivered:
                 self._send_challenge(frame, rec, pdu.trans_no, now)  # re-challenge
             elif rec.reply is not None:
-                self._send(rec.reply, now)
+                self._send_reply(rec, now)
             return []
-        rec = _Rx(pdu.trans_no, apdu_bytes, now, service)
+        rec = _Rx(pdu.trans_no, apdu_bytes, now, service, alt=frame.l2.alt_path)
         if len(self._rx) >= c.max_receive_records:
             oldest = min(self._rx, key=lambda k: self._rx[k].time)
             del self._rx[oldest]
@@ -687,14 +692,19 @@ class LonTransactions:
                 self._reply_address(frame.address), Tpdu(TpduType.ACK, pdu.trans_no), frame.domain,
                 priority=frame.priority,
             )
-            rec.reply = encode_frame(ack)
-            self._send(rec.reply, now)
+            rec.reply = ack
+            self._send_reply(rec, now)
         return [
             MessageReceived(
                 frame.address, pdu.apdu, rec.service, pdu.trans_no, frame.priority, frame.domain,
                 handle, authenticated,
             )
         ]
+
+    def _send_reply(self, rec: _Rx, now: float) -> None:
+        reply = rec.reply
+        assert reply is not None
+        self._send(encode_frame(Frame(reply.npdu, L2Header(reply.l2.priority, rec.alt, 0))), now)
 
     def _send_challenge(self, frame: Frame, rec: _Rx, trans_no: int, now: float) -> None:
         a = frame.address
@@ -704,7 +714,11 @@ class LonTransactions:
         group = a.group if isinstance(a, GroupAddress) else None
         auth = AuthPdu(atype, trans_no, int(a.format), rec.challenge, group)
         self._send(
-            encode_frame(Frame.make(self._reply_address(a), auth, frame.domain, priority=frame.priority)), now
+            encode_frame(
+                Frame.make(self._reply_address(a), auth, frame.domain, priority=frame.priority,
+                           alt_path=frame.l2.alt_path)
+            ),
+            now,
         )
 
     def _expected_reply(self, rec: _Rx, frame: Frame) -> bytes | None:
@@ -787,7 +801,10 @@ class LonTransactions:
         a = frame.address
         reply = AuthPdu(rtype, tx.trans_no, pdu.fmt, value, pdu.group)
         dest = SubnetNodeAddress(c.subnet, c.node, a.src_subnet, a.src_node)
-        self._send(encode_frame(Frame.make(dest, reply, frame.domain, priority=frame.priority)), now)
+        self._send(
+            encode_frame(Frame.make(dest, reply, frame.domain, priority=frame.priority, alt_path=frame.l2.alt_path)),
+            now,
+        )
         tx.deadline = now + tx.tx_timer  # restart the transmit timer
         return []
 
