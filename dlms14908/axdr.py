@@ -1342,14 +1342,19 @@ _TD_SIMPLE = {int(t): TypeDescription(t) for t in _SIMPLE_TYPES}
 
 _FAST_MIN_ROWS = 4
 
-# struct code and converter for fixed-size leaves
-_LEAF_CODES: dict[int, tuple[str, Callable[[Any], Any] | None]] = {
-    DataType.BOOLEAN: ("?", None),
-    DataType.FLOAT32: ("f", partial(float.__new__, Float32)),
-    DataType.FLOAT64: ("d", partial(float.__new__, Float64)),
+# struct code and how to build the typed value for fixed-size leaves:
+#   ("id", None)            the unpacked value as is (boolean: '?' yields bool)
+#   ("int", cls)            int.__new__(cls, v), or a prebuilt-instance table for 8/16-bit types
+#   ("float", cls)          float.__new__(cls, v)
+#   ("bytes", cls)          bytes.__new__(cls, v)
+#   ("call", fn)            fn(v)  (strings, date/time: may raise DecodeError)
+_LEAF_CODES: dict[int, tuple[str, str, Any]] = {
+    DataType.BOOLEAN: ("?", "id", None),
+    DataType.FLOAT32: ("f", "float", Float32),
+    DataType.FLOAT64: ("d", "float", Float64),
 }
 for _c in _INT_CLASSES:
-    _LEAF_CODES[_c.TAG] = (_c.FORMAT, partial(int.__new__, _c))
+    _LEAF_CODES[_c.TAG] = (_c.FORMAT, "int", _c)
 
 
 def _conv_visible(b: bytes) -> VisibleString:
@@ -1363,10 +1368,10 @@ def _conv_utf8(b: bytes) -> Utf8String:
         raise DecodeError(f"invalid UTF-8 ({e.reason})", field="utf8-string") from None
 
 
-_STRINGS: dict[int, Callable[[Any], Any]] = {
-    DataType.OCTET_STRING: partial(bytes.__new__, OctetString),
-    DataType.VISIBLE_STRING: _conv_visible,
-    DataType.UTF8_STRING: _conv_utf8,
+_STRINGS: dict[int, tuple[str, Any]] = {
+    DataType.OCTET_STRING: ("bytes", OctetString),
+    DataType.VISIBLE_STRING: ("call", _conv_visible),
+    DataType.UTF8_STRING: ("call", _conv_utf8),
 }
 _DT_CONV: dict[int, tuple[int, Callable[[Any], Any]]] = {
     DataType.DATE_TIME: (12, DateTime.from_bytes),
@@ -1374,9 +1379,21 @@ _DT_CONV: dict[int, tuple[int, Callable[[Any], Any]]] = {
     DataType.TIME: (4, Time.from_bytes),
 }
 
+# prebuilt instances of the 8- and 16-bit integer types, made on first use by a big array
+_LUT_MIN_ROWS = 2048
+_LUTS: dict[type, tuple[Any, ...]] = {}
+
+
+def _lut(cls: type[_TypedInt]) -> tuple[Any, ...]:
+    t = _LUTS.get(cls)
+    if t is None:
+        new = int.__new__
+        t = _LUTS[cls] = tuple(new(cls, v) for v in range(cls.MIN, cls.MAX + 1))
+    return t
+
 
 def _leaf_schema(
-    buf: Any, p: int, base: int, fmt: list[str], consts: list[tuple[int, int]], convs: list[Any]
+    buf: Any, p: int, base: int, fmt: list[str], consts: list[tuple[int, int]], kinds: list[tuple[str, Any]]
 ) -> int | None:
     """Append the schema of the leaf at ``p`` (its tag); returns the position after it or None."""
     tag = buf[p]
@@ -1386,23 +1403,52 @@ def _leaf_schema(
     code = _LEAF_CODES.get(tag)
     if code is not None:
         fmt.append(code[0])
-        convs.append(code[1])
+        kinds.append((code[1], code[2]))
         return p + struct.calcsize(">" + code[0])
-    conv = _STRINGS.get(tag)
-    if conv is not None:
+    sk = _STRINGS.get(tag)
+    if sk is not None:
         n, q = _len(buf, p, "string")
         for i in range(p, q):
             consts.append((i - base, buf[i]))
             fmt.append("x")
         fmt.append(f"{n}s")
-        convs.append(conv)
+        kinds.append(sk)
         return q + n
     dt = _DT_CONV.get(tag)
     if dt is not None:
         fmt.append(f"{dt[0]}s")
-        convs.append(dt[1])
+        kinds.append(("call", dt[1]))
         return p + dt[0]
     return None
+
+
+_BUILDERS: dict[tuple[Any, ...], Callable[..., list[Any]]] = {}
+
+
+def _builder(kinds: tuple[str, ...], flat: bool) -> Callable[..., list[Any]]:
+    """Compile ``rows(it, ST, o0, o1, ...)`` building typed rows from unpacked tuples."""
+    key = (kinds, flat)
+    fn = _BUILDERS.get(key)
+    if fn is not None:
+        return fn
+    exprs = []
+    for i, k in enumerate(kinds):
+        exprs.append({
+            "id": "a{i}",
+            "lut": "o{i}[a{i} - m{i}]",
+            "int": "_in(o{i}, a{i})",
+            "float": "_fn(o{i}, a{i})",
+            "bytes": "_bn(o{i}, a{i})",
+            "call": "o{i}(a{i})",
+        }[k].format(i=i))
+    names = ", ".join(f"a{i}" for i in range(len(kinds)))
+    args = ", ".join(f"o{i}, m{i}" for i in range(len(kinds)))
+    body = exprs[0] if flat else f"ST(({', '.join(exprs)},))"
+    src = f"def rows(it, ST, {args}):\n    return [{body} for ({names},) in it]\n"
+    ns: dict[str, Any] = {"_in": int.__new__, "_fn": float.__new__, "_bn": bytes.__new__}
+    exec(src, ns)  # noqa: S102 - generated from the fixed templates above
+    fn = _BUILDERS[key] = ns["rows"]
+    return fn
 
 
 def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
@@ -1415,7 +1461,7 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
         return None
     fmt: list[str] = [">"]
     consts: list[tuple[int, int]] = []
-    convs: list[Any] = []
+    kinds: list[tuple[str, Any]] = []
     tag = buf[pos]
     if tag == DataType.STRUCTURE:
         k, q = _len(buf, pos + 1, "structure")
@@ -1425,13 +1471,13 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
         if k == 0:
             return None
         for _ in range(k):
-            q2 = _leaf_schema(buf, q, pos, fmt, consts, convs)
+            q2 = _leaf_schema(buf, q, pos, fmt, consts, kinds)
             if q2 is None:
                 return None
             q = q2
         flat = False
     else:
-        q = _leaf_schema(buf, pos, pos, fmt, consts, convs)
+        q = _leaf_schema(buf, pos, pos, fmt, consts, kinds)
         if q is None:
             return None
         flat = True
@@ -1446,11 +1492,17 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
     for off, c in consts:
         if data[off::size] != bytes((c,)) * n:
             return None  # some row differs: generic path
-    cols = list(zip(*rs.iter_unpack(data)))
-    cols = [col if conv is None else list(map(conv, col)) for col, conv in zip(cols, convs)]
-    if flat:
-        return Array(cols[0]), end
-    return Array(map(Structure, zip(*cols))), end
+    args: list[Any] = []
+    names: list[str] = []
+    for kind, obj in kinds:
+        if kind == "int" and obj.MAX - obj.MIN <= 0xFFFF and (n >= _LUT_MIN_ROWS or obj.MAX <= 0xFF):
+            kind = "lut"
+            args += [_lut(obj), obj.MIN]
+        else:
+            args += [obj, 0]
+        names.append(kind)
+    rows = _builder(tuple(names), flat)(rs.iter_unpack(data), Structure, *args)
+    return Array(rows), end
 
 
 # -- public decode API ----------------------------------------------------------
