@@ -556,3 +556,66 @@ def test_alt_path_retries_rescue_a_dead_primary_carrier() -> None:
     tid = a.request(NodeDest(2, 5), b"\x10\x01", now=0.0)
     net.run()
     assert [type(e) for e in net.events["a"]] == [MessageFailed]
+
+
+def test_counters_map_to_cosem_class_132_133() -> None:
+    a, b = node(1, 1), node(2, 5, auth_key=KEY, max_receive_records=2)
+    frames = []
+    for i in range(3):
+        a.request(NodeDest(2, 5), bytes((0x10, i)), service=Service.UNACKD, now=0.0)
+    frames = a.frames_to_send(0.0)
+    bad = bytearray(frames[0])
+    bad[-1] ^= 1
+    b.receive_frame(bytes(bad), 0.0)  # CRC error
+    b.receive_frame(frames[0], 0.0)
+    other = node(1, 1)
+    other.request(NodeDest(7, 7), b"\x10", service=Service.UNACKD, now=0.0)
+    b.receive_frame(other.frames_to_send(0.0)[0], 0.0)  # valid, not for us
+    for i in range(3):  # three ACKD transactions from three sources fill 2 receive records
+        s = node(1, 10 + i)
+        s.request(NodeDest(2, 5), b"\x10", now=0.0)
+        b.receive_frame(s.frames_to_send(0.0)[0], 0.1)
+    c132 = b.counters.class132()
+    assert c132["transmission_errors"] == 1
+    assert c132["layer2_received"] == 5 and c132["layer3_received"] == 4
+    assert c132["messages_received"] == 4 and c132["receive_tx_full"] == 1
+    assert b.counters.class133()["no_receive_buffer"] == 1
+    assert list(c132) == [
+        "transmission_errors", "transmit_tx_failure", "transmit_tx_retries", "receive_tx_full",
+        "lost_messages", "missed_messages", "layer2_received", "layer3_received",
+        "messages_received", "messages_validated",
+    ]
+
+
+def test_receive_record_expires_after_receive_timer() -> None:
+    a, b = node(1, 1), node(2, 5, receive_timer=2.0)
+    a.request(NodeDest(2, 5), b"\x10\x01", now=0.0)
+    f = a.frames_to_send(0.0)[0]
+    assert len(b.receive_frame(f, 0.0)) == 1
+    assert b.receive_frame(f, 1.9) == []  # duplicate within the receive timer (refreshes it)
+    assert b.receive_frame(f, 3.8) == []
+    assert len(b.receive_frame(f, 6.0)) == 1  # record gone: a new message
+
+
+def test_multicast_request_session_reminder() -> None:
+    a = node(1, 1, retries=1, tx_timer=0.5)
+    m0, m1 = node(2, 50, groups={4: 0}), node(2, 51, groups={4: 1})
+    tid = a.request(GroupDest(4, 2), b"\x11\x05", service=Service.REQUEST, now=0.0)
+    req = a.frames_to_send(0.0)[0]
+    (e0,) = m0.receive_frame(req, 0.1)
+    m0.respond(e0.handle, b"\x01\xaa", now=0.1)  # type: ignore[union-attr, arg-type]
+    (e1,) = m1.receive_frame(req, 0.1)
+    m1.respond(e1.handle, b"\x01\xbb", now=0.1)  # type: ignore[union-attr, arg-type]
+    r0 = m0.frames_to_send(0.1)
+    assert isinstance(a.receive_frame(r0[0], 0.2)[0], ResponseReceived)
+    m1.frames_to_send(0.1)  # member 1's response is lost
+    a.handle_timer(0.5)
+    (rem,) = a.frames_to_send(0.5)
+    remf = decode_frame(rem)
+    assert remf.pdu == Spdu(SpduType.REM_MSG, 1, Apdu(0x11, b"\x05"), m_list=b"\x01")
+    assert m0.receive_frame(rem, 0.6) == [] and m0.frames_to_send(0.6) == []
+    assert m1.receive_frame(rem, 0.6) == []
+    (again,) = m1.frames_to_send(0.6)  # the stored response, re-sent
+    ev = a.receive_frame(again, 0.7)
+    assert isinstance(ev[0], ResponseReceived) and ev[0].apdu == Apdu(0x01, b"\xbb")
+    assert ev[1] == MessageCompleted(tid, Service.REQUEST, 2)

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import DecodeError, LocalProtocolError
+from ..errors import CrcError, DecodeError, LocalProtocolError
 from .events import (
     AckReceived,
     AuthenticationRejected,
@@ -181,19 +181,59 @@ class LonConfig:
 
 @dataclass(slots=True)
 class TransactionCounters:
-    """Transport/session statistics (feed COSEM counters)."""
+    """Transport/session statistics, named after the LonTalk stack statistics.
+
+    :meth:`class132` / :meth:`class133` map them onto the attributes of COSEM classes 132
+    (ISO/IEC 14908 protocol status) and 133 (diagnostic); the mapping is [I]
+    (``osgp-62056-8-8.md`` §4.2)."""
 
     tx_frames: int = 0
     retransmissions: int = 0
     rx_frames: int = 0
-    rx_not_for_us: int = 0
+    crc_errors: int = 0
     rx_dropped: int = 0
+    "frames that did not decode (CRC errors included)"
+    l2_received: int = 0
+    "frames with a valid CRC"
+    l3_received: int = 0
+    "frames addressed to this node"
+    rx_not_for_us: int = 0
+    delivered: int = 0
+    "messages handed to the application"
+    authenticated: int = 0
+    "messages delivered after a successful challenge"
     duplicates: int = 0
     late_acks: int = 0
     completed: int = 0
     failed: int = 0
+    receive_records_full: int = 0
+    "a receive record had to be recycled before its receive timer ran out"
     challenges_sent: int = 0
     auth_failures: int = 0
+
+    def class132(self) -> dict[str, int]:
+        """Values for the class 132 counters (attributes 2..11)."""
+        return {
+            "transmission_errors": self.crc_errors,
+            "transmit_tx_failure": self.failed,
+            "transmit_tx_retries": self.retransmissions,
+            "receive_tx_full": self.receive_records_full,
+            "lost_messages": 0,  # no application buffer limit in this stack
+            "missed_messages": 0,  # no network buffer limit in this stack
+            "layer2_received": self.l2_received,
+            "layer3_received": self.l3_received,
+            "messages_received": self.delivered,
+            "messages_validated": self.authenticated,
+        }
+
+    def class133(self) -> dict[str, int]:
+        """Values for the class 133 counters this layer knows (attributes 5..8)."""
+        return {
+            "no_receive_buffer": self.receive_records_full,
+            "transmit_no_data": 0,
+            "backlog_overflows": 0,
+            "late_ack": self.late_acks,
+        }
 
 
 # --------------------------------------------------------------------------- authentication
@@ -475,10 +515,16 @@ class LonTransactions:
             frame = decode_frame(data, crc=True)
         except DecodeError as exc:
             self.counters.rx_dropped += 1
+            if isinstance(exc, CrcError):
+                self.counters.crc_errors += 1
+            else:
+                self.counters.l2_received += 1
             return [FrameDropped(str(exc), bytes(data))]
+        self.counters.l2_received += 1
         if not self._for_us(frame):
             self.counters.rx_not_for_us += 1
             return []
+        self.counters.l3_received += 1
         pdu = frame.pdu
         if isinstance(pdu, Tpdu):
             if pdu.type is TpduType.ACK:
@@ -494,6 +540,7 @@ class LonTransactions:
                 return self._on_challenge(frame, pdu, now)
             return self._on_reply(frame, pdu, now)
         # bare APDU: unacknowledged service, no transaction number
+        self.counters.delivered += 1
         return [
             MessageReceived(frame.address, pdu, Service.UNACKD, None, frame.priority, frame.domain)
         ]
@@ -671,6 +718,8 @@ class LonTransactions:
         rec = _Rx(pdu.trans_no, apdu_bytes, now, service, alt=frame.l2.alt_path)
         if len(self._rx) >= c.max_receive_records:
             oldest = min(self._rx, key=lambda k: self._rx[k].time)
+            if now - self._rx[oldest].time <= c.receive_timer:
+                self.counters.receive_records_full += 1
             del self._rx[oldest]
         self._rx[key] = rec
         if pdu.auth and service is not Service.UNACKD_RPT and (c.auth_key or c.oma_key):
@@ -685,6 +734,8 @@ class LonTransactions:
         self, frame: Frame, pdu: Tpdu | Spdu, rec: _Rx, key: tuple[object, ...], now: float, *, authenticated: bool
     ) -> list[LonEvent]:
         rec.delivered = True
+        self.counters.delivered += 1
+        self.counters.authenticated += authenticated
         assert pdu.apdu is not None
         handle = ReceiveHandle(key, pdu.trans_no) if rec.service is Service.REQUEST else None
         if rec.service is Service.ACKD:

@@ -22,7 +22,7 @@ from ..lon.events import (
 )
 from ..lon.frame import AnyApdu
 from ..lon.transaction import Destination, LonConfig, LonTransactions
-from .link import BaseLink, LinkClosed, LinkError
+from .link import FrameLink, LinkClosed, LinkError
 
 __all__ = ["AsyncLonNode", "Outcome"]
 
@@ -45,7 +45,7 @@ class AsyncLonNode:
 
     def __init__(
         self,
-        link: BaseLink,
+        link: FrameLink,
         config: LonConfig,
         *,
         on_event: Callable[[LonEvent], None] | None = None,
