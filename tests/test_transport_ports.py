@@ -234,3 +234,28 @@ def test_missing_device_path_is_a_link_error() -> None:
         assert "ttyUSB_does_not_exist" in str(ei.value)
 
     run(main())
+
+
+def test_cnip_priority_frames_use_the_urgent_port() -> None:
+    async def main() -> None:
+        normal = await CnipLink.open(None, local=("127.0.0.1", 0))
+        urgent = await CnipLink.open(None, local=("127.0.0.1", 0))
+        a = await CnipLink.open(normal.local_address, local=("127.0.0.1", 0), urgent_port=urgent.local_address[1])
+        try:
+            prio = bytes((0x80 | E1[0],)) + E1[1:]
+            await a.send(E1)
+            await a.send(prio)
+            assert await normal.recv() == E1
+            assert await urgent.recv() == prio
+            assert normal.recv_nowait() is None and urgent.recv_nowait() is None
+        finally:
+            for link in (a, normal, urgent):
+                await link.close()
+        # the default peer port 1628 implies the urgent port 1629 (Wireshark: lontalk-urgnt)
+        from dlms14908.lon.cnip import PORT_URGENT
+
+        b = await CnipLink.open(("127.0.0.1", 1628), local=("127.0.0.1", 0))
+        assert b.urgent_port == PORT_URGENT
+        await b.close()
+
+    run(main())
