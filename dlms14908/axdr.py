@@ -721,11 +721,8 @@ class DateTime:
             and -720 <= dev <= 720
             and st != 0xFF
         ):
-            _setattrs(
-                new,
-                _DT_FIELDS,
-                (y, mo, d, None if w == 0xFF else w, h, mi, s, None if hs == 0xFF else hs, dev, _status(st)),
-            )
+            _dt_fill(new, y, mo, d, None if w == 0xFF else w, h, mi, s, None if hs == 0xFF else hs, dev,
+                     _status(st))
             return new
         vals = (_opt(y, 0xFFFF), _opt(mo), _opt(d), _opt(w), _opt(h), _opt(mi), _opt(s), _opt(hs))
         bad = _check_date(*vals[:4]) or _check_time(*vals[4:])
@@ -816,6 +813,24 @@ class DateTime:
 
 
 _STATUS_CACHE: dict[int, ClockStatus] = {}
+
+_DT_SET = tuple(DateTime.__dict__[f].__set__ for f in _DT_FIELDS)
+
+
+def _dt_fill(obj: DateTime, y: Any, mo: Any, d: Any, w: Any, h: Any, mi: Any, s: Any, hs: Any, dev: Any,
+             st: Any) -> None:
+    """Set all ten slots of a fresh DateTime (bypasses the frozen __setattr__)."""
+    a, b, c, e, f, g, i, j, k, m = _DT_SET
+    a(obj, y)
+    b(obj, mo)
+    c(obj, d)
+    e(obj, w)
+    f(obj, h)
+    g(obj, mi)
+    i(obj, s)
+    j(obj, hs)
+    k(obj, dev)
+    m(obj, st)
 
 
 def _status(v: int) -> ClockStatus:
