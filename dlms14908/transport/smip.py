@@ -310,8 +310,8 @@ class LlpEndpoint:
     def _dec_has_partial(self) -> bool:
         return bool(self._dec._buf.pending()) or self._dec._expect_msg
 
-    def _emit(self, cp: CodePacket, data: bytes = b"") -> None:
-        if self._ack_owed:
+    def _emit(self, cp: CodePacket, data: bytes = b"", *, piggyback: bool = True) -> None:
+        if piggyback and self._ack_owed:
             cp = CodePacket(cp.type, cp.seq, True, cp.param)
             self._ack_owed = False
         self._out += encode_code_packet(cp)
@@ -322,7 +322,7 @@ class LlpEndpoint:
 
     def _send_fail(self) -> None:
         self.counters.fails_sent += 1
-        self._emit(CodePacket(CpType.FAIL))
+        self._emit(CodePacket(CpType.FAIL), piggyback=False)  # an ack bit must not ride on a failure
 
     def _kick(self, now: float) -> None:
         if self._state is not _Tx.IDLE or self._cur is not None or not self._queue:
