@@ -252,31 +252,31 @@ def _pv_enc(v: bytes | None) -> bytes:
 
 def _parse(buf: bytes, apdu_tag: int, name: str,
            fields: dict[int, tuple[str, Callable[[bytes, str], Any]]]) -> dict[str, Any]:
-    """Parse ``[APPLICATION n] IMPLICIT SEQUENCE`` into {field name: value}."""
+    """Parse ``[APPLICATION n] IMPLICIT SEQUENCE`` into {field name: value}.
+
+    Offsets in errors are absolute positions in ``buf`` (of the failing component)."""
     tag, content, nxt = _read_tlv(buf, 0, len(buf), name)
     if tag != apdu_tag:
         raise DecodeError(f"expected tag 0x{apdu_tag:02X}", field=name, offset=0)
     if nxt != len(buf):
         raise DecodeError(f"{len(buf) - nxt} trailing byte(s)", field=name, offset=nxt)
     out: dict[str, Any] = {}
-    pos = 0
-    last = -1
-    while pos < len(content):
-        t, inner, npos = _read_tlv(content, pos, len(content), name)
+    pos = nxt - len(content)
+    while pos < nxt:
+        t, inner, npos = _read_tlv(buf, pos, nxt, name)
         spec = fields.get(t)
         if spec is None:
-            raise DecodeError(f"unexpected component tag 0x{t:02X}", field=name, offset=pos + 2)
+            raise DecodeError(f"unexpected component tag 0x{t:02X}", field=name, offset=pos)
         fname, conv = spec
-        if t <= last and fname in out:
-            raise DecodeError("duplicate component", field=fname, offset=pos + 2)
-        last = t
+        if fname in out:
+            raise DecodeError("duplicate component", field=fname, offset=pos)
         try:
             out[fname] = conv(inner, fname)
         except DecodeError as exc:
-            if exc.offset is None or exc.field != fname:
-                raise
-            raise DecodeError(_base._strip(str(exc)), field=fname,
-                              offset=pos + 2 + 2 + exc.offset) from None
+            where = exc.field or fname
+            if not where.startswith(fname):
+                where = f"{fname}.{where}"
+            raise DecodeError(_base._strip(str(exc)), field=where, offset=pos) from None
         pos = npos
     return out
 
