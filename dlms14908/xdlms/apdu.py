@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from ..errors import DecodeError, EncodeError, LocalProtocolError
 from . import ciphered as _ciphered  # noqa: F401  (registers decoders)
