@@ -186,9 +186,11 @@ def _enum_byte(content: bytes, field: str) -> int:
 
 
 def _acse_req_dec(content: bytes, field: str) -> bool:
-    if not content or content[0] > 7:
-        raise DecodeError("bad BIT STRING", field=field)
-    return len(content) > 1 and bool(content[1] & 0x80)
+    # ACSE-requirements ::= BIT STRING {authentication(0)}: one content octet plus the
+    # unused-bits count (07 80 when set)
+    if len(content) != 2 or content[0] > 7:
+        raise DecodeError("ACSE-requirements must be a 1-octet BIT STRING", field=field)
+    return bool(content[1] & 0x80)
 
 
 def _acse_req_enc(tag: int, v: bool) -> bytes:

@@ -84,8 +84,9 @@ def dec_conformance(buf: bytes, pos: int, field: str) -> tuple[Conformance, int]
         raise DecodeError("expected [APPLICATION 31] tag 5F 1F", field=field, offset=pos)
     if buf[pos + 2] != 0x04:
         raise DecodeError(f"length must be 4, got {buf[pos + 2]}", field=field, offset=pos + 2)
-    if buf[pos + 3] > 7:
-        raise DecodeError("unused-bits count must be 0..7", field=field, offset=pos + 3)
+    if buf[pos + 3] != 0:
+        raise DecodeError("unused-bits count of the 24-bit string must be 0", field=field,
+                          offset=pos + 3)
     return Conformance(int.from_bytes(buf[pos + 4:pos + 7], "big")), pos + 7
 
 
