@@ -258,3 +258,31 @@ def test_mutated_encodings_raise_only_decode_error(apdu: Any, data: st.DataObjec
         decode_apdu(bytes(wire[:cut]))
     except DecodeError:
         pass
+
+
+def _public_vectors() -> list[bytes]:
+    from pathlib import Path
+
+    d = Path(__file__).resolve().parents[1] / "vectors" / "xdlms"
+    out = []
+    for pat in ("acse_*.json", "services_*.json", "sn_*.json"):
+        for f in sorted(d.glob(pat)):
+            out += [bytes.fromhex(v["hex"]) for v in json.loads(f.read_text())["vectors"]]
+    return out
+
+
+_PUBLIC = _public_vectors()
+
+
+@given(st.sampled_from(_PUBLIC), st.lists(st.tuples(st.integers(0, 10**6), u8), min_size=1,
+                                          max_size=3))
+def test_whatever_decodes_re_encodes_to_the_same_meaning(vec: bytes, edits: list) -> None:
+    wire = bytearray(vec)
+    for where, value in edits:
+        wire[where % len(wire)] = value
+    try:
+        apdu = decode_apdu(bytes(wire))
+    except DecodeError:
+        return
+    again = encode_apdu(apdu)  # a decoded object never fails to encode
+    assert decode_apdu(again) == apdu
