@@ -13,7 +13,8 @@
  * Policy (counters, replay, state) lives in Python, not here.
  */
 #define PY_SSIZE_T_CLEAN
-#define Py_LIMITED_API 0x030B0000
+/* Built against the full CPython API by default; setup.py defines Py_LIMITED_API
+ * (abi3 wheel) when OSGP_CCM_LIMITED_API=1 is set. */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -41,6 +42,26 @@ static void wipe(void *p, size_t n)
 #if defined(__GNUC__) || defined(__clang__)
     __asm__ __volatile__("" : : "r"(p) : "memory"); /* keep the memset */
 #endif
+}
+
+/* memcpy for n <= 16 without a libc call (overlapping word copies) */
+static inline void copy16(u8 *d, const u8 *s, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+    }
 }
 
 typedef struct {
@@ -145,7 +166,7 @@ INL __m128i bswap_mask(void)
 INL __m128i load_partial(const u8 *p, size_t n) /* n < 16, zero padded */
 {
     _Alignas(16) u8 t[16] = {0};
-    memcpy(t, p, n);
+    copy16(t, p, n);
     return _mm_load_si128((const __m128i *)t);
 }
 
@@ -163,7 +184,7 @@ static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
                              _mm_load_si128((const __m128i *)k->k1));
     } else {
         _Alignas(16) u8 t[16] = {0};
-        memcpy(t, m + 16 * full, rem);
+        copy16(t, m + 16 * full, rem);
         t[rem] = 0x80;
         last = _mm_xor_si128(_mm_load_si128((const __m128i *)t), _mm_load_si128((const __m128i *)k->k2));
     }
@@ -173,19 +194,53 @@ static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
 
 /* ---- CCM formatting (SP 800-38C A.2) --------------------------------------- */
 
-/* B0 and A0 (counter 0); returns A0 byte-swapped for counter arithmetic. */
+/* pshufb controls (built once at import): place a nonce of length n (loaded as two
+ * overlapping words) at bytes 1..n, and the low L bytes of the payload length
+ * big-endian at bytes 16-L..15.  0x80 gives a zero byte. */
+static _Alignas(16) u8 nonce_shuf[14][16];
+static _Alignas(16) u8 len_shuf[9][16];
+
+static void init_tables(void)
+{
+    for (int n = 7; n <= 13; n++) {
+        int w = n >= 8 ? 8 : 4; /* word size of the two overlapping loads */
+        for (int i = 0; i < 16; i++) {
+            int j = i - 1; /* nonce byte index */
+            u8 c = 0x80;
+            if (j >= 0 && j < n) c = (u8)(j < w ? j : 8 + (j - (n - w)));
+            nonce_shuf[n][i] = c;
+        }
+    }
+    for (int L = 2; L <= 8; L++)
+        for (int i = 0; i < 16; i++) {
+            int k = 15 - i; /* byte k of the little-endian length */
+            len_shuf[L][i] = (u8)(k < L ? k : 0x80);
+        }
+}
+
+/* B0 and A0 (counter 0) built in registers (no store-forwarding stalls);
+ * returns A0 byte-swapped for counter arithmetic. */
 INL __m128i ccm_b0(const u8 *nonce, int nlen, size_t alen, size_t len, int M, __m128i *b0)
 {
-    _Alignas(16) u8 t[16];
     int L = 15 - nlen;
-    t[0] = (u8)((alen ? 0x40 : 0) | (((M - 2) / 2) << 3) | (L - 1));
-    memcpy(t + 1, nonce, (size_t)nlen);
-    uint64_t q = (uint64_t)len;
-    for (int i = 15; i > nlen; i--) { t[i] = (u8)q; q >>= 8; }
-    *b0 = _mm_load_si128((const __m128i *)t);
-    t[0] = (u8)(L - 1);
-    memset(t + 1 + nlen, 0, (size_t)L);
-    return _mm_shuffle_epi8(_mm_load_si128((const __m128i *)t), bswap_mask());
+    __m128i nv;
+    if (nlen >= 8) {
+        uint64_t lo, hi;
+        memcpy(&lo, nonce, 8);
+        memcpy(&hi, nonce + nlen - 8, 8);
+        nv = _mm_set_epi64x((long long)hi, (long long)lo);
+    } else {
+        uint32_t lo, hi;
+        memcpy(&lo, nonce, 4);
+        memcpy(&hi, nonce + nlen - 4, 4);
+        nv = _mm_set_epi64x((long long)hi, (long long)lo);
+    }
+    nv = _mm_shuffle_epi8(nv, _mm_load_si128((const __m128i *)nonce_shuf[nlen]));
+    __m128i lv = _mm_shuffle_epi8(_mm_cvtsi64_si128((long long)len), _mm_load_si128((const __m128i *)len_shuf[L]));
+    int flags = (alen ? 0x40 : 0) | (((M - 2) / 2) << 3) | (L - 1);
+    *b0 = _mm_or_si128(_mm_or_si128(nv, lv), _mm_cvtsi32_si128(flags));
+    __m128i a0 = _mm_or_si128(nv, _mm_cvtsi32_si128(L - 1));
+    return _mm_shuffle_epi8(a0, bswap_mask());
 }
 
 /* First AAD block: length encoding + head of the AAD.  Returns bytes of AAD consumed. */
@@ -205,7 +260,7 @@ static size_t ccm_aad_head(u8 *blk, const u8 *aad, size_t alen)
         p = 10;
     }
     size_t take = alen < 16 - p ? alen : 16 - p;
-    memcpy(blk + p, aad, take);
+    copy16(blk + p, aad, take);
     return take;
 }
 
@@ -250,10 +305,10 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
     if (len - off) {
         size_t r = len - off;
         _Alignas(16) u8 t[16] = {0};
-        memcpy(t, in + off, r);
+        copy16(t, in + off, r);
         __m128i c = _mm_load_si128((const __m128i *)t);
         _mm_store_si128((__m128i *)t, _mm_xor_si128(c, ks));
-        memcpy(out + off, t, r);
+        copy16(out + off, t, r);
         if (!enc) { memset(t + r, 0, 16 - r); c = _mm_load_si128((const __m128i *)t); }
         x = aes_enc(rk, _mm_xor_si128(x, c));
         wipe(t, sizeof t);
@@ -261,7 +316,7 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
     _Alignas(16) u8 T[16];
     _mm_store_si128((__m128i *)T, _mm_xor_si128(x, s0));
     if (enc) {
-        memcpy(out + len, T, (size_t)M);
+        copy16(out + len, T, (size_t)M);
         return 0;
     }
     u8 diff = 0;
@@ -387,9 +442,9 @@ INL void lane_ctr_out(lane_t *l, __m128i ks)
                          _mm_xor_si128(_mm_loadu_si128((const __m128i *)(jb->in + off)), ks));
     } else {
         _Alignas(16) u8 t[16] = {0};
-        memcpy(t, jb->in + off, r);
+        copy16(t, jb->in + off, r);
         _mm_store_si128((__m128i *)t, _mm_xor_si128(_mm_load_si128((const __m128i *)t), ks));
-        memcpy(jb->out + off, t, r);
+        copy16(jb->out + off, t, r);
         wipe(t, sizeof t);
     }
 }
@@ -401,7 +456,7 @@ static TGT void lane_finish(lane_t *l, __m128i x, int enc)
     int M = j->key->tag_len;
     _mm_store_si128((__m128i *)T, _mm_xor_si128(x, l->s0));
     if (enc) {
-        memcpy(j->out + j->len, T, (size_t)M);
+        copy16(j->out + j->len, T, (size_t)M);
         j->status = 0;
     } else {
         u8 diff = 0;
@@ -499,6 +554,33 @@ static TGT void ccm_many(job_t *jobs, size_t n, int enc)
 
 /* ---- argument helpers -------------------------------------------------------- */
 
+/* Item access: macros with the full API, functions under the limited API. */
+#ifdef Py_LIMITED_API
+#define TUP_ITEM(t, i) PyTuple_GetItem((t), (i))
+#define TUP_SIZE(t) PyTuple_Size(t)
+#define LIST_SET(l, i, v) PyList_SetItem((l), (i), (v))
+static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
+{
+    char *s;
+    if (PyBytes_AsStringAndSize(o, &s, n) < 0) return -1;
+    *p = (const u8 *)s;
+    return 0;
+}
+#define BYTES_WPTR(o) ((u8 *)PyBytes_AsString(o))
+#else
+#define TUP_ITEM(t, i) PyTuple_GET_ITEM((t), (i))
+#define TUP_SIZE(t) PyTuple_GET_SIZE(t)
+#define LIST_SET(l, i, v) PyList_SET_ITEM((l), (i), (v))
+static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
+{
+    *p = (const u8 *)PyBytes_AS_STRING(o);
+    *n = PyBytes_GET_SIZE(o);
+    return 0;
+}
+#define BYTES_WPTR(o) ((u8 *)PyBytes_AS_STRING(o))
+#endif
+
+
 typedef struct {
     const u8 *p;
     Py_ssize_t n;
@@ -509,12 +591,7 @@ typedef struct {
 static int get_buf(PyObject *o, arg_t *a, const char *what)
 {
     a->has_view = 0;
-    if (PyBytes_CheckExact(o)) {
-        char *s;
-        if (PyBytes_AsStringAndSize(o, &s, &a->n) < 0) return -1;
-        a->p = (const u8 *)s;
-        return 0;
-    }
+    if (PyBytes_CheckExact(o)) return bytes_ptr(o, &a->p, &a->n);
     if (PyObject_GetBuffer(o, &a->view, PyBUF_SIMPLE) < 0) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be a bytes-like object", what);
@@ -668,7 +745,7 @@ static PyObject *key_crypt(PyObject *self, PyObject *const *args, Py_ssize_t nar
     res = PyBytes_FromStringAndSize(NULL, enc ? plen + M : plen);
     if (!res) goto done;
     {
-        u8 *out = (u8 *)PyBytes_AsString(res);
+        u8 *out = BYTES_WPTR(res);
         int rc = 0;
 #if CCM_HAVE_X86
         if (plen + aa.n >= GIL_RELEASE_BYTES) {
@@ -778,70 +855,73 @@ static PyType_Spec Key_spec = {
 
 /* ---- batch API ------------------------------------------------------------------- */
 
-/* Owned reference to a bytes object holding `o`'s content (copied unless it is bytes). */
-static PyObject *as_bytes(PyObject *o, Py_ssize_t i, const char *what)
+/* A bytes object with `o`'s content: `o` itself (borrowed) when it is bytes, else a
+ * new copy stored in *owned so that the data stays fixed while the GIL is released. */
+static PyObject *frame_bytes(PyObject *o, PyObject **owned, Py_ssize_t i, const char *what)
 {
-    if (PyBytes_CheckExact(o)) {
-        Py_INCREF(o);
-        return o;
-    }
+    if (PyBytes_CheckExact(o)) return o;
     if (!PyObject_CheckBuffer(o)) {
         PyErr_Format(PyExc_TypeError, "frame %zd: %s must be a bytes-like object", i, what);
         return NULL;
     }
-    return PyBytes_FromObject(o);
+    *owned = PyBytes_FromObject(o);
+    return *owned;
 }
+
+#define NREF 5 /* per frame: the frame tuple, copies of nonce/data/aad, the output */
 
 static PyObject *batch(PyObject *frames, int enc)
 {
+    int is_list = PyList_Check(frames);
     Py_ssize_t n = PySequence_Size(frames);
     if (n < 0) return NULL;
     job_t *jobs = NULL;
-    PyObject **refs = NULL; /* 5 per frame: key, nonce, data, aad, out */
+    PyObject **refs = NULL;
     PyObject *result = NULL;
     Py_ssize_t filled = 0;
     if (n == 0) return PyList_New(0);
     jobs = PyMem_Calloc((size_t)n, sizeof(job_t));
-    refs = PyMem_Calloc((size_t)n * 5, sizeof(PyObject *));
+    refs = PyMem_Calloc((size_t)n * NREF, sizeof(PyObject *));
     if (!jobs || !refs) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++, filled++) {
-        PyObject **r = refs + 5 * i;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject **r = refs + NREF * i;
         job_t *j = &jobs[i];
-        PyObject *fr = PySequence_GetItem(frames, i);
-        if (!fr) goto done;
-        if (!PyTuple_Check(fr) || PyTuple_Size(fr) != 4) {
-            Py_DECREF(fr);
+        PyObject *fr;
+        if (is_list) {
+            fr = PyList_GetItem(frames, i);
+            if (!fr) goto done;
+            Py_INCREF(fr);
+        } else {
+            fr = PySequence_GetItem(frames, i);
+            if (!fr) goto done;
+        }
+        r[0] = fr; /* keeps the frame's items alive while the GIL is released */
+        filled = i + 1;
+        if (!PyTuple_Check(fr) || TUP_SIZE(fr) != 4) {
             PyErr_Format(PyExc_TypeError, "frame %zd: expected a (key, nonce, data, aad) tuple", i);
             goto done;
         }
-        PyObject *ko = PyTuple_GetItem(fr, 0);
+        PyObject *ko = TUP_ITEM(fr, 0);
         if (Py_TYPE(ko) != KeyType) {
-            Py_DECREF(fr);
             PyErr_Format(PyExc_TypeError, "frame %zd: key must be an osgp._ccm.Key", i);
             goto done;
         }
-        Py_INCREF(ko);
-        r[0] = ko;
-        r[1] = as_bytes(PyTuple_GetItem(fr, 1), i, "nonce");
-        if (!r[1]) { Py_DECREF(fr); goto done; }
-        r[2] = as_bytes(PyTuple_GetItem(fr, 2), i, "data");
-        if (!r[2]) { Py_DECREF(fr); goto done; }
-        PyObject *ao = PyTuple_GetItem(fr, 3);
-        if (ao != Py_None) {
-            r[3] = as_bytes(ao, i, "aad");
-            if (!r[3]) { Py_DECREF(fr); goto done; }
-        }
-        Py_DECREF(fr);
-        char *s;
-        Py_ssize_t nl, dl, al = 0;
         KeyObject *k = (KeyObject *)ko;
+        PyObject *no = frame_bytes(TUP_ITEM(fr, 1), &r[1], i, "nonce");
+        if (!no) goto done;
+        PyObject *dobj = frame_bytes(TUP_ITEM(fr, 2), &r[2], i, "data");
+        if (!dobj) goto done;
+        PyObject *ao = TUP_ITEM(fr, 3);
+        Py_ssize_t nl, dl, al = 0;
+        if (ao != Py_None) {
+            ao = frame_bytes(ao, &r[3], i, "aad");
+            if (!ao || bytes_ptr(ao, &j->aad, &al) < 0) goto done;
+        }
+        if (bytes_ptr(no, &j->nonce, &nl) < 0 || bytes_ptr(dobj, &j->in, &dl) < 0) goto done;
         j->key = k;
-        PyBytes_AsStringAndSize(r[1], &s, &nl); j->nonce = (const u8 *)s;
-        PyBytes_AsStringAndSize(r[2], &s, &dl); j->in = (const u8 *)s;
-        if (r[3]) { PyBytes_AsStringAndSize(r[3], &s, &al); j->aad = (const u8 *)s; }
         j->alen = (size_t)al;
         j->nlen = (int)nl;
         Py_ssize_t plen = enc ? dl : dl - k->tag_len;
@@ -860,7 +940,7 @@ static PyObject *batch(PyObject *frames, int enc)
         j->tag = j->in + plen;
         r[4] = PyBytes_FromStringAndSize(NULL, enc ? plen + k->tag_len : plen);
         if (!r[4]) goto done;
-        j->out = (u8 *)PyBytes_AsString(r[4]);
+        j->out = BYTES_WPTR(r[4]);
     }
 #if CCM_HAVE_X86
     Py_BEGIN_ALLOW_THREADS
@@ -872,18 +952,18 @@ static PyObject *batch(PyObject *frames, int enc)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v;
         if (jobs[i].status == 0) {
-            v = refs[5 * i + 4];
-            refs[5 * i + 4] = NULL; /* stolen by the list */
+            v = refs[NREF * i + 4];
+            refs[NREF * i + 4] = NULL; /* stolen by the list */
         } else {
             v = Py_None;
             Py_INCREF(v);
         }
-        PyList_SetItem(result, i, v);
+        LIST_SET(result, i, v);
     }
 done:
     if (refs) {
-        for (Py_ssize_t i = 0; i < filled + 1 && i < n; i++)
-            for (int q = 0; q < 5; q++) Py_XDECREF(refs[5 * i + q]);
+        for (Py_ssize_t i = 0; i < filled; i++)
+            for (int q = 0; q < NREF; q++) Py_XDECREF(refs[NREF * i + q]);
         PyMem_Free(refs);
     }
     PyMem_Free(jobs);
@@ -920,6 +1000,7 @@ static struct PyModuleDef ccm_module = {
 PyMODINIT_FUNC PyInit__ccm(void)
 {
 #if CCM_HAVE_X86
+    init_tables();
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
         PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
