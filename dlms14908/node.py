@@ -1,0 +1,479 @@
+"""A sans-I/O LonTalk node of IEC 62056-8-8: transaction layer + adaptation endpoints +
+optional Annex E repeater/agent role + optional COSEM server.
+
+:class:`LonNode` has the shape every driver of this project knows
+(``frames_to_send`` / ``receive_frame`` / ``handle_timer`` / ``next_timer``, style.md §b2),
+so the same object runs on the virtual-time simulated network
+(:mod:`dlms14908.simnet`) and behind a real transport (:mod:`dlms14908.aio_link`).
+
+* **Head-end**: :meth:`LonNode.exchange` runs one adaptation exchange
+  (:class:`~dlms14908.adaptation.endpoint.ClientEndpoint`) towards a meter, directly or
+  through a repeater chain (:class:`Route`); it ends in exactly one
+  :class:`ExchangeDone` or :class:`ExchangeFailed` (``error`` is ``TransactionFailed``,
+  ``ProxyError(hop=...)``, ``SecurityError``, ``DecodeError`` or ``DlmsTimeout``).
+* **Meter**: adaptation messages (code ``AL_MSG_CODE``) go to a
+  :class:`~dlms14908.adaptation.endpoint.ServerEndpoint`; the RESPONSE goes back on the
+  LonTalk REQUEST.
+* **Repeater / agent** (``repeater=True``): a received LTEP frame (0x4D) is decided by
+  :func:`dlms14908.repeater.rules.process` and forwarded with the frame's own
+  ProxyTxCtrl retries and timer (the agent: with the SICB's); the last retry waits
+  ``last_retry_adjust_ms`` longer (per-hop timeout growth).  The outcome goes back up
+  as 0x4D (+ relayed response) or 0x4C + the proxy count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from . import profile as P
+from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step
+from .errors import DecodeError, EncodeError, LocalProtocolError, ProtocolError, ProxyError, TransactionFailed
+from .lon.events import (
+    LonEvent,
+    MessageCompleted,
+    MessageFailed,
+    MessageReceived,
+    ReceiveHandle,
+    ResponseReceived,
+    Service,
+)
+from .lon.frame import Apdu
+from .lon.transaction import BroadcastDest, Destination, GroupDest, LonConfig, LonTransactions, NeuronIdDest, NodeDest
+from .repeater.ltep import (
+    LONG_TIMERS_MS,
+    LTEP_CODE,
+    NORMAL_TIMERS_MS,
+    BroadcastTarget,
+    GroupTarget,
+    NeuronIdTarget,
+    ProxyFailure,
+    ProxySuccess,
+    ServiceType,
+    SubnetNodeTarget,
+    Target,
+    TxCtrl,
+    decode_completion,
+    encode_completion,
+)
+from .repeater.rules import AgentSend, NodeAddress, build_chain, chain_timeout_ms, process, raise_for_completion
+from .transport.channel import A_BAND_BPS, airtime
+
+__all__ = [
+    "Route",
+    "Timing",
+    "NodeEvent",
+    "ExchangeDone",
+    "ExchangeFailed",
+    "NodeCounters",
+    "LonNode",
+    "target_for",
+]
+
+_SERVICE_TO_ST = {Service.ACKD: ServiceType.ACKD, Service.UNACKD_RPT: ServiceType.UNACKD_RPT,
+                  Service.UNACKD: ServiceType.UNACKD, Service.REQUEST: ServiceType.REQUEST}
+_ST_TO_SERVICE = {v: k for k, v in _SERVICE_TO_ST.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How the head-end reaches one meter: its address and the repeater chain (may be empty;
+    the last repeater is the agent)."""
+
+    dest: NodeDest | NeuronIdDest
+    chain: tuple[NodeAddress, ...] = ()
+
+    def __str__(self) -> str:
+        d = self.dest
+        meter = f"{d.subnet}/{d.node}" if isinstance(d, NodeDest) else d.neuron_id.hex()
+        return " -> ".join([*(str(h) for h in self.chain), meter])
+
+
+def target_for(dest: Destination) -> Target:
+    """The LTEP target address of a LonTalk destination."""
+    if isinstance(dest, NodeDest):
+        return SubnetNodeTarget(dest.node, dest.subnet)
+    if isinstance(dest, NeuronIdDest):
+        return NeuronIdTarget(bytes(dest.neuron_id), dest.subnet)
+    if isinstance(dest, GroupDest):
+        return GroupTarget(dest.group, dest.size)
+    return BroadcastTarget(dest.subnet)
+
+
+def _index_for(ms: float) -> tuple[int, bool]:
+    for i, t in enumerate(NORMAL_TIMERS_MS):
+        if t >= ms:
+            return i, False
+    for i, t in enumerate(LONG_TIMERS_MS):
+        if t >= ms:
+            return i, True
+    return len(LONG_TIMERS_MS) - 1, True
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Transaction timers derived from the channel: ``frame_time`` is the airtime of the
+    largest frame the adaptation layer produces (a 200-byte protected segment)."""
+
+    frame_time: float = airtime(260)
+    margin: float = 0.2
+    retries: int = 3
+    repeater_retries: int = 3
+
+    @classmethod
+    def for_bit_rate(cls, bit_rate: float = A_BAND_BPS, **kw: float) -> Timing:
+        from .transport.channel import ChannelConfig
+
+        return cls(frame_time=airtime(260, ChannelConfig(bit_rate=bit_rate)), **kw)  # type: ignore[arg-type]
+
+    @property
+    def direct_timer(self) -> float:
+        """Head-end -> meter transmit timer (one request and its response on the air)."""
+        return 2 * self.frame_time + self.margin
+
+    def txctrl(self, chain_len: int) -> tuple[TxCtrl, TxCtrl, bool]:
+        """(repeater ProxyTxCtrl, agent SICB TxCtrl, long_timer) for a chain of ``chain_len``."""
+        agent_i, agent_long = _index_for((2 * self.frame_time + self.margin) * 1000)
+        if agent_long:  # the SICB timer has no long table: the longest normal timer
+            agent_i = len(NORMAL_TIMERS_MS) - 1
+        rep_i, long = _index_for((2 * self.frame_time * chain_len + self.margin) * 1000)
+        return TxCtrl(self.repeater_retries, rep_i), TxCtrl(self.repeater_retries, agent_i), long
+
+    def source_timer(self, chain_len: int) -> float:
+        """Head-end transmit timer towards the first repeater: the chain's worst case."""
+        rt, at, long = self.txctrl(chain_len)
+        return chain_timeout_ms(chain_len - 1, rt, at, long) / 1000.0
+
+    def worst_case(self, route: Route) -> float:
+        """Upper bound of one exchange step (all head-end retries included)."""
+        t = self.source_timer(len(route.chain)) if route.chain else self.direct_timer
+        return t * (self.retries + 1) + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """Base of the events :class:`LonNode` adds to the transaction layer's."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeDone(NodeEvent):
+    xid: int
+    apdu: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFailed(NodeEvent):
+    xid: int
+    error: ProtocolError
+
+
+@dataclass(slots=True)
+class NodeCounters:
+    proxy_forwarded: int = 0
+    proxy_agent_sends: int = 0
+    proxy_failures_sent: int = 0
+    proxy_malformed: int = 0
+    proxy_ignored: int = 0
+    "LTEP frames received by a node that is not a repeater"
+    exchanges_done: int = 0
+    exchanges_failed: int = 0
+
+
+@dataclass(slots=True)
+class _Exchange:
+    xid: int
+    endpoint: ClientEndpoint
+    route: Route
+    confirmed: bool = True
+    step_confirmed: bool = True
+
+
+@dataclass(slots=True)
+class _Relay:
+    handle: ReceiveHandle | None
+    count: int  # proxy count the node received (0 = agent)
+    agent: bool
+
+
+@dataclass(slots=True)
+class _Owner:
+    exchange: _Exchange | None = None
+    relay: _Relay | None = None
+    response: bytes | None = None
+
+
+class LonNode:
+    """One LonTalk node (sans-I/O).  See the module docstring for the roles."""
+
+    def __init__(
+        self,
+        config: LonConfig,
+        *,
+        server: ServerEndpoint | None = None,
+        repeater: bool = False,
+        timing: Timing | None = None,
+        domain_key: bytes | None = None,
+        rng: Callable[[int], bytes] = os.urandom,
+        name: str = "",
+    ) -> None:
+        self.config = config
+        self.name = name or f"{config.subnet}/{config.node}"
+        self.lon = LonTransactions(config, rng=rng)
+        self.server = server
+        self.repeater = repeater
+        self.timing = timing or Timing()
+        self._domain_key = domain_key
+        self.counters = NodeCounters()
+        self._owners: dict[int, _Owner] = {}
+        self._growth: dict[int, float] = {}
+        self._next_xid = 1
+        self._events: list[LonEvent | NodeEvent] = []
+
+    def __repr__(self) -> str:
+        roles = [r for r, on in (("server", self.server), ("repeater", self.repeater)) if on]
+        return f"<LonNode {self.name} {'+'.join(roles) or 'head-end'}>"
+
+    # ------------------------------------------------------------------ head-end API
+    def exchange(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True,
+                 now: float) -> int:
+        """Start sending ``apdu`` to the meter of ``route``; returns the exchange id.
+
+        Its outcome comes out of a later call as :class:`ExchangeDone` / :class:`ExchangeFailed`
+        (or out of :meth:`poll_events` when it failed at once)."""
+        xid = self._next_xid
+        self._next_xid += 1
+        x = _Exchange(xid, endpoint, route, confirmed)
+        try:
+            step = endpoint.begin(apdu, confirmed=confirmed, now=now)
+        except ProtocolError as exc:
+            self._events.append(ExchangeFailed(xid, exc))
+            self.counters.exchanges_failed += 1
+            return xid
+        self._step(x, step, now)
+        self._apply_growth()
+        return xid
+
+    def poll_events(self) -> list[LonEvent | NodeEvent]:
+        """Events produced outside receive_frame/handle_timer (e.g. by :meth:`exchange`)."""
+        ev, self._events = self._events, []
+        return ev
+
+    def link_counters(self) -> dict[str, dict[str, int]]:
+        """Counters for COSEM classes 132/133 and the adaptation layer (the meter simulator's provider)."""
+        c = self.lon.counters
+        out = {"class132": c.class132(), "class133": c.class133()}
+        if self.server is not None:
+            out["adaptation"] = self.server.counters.as_dict()
+        return out
+
+    # ------------------------------------------------------------------ driver API
+    def frames_to_send(self, now: float | None = None) -> list[bytes]:
+        return self.lon.frames_to_send(now)
+
+    def next_timer(self) -> float | None:
+        ts = [t for t in (self.lon.next_timer(), self.server.next_timer() if self.server else None) if t is not None]
+        return min(ts) if ts else None
+
+    def handle_timer(self, now: float) -> list[LonEvent | NodeEvent]:
+        out = self._handle(self.lon.handle_timer(now), now)
+        if self.server is not None:
+            st = self.server.next_timer()
+            if st is not None and st <= now:
+                self.server.handle_timer(now)
+        return out
+
+    def receive_frame(self, data: bytes, now: float) -> list[LonEvent | NodeEvent]:
+        return self._handle(self.lon.receive_frame(data, now), now)
+
+    # ------------------------------------------------------------------ internals
+    def _handle(self, events: list[LonEvent], now: float) -> list[LonEvent | NodeEvent]:
+        out: list[LonEvent | NodeEvent] = self._events
+        self._events = []
+        for ev in events:
+            if isinstance(ev, ResponseReceived):
+                o = self._owners.get(ev.tid)
+                if o is not None and o.response is None:
+                    o.response = ev.apdu.encode()
+                continue
+            if isinstance(ev, MessageCompleted):
+                o = self._owners.pop(ev.tid, None)
+                self._growth.pop(ev.tid, None)
+                if o is not None:
+                    self._completed(o, True, now)
+                    continue
+            elif isinstance(ev, MessageFailed):
+                o = self._owners.pop(ev.tid, None)
+                self._growth.pop(ev.tid, None)
+                if o is not None:
+                    self._completed(o, False, now, ev)
+                    continue
+            elif isinstance(ev, MessageReceived) and isinstance(ev.apdu, Apdu):
+                if ev.apdu.code == P.AL_MSG_CODE and self.server is not None:
+                    self._serve(ev, now)
+                    continue
+                if ev.apdu.code == LTEP_CODE:
+                    self._proxy(ev, now)
+                    continue
+            out.append(ev)
+        out.extend(self._events)
+        self._events = []
+        self._apply_growth()
+        return out
+
+    def _serve(self, ev: MessageReceived, now: float) -> None:
+        assert self.server is not None
+        src = ev.source
+        peer: Hashable = (src.src_subnet, src.src_node)
+        reply = self.server.on_message(peer, ev.apdu.encode(), confirmed=ev.service is Service.REQUEST, now=now)
+        if reply is not None and ev.handle is not None:
+            self.lon.respond(ev.handle, reply, now=now)
+
+    def _request(self, dest: Destination, data: bytes, service: Service, now: float, *, retries: int,
+                 timer: float) -> int:
+        return self.lon.request(dest, data, service=service, now=now, retries=retries, tx_timer=timer)
+
+    def _step(self, x: _Exchange, step: Step, now: float) -> None:
+        if isinstance(step, Done):
+            self.counters.exchanges_done += 1
+            self._events.append(ExchangeDone(x.xid, step.apdu))
+            return
+        x.step_confirmed = step.confirmed
+        route, t = x.route, self.timing
+        try:
+            if not route.chain:
+                tid = self._request(route.dest, step.data, Service.REQUEST if step.confirmed else Service.ACKD,
+                                    now, retries=t.retries, timer=t.direct_timer)
+            else:
+                rt, at, long = t.txctrl(len(route.chain))
+                first, frame = build_chain(
+                    route.chain, target_for(route.dest), step.data,
+                    service=ServiceType.REQUEST if step.confirmed else ServiceType.ACKD,
+                    repeater_txctrl=rt, agent_txctrl=at, long_timer=long,
+                )
+                tid = self._request(NodeDest(first.subnet, first.node), frame, Service.REQUEST, now,
+                                    retries=t.retries, timer=t.source_timer(len(route.chain)))
+        except (LocalProtocolError, EncodeError) as exc:
+            x.endpoint.abort()
+            self.counters.exchanges_failed += 1
+            self._events.append(ExchangeFailed(x.xid, exc))
+            return
+        self._owners[tid] = _Owner(exchange=x)
+
+    def _completed(self, o: _Owner, ok: bool, now: float, failed: MessageFailed | None = None) -> None:
+        if o.relay is not None:
+            self._relay_done(o.relay, ok, o.response, now)
+            return
+        x = o.exchange
+        assert x is not None
+        try:
+            if not ok:
+                assert failed is not None
+                if x.route.chain:
+                    raise ProxyError(
+                        f"first repeater {x.route.chain[0]} returned no completion "
+                        f"({failed.reason} after {failed.transmissions} tries)"
+                    )
+                raise TransactionFailed(
+                    f"meter {x.route} did not answer ({failed.reason} after {failed.transmissions} tries)",
+                    hint=failed,
+                )
+            data = o.response
+            if x.route.chain:
+                if data is None:
+                    raise ProxyError("proxy chain completed without a completion code")
+                data = raise_for_completion(x.route.chain, decode_completion(data))
+            step = x.endpoint.feed(data if x.step_confirmed else None, now)
+        except ProtocolError as exc:
+            x.endpoint.abort()
+            self.counters.exchanges_failed += 1
+            self._events.append(ExchangeFailed(x.xid, exc))
+            return
+        self._step(x, step, now)
+
+    # -- Annex E ---------------------------------------------------------------------------
+    def _proxy(self, ev: MessageReceived, now: float) -> None:
+        if not self.repeater:
+            self.counters.proxy_ignored += 1
+            return
+        data = ev.apdu.encode()
+        service = _SERVICE_TO_ST[ev.service]
+        try:
+            action = process(data, own_subnet=self.config.subnet, src_subnet=ev.source.src_subnet,
+                             received_service=service, domain_key=self._domain_key)
+        except (DecodeError, EncodeError):
+            self.counters.proxy_malformed += 1
+            return
+        count = data[1] & 0x0F if len(data) > 1 else 0
+        handle = ev.handle if ev.service is Service.REQUEST else None
+        if isinstance(action, AgentSend):
+            self._agent(action, handle, now)
+            return
+        if action.local_agent_frame is not None:
+            try:
+                local = process(action.local_agent_frame, own_subnet=self.config.subnet,
+                                src_subnet=ev.source.src_subnet, received_service=service,
+                                domain_key=self._domain_key)
+                if isinstance(local, AgentSend):
+                    self._agent(local, None, now)
+            except (DecodeError, EncodeError):
+                self.counters.proxy_malformed += 1
+        nh = action.next_hop
+        self.counters.proxy_forwarded += 1
+        tid = self._request(NodeDest(nh.subnet, nh.node), action.frame, _ST_TO_SERVICE[action.service], now,
+                            retries=action.retry, timer=action.timer_ms / 1000.0)
+        self._owners[tid] = _Owner(relay=_Relay(handle, count, agent=False))
+        if action.last_retry_adjust_ms:
+            self._growth[tid] = action.last_retry_adjust_ms / 1000.0
+
+    def _agent(self, a: AgentSend, handle: ReceiveHandle | None, now: float) -> None:
+        t = a.target
+        dest: Destination
+        if isinstance(t, SubnetNodeTarget):
+            dest = NodeDest(a.target_subnet, t.node)
+        elif isinstance(t, NeuronIdTarget):
+            dest = NeuronIdDest(t.neuron_id, a.target_subnet)
+        elif isinstance(t, GroupTarget):
+            dest = GroupDest(t.group, t.size)
+        else:
+            dest = BroadcastDest(a.target_subnet)
+        self.counters.proxy_agent_sends += 1
+        try:
+            tid = self._request(dest, a.apdu, _ST_TO_SERVICE[a.service], now, retries=a.retry,
+                                timer=a.timer_ms / 1000.0)
+        except LocalProtocolError:
+            self.counters.proxy_malformed += 1
+            if handle is not None:
+                self.counters.proxy_failures_sent += 1
+                self.lon.respond(handle, encode_completion(ProxyFailure(0)), now=now)
+            return
+        self._owners[tid] = _Owner(relay=_Relay(handle, 0, agent=True))
+
+    def _relay_done(self, r: _Relay, ok: bool, response: bytes | None, now: float) -> None:
+        if r.handle is None:
+            return
+        if not ok:
+            reply = encode_completion(ProxyFailure(r.count))
+            self.counters.proxy_failures_sent += 1
+        elif r.agent:
+            reply = encode_completion(ProxySuccess(response or b""))
+        else:  # relay the downstream completion unchanged (0x4D + data, or 0x4C + count)
+            reply = response if response else encode_completion(ProxySuccess(b""))
+        try:
+            self.lon.respond(r.handle, reply, now=now)
+        except LocalProtocolError:  # the upstream record expired meanwhile
+            pass
+
+    def _apply_growth(self) -> None:
+        """Per-hop timeout growth: once the last retry of a forwarded frame is on the wire,
+        extend its deadline by ``last_retry_adjust_ms``.  LonTransactions has no per-retry
+        timer, so this reaches into its active transmit records (same package)."""
+        if not self._growth:
+            return
+        for tx in self.lon._active.values():  # noqa: SLF001
+            if tx is None or tx.deadline is None:
+                continue
+            extra = self._growth.get(tx.tid)
+            if extra is not None and tx.sent == tx.retries + 1:
+                tx.deadline += extra
+                del self._growth[tx.tid]
