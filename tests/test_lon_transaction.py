@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlms14908.errors import LocalProtocolError
@@ -619,3 +619,67 @@ def test_multicast_request_session_reminder() -> None:
     ev = a.receive_frame(again, 0.7)
     assert isinstance(ev[0], ResponseReceived) and ev[0].apdu == Apdu(0x01, b"\xbb")
     assert ev[1] == MessageCompleted(tid, Service.REQUEST, 2)
+
+
+@settings(max_examples=30)
+@given(
+    loss=st.floats(0.0, 0.6),
+    dup=st.floats(0.0, 0.3),
+    reorder=st.floats(0.0, 0.3),
+    corrupt=st.floats(0.0, 0.1),
+    retries=st.integers(0, 4),
+    seed=st.integers(0, 2**16),
+    plan=st.lists(st.sampled_from(["ackd", "request", "group", "group_request", "rpt"]), min_size=1, max_size=8),
+)
+def test_property_lossy_mixed_traffic(loss, dup, reorder, corrupt, retries, seed, plan) -> None:  # type: ignore[no-untyped-def]
+    from dlms14908.transport.channel import ChannelConfig, PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    ch = PlChannel(ChannelConfig(loss=loss, duplicate=dup, reorder=reorder, corrupt=corrupt, seed=seed,
+                                 reorder_delay=0.3))
+    net = VirtualTimeNetwork(ch)
+    a = node(1, 1, seed, retries=retries, repeats=retries, tx_timer=0.7, repeat_timer=0.3)
+    members = {f"m{i}": node(2, 10 + i, seed + i + 1, groups={6: i}) for i in range(3)}
+    net.add("a", a)
+    for name, m in members.items():
+        net.add(name, m)
+
+    def answer(name: str, ev: object, now: float) -> None:
+        if name != "a" and isinstance(ev, MessageReceived) and ev.handle is not None:
+            members[name].respond(ev.handle, b"\x01" + ev.apdu.data, now=now)
+
+    net.on_event(answer)
+    sent = {}
+    for i, kind in enumerate(plan):
+        apdu = bytes((0x10, i))
+        if kind == "ackd":
+            tid = a.request(NodeDest(2, 10), apdu, now=0.0)
+        elif kind == "request":
+            tid = a.request(NodeDest(2, 11), apdu, service=Service.REQUEST, now=0.0)
+        elif kind == "rpt":
+            tid = a.request(NodeDest(2, 12), apdu, service=Service.UNACKD_RPT, now=0.0)
+        elif kind == "group":
+            tid = a.request(GroupDest(6, 3), apdu, now=0.0)
+        else:
+            tid = a.request(GroupDest(6, 3), apdu, service=Service.REQUEST, now=0.0)
+        sent[tid] = (kind, i)
+    net.run()
+    outcome = [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed))]
+    assert sorted(e.tid for e in outcome) == sorted(sent)  # exactly one completion per message
+    got = {name: Counter(e.apdu.data[0] for e in net.events[name] if isinstance(e, MessageReceived))
+           for name in members}
+    for name in members:
+        assert all(c == 1 for c in got[name].values()), "a message was delivered twice"
+    for e in outcome:
+        kind, i = sent[e.tid]
+        if isinstance(e, MessageFailed):
+            assert e.transmissions == retries + 1
+        elif kind == "rpt":
+            assert e.transmissions == retries + 1  # every repeat went out
+        elif kind in ("ackd", "request"):
+            assert got["m0" if kind == "ackd" else "m1"][i] == 1
+        else:  # a group message completes only when every member has it
+            assert all(got[name][i] == 1 for name in members)
+    responses = [r for r in net.events["a"] if isinstance(r, ResponseReceived)]
+    assert len({(r.tid, r.source.src_node) for r in responses}) == len(responses)  # no duplicate responses
+    assert all(r.apdu.data == bytes((sent[r.tid][1],)) for r in responses)  # type: ignore[union-attr]
