@@ -259,3 +259,16 @@ def test_cnip_priority_frames_use_the_urgent_port() -> None:
         await b.close()
 
     run(main())
+
+
+def test_serial_url_options_are_validated() -> None:
+    from dlms14908.errors import LocalProtocolError
+
+    async def main() -> None:
+        with pytest.raises(LocalProtocolError) as ei:
+            await open_port("serial:///dev/ttyS99?kind=u99")
+        assert "u99" in str(ei.value)
+        with pytest.raises(LocalProtocolError):
+            await open_port("cnip://127.0.0.1:notaport")
+
+    run(main())

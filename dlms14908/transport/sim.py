@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import LocalProtocolError
-from .channel import ChannelConfig, PlChannel
+from .channel import ChannelConfig, ChannelCounters, PlChannel
 from .link import BaseLink
 
 __all__ = ["AsyncPlChannel", "SimLink"]
@@ -31,7 +31,7 @@ class AsyncPlChannel:
         self._timer_at: float | None = None
 
     @property
-    def counters(self):  # noqa: ANN201 - ChannelCounters
+    def counters(self) -> ChannelCounters:
         return self.channel.counters
 
     def _now(self) -> float:
