@@ -155,6 +155,9 @@ def test_sim_url_creates_private_channel() -> None:
         assert isinstance(link, SimLink)
         assert link.sim.channel.config.bit_rate == 5400 and link.sim.channel.config.loss == 0.5
         await link.close()
+        bare = await open_port("sim")
+        assert isinstance(bare, SimLink) and bare.name == "node"
+        await bare.close()
 
     run(main())
 

@@ -70,11 +70,14 @@ class AsyncLonNode:
         service: Service = Service.ACKD,
         priority: bool = False,
         auth: bool = False,
+        retries: int | None = None,
+        tx_timer: float | None = None,
     ) -> Outcome:
         """Send a message and wait for its completion; raise
         :class:`~dlms14908.errors.TransactionFailed` when it fails."""
         now = self._loop.time()
-        tid = self.lon.request(dest, apdu, service=service, now=now, priority=priority, auth=auth)
+        tid = self.lon.request(dest, apdu, service=service, now=now, priority=priority, auth=auth,
+                               retries=retries, tx_timer=tx_timer)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._waiters[tid] = (fut, [])
         self._pump([])

@@ -9,7 +9,7 @@ URL                                    link
 ``rfc2217://host:port``                pyserial RFC 2217
 ``loop://``                            pyserial loopback
 ``cnip://host:port?bind=h:p``          CN/IP data packets over UDP (default port 1628)
-``sim://name?loss=0.1&seed=1``         a node on a simulated power-line channel
+``sim://name?loss=0.1&seed=1``, ``sim``  a node on a simulated power-line channel
 =====================================  ==============================================
 
 Serial query options: ``kind=u50|u61``, ``baud=N``, ``phase=1`` (PL phase mode),
@@ -113,6 +113,8 @@ PORT_SCHEMES: dict[str, Opener] = {
 
 async def open_port(url: str, **options: Any) -> BaseLink:
     """Open the port named by ``url`` and return its frame link (see the module table)."""
+    if url in ("sim", "cnip"):  # bare scheme names: a default sim node / CN/IP on the default ports
+        url += "://"
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter, e.g. C:\\...
