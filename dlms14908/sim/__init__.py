@@ -1,0 +1,23 @@
+"""Meter simulator (issue 5 item 5): an in-process COSEM server with a realistic object set.
+
+``MeterSimulator(seed=..., clock=SimClock(t0))`` builds one meter; ``meter.handler_for(sap)``
+is its :data:`~dlms14908.link.ApduHandler`; :class:`SimNetwork` holds meters by address for
+``--port sim``.
+"""
+
+from __future__ import annotations
+
+from .meter import (
+    DEFAULT_KEYS,
+    DEFAULT_PASSWORD,
+    LOAD_PROFILE,
+    PUBLIC_OBJECTS,
+    CounterProvider,
+    MeterSimulator,
+    SimClock,
+)
+from .model import INTERVAL, EnergyModel
+from .network import SimNetwork
+
+__all__ = ["MeterSimulator", "SimClock", "SimNetwork", "EnergyModel", "INTERVAL", "LOAD_PROFILE",
+           "PUBLIC_OBJECTS", "DEFAULT_KEYS", "DEFAULT_PASSWORD", "CounterProvider"]
