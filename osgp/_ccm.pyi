@@ -1,4 +1,5 @@
 from collections.abc import Sequence
+from typing import Self, final
 
 from ._ccm_errors import InvalidTag as InvalidTag
 
@@ -6,8 +7,9 @@ _Buffer = bytes | bytearray | memoryview
 
 HAVE_AESNI: bool
 
+@final
 class Key:
-    def __init__(self, key: _Buffer, tag_length: int = 8) -> None: ...
+    def __new__(cls, key: _Buffer, tag_length: int = 8) -> Self: ...
     @property
     def tag_length(self) -> int: ...
     def encrypt(self, nonce: _Buffer, data: _Buffer, associated_data: _Buffer | None = None) -> bytes: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from hmac import compare_digest
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag as _CryptoInvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
@@ -66,7 +67,7 @@ class Key:
     def __repr__(self) -> str:
         return f"<osgp._ccm_py.Key tag_length={self._tag_length}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Key objects cannot be pickled")
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
@@ -52,7 +53,7 @@ class CtrDrbg:
     def __repr__(self) -> str:
         return f"<CtrDrbg AES-128 no-df reseed_counter={self.reseed_counter}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("CtrDrbg cannot be pickled")
 
     # -- SP 800-90A §10.2.1 -------------------------------------------------------------

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import subprocess
 import sys
 import threading
+from typing import Protocol
 
 import pytest
 from cryptography.exceptions import InvalidTag as CryptoInvalidTag
@@ -313,3 +315,23 @@ def test_default_selection_prefers_c() -> None:
     assert (impl, mod) == ("c", "osgp._ccm")
     assert ct == AESCCM(bytes(16), 8).encrypt(bytes(13), b"abc", b"h").hex()
     assert ccm.IMPLEMENTATION == ("python" if os.environ.get("OSGP_PURE_PYTHON") else "c")
+
+
+class _KeyApi(Protocol):
+    """The API both implementations promise (style.md §b10: keep the fallback honest)."""
+
+    @property
+    def tag_length(self) -> int: ...
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None = None) -> bytes: ...
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None = None) -> bytes: ...
+    def cmac(self, data: bytes, /) -> bytes: ...
+    def cmac_verify(self, data: bytes, tag: bytes, /) -> bool: ...
+
+
+def test_both_implementations_share_the_api(impl) -> None:  # type: ignore[no-untyped-def]
+    k: _KeyApi = impl.Key(bytes(16), 12)
+    for name in ("tag_length", "encrypt", "decrypt", "cmac", "cmac_verify"):
+        assert hasattr(k, name)
+    assert {"Key", "InvalidTag", "HAVE_AESNI", "encrypt_batch", "decrypt_batch"} <= set(dir(impl))
+    with pytest.raises(TypeError):
+        pickle.dumps(k)  # key material never leaves through pickling
