@@ -339,7 +339,7 @@ def test_multicast_member_acks_and_rem_msg_reminder() -> None:
     assert a.handle_timer(0.5) == []
     rem = decode_frame(a.frames_to_send(0.5)[0])
     assert rem.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\xaa"), m_list=b"\x0a")  # members 1, 3
-    assert rem.l2.delta_backlog == 0
+    assert rem.l2.delta_backlog == 1  # one acknowledgement still outstanding
     # members 1 and 3 see their bit and stay quiet; member 2 re-acks its duplicate
     assert members[0].receive_frame(rem.encode(), 0.6) == [] and members[0].frames_to_send(0.6) == []
     assert members[1].receive_frame(rem.encode(), 0.6) == []  # not delivered twice

@@ -11,7 +11,8 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
   messages collect member acks/responses (address format 2b); a retry after some members
   answered is a REM/MSG whose M_List marks them (LSB-first bitmap) when the list fits in
-  2 bytes, otherwise a REMINDER followed by the message.
+  2 bytes, otherwise a REMINDER followed by the message.  delta_backlog: 1 for unicast,
+  the outstanding acks/responses for groups, 15 for broadcast, 0 for REMINDER/ACK/AuthPDU.
 * UNACKD_RPT: sent ``1 + repeats`` times, ``repeat_timer`` apart; delta_backlog is the
   number of repeats left on the first copy, 0 on the repeats.  UNACKD: a bare APDU.
 * Every message ends in exactly one :class:`MessageCompleted` or :class:`MessageFailed`.
@@ -586,7 +587,8 @@ class LonTransactions:
         if tx.service is Service.UNACKD_RPT:
             return min(tx.retries, 63) if first else 0
         if isinstance(tx.dest, GroupDest):
-            return min(len(tx.expected), 63)
+            # outstanding acknowledgements/responses (DX lcs_tsa.c: destCount - ackCount)
+            return min(len(tx.expected - tx.answered), 63)
         if isinstance(tx.dest, BroadcastDest):
             return 15
         return 1
@@ -612,7 +614,7 @@ class LonTransactions:
             self.config.domain,
             priority=tx.priority,
             alt_path=alt,
-            delta_backlog=0 if m_list is not None else self._backlog(tx, first),
+            delta_backlog=self._backlog(tx, first),
         )
         return encode_frame(frame)
 
