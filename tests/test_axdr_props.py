@@ -188,9 +188,15 @@ def test_to_datetime_is_aware_or_raises(dt: DateTime) -> None:
     try:
         aware = dt.to_datetime()
     except DecodeError:
-        assert None in (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.deviation) or (
-            dt.month > 12 or dt.day > 28  # special values or a day the month lacks
-        )
+        if None in (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.deviation):
+            return
+        assert dt.month is not None and dt.day is not None and dt.year is not None
+        if dt.month > 12 or dt.day > 31:  # special values (DST begin/end, last days)
+            return
+        import datetime as _d
+
+        with pytest.raises((ValueError, OverflowError)):  # a date Python cannot represent
+            _d.datetime(dt.year, dt.month, dt.day, tzinfo=_d.timezone(_d.timedelta(minutes=-dt.deviation)))
         return
     assert aware.tzinfo is not None
     assert aware.utcoffset().total_seconds() == -60 * dt.deviation
