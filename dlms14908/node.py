@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from . import profile as P
-from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step
+from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step, address_bytes
 from .errors import DecodeError, EncodeError, LocalProtocolError, ProtocolError, ProxyError, TransactionFailed
 from .lon.events import (
     LonEvent,
@@ -39,7 +39,7 @@ from .lon.events import (
     ResponseReceived,
     Service,
 )
-from .lon.frame import Apdu
+from .lon.frame import Apdu, NeuronIdAddress, SubnetNodeAddress
 from .lon.transaction import BroadcastDest, Destination, GroupDest, LonConfig, LonTransactions, NeuronIdDest, NodeDest
 from .repeater.ltep import (
     LONG_TIMERS_MS,
@@ -325,7 +325,13 @@ class LonNode:
         assert self.server is not None
         src = ev.source
         peer: Hashable = (src.src_subnet, src.src_node)
-        reply = self.server.on_message(peer, ev.apdu.encode(), confirmed=ev.service is Service.REQUEST, now=now)
+        dest = None
+        if isinstance(src, NeuronIdAddress):
+            dest = address_bytes(ev.domain, neuron_id=src.neuron_id)
+        elif isinstance(src, SubnetNodeAddress):
+            dest = address_bytes(ev.domain, subnet=src.dst_subnet, node=src.dst_node)
+        reply = self.server.on_message(peer, ev.apdu.encode(), confirmed=ev.service is Service.REQUEST, now=now,
+                                       dest=dest)
         if reply is not None and ev.handle is not None:
             self.lon.respond(ev.handle, reply, now=now)
 

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .adaptation.endpoint import ApduHandler, ClientEndpoint, ServerEndpoint, lnap_address_bytes
+from .adaptation.endpoint import ApduHandler, ClientEndpoint, ServerEndpoint, address_bytes, lnap_address_bytes
 from .errors import DlmsTimeout, LocalProtocolError
 from .lon.transaction import LonConfig, NeuronIdDest, NodeDest
 from .node import ExchangeDone, ExchangeFailed, LonNode, Route, Timing
@@ -171,7 +171,7 @@ class SimNetwork:
         return Route(dest, chain)
 
     def client_endpoint(self, meter: SimMeter, *, client_sap: int, server_sap: int,
-                        psk: bytes | None = None) -> ClientEndpoint:
+                        psk: bytes | None = None, by_neuron_id: bool = False) -> ClientEndpoint:
         channel = None
         if psk is not None:
             from osgp.channel import Role, SecureChannel
@@ -179,8 +179,9 @@ class SimNetwork:
             channel = SecureChannel(role=Role.NNAP, local_id=self.nnap_id, peer_id=meter.neuron_id, psk=psk,
                                     random=self._rng())
         sn, nd = meter.address
-        return ClientEndpoint(client_sap=client_sap, server_sap=server_sap, channel=channel,
-                              dest=lnap_address_bytes(self.domain, sn, nd))
+        dest = (address_bytes(self.domain, neuron_id=meter.neuron_id) if by_neuron_id
+                else lnap_address_bytes(self.domain, sn, nd))
+        return ClientEndpoint(client_sap=client_sap, server_sap=server_sap, channel=channel, dest=dest)
 
     # ------------------------------------------------------------------ virtual time
     def _flush(self) -> None:

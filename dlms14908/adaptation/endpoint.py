@@ -20,9 +20,9 @@ Exchange design [D] (the standard's mapping is not public; reference §1.3):
   protected on its own (``P = 1``).  The first exchange runs the handshake first
   (ChallengeRequest / CommissionRequest as TYPE-security REQUESTs).  ``dest`` — the
   LonTalk address bound into the AAD — is the *meter's* address (domain ‖ subnet ‖
-  node) in both directions: the final target of the downlink, and on the uplink the
-  one address both ends know whatever the repeater chain (the nonce's source ID keeps
-  the directions apart).  See :func:`lnap_address_bytes`.
+  node, or domain ‖ Neuron ID when addressed so) as the frame carried it, in both
+  directions: the final target of the request, which both ends know whatever the
+  repeater chain (the nonce's source ID keeps the directions apart); :func:`address_bytes`.
 * A server refuses unprotected xDLMS PDUs when it has a channel and
   ``require_protection`` (the default).  Errors the channel raises
   (AuthenticationFailure / SequenceError) are returned as a TYPE-error RESPONSE.
@@ -69,6 +69,7 @@ __all__ = [
     "ServerEndpoint",
     "OutOfCommunication",
     "lnap_address_bytes",
+    "address_bytes",
     "is_adaptation_message",
 ]
 
@@ -83,6 +84,19 @@ def lnap_address_bytes(domain: bytes, subnet: int, node: int) -> bytes:
     if not 0 <= subnet <= 255 or not 0 <= node <= 127:
         raise EncodeError("subnet 0..255, node 0..127", field="address")
     return bytes(domain) + bytes((subnet, node))
+
+
+def address_bytes(domain: bytes, *, subnet: int | None = None, node: int | None = None,
+                  neuron_id: bytes | None = None) -> bytes:
+    """The LonTalk destination address bound into the OSGP AAD (``docs/wire-format.md`` §4.4):
+    domain ‖ subnet ‖ node, or domain ‖ Neuron ID when the meter is addressed by its ID."""
+    if neuron_id is not None:
+        if len(neuron_id) != 6:
+            raise EncodeError("a Neuron ID is 6 bytes", field="address.neuron_id")
+        return bytes(domain) + bytes(neuron_id)
+    if subnet is None or node is None:
+        raise EncodeError("need subnet and node, or a Neuron ID", field="address")
+    return lnap_address_bytes(domain, subnet, node)
 
 
 def is_adaptation_message(data: bytes) -> bool:
@@ -390,6 +404,7 @@ class ServerEndpoint:
         self.last_rx: float | None = None
         self.in_communication = False
         self.inactivity_timeout = inactivity_timeout
+        self._cur_dest = self.dest
 
     @property
     def inactivity_timeout(self) -> int:
@@ -430,11 +445,15 @@ class ServerEndpoint:
             self.events.append(OutOfCommunication(self.last_rx))
 
     # -- receive ------------------------------------------------------------------------
-    def on_message(self, peer: Hashable, data: bytes, *, confirmed: bool, now: float) -> bytes | None:
+    def on_message(self, peer: Hashable, data: bytes, *, confirmed: bool, now: float,
+                   dest: bytes | None = None) -> bytes | None:
         """Process one LonTalk application message (code ‖ PDU) from ``peer``.
 
+        ``dest``: the address the frame was sent to (:func:`address_bytes`; default
+        :attr:`dest`), bound into the AAD of the request and of its response.
         Returns the RESPONSE data for a REQUEST, or None (nothing to answer: ACKD
         delivery, or a dropped PDU, which is counted)."""
+        self._cur_dest = self.dest if dest is None else bytes(dest)
         try:
             pdu = _decode_message(data)
         except DecodeError:
@@ -455,7 +474,7 @@ class ServerEndpoint:
             if self.channel is None:
                 self.counters.unprotected_refused += 1
                 return None
-            events = self.channel.receive_protected(payload, header=header_bytes(pdu), dest=self.dest, now=now)
+            events = self.channel.receive_protected(payload, header=header_bytes(pdu), dest=self._cur_dest, now=now)
             plain = None
             reply = None
             for ev in events:
@@ -522,7 +541,7 @@ class ServerEndpoint:
                           pdu.counter)
         hdr = header_bytes(p)
         assert self.channel is not None
-        body = self.channel.protect(pdu.payload, header=hdr, dest=self.dest, now=now)
+        body = self.channel.protect(pdu.payload, header=hdr, dest=self._cur_dest, now=now)
         return _CODE + hdr + body
 
     def _on_security(self, pdu: AdaptationPdu, now: float) -> bytes | None:
@@ -531,7 +550,7 @@ class ServerEndpoint:
             self.counters.unprotected_refused += 1
             return None
         if pdu.protected:
-            events = ch.receive_protected(pdu.payload, header=header_bytes(pdu), dest=self.dest, now=now,
+            events = ch.receive_protected(pdu.payload, header=header_bytes(pdu), dest=self._cur_dest, now=now,
                                           management=True)
         else:
             events = ch.receive_message(pdu.payload, now)
