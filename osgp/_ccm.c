@@ -243,14 +243,55 @@ INL __m128i ccm_b0(const u8 *nonce, int nlen, size_t alen, size_t len, int M, __
     return _mm_shuffle_epi8(a0, bswap_mask());
 }
 
-/* First AAD block: length encoding + head of the AAD.  Returns bytes of AAD consumed. */
-static size_t ccm_aad_head(u8 *blk, const u8 *aad, size_t alen)
+/* First AAD block: length encoding + head of the AAD, in a register.  *used gets the
+ * number of AAD bytes consumed.  The common short encoding (AAD < 0xFF00 bytes) is
+ * assembled without a byte-store/vector-load round trip. */
+static _Alignas(16) u8 aad_shuf[15][16];
+
+static void init_aad_tables(void)
 {
+    for (int take = 0; take <= 14; take++) {
+        int w = take >= 8 ? 8 : 4;
+        for (int i = 0; i < 16; i++) {
+            int j = i - 2;
+            u8 c = 0x80;
+            if (j >= 0 && j < take) c = (u8)(j < w ? j : 8 + (j - (take - w)));
+            aad_shuf[take][i] = c;
+        }
+    }
+}
+
+INL __m128i ccm_aad_head(const u8 *aad, size_t alen, size_t *used)
+{
+    if (alen < 0xFF00) {
+        size_t take = alen < 14 ? alen : 14;
+        __m128i v;
+        if (alen >= 16) {
+            v = _mm_slli_si128(_mm_loadu_si128((const __m128i *)aad), 2);
+        } else {
+            uint64_t lo = 0, hi = 0;
+            if (take >= 8) {
+                memcpy(&lo, aad, 8);
+                memcpy(&hi, aad + take - 8, 8);
+            } else if (take >= 4) {
+                uint32_t l4, h4;
+                memcpy(&l4, aad, 4);
+                memcpy(&h4, aad + take - 4, 4);
+                lo = l4;
+                hi = h4;
+            } else {
+                for (size_t i = 0; i < take; i++) lo |= (uint64_t)aad[i] << (8 * i);
+            }
+            v = _mm_shuffle_epi8(_mm_set_epi64x((long long)hi, (long long)lo),
+                                 _mm_load_si128((const __m128i *)aad_shuf[take]));
+        }
+        *used = take;
+        return _mm_or_si128(v, _mm_cvtsi32_si128((int)(((alen & 0xFF) << 8) | (alen >> 8))));
+    }
+    _Alignas(16) u8 blk[16];
     size_t p;
     memset(blk, 0, 16);
-    if (alen < 0xFF00) {
-        blk[0] = (u8)(alen >> 8); blk[1] = (u8)alen; p = 2;
-    } else if ((uint64_t)alen <= 0xFFFFFFFFu) {
+    if ((uint64_t)alen <= 0xFFFFFFFFu) {
         blk[0] = 0xFF; blk[1] = 0xFE;
         for (int i = 0; i < 4; i++) blk[2 + i] = (u8)((uint64_t)alen >> (24 - 8 * i));
         p = 6;
@@ -259,9 +300,10 @@ static size_t ccm_aad_head(u8 *blk, const u8 *aad, size_t alen)
         for (int i = 0; i < 8; i++) blk[2 + i] = (u8)((uint64_t)alen >> (56 - 8 * i));
         p = 10;
     }
-    size_t take = alen < 16 - p ? alen : 16 - p;
+    size_t take = 16 - p; /* alen >= 0xFF00 here */
     copy16(blk + p, aad, take);
-    return take;
+    *used = take;
+    return _mm_load_si128((const __m128i *)blk);
 }
 
 /* ---- single message (per-call API) ------------------------------------------ */
@@ -279,9 +321,8 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
     s0 = _mm_shuffle_epi8(ctr, bs);
     AES2(rk, x, s0);
     if (alen) {
-        _Alignas(16) u8 blk[16];
-        size_t used = ccm_aad_head(blk, aad, alen);
-        x = aes_enc(rk, _mm_xor_si128(x, _mm_load_si128((const __m128i *)blk)));
+        size_t used;
+        x = aes_enc(rk, _mm_xor_si128(x, ccm_aad_head(aad, alen, &used)));
         const u8 *a = aad + used;
         size_t rem = alen - used;
         for (; rem >= 16; rem -= 16, a += 16)
@@ -403,7 +444,7 @@ static TGT void lane_load(lane_t *l, job_t *j, int enc)
     l->si = 0;
     size_t used = 0, hdr_len = 0;
     if (j->alen) {
-        used = ccm_aad_head(l->hdr, j->aad, j->alen);
+        _mm_store_si128((__m128i *)l->hdr, ccm_aad_head(j->aad, j->alen, &used));
         hdr_len = 16;
     }
     l->seg[0].p = l->hdr;
@@ -1010,6 +1051,7 @@ PyMODINIT_FUNC PyInit__ccm(void)
 {
 #if CCM_HAVE_X86
     init_tables();
+    init_aad_tables();
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
         PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
