@@ -65,7 +65,8 @@ P_IMPORT, P_EXPORT, VOLTAGE, CURRENT = (Obis(1, 0, 1, 7, 0, 255), Obis(1, 0, 2, 
 #: what the public client may see (read only)
 PUBLIC_OBJECTS = (CLOCK, IMPORT, IMPORT_T1, IMPORT_T2, EXPORT, P_IMPORT, P_EXPORT, VOLTAGE, CURRENT,
                   LOAD_PROFILE, Obis(0, 0, 40, 0, 0, 255), Obis(0, 0, 42, 0, 0, 255),
-                  Obis(0, 0, 32, 0, 0, 255), Obis(0, 0, 96, 3, 10, 255))
+                  Obis(0, 0, 32, 0, 0, 255), Obis(0, 0, 32, 1, 0, 255), Obis(0, 0, 32, 2, 0, 255),
+                  Obis(0, 0, 32, 3, 0, 255), Obis(0, 0, 96, 3, 10, 255))
 
 #: lab defaults (Green Book example keys), used when no keys are given
 DEFAULT_PASSWORD = b"12345678"

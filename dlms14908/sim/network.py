@@ -24,13 +24,14 @@ class SimNetwork:
     def __init__(self, *, clock: Callable[[], float] = time.time, seed: int = 0,
                  password: bytes | None = DEFAULT_PASSWORD,
                  keys: SecurityKeys | None = DEFAULT_KEYS, require_ciphering: bool = False,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, system_title: bytes | None = None) -> None:
         self.clock = clock
         self.seed = seed
         self.password = password
         self.keys = keys
         self.require_ciphering = require_ciphering
         self.latency = latency
+        self.system_title = system_title
         self.meters: dict[str, MeterSimulator] = {}
 
     def meter(self, address: str) -> MeterSimulator:
@@ -45,7 +46,8 @@ class SimNetwork:
                     node = (int(a), int(b))
             m = MeterSimulator(seed=int.from_bytes(h, "big") >> 1, clock=self.clock,
                                password=self.password, keys=self.keys,
-                               require_ciphering=self.require_ciphering, node=node)
+                               require_ciphering=self.require_ciphering, node=node,
+                               system_title=self.system_title)
             self.meters[address] = m
         return m
 
