@@ -42,6 +42,8 @@ class SimMeter:
     neuron_id: bytes
     via: tuple[str, ...] = ()
     psk: bytes | None = field(default=None, repr=False)
+    simulator: object | None = None
+    "the application object behind the handler (e.g. a MeterSimulator), for callers"
 
     @property
     def address(self) -> tuple[int, int]:

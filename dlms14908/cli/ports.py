@@ -2,20 +2,37 @@
 a meter address, a repeater chain, keys and a capture file turn into an
 :class:`~dlms14908.link.ApduLink`.
 
-For now only ``sim`` (the built-in simulated meter network, in-process, no LonTalk layers)
-is supported; every other port raises :class:`~dlms14908.cli.common.PortError`.  The lower
-stack (adaptation layer, OSGP channel, LonTalk transactions, transports, repeaters) replaces
-the body of :func:`open_link`.
+Every port runs the full IEC 62056-8-8 stack (adaptation layer → optional
+OSGP-AES-128-PSK → LonTalk transactions → transport):
+
+* ``sim`` — the built-in simulated power-line network (3.6 kbit/s A-band, virtual time):
+  a :class:`~dlms14908.simnet.SimNetwork` whose meters are :class:`~dlms14908.sim.MeterSimulator`
+  instances created on demand per address (classes 132/133 report their node's real
+  LonTalk counters); ``--via`` repeaters are created on demand too and really run the
+  Annex E rules.  The network is described on stderr.
+* ``cnip://host:port`` — CN/IP data packets over UDP (e.g. ``dlms-meter-sim --cnip``);
+* ``/dev/tty...``, ``serial://...``, ``socket://...``, ``rfc2217://...`` — a Serial-MIP/U61
+  transceiver through pyserial.
+
+The ``[osgp]`` key-file table (:class:`~dlms14908.aio_link.OsgpKeys`) turns on
+OSGP-AES-128-PSK; it needs the meter's Neuron ID (``--meter`` as a Neuron ID, or a single
+``[osgp.meters]`` entry) except on ``sim``.  ``--capture`` records every frame the head-end
+sends or receives (``sim``: every frame on the channel) as pcap LINKTYPE 252.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ..errors import LocalProtocolError
 from ..keyfile import KeyFile
 from ..link import ApduLink
-from ..profile import SAP_PUBLIC_CLIENT
+from ..profile import SAP_MANAGEMENT, SAP_PUBLIC_CLIENT
 from .common import PortError
 
 __all__ = ["MeterAddress", "parse_meter", "parse_via", "open_link", "sim_network", "SIM_NOTICE"]
@@ -64,21 +81,150 @@ def parse_via(text: str) -> tuple[MeterAddress, ...]:
     return tuple(parse_meter(p) for p in parts)
 
 
-_SIM = None
+_SIM: Any = None
 
 
-def sim_network(keys: KeyFile | None = None) -> object:
-    """The process-wide simulated network (provisioned from the key file's [dlms] table)."""
+class CliSimNetwork:
+    """The process-wide ``--port sim`` network: a virtual-time power line with meters and
+    repeaters created on demand (one :class:`~dlms14908.sim.MeterSimulator` per address)."""
+
+    def __init__(self, keys: KeyFile | None = None, *, seed: int = 0) -> None:
+        from ..aio_link import OsgpKeys
+        from ..simnet import SimNetwork
+        from ..transport.channel import ChannelConfig
+
+        self.osgp = OsgpKeys.from_keyfile(keys)
+        self.net = SimNetwork(ChannelConfig(seed=seed), nnap_id=self.osgp.nnap_id, seed=seed)
+        self._t0 = time.time()
+        dl = keys.dlms if keys is not None else None
+        self._password = dl.lls_password if dl is not None and dl.lls_password else None
+        self._keys = dl.keys if dl is not None else None
+        self._system_title = dl.sender_system_title(from_client=False) if dl is not None else None
+        self._announced: set[str] = set()
+        self._next_node = 100
+
+    def clock(self) -> float:
+        """Simulated POSIX time: start time + virtual seconds elapsed on the channel."""
+        return self._t0 + self.net.now
+
+    def _repeater(self, addr: MeterAddress) -> str:
+        for name, n in self.net.repeaters.items():
+            if (n.config.subnet, n.config.node) == (addr.subnet, addr.node):
+                return name
+        if addr.subnet is None or addr.node is None:
+            raise PortError("--via: repeaters are given as subnet/node")
+        name = f"repeater-{addr.subnet}/{addr.node}"
+        self.net.add_repeater(name, addr.subnet, addr.node)
+        return name
+
+    def meter(self, addr: MeterAddress, via: tuple[MeterAddress, ...] | None = None) -> Any:
+        """The :class:`~dlms14908.simnet.SimMeter` at ``addr`` (created on first use)."""
+        import hashlib
+
+        from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator
+
+        chain = tuple(self._repeater(h) for h in (via or ()))
+        for m in self.net.meters.values():
+            if (addr.neuron_id is not None and m.neuron_id == addr.neuron_id) or (
+                    addr.neuron_id is None and m.address == (addr.subnet, addr.node)):
+                return m
+        if addr.neuron_id is not None:
+            subnet, node = 1, self._next_node
+            self._next_node += 1
+            nid = addr.neuron_id
+        else:
+            assert addr.subnet is not None and addr.node is not None
+            subnet, node = addr.subnet, addr.node
+            nid = bytes((0x04, 0x5E, 0x00, 0x00, subnet, node))
+        seed = int.from_bytes(hashlib.blake2b(f"sim:{nid.hex()}".encode(), digest_size=8).digest(), "big") >> 1
+        holder: dict[str, Any] = {}
+
+        def c132() -> dict[str, int]:
+            return holder["node"].link_counters()["class132"]  # type: ignore[no-any-return]
+
+        def c133() -> dict[str, int]:
+            return holder["node"].link_counters()["class133"]  # type: ignore[no-any-return]
+
+        sim = MeterSimulator(seed=seed, clock=self.clock, password=self._password or DEFAULT_PASSWORD,
+                             keys=self._keys or DEFAULT_KEYS, system_title=self._system_title,
+                             node=(subnet, node), neuron_id=nid, counters=(c132, c133))
+
+        def route(server_sap: int, client_sap: int) -> Any:
+            return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
+
+        m = self.net.add_meter(f"meter-{subnet}/{node}", subnet, node, route=route, neuron_id=nid,
+                               psk=self.osgp.psk_for(nid), via=chain)
+        holder["node"] = m.node
+        m.simulator = sim
+        return m
+
+    def announce(self) -> None:
+        lines = self.net.describe().splitlines()
+        new = [ln for ln in lines if ln not in self._announced]
+        for ln in new:
+            print(f"dlms-cli: sim: {ln.strip()}", file=sys.stderr)
+        self._announced.update(new)
+
+
+def sim_network(keys: KeyFile | None = None) -> CliSimNetwork:
+    """The process-wide simulated network (provisioned from the key file)."""
     global _SIM
     if _SIM is None:
-        from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, SimNetwork
-        dl = keys.dlms if keys is not None else None
-        _SIM = SimNetwork(
-            password=(dl.lls_password if dl is not None and dl.lls_password else DEFAULT_PASSWORD),
-            keys=dl.keys if dl is not None else DEFAULT_KEYS,
-            system_title=(dl.sender_system_title(from_client=False) if dl is not None else None),
-        )
-    return _SIM
+        _SIM = CliSimNetwork(keys)
+    return _SIM  # type: ignore[no-any-return]
+
+
+class _LazyLink:
+    """An ApduLink whose transport is opened on first use (open_link is synchronous)."""
+
+    def __init__(self, opener: Callable[[], Awaitable[Any]], what: str) -> None:
+        self._opener = opener
+        self._what = what
+        self._link: Any = None
+        self._closed = False
+
+    async def _get(self) -> Any:
+        if self._closed:
+            raise LocalProtocolError("link is closed")
+        if self._link is None:
+            try:
+                self._link = await self._opener()
+            except (OSError, LocalProtocolError) as exc:
+                raise PortError(f"cannot open {self._what}: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - transport-specific open errors
+                from ..transport.link import LinkError
+
+                if isinstance(exc, LinkError):
+                    raise PortError(f"cannot open {self._what}: {exc}") from None
+                raise
+        return self._link
+
+    async def request(self, apdu: bytes, *, timeout: float) -> bytes:
+        link = await self._get()
+        return await link.request(apdu, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def send(self, apdu: bytes) -> None:
+        link = await self._get()
+        await link.send(apdu)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._link is not None:
+            await self._link.close()
+
+
+def _route(meter: MeterAddress, via: tuple[MeterAddress, ...] | None) -> Any:
+    from ..lon.transaction import NeuronIdDest, NodeDest
+    from ..node import Route
+    from ..repeater.rules import NodeAddress
+
+    chain = []
+    for h in via or ():
+        if h.subnet is None or h.node is None:
+            raise PortError("--via: repeaters are given as subnet/node")
+        chain.append(NodeAddress(h.subnet, h.node))
+    dest = NodeDest(meter.subnet, meter.node) if meter.neuron_id is None else NeuronIdDest(meter.neuron_id, 0)
+    return Route(dest, tuple(chain))  # type: ignore[arg-type]
 
 
 def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] | None,
@@ -86,12 +232,69 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
               client_sap: int = SAP_PUBLIC_CLIENT) -> ApduLink:
     """The ApduLink to ``meter`` (optionally through repeaters ``via``) on ``port_url`` for
     ``client_sap``; records to ``capture`` (pcap) when given.  PortError when not possible."""
-    if port_url.strip().lower() != "sim":
-        raise PortError(f"port {port_url!r}: not supported yet (only 'sim' until the LonTalk "
-                        "stack is wired to dlms-cli)")
-    if via:
-        raise PortError("--via: repeater chains are not supported yet on --port sim")
+    from ..adaptation.endpoint import ClientEndpoint, address_bytes
+    from ..aio_link import NodeDriver, OsgpKeys, StackLink
+
+    writer = None
     if capture:
-        raise PortError("--capture: not supported yet on --port sim (no LonTalk frames to record)")
-    net = sim_network(keys)
-    return net.link(str(meter), client_sap)  # type: ignore[attr-defined,no-any-return]
+        from ..pcap import open_capture
+
+        try:
+            writer = open_capture(capture)
+        except OSError as exc:
+            raise PortError(f"--capture {capture}: {exc}") from None
+    if port_url.strip().lower() in ("sim", "sim://"):
+        cli = sim_network(keys)
+        m = cli.meter(meter, via)
+        cli.announce()
+        net = cli.net
+        if writer is not None:
+            t0 = cli._t0
+            net.frame_taps.append(lambda _n, frame, t: writer.write_frame(frame, t0 + t))
+        psk = cli.osgp.psk_for(m.neuron_id)
+        ep = net.client_endpoint(m, client_sap=client_sap, server_sap=SAP_MANAGEMENT, psk=psk,
+                                 by_neuron_id=meter.neuron_id is not None)
+        route = net.route_to(m, [f"{h.subnet}/{h.node}" for h in via] if via else None,
+                             by_neuron_id=meter.neuron_id is not None)
+
+        async def close_capture() -> None:
+            if writer is not None:
+                writer.close()
+
+        return StackLink(net, ep, route, on_close=close_capture)
+
+    osgp = OsgpKeys.from_keyfile(keys)
+    route = _route(meter, via)
+    domain = b"\x42"
+    channel = None
+    if osgp.enabled:
+        nid = meter.neuron_id
+        if nid is None and len(osgp.per_meter) == 1:
+            nid = next(iter(osgp.per_meter))
+        psk = osgp.psk_for(nid)
+        if nid is None or psk is None:
+            raise PortError("OSGP-AES-128-PSK needs the meter's Neuron ID: give --meter as a Neuron ID "
+                            "or exactly one [osgp.meters] entry")
+        from osgp.channel import Role, SecureChannel
+
+        channel = SecureChannel(role=Role.NNAP, local_id=osgp.nnap_id, peer_id=nid, psk=psk)
+    dest = (address_bytes(domain, neuron_id=meter.neuron_id) if meter.neuron_id is not None
+            else address_bytes(domain, subnet=meter.subnet, node=meter.node))
+    ep = ClientEndpoint(client_sap=client_sap, server_sap=SAP_MANAGEMENT, channel=channel, dest=dest)
+
+    async def opener() -> StackLink:
+        from ..lon.transaction import LonConfig
+        from ..node import LonNode, Timing
+        from ..transport.ports import open_port
+
+        url = port_url.strip()
+        opts: dict[str, Any] = {}
+        if url.lower().startswith("cnip:"):
+            opts["local"] = ("0.0.0.0", 0)
+        link = await open_port(url, **opts)
+        timing = Timing(frame_time=0.05) if url.lower().startswith("cnip:") else Timing()
+        head = LonNode(LonConfig(1, 126, domain=domain, receive_timer=120.0), timing=timing, name="head-end")
+        drv = NodeDriver(head, link, capture=writer)
+        return StackLink(drv, ep, route, on_close=drv.close)
+
+    return _LazyLink(opener, port_url)  # type: ignore[return-value]
