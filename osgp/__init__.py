@@ -1,6 +1,31 @@
-"""OSGP-AES-128-PSK security suite (IEC 62056-8-8 Annex D) and legacy OSGP decoding."""
+"""OSGP-AES-128-PSK security suite (IEC 62056-8-8 Annex D) and legacy OSGP decoding.
+
+The heavy modules (secure channel, SQLite store) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from dlms14908.errors import AuthenticationFailed, ReplayError, SecurityError
 from osgp._ccm_errors import InvalidTag
 
-__all__ = ["AuthenticationFailed", "InvalidTag", "ReplayError", "SecurityError"]
+_LAZY = {
+    "SecureChannel": "osgp.channel",
+    "BroadcastSender": "osgp.channel",
+    "ChannelConfig": "osgp.channel",
+    "ChannelState": "osgp.channel",
+    "Role": "osgp.channel",
+    "ChannelStore": "osgp.store",
+}
+
+__all__ = ["AuthenticationFailed", "InvalidTag", "ReplayError", "SecurityError", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'osgp' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
