@@ -28,7 +28,6 @@ from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import time as _time
 from datetime import timedelta, timezone, tzinfo
-from functools import partial
 from typing import Any, Callable, ClassVar, Iterable, Union
 
 from dlms14908.errors import DecodeError, EncodeError
@@ -163,7 +162,9 @@ class _TypedInt(int):
         try:
             v = operator.index(value)
         except TypeError:
-            raise EncodeError(f"not an integer: {type(value).__name__}", field=_N[cls.TAG]) from None
+            raise EncodeError(
+                f"not an integer: {type(value).__name__}", field=_N[cls.TAG]
+            ) from None
         if not cls.MIN <= v <= cls.MAX:
             raise EncodeError(f"{v} outside {cls.MIN}..{cls.MAX}", field=_N[cls.TAG])
         return int.__new__(cls, v)
@@ -317,7 +318,9 @@ class OctetString(bytes):
 
     def __new__(cls, value: Any = b"") -> Any:
         if isinstance(value, (int, str)):
-            raise EncodeError(f"octet-string from {type(value).__name__}; give bytes", field="octet-string")
+            raise EncodeError(
+                f"octet-string from {type(value).__name__}; give bytes", field="octet-string"
+            )
         return bytes.__new__(cls, value)
 
     @classmethod
@@ -495,10 +498,14 @@ _TIME_S = struct.Struct(">BBBB")
 _DT_S = struct.Struct(">HBBBBBBBhB")
 
 
-def _check_date(year: int | None, month: int | None, day: int | None, weekday: int | None) -> str | None:
+def _check_date(
+    year: int | None, month: int | None, day: int | None, weekday: int | None
+) -> str | None:
     if year is not None and not (isinstance(year, int) and 0 <= year <= 0xFFFE):
         return "year"
-    if month is not None and not (isinstance(month, int) and (1 <= month <= 12 or month in (0xFD, 0xFE))):
+    if month is not None and not (
+        isinstance(month, int) and (1 <= month <= 12 or month in (0xFD, 0xFE))
+    ):
         return "month"
     if day is not None and not (isinstance(day, int) and (1 <= day <= 31 or day in (0xFD, 0xFE))):
         return "day"
@@ -507,7 +514,9 @@ def _check_date(year: int | None, month: int | None, day: int | None, weekday: i
     return None
 
 
-def _check_time(hour: int | None, minute: int | None, second: int | None, hundredths: int | None) -> str | None:
+def _check_time(
+    hour: int | None, minute: int | None, second: int | None, hundredths: int | None
+) -> str | None:
     if hour is not None and not (isinstance(hour, int) and 0 <= hour <= 23):
         return "hour"
     if minute is not None and not (isinstance(minute, int) and 0 <= minute <= 59):
@@ -533,7 +542,9 @@ def _date_text(year: int | None, month: int | None, day: int | None) -> str:
     return f"{_fmt(year, 4)}-{m}-{d}"
 
 
-def _time_text(hour: int | None, minute: int | None, second: int | None, hundredths: int | None) -> str:
+def _time_text(
+    hour: int | None, minute: int | None, second: int | None, hundredths: int | None
+) -> str:
     return f"{_fmt(hour, 2)}:{_fmt(minute, 2)}:{_fmt(second, 2)}.{_fmt(hundredths, 2)}"
 
 
@@ -587,7 +598,13 @@ class Date:
 
     def to_date(self) -> _date:
         """A :class:`datetime.date`; DecodeError when a field is unspecified or special."""
-        if self.year is None or self.month is None or self.day is None or self.month > 12 or self.day > 31:
+        if (
+            self.year is None
+            or self.month is None
+            or self.day is None
+            or self.month > 12
+            or self.day > 31
+        ):
             raise DecodeError("date has unspecified or special fields", field="date")
         try:
             return _date(self.year, self.month, self.day)
@@ -648,7 +665,18 @@ class Time:
         return _time_text(self.hour, self.minute, self.second, self.hundredths)
 
 
-_DT_FIELDS = ("year", "month", "day", "weekday", "hour", "minute", "second", "hundredths", "deviation", "status")
+_DT_FIELDS = (
+    "year",
+    "month",
+    "day",
+    "weekday",
+    "hour",
+    "minute",
+    "second",
+    "hundredths",
+    "deviation",
+    "status",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,7 +706,9 @@ class DateTime:
         )
         if bad:
             raise EncodeError(f"bad {bad}", field=f"date-time.{bad}")
-        if self.deviation is not None and not (isinstance(self.deviation, int) and -720 <= self.deviation <= 720):
+        if self.deviation is not None and not (
+            isinstance(self.deviation, int) and -720 <= self.deviation <= 720
+        ):
             raise EncodeError("deviation outside -720..720", field="date-time.deviation")
         if self.status is not None:
             if not isinstance(self.status, int) or not 0 <= self.status <= 0xFE:
@@ -721,8 +751,19 @@ class DateTime:
             and -720 <= dev <= 720
             and st != 0xFF
         ):
-            _dt_fill(new, y, mo, d, None if w == 0xFF else w, h, mi, s, None if hs == 0xFF else hs, dev,
-                     _status(st))
+            _dt_fill(
+                new,
+                y,
+                mo,
+                d,
+                None if w == 0xFF else w,
+                h,
+                mi,
+                s,
+                None if hs == 0xFF else hs,
+                dev,
+                _status(st),
+            )
             return new
         vals = (_opt(y, 0xFFFF), _opt(mo), _opt(d), _opt(w), _opt(h), _opt(mi), _opt(s), _opt(hs))
         bad = _check_date(*vals[:4]) or _check_time(*vals[4:])
@@ -738,7 +779,9 @@ class DateTime:
         return new
 
     @classmethod
-    def from_datetime(cls, dt: _datetime, *, status: int | None = None, hundredths: bool = True) -> DateTime:
+    def from_datetime(
+        cls, dt: _datetime, *, status: int | None = None, hundredths: bool = True
+    ) -> DateTime:
         """From an *aware* datetime.  ``status`` defaults to DAYLIGHT_SAVING_ACTIVE when
         ``dt.dst()`` is non-zero, else 0."""
         off = dt.utcoffset()
@@ -817,8 +860,19 @@ _STATUS_CACHE: dict[int, ClockStatus] = {}
 _DT_SET = tuple(DateTime.__dict__[f].__set__ for f in _DT_FIELDS)
 
 
-def _dt_fill(obj: DateTime, y: Any, mo: Any, d: Any, w: Any, h: Any, mi: Any, s: Any, hs: Any, dev: Any,
-             st: Any) -> None:
+def _dt_fill(
+    obj: DateTime,
+    y: Any,
+    mo: Any,
+    d: Any,
+    w: Any,
+    h: Any,
+    mi: Any,
+    s: Any,
+    hs: Any,
+    dev: Any,
+    st: Any,
+) -> None:
     """Set all ten slots of a fresh DateTime (bypasses the frozen __setattr__)."""
     a, b, c, e, f, g, i, j, k, m = _DT_SET
     a(obj, y)
@@ -876,7 +930,9 @@ class TypeDescription:
             raise EncodeError("compact-array cannot nest", field="type-description")
         if t is DataType.ARRAY:
             if len(self.elements) != 1 or not 0 <= self.count <= 0xFFFF:
-                raise EncodeError("array needs one element type and count 0..65535", field="type-description")
+                raise EncodeError(
+                    "array needs one element type and count 0..65535", field="type-description"
+                )
         elif t is DataType.STRUCTURE:
             pass
         elif self.elements or self.count:
@@ -979,7 +1035,9 @@ class CompactArray:
         """Derive the type description from the first value."""
         vals = list(values)
         if not vals:
-            raise EncodeError("cannot derive a type description from no values", field="compact-array")
+            raise EncodeError(
+                "cannot derive a type description from no values", field="compact-array"
+            )
         return cls(TypeDescription.of(vals[0]), vals)
 
     def __eq__(self, other: object) -> bool:
@@ -1135,7 +1193,9 @@ def _d_utf8(buf: Any, pos: int, depth: int) -> tuple[Any, int]:
     try:
         s = bytes(buf[pos:end]).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DecodeError(f"invalid UTF-8 ({e.reason})", field="utf8-string", offset=pos + e.start) from None
+        raise DecodeError(
+            f"invalid UTF-8 ({e.reason})", field="utf8-string", offset=pos + e.start
+        ) from None
     return str.__new__(Utf8String, s), end
 
 
@@ -1195,7 +1255,7 @@ def _d_structure(buf: Any, pos: int, depth: int) -> tuple[Any, int]:
     n, pos = _len(buf, pos, "structure")
     if pos + n > len(buf):  # every element takes at least its tag
         raise _short("structure", pos)
-    items = []
+    items: list[Any] = []
     append = items.append
     depth += 1
     dec = _DEC
@@ -1408,7 +1468,12 @@ def _lut(cls: type[_TypedInt]) -> tuple[Any, ...]:
 
 
 def _leaf_schema(
-    buf: Any, p: int, base: int, fmt: list[str], consts: list[tuple[int, int]], kinds: list[tuple[str, Any]]
+    buf: Any,
+    p: int,
+    base: int,
+    fmt: list[str],
+    consts: list[tuple[int, int]],
+    kinds: list[tuple[str, Any]],
 ) -> int | None:
     """Append the schema of the leaf at ``p`` (its tag); returns the position after it or None."""
     tag = buf[p]
@@ -1448,14 +1513,16 @@ def _builder(kinds: tuple[str, ...], flat: bool) -> Callable[..., list[Any]]:
         return fn
     exprs = []
     for i, k in enumerate(kinds):
-        exprs.append({
-            "id": "a{i}",
-            "lut": "o{i}[a{i} - m{i}]",
-            "int": "_in(o{i}, a{i})",
-            "float": "_fn(o{i}, a{i})",
-            "bytes": "_bn(o{i}, a{i})",
-            "call": "o{i}(a{i})",
-        }[k].format(i=i))
+        exprs.append(
+            {
+                "id": "a{i}",
+                "lut": "o{i}[a{i} - m{i}]",
+                "int": "_in(o{i}, a{i})",
+                "float": "_fn(o{i}, a{i})",
+                "bytes": "_bn(o{i}, a{i})",
+                "call": "o{i}(a{i})",
+            }[k].format(i=i)
+        )
     names = ", ".join(f"a{i}" for i in range(len(kinds)))
     args = ", ".join(f"o{i}, m{i}" for i in range(len(kinds)))
     body = exprs[0] if flat else f"ST(({', '.join(exprs)},))"
@@ -1492,9 +1559,10 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
             q = q2
         flat = False
     else:
-        q = _leaf_schema(buf, pos, pos, fmt, consts, kinds)
-        if q is None:
+        q3 = _leaf_schema(buf, pos, pos, fmt, consts, kinds)
+        if q3 is None:
             return None
+        q = q3
         flat = True
     if q != p1:
         return None
@@ -1510,7 +1578,11 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
     args: list[Any] = []
     names: list[str] = []
     for kind, obj in kinds:
-        if kind == "int" and obj.MAX - obj.MIN <= 0xFFFF and (n >= _LUT_MIN_ROWS or obj.MAX <= 0xFF):
+        if (
+            kind == "int"
+            and obj.MAX - obj.MIN <= 0xFFFF
+            and (n >= _LUT_MIN_ROWS or obj.MAX <= 0xFF)
+        ):
             kind = "lut"
             args += [_lut(obj), obj.MIN]
         else:
@@ -1540,9 +1612,19 @@ def decode(buf: _Buf, pos: int = 0) -> tuple[Any, int]:
         return fn(buf, pos + 1, 0)
     except DecodeError:
         raise
-    except (IndexError, struct.error, ValueError, TypeError, OverflowError, RecursionError, MemoryError) as e:
+    except (
+        IndexError,
+        struct.error,
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+    ) as e:
         # defensive: an internal slip must still surface as our error type
-        raise DecodeError(f"malformed data ({type(e).__name__})", field="data", offset=pos) from None
+        raise DecodeError(
+            f"malformed data ({type(e).__name__})", field="data", offset=pos
+        ) from None
 
 
 def decode_all(buf: _Buf) -> Any:
@@ -1602,7 +1684,9 @@ def _e_visible(v: Any, out: bytearray, depth: int) -> None:
     try:
         b = v.encode("latin-1")
     except UnicodeEncodeError:
-        raise EncodeError("visible-string characters must be below U+0100", field="visible-string") from None
+        raise EncodeError(
+            "visible-string characters must be below U+0100", field="visible-string"
+        ) from None
     out.append(DataType.VISIBLE_STRING)
     out += encode_length(len(b))
     out += b
@@ -1680,7 +1764,9 @@ def _enc_untagged(td: TypeDescription, v: Any, out: bytearray, depth: int) -> No
             raise EncodeError(f"{v!r} is not a {_N[t]}", field="compact-array")
         n = td.count if t is DataType.ARRAY else len(td.elements)
         if len(v) != n:
-            raise EncodeError(f"{_N[t]} of {len(v)} elements, type description says {n}", field="compact-array")
+            raise EncodeError(
+                f"{_N[t]} of {len(v)} elements, type description says {n}", field="compact-array"
+            )
         elems = td.elements * n if t is DataType.ARRAY else td.elements
         for e, item in zip(elems, v):
             _enc_untagged(e, item, out, depth + 1)
@@ -1747,14 +1833,19 @@ def _resolve_enc(v: Any) -> _Enc:
             return _ENC[cls]
     if isinstance(v, int):
         raise EncodeError(
-            f"plain {t.__name__} {v!r} is ambiguous; wrap it (e.g. LongUnsigned({v!r}))", field="data"
+            f"plain {t.__name__} {v!r} is ambiguous; wrap it (e.g. LongUnsigned({v!r}))",
+            field="data",
         )
     if isinstance(v, float):
-        raise EncodeError(f"plain float {v!r} is ambiguous; wrap it in Float32 or Float64", field="data")
+        raise EncodeError(
+            f"plain float {v!r} is ambiguous; wrap it in Float32 or Float64", field="data"
+        )
     if isinstance(v, (list, tuple)):
         raise EncodeError(f"plain {t.__name__} is ambiguous; use Array or Structure", field="data")
     if isinstance(v, _datetime):
-        raise EncodeError("a datetime must be wrapped (DateTime.from_datetime or OctetString)", field="data")
+        raise EncodeError(
+            "a datetime must be wrapped (DateTime.from_datetime or OctetString)", field="data"
+        )
     raise EncodeError(f"cannot encode {t.__name__} as Data", field="data")
 
 
@@ -1783,7 +1874,9 @@ def data_type_of(value: Any) -> DataType:
     if isinstance(value, str):
         return DataType.VISIBLE_STRING if value.isascii() else DataType.UTF8_STRING
     _resolve_enc(value)  # raises the precise EncodeError
-    raise EncodeError(f"cannot encode {type(value).__name__} as Data", field="data")  # pragma: no cover
+    raise EncodeError(
+        f"cannot encode {type(value).__name__} as Data", field="data"
+    )  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------

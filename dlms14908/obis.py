@@ -16,8 +16,12 @@ from dlms14908.errors import DecodeError, EncodeError
 
 __all__ = ["Obis"]
 
-_RE_STD = re.compile(r"([0-9]{1,3})-([0-9]{1,3}):([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:[.*&]([0-9]{1,3}))?")
-_RE_DOT = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
+_RE_STD = re.compile(
+    r"([0-9]{1,3})-([0-9]{1,3}):([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:[.*&]([0-9]{1,3}))?"
+)
+_RE_DOT = re.compile(
+    r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})"
+)
 _RE_HEX = re.compile(r"[0-9A-Fa-f]{12}")
 
 
@@ -71,7 +75,7 @@ class Obis:
         if isinstance(value, str):
             return cls.parse(value)
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return cls.from_bytes(value)
+            return cls.from_bytes(bytes(value))
         if isinstance(value, (tuple, list)) and len(value) in (5, 6):
             return cls(*value)
         raise DecodeError(f"cannot make an OBIS code from {type(value).__name__}", field="obis")
@@ -207,7 +211,9 @@ def _name(o: Obis) -> str | None:
         if c == 32 and d in _ISO14908 and e == 0:
             return _ISO14908[d] + (f" (channel {b})" if b else "") + suffix
         if c == 40 and d == 0:
-            return ("Current association (Association LN)" if e == 0 else f"Association LN {e}") + suffix
+            return (
+                "Current association (Association LN)" if e == 0 else f"Association LN {e}"
+            ) + suffix
         if c == 43 and d == 0:
             return f"Security setup {e}" + suffix
         if c == 43 and d == 1:

@@ -47,7 +47,18 @@ from dlms14908.axdr import (
 )
 from dlms14908.errors import DecodeError, EncodeError
 
-INTS = [Integer, Long, Unsigned, LongUnsigned, DoubleLong, DoubleLongUnsigned, Long64, Long64Unsigned, Enum, Bcd]
+INTS = [
+    Integer,
+    Long,
+    Unsigned,
+    LongUnsigned,
+    DoubleLong,
+    DoubleLongUnsigned,
+    Long64,
+    Long64Unsigned,
+    Enum,
+    Bcd,
+]
 
 
 def opt(s: st.SearchStrategy) -> st.SearchStrategy:
@@ -61,7 +72,13 @@ dates = st.builds(
     opt(st.one_of(st.integers(1, 31), st.sampled_from([0xFD, 0xFE]))),
     opt(st.integers(1, 7)),
 )
-times = st.builds(Time, opt(st.integers(0, 23)), opt(st.integers(0, 59)), opt(st.integers(0, 59)), opt(st.integers(0, 99)))
+times = st.builds(
+    Time,
+    opt(st.integers(0, 23)),
+    opt(st.integers(0, 59)),
+    opt(st.integers(0, 59)),
+    opt(st.integers(0, 99)),
+)
 date_times = st.builds(
     DateTime,
     opt(st.integers(0, 0xFFFE)),
@@ -109,11 +126,26 @@ data_values = st.recursive(
 # -- compact arrays: a type description, then values of that type -------------------
 
 _TD_SIMPLE = [
-    DataType.BOOLEAN, DataType.INTEGER, DataType.LONG, DataType.UNSIGNED, DataType.LONG_UNSIGNED,
-    DataType.DOUBLE_LONG, DataType.DOUBLE_LONG_UNSIGNED, DataType.LONG64, DataType.LONG64_UNSIGNED,
-    DataType.ENUM, DataType.BCD, DataType.FLOAT32, DataType.FLOAT64, DataType.OCTET_STRING,
-    DataType.VISIBLE_STRING, DataType.UTF8_STRING, DataType.BIT_STRING, DataType.DATE_TIME,
-    DataType.DATE, DataType.TIME,
+    DataType.BOOLEAN,
+    DataType.INTEGER,
+    DataType.LONG,
+    DataType.UNSIGNED,
+    DataType.LONG_UNSIGNED,
+    DataType.DOUBLE_LONG,
+    DataType.DOUBLE_LONG_UNSIGNED,
+    DataType.LONG64,
+    DataType.LONG64_UNSIGNED,
+    DataType.ENUM,
+    DataType.BCD,
+    DataType.FLOAT32,
+    DataType.FLOAT64,
+    DataType.OCTET_STRING,
+    DataType.VISIBLE_STRING,
+    DataType.UTF8_STRING,
+    DataType.BIT_STRING,
+    DataType.DATE_TIME,
+    DataType.DATE,
+    DataType.TIME,
 ]
 type_descs = st.recursive(
     st.sampled_from(_TD_SIMPLE).map(TypeDescription),
@@ -125,18 +157,24 @@ type_descs = st.recursive(
 )
 
 _BY_TAG = {c.TAG: int_values(c) for c in INTS}
-_BY_TAG.update({
-    DataType.BOOLEAN: st.booleans(),
-    DataType.FLOAT32: st.floats(width=32, allow_nan=False).map(Float32),
-    DataType.FLOAT64: st.floats(allow_nan=False).map(Float64),
-    DataType.OCTET_STRING: st.binary(max_size=20).map(OctetString),
-    DataType.VISIBLE_STRING: st.text(st.characters(max_codepoint=0xFF), max_size=10).map(VisibleString),
-    DataType.UTF8_STRING: st.text(st.characters(blacklist_categories=("Cs",)), max_size=10).map(Utf8String),
-    DataType.BIT_STRING: st.text("01", max_size=20).map(BitString),
-    DataType.DATE_TIME: date_times,
-    DataType.DATE: dates,
-    DataType.TIME: times,
-})
+_BY_TAG.update(
+    {
+        DataType.BOOLEAN: st.booleans(),
+        DataType.FLOAT32: st.floats(width=32, allow_nan=False).map(Float32),
+        DataType.FLOAT64: st.floats(allow_nan=False).map(Float64),
+        DataType.OCTET_STRING: st.binary(max_size=20).map(OctetString),
+        DataType.VISIBLE_STRING: st.text(st.characters(max_codepoint=0xFF), max_size=10).map(
+            VisibleString
+        ),
+        DataType.UTF8_STRING: st.text(st.characters(blacklist_categories=("Cs",)), max_size=10).map(
+            Utf8String
+        ),
+        DataType.BIT_STRING: st.text("01", max_size=20).map(BitString),
+        DataType.DATE_TIME: date_times,
+        DataType.DATE: dates,
+        DataType.TIME: times,
+    }
+)
 
 
 def value_of(td: TypeDescription) -> st.SearchStrategy:
@@ -169,7 +207,9 @@ def test_round_trip_compact_array(value: CompactArray) -> None:
     back = decode_all(raw)
     assert strict_equal(back, value)
     # also nested inside a structure
-    assert strict_equal(decode_all(encode(Structure([value, Unsigned(1)]))), Structure([value, Unsigned(1)]))
+    assert strict_equal(
+        decode_all(encode(Structure([value, Unsigned(1)]))), Structure([value, Unsigned(1)])
+    )
 
 
 @given(date_times)
@@ -196,7 +236,9 @@ def test_to_datetime_is_aware_or_raises(dt: DateTime) -> None:
         import datetime as _d
 
         with pytest.raises((ValueError, OverflowError)):  # a date Python cannot represent
-            _d.datetime(dt.year, dt.month, dt.day, tzinfo=_d.timezone(_d.timedelta(minutes=-dt.deviation)))
+            _d.datetime(
+                dt.year, dt.month, dt.day, tzinfo=_d.timezone(_d.timedelta(minutes=-dt.deviation))
+            )
         return
     assert aware.tzinfo is not None
     assert aware.utcoffset().total_seconds() == -60 * dt.deviation
@@ -207,7 +249,9 @@ def test_to_datetime_is_aware_or_raises(dt: DateTime) -> None:
 def test_length_round_trip(n: int) -> None:
     raw = encode_length(n)
     assert decode_length(raw + b"\x00", 0) == (n, len(raw))
-    assert len(raw) == (1 if n < 0x80 else 2 if n < 0x100 else 3 if n < 0x10000 else 4 if n < 0x1000000 else 5)
+    assert len(raw) == (
+        1 if n < 0x80 else 2 if n < 0x100 else 3 if n < 0x10000 else 4 if n < 0x1000000 else 5
+    )
 
 
 @given(st.binary(max_size=64))
@@ -236,24 +280,29 @@ def test_mutated_encodings_raise_only_decode_error(value: object, junk: bytes, w
 # -- the fixed-row fast path ----------------------------------------------------------
 
 row_kinds = st.lists(
-    st.sampled_from([
-        (int_values(c), c) for c in INTS
-    ] + [
-        (st.booleans(), bool),
-        (st.floats(width=32, allow_nan=False).map(Float32), Float32),
-        (st.binary(min_size=12, max_size=12).map(OctetString), OctetString),
-        (date_times, DateTime),
-        (st.text("abc", min_size=3, max_size=3).map(VisibleString), VisibleString),
-    ]),
+    st.sampled_from(
+        [(int_values(c), c) for c in INTS]
+        + [
+            (st.booleans(), bool),
+            (st.floats(width=32, allow_nan=False).map(Float32), Float32),
+            (st.binary(min_size=12, max_size=12).map(OctetString), OctetString),
+            (date_times, DateTime),
+            (st.text("abc", min_size=3, max_size=3).map(VisibleString), VisibleString),
+        ]
+    ),
     min_size=1,
     max_size=5,
 )
 
 
-@given(row_kinds.flatmap(lambda kinds: st.tuples(
-    st.lists(st.tuples(*[k[0] for k in kinds]).map(Structure), min_size=0, max_size=40),
-    st.booleans(),
-)))
+@given(
+    row_kinds.flatmap(
+        lambda kinds: st.tuples(
+            st.lists(st.tuples(*[k[0] for k in kinds]).map(Structure), min_size=0, max_size=40),
+            st.booleans(),
+        )
+    )
+)
 def test_homogeneous_arrays_match_generic_path(args: tuple) -> None:
     rows, wrap = args
     value = Array(rows)
@@ -277,8 +326,15 @@ def _generic(raw: bytes) -> object:
 
 def _profile(n: int) -> Array:
     return Array(
-        Structure([OctetString(struct.pack(">HBBBBBBBhB", 2024, 1, 1, 1, i // 60 % 24, i % 60, 0, 0, -60, 0)),
-                   DoubleLongUnsigned(i * 7), LongUnsigned(i % 65536)])
+        Structure(
+            [
+                OctetString(
+                    struct.pack(">HBBBBBBBhB", 2024, 1, 1, 1, i // 60 % 24, i % 60, 0, 0, -60, 0)
+                ),
+                DoubleLongUnsigned(i * 7),
+                LongUnsigned(i % 65536),
+            ]
+        )
         for i in range(n)
     )
 
@@ -296,9 +352,13 @@ def test_profile_buffer_shape() -> None:
 @pytest.mark.parametrize("row", [0, 1, 5, 99])
 def test_fast_path_falls_back_when_one_row_differs(row: int) -> None:
     value = _profile(100)
-    value[row] = Structure([OctetString(b"x" * 12), DoubleLongUnsigned(1), Long(-5)])  # different tag
+    value[row] = Structure(
+        [OctetString(b"x" * 12), DoubleLongUnsigned(1), Long(-5)]
+    )  # different tag
     assert strict_equal(decode_all(encode(value)), value)
-    value[row] = Structure([OctetString(b"short"), DoubleLongUnsigned(1), LongUnsigned(5)])  # other length
+    value[row] = Structure(
+        [OctetString(b"short"), DoubleLongUnsigned(1), LongUnsigned(5)]
+    )  # other length
     assert strict_equal(decode_all(encode(value)), value)
     value[row] = Structure([OctetString(b"x" * 12), DoubleLongUnsigned(1)])  # fewer members
     assert strict_equal(decode_all(encode(value)), value)
@@ -351,8 +411,18 @@ def test_plain_python_values_accepted() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(month=13), dict(day=0), dict(weekday=8), dict(hour=24), dict(minute=60), dict(second=60),
-     dict(hundredths=100), dict(deviation=721), dict(status=0xFF), dict(year=0xFFFF)],
+    [
+        dict(month=13),
+        dict(day=0),
+        dict(weekday=8),
+        dict(hour=24),
+        dict(minute=60),
+        dict(second=60),
+        dict(hundredths=100),
+        dict(deviation=721),
+        dict(status=0xFF),
+        dict(year=0xFFFF),
+    ],
 )
 def test_date_time_field_ranges(kwargs: dict) -> None:
     with pytest.raises(EncodeError):
@@ -361,8 +431,12 @@ def test_date_time_field_ranges(kwargs: dict) -> None:
 
 @pytest.mark.parametrize(
     "raw,field",
-    [("07E50D01FF0E303950FFC400", "date-time.month"), ("07E50100FF0E303950FFC400", "date-time.day"),
-     ("07E50101FF18303950FFC400", "date-time.hour"), ("07E50101FF0E303950030000", "date-time.deviation")],
+    [
+        ("07E50D01FF0E303950FFC400", "date-time.month"),
+        ("07E50100FF0E303950FFC400", "date-time.day"),
+        ("07E50101FF18303950FFC400", "date-time.hour"),
+        ("07E50101FF0E303950030000", "date-time.deviation"),
+    ],
 )
 def test_date_time_bad_fields_name_the_field(raw: str, field: str) -> None:
     with pytest.raises(DecodeError) as ei:
@@ -399,7 +473,9 @@ def test_compact_array_zero_size_guard() -> None:
         decode_all(bytes.fromhex("1301FFFF00" + "01" + "00"))
     with pytest.raises(DecodeError):
         decode_all(bytes.fromhex("1300" + "02" + "0000"))
-    assert decode_all(bytes.fromhex("130000")) == CompactArray(TypeDescription(DataType.NULL_DATA), [])
+    assert decode_all(bytes.fromhex("130000")) == CompactArray(
+        TypeDescription(DataType.NULL_DATA), []
+    )
 
 
 def test_compact_array_type_mismatch_is_encode_error() -> None:
@@ -408,12 +484,15 @@ def test_compact_array_type_mismatch_is_encode_error() -> None:
         encode(CompactArray(td, [Structure([Unsigned(1), OctetString(b"")])]))
     with pytest.raises(EncodeError):
         encode(CompactArray(td, [Structure([LongUnsigned(1)])]))
-    assert CompactArray.from_values([Structure([LongUnsigned(1), OctetString(b"")])]).type_description == td
+    assert (
+        CompactArray.from_values([Structure([LongUnsigned(1), OctetString(b"")])]).type_description
+        == td
+    )
 
 
 def test_bit_string_api() -> None:
-    b = BitString.from_bytes(b"\xA5\xF0", 12)
-    assert b.bits == "101001011111" and len(b) == 12 and b.to_bytes() == b"\xA5\xF0"
+    b = BitString.from_bytes(b"\xa5\xf0", 12)
+    assert b.bits == "101001011111" and len(b) == 12 and b.to_bytes() == b"\xa5\xf0"
     assert list(BitString("10")) == [True, False]
     with pytest.raises(EncodeError):
         BitString("102")

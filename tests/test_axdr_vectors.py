@@ -7,8 +7,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import VECTORS, require
+
 from dlms14908 import axdr
 from dlms14908.axdr import (
     ClockStatus,
@@ -35,7 +35,7 @@ def test_vector_decodes_and_reencodes(vec: dict) -> None:
     assert got == vec["value"]
     assert encode(value) == raw
     # decode at an offset inside a larger buffer, and from a memoryview
-    v2, end = decode(memoryview(b"\xAA\xBB" + raw + b"\xCC"), 2)
+    v2, end = decode(memoryview(b"\xaa\xbb" + raw + b"\xcc"), 2)
     assert end == 2 + len(raw)
     assert axdr.strict_equal(v2, value)
 

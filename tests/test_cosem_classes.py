@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import VECTORS
 from dlms14908 import axdr
 from dlms14908.axdr import DataType
 from dlms14908.cosem import (
@@ -31,7 +31,32 @@ from dlms14908.cosem import (
 from dlms14908.errors import DecodeError, EncodeError
 from dlms14908.obis import Obis
 
-REQUIRED = [1, 3, 4, 5, 7, 8, 9, 11, 12, 15, 17, 18, 20, 21, 22, 26, 40, 64, 70, 71, 130, 131, 132, 133]
+REQUIRED = [
+    1,
+    3,
+    4,
+    5,
+    7,
+    8,
+    9,
+    11,
+    12,
+    15,
+    17,
+    18,
+    20,
+    21,
+    22,
+    26,
+    40,
+    64,
+    70,
+    71,
+    130,
+    131,
+    132,
+    133,
+]
 ISO = json.loads((VECTORS / "cosem" / "iso14908_classes.json").read_text())
 
 
@@ -62,8 +87,10 @@ def test_attribute_1_is_logical_name(key: tuple[int, int]) -> None:
 def test_iso14908_tables_match_reference(cls: dict) -> None:
     ic = get_class(cls["class_id"])
     assert ic.version == cls["version"] == 0
-    got = [[a.index, a.name, axdr.TYPE_NAMES[a.type.tag] if hasattr(a.type, "tag") else "octet-string"]
-           for a in ic.attributes]
+    got = [
+        [a.index, a.name, axdr.TYPE_NAMES[a.type.tag] if hasattr(a.type, "tag") else "octet-string"]
+        for a in ic.attributes
+    ]
     assert got == cls["attributes"]
     assert [m.name for m in ic.methods] == cls["methods"]  # version 0: no reset
     assert all(not a.static for a in ic.attributes[1:]) or cls["class_id"] in (130, 131)
@@ -110,19 +137,27 @@ def test_scaler_unit() -> None:
     assert su.apply(12345) == pytest.approx(123.45)
     assert ScalerUnit(3, Unit.WATT).apply(2) == 2000
     assert axdr.encode(encode_attribute(3, "scaler_unit", su)) == bytes.fromhex("02020FFE161E")
-    assert decode_attribute(3, 3, axdr.Structure([axdr.Integer(0), axdr.Enum(200)])).unit == 200  # unknown unit kept
+    assert (
+        decode_attribute(3, 3, axdr.Structure([axdr.Integer(0), axdr.Enum(200)])).unit == 200
+    )  # unknown unit kept
     with pytest.raises(DecodeError) as ei:
         decode_attribute(3, 3, axdr.Structure([axdr.Unsigned(0), axdr.Enum(30)]))
     assert ei.value.field == "Register.scaler_unit"
 
 
 def test_capture_objects_and_logical_name() -> None:
-    raw = bytes.fromhex("0102 0204 120008 09060000010000FF 0F02 120000 0204 120003 09060100010800FF 0F02 120000")
+    raw = bytes.fromhex(
+        "0102 0204 120008 09060000010000FF 0F02 120000 0204 120003 09060100010800FF 0F02 120000"
+    )
     co = decode_attribute(7, "capture_objects", axdr.decode_all(raw))
-    assert co == [CaptureObjectDefinition(8, Obis.parse("0-0:1.0.0.255"), 2, 0),
-                  CaptureObjectDefinition(3, Obis.parse("1-0:1.8.0.255"), 2, 0)]
+    assert co == [
+        CaptureObjectDefinition(8, Obis.parse("0-0:1.0.0.255"), 2, 0),
+        CaptureObjectDefinition(3, Obis.parse("1-0:1.8.0.255"), 2, 0),
+    ]
     assert axdr.encode(encode_attribute(7, 3, co)) == raw
-    assert decode_attribute(1, 1, axdr.OctetString(bytes.fromhex("0000010000FF"))) == Obis(0, 0, 1, 0, 0, 255)
+    assert decode_attribute(1, 1, axdr.OctetString(bytes.fromhex("0000010000FF"))) == Obis(
+        0, 0, 1, 0, 0, 255
+    )
     with pytest.raises(DecodeError):
         decode_attribute(1, 1, axdr.OctetString(b"12345"))
 
@@ -134,7 +169,9 @@ def test_clock_attributes_typed() -> None:
     assert decode_attribute(7, 5, axdr.Enum(2)) is SortMethod.LIFO
     assert decode_attribute(7, 5, axdr.Enum(77)) == 77  # unknown enum value kept
     with pytest.raises(DecodeError) as ei:
-        decode_attribute(8, 2, axdr.OctetString(bytes.fromhex("07E50D18FF0E303950FFC400")))  # month 13
+        decode_attribute(
+            8, 2, axdr.OctetString(bytes.fromhex("07E50D18FF0E303950FFC400"))
+        )  # month 13
     assert "month" in ei.value.field
     from datetime import datetime, timezone
 
@@ -144,9 +181,13 @@ def test_clock_attributes_typed() -> None:
 
 def test_object_list_round_trip() -> None:
     elem = dict(
-        class_id=8, version=0, logical_name="0-0:1.0.0.255",
+        class_id=8,
+        version=0,
+        logical_name="0-0:1.0.0.255",
         access_rights=dict(
-            attribute_access=[dict(attribute_id=2, access_mode=AttributeAccess.READ_WRITE, access_selectors=None)],
+            attribute_access=[
+                dict(attribute_id=2, access_mode=AttributeAccess.READ_WRITE, access_selectors=None)
+            ],
             method_access=[dict(method_id=1, access_mode=1)],
         ),
     )
@@ -160,7 +201,9 @@ def test_object_list_round_trip() -> None:
 
 
 def test_method_parameters() -> None:
-    p = encode_parameter(18, "image_transfer_initiate", dict(image_identifier=b"fw-1", image_size=1024))
+    p = encode_parameter(
+        18, "image_transfer_initiate", dict(image_identifier=b"fw-1", image_size=1024)
+    )
     assert axdr.encode(p) == bytes.fromhex("0202 0904 66772D31 0600000400".replace(" ", ""))
     typed = decode_parameter(18, 1, p)
     assert typed.image_identifier == b"fw-1" and typed.image_size == 1024

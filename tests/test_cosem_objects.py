@@ -39,7 +39,11 @@ def test_every_class_can_be_instantiated() -> None:
 
 
 def test_register_get_set_reset() -> None:
-    r = Register("1-0:1.8.0.255", value=axdr.DoubleLongUnsigned(1234), scaler_unit=ScalerUnit(0, Unit.WATT_HOUR))
+    r = Register(
+        "1-0:1.8.0.255",
+        value=axdr.DoubleLongUnsigned(1234),
+        scaler_unit=ScalerUnit(0, Unit.WATT_HOUR),
+    )
     assert r.get(2) == 1234 and type(r.get(2)) is axdr.DoubleLongUnsigned
     assert r.value("scaler_unit") == ScalerUnit(0, Unit.WATT_HOUR)
     assert axdr.encode(r.get(3)) == bytes.fromhex("0202 0F00 161E".replace(" ", ""))
@@ -62,7 +66,9 @@ def test_register_get_set_reset() -> None:
     ],
 )
 def test_access_errors_carry_result_codes(call, result) -> None:  # type: ignore[no-untyped-def]
-    r = Register("1-0:1.8.0.255", value=axdr.DoubleLongUnsigned(1), scaler_unit=ScalerUnit(0, Unit.WATT_HOUR))
+    r = Register(
+        "1-0:1.8.0.255", value=axdr.DoubleLongUnsigned(1), scaler_unit=ScalerUnit(0, Unit.WATT_HOUR)
+    )
     with pytest.raises(CosemAccessError) as ei:
         call(r)
     assert ei.value.result == result
@@ -86,7 +92,15 @@ def test_local_set_value_type_checks() -> None:
 def test_clock_time_from_now_and_adjustments() -> None:
     c = Clock(time_zone=-60)
     t = DateTime.from_bytes(bytes(c.get(2, now=NOW)))
-    assert (t.year, t.month, t.day, t.hour, t.minute, t.deviation, t.weekday) == (2024, 3, 31, 1, 0, -60, 7)
+    assert (t.year, t.month, t.day, t.hour, t.minute, t.deviation, t.weekday) == (
+        2024,
+        3,
+        31,
+        1,
+        0,
+        -60,
+        7,
+    )
     c.set(2, axdr.OctetString(DateTime(2024, 3, 31, None, 1, 10, 0, 0, -60, 0).to_bytes()), now=NOW)
     assert c.offset == 600
     c.action(6, axdr.Long(-30), now=NOW)
@@ -102,15 +116,25 @@ def test_clock_time_from_now_and_adjustments() -> None:
 
 def _pg() -> tuple[ProfileGeneric, Clock, Register]:
     clock = Clock(time_zone=-60)
-    reg = Register("1-0:1.8.0.255", value=axdr.DoubleLongUnsigned(0), scaler_unit=ScalerUnit(0, Unit.WATT_HOUR))
+    reg = Register(
+        "1-0:1.8.0.255", value=axdr.DoubleLongUnsigned(0), scaler_unit=ScalerUnit(0, Unit.WATT_HOUR)
+    )
     objs = {clock.logical_name: clock, reg.logical_name: reg}
 
     def resolve(c: CaptureObjectDefinition, now: float | None) -> object:
         return objs[c.logical_name].get(c.attribute_index, now=now)
 
-    cols = [CaptureObjectDefinition(8, clock.logical_name, 2, 0), CaptureObjectDefinition(3, reg.logical_name, 2, 0)]
-    pg = ProfileGeneric("1-0:99.1.0.255", resolver=resolve, capture_objects=cols, capture_period=900,
-                        profile_entries=5)
+    cols = [
+        CaptureObjectDefinition(8, clock.logical_name, 2, 0),
+        CaptureObjectDefinition(3, reg.logical_name, 2, 0),
+    ]
+    pg = ProfileGeneric(
+        "1-0:99.1.0.255",
+        resolver=resolve,
+        capture_objects=cols,
+        capture_period=900,
+        profile_entries=5,
+    )
     for i in range(8):
         reg.set(2, axdr.DoubleLongUnsigned(i * 10))
         pg.action(2, axdr.Integer(0), now=NOW + 900 * i)
@@ -128,8 +152,12 @@ def test_profile_generic_capture_fifo_and_entries() -> None:
 def test_profile_generic_selective_access() -> None:
     pg, _, _ = _pg()
     by_entry = pg.get(2, selection=EntryDescriptor(2, 3, 2, 2))
-    assert by_entry == axdr.Array([axdr.Structure([axdr.DoubleLongUnsigned(40)]),
-                                   axdr.Structure([axdr.DoubleLongUnsigned(50)])])
+    assert by_entry == axdr.Array(
+        [
+            axdr.Structure([axdr.DoubleLongUnsigned(40)]),
+            axdr.Structure([axdr.DoubleLongUnsigned(50)]),
+        ]
+    )
     lo = axdr.OctetString(DateTime(2024, 3, 31, None, 1, 59, 0, 0, -60, 0).to_bytes())
     hi = axdr.OctetString(DateTime(2024, 3, 31, None, 2, 31, 0, 0, -60, 0).to_bytes())
     rng = RangeDescriptor(pg.capture_objects[0], lo, hi, ())
@@ -163,8 +191,13 @@ def test_disconnect_control_state_machine() -> None:
 
 
 def test_iso14908_objects() -> None:
-    ident = Iso14908Identification(node_id=5, subnet_id=1, domain_id=b"\x12", program_id=bytes(8),
-                                   unique_node_id=bytes.fromhex("0102030405A6"))
+    ident = Iso14908Identification(
+        node_id=5,
+        subnet_id=1,
+        domain_id=b"\x12",
+        program_id=bytes(8),
+        unique_node_id=bytes.fromhex("0102030405A6"),
+    )
     assert str(ident.logical_name) == "0-0:32.0.0.255"
     assert ident.get(6) == bytes.fromhex("0102030405A6") and type(ident.get(2)) is axdr.Unsigned
     st = Iso14908ProtocolStatus()

@@ -6,10 +6,10 @@ import json
 from datetime import timezone
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import VECTORS
 from dlms14908 import axdr
 from dlms14908.axdr import DateTime
 from dlms14908.cosem import CaptureObjectDefinition, advance_clock, decode_buffer, is_clock_column
@@ -25,9 +25,13 @@ def test_vector_null_clock_expansion() -> None:
     buf = decode_buffer(bytes.fromhex(P["hex"]), COLS, capture_period=P["capture_period"])
     assert len(buf) == 7
     assert [str(r[0]) for r in buf] == P["expected_clock"]
-    assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in buf] == P["expected_utc"]
+    assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in buf] == P[
+        "expected_utc"
+    ]
     assert [int(r[1]) for r in buf] == P["expected_energy"]
-    assert all(type(r[1]) is axdr.DoubleLongUnsigned and type(r[2]) is axdr.LongUnsigned for r in buf)
+    assert all(
+        type(r[1]) is axdr.DoubleLongUnsigned and type(r[2]) is axdr.LongUnsigned for r in buf
+    )
     assert buf.column("1-0:1.8.0.255") == P["expected_energy"]
     assert buf.column_index(COLS[2]) == 2
 
@@ -46,31 +50,56 @@ def test_compressed_first_entry_needs_previous_clock() -> None:
 
 def test_lifo_null_clock_goes_backwards() -> None:
     first = DateTime(2024, 1, 1, None, 12, 0, 0, None, 0, 0)
-    rows = axdr.Array([
-        axdr.Structure([axdr.OctetString(first.to_bytes()), axdr.DoubleLongUnsigned(3), axdr.LongUnsigned(0)]),
-        axdr.Structure([None, axdr.DoubleLongUnsigned(2), axdr.LongUnsigned(0)]),
-    ])
+    rows = axdr.Array(
+        [
+            axdr.Structure(
+                [
+                    axdr.OctetString(first.to_bytes()),
+                    axdr.DoubleLongUnsigned(3),
+                    axdr.LongUnsigned(0),
+                ]
+            ),
+            axdr.Structure([None, axdr.DoubleLongUnsigned(2), axdr.LongUnsigned(0)]),
+        ]
+    )
     buf = decode_buffer(rows, COLS, capture_period=3600, sort_method=2)
     assert (buf.rows[1][0].hour, buf.rows[1][0].hundredths) == (11, None)
 
 
 def test_shape_errors() -> None:
     with pytest.raises(DecodeError) as ei:
-        decode_buffer(axdr.Array([axdr.Structure([None, axdr.Unsigned(1)])]), COLS, capture_period=900)
+        decode_buffer(
+            axdr.Array([axdr.Structure([None, axdr.Unsigned(1)])]), COLS, capture_period=900
+        )
     assert ei.value.field == "buffer[0]"
     with pytest.raises(DecodeError):
         decode_buffer(axdr.Structure([]), COLS)
     with pytest.raises(DecodeError):  # clock column with a non-clock value
-        decode_buffer(axdr.Array([axdr.Structure([axdr.Unsigned(1), axdr.Unsigned(1), axdr.Unsigned(1)])]), COLS)
+        decode_buffer(
+            axdr.Array([axdr.Structure([axdr.Unsigned(1), axdr.Unsigned(1), axdr.Unsigned(1)])]),
+            COLS,
+        )
     assert len(decode_buffer(axdr.Array(), COLS)) == 0
 
 
 def test_compact_array_buffer() -> None:
-    td = axdr.TypeDescription.structure(axdr.DataType.OCTET_STRING, axdr.DataType.DOUBLE_LONG_UNSIGNED,
-                                        axdr.DataType.LONG_UNSIGNED)
+    td = axdr.TypeDescription.structure(
+        axdr.DataType.OCTET_STRING, axdr.DataType.DOUBLE_LONG_UNSIGNED, axdr.DataType.LONG_UNSIGNED
+    )
     first = DateTime(2024, 1, 1, 1, 0, 0, 0, 0, -60, 0)
-    ca = axdr.CompactArray(td, [axdr.Structure([axdr.OctetString(first.to_bytes()), axdr.DoubleLongUnsigned(i),
-                                                axdr.LongUnsigned(0)]) for i in range(3)])
+    ca = axdr.CompactArray(
+        td,
+        [
+            axdr.Structure(
+                [
+                    axdr.OctetString(first.to_bytes()),
+                    axdr.DoubleLongUnsigned(i),
+                    axdr.LongUnsigned(0),
+                ]
+            )
+            for i in range(3)
+        ],
+    )
     buf = decode_buffer(axdr.decode_all(axdr.encode(ca)), COLS)
     assert [int(r[1]) for r in buf] == [0, 1, 2] and buf.rows[0][0] == first
 
@@ -78,14 +107,25 @@ def test_compact_array_buffer() -> None:
 def test_is_clock_column() -> None:
     assert is_clock_column(COLS[0])
     assert not is_clock_column(COLS[1])
-    assert is_clock_column(CaptureObjectDefinition(4, Obis.parse("1-0:1.6.0.255"), 5, 0))  # capture_time
+    assert is_clock_column(
+        CaptureObjectDefinition(4, Obis.parse("1-0:1.6.0.255"), 5, 0)
+    )  # capture_time
     assert not is_clock_column(CaptureObjectDefinition(999, Obis.parse("1-0:1.6.0.255"), 2, 0))
 
 
-@given(st.integers(2000, 2100), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), st.integers(0, 59),
-       st.integers(-720, 720), st.integers(1, 86400 * 40), st.booleans())
-def test_advance_clock_matches_utc_arithmetic(y: int, mo: int, d: int, h: int, mi: int, dev: int, secs: int,
-                                              weekday: bool) -> None:
+@given(
+    st.integers(2000, 2100),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(-720, 720),
+    st.integers(1, 86400 * 40),
+    st.booleans(),
+)
+def test_advance_clock_matches_utc_arithmetic(
+    y: int, mo: int, d: int, h: int, mi: int, dev: int, secs: int, weekday: bool
+) -> None:
     from datetime import timedelta
 
     dt = DateTime(y, mo, d, 1 if weekday else None, h, mi, 0, None, dev, 0x80)
@@ -103,8 +143,15 @@ def test_large_profile_typed() -> None:
     rows = []
     clock = start
     for i in range(10_000):
-        rows.append(axdr.Structure([axdr.OctetString(clock.to_bytes()) if i % 10 == 0 else None,
-                                    axdr.DoubleLongUnsigned(i), axdr.LongUnsigned(i % 65536)]))
+        rows.append(
+            axdr.Structure(
+                [
+                    axdr.OctetString(clock.to_bytes()) if i % 10 == 0 else None,
+                    axdr.DoubleLongUnsigned(i),
+                    axdr.LongUnsigned(i % 65536),
+                ]
+            )
+        )
         clock = advance_clock(clock, 900)
     raw = axdr.encode(axdr.Array(rows))
     buf = decode_buffer(raw, COLS, capture_period=900)

@@ -126,7 +126,9 @@ __all__ = [
 ]
 
 
-def decode_attribute(class_id: int, attribute: int | str, value: Any, *, version: int | None = None) -> Any:
+def decode_attribute(
+    class_id: int, attribute: int | str, value: Any, *, version: int | None = None
+) -> Any:
     """Typed value of attribute ``attribute`` of ``class_id`` from its Data ``value``.
 
     An unmodelled class or attribute index returns ``value`` unchanged; a
@@ -142,14 +144,18 @@ def decode_attribute(class_id: int, attribute: int | str, value: Any, *, version
     return a.type.to_typed(value, f"{ic.name}.{a.name}")
 
 
-def encode_attribute(class_id: int, attribute: int | str, typed: Any, *, version: int | None = None) -> Any:
+def encode_attribute(
+    class_id: int, attribute: int | str, typed: Any, *, version: int | None = None
+) -> Any:
     """The Data for a typed attribute value (inverse of :func:`decode_attribute`)."""
     ic = get_class(class_id, version)
     a = ic.attribute(attribute)
     return a.type.to_data(typed, f"{ic.name}.{a.name}")
 
 
-def decode_parameter(class_id: int, method: int | str, value: Any, *, version: int | None = None) -> Any:
+def decode_parameter(
+    class_id: int, method: int | str, value: Any, *, version: int | None = None
+) -> Any:
     """Typed method parameter from Data (unchanged for unmodelled/untyped methods)."""
     try:
         ic = get_class(class_id, version)
@@ -163,7 +169,9 @@ def decode_parameter(class_id: int, method: int | str, value: Any, *, version: i
     return m.parameter.to_typed(value, f"{ic.name}.{m.name}")
 
 
-def encode_parameter(class_id: int, method: int | str, typed: Any, *, version: int | None = None) -> Any:
+def encode_parameter(
+    class_id: int, method: int | str, typed: Any, *, version: int | None = None
+) -> Any:
     """Data for a typed method parameter."""
     ic = get_class(class_id, version)
     m = ic.method(method)

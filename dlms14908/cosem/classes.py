@@ -295,11 +295,19 @@ def _e(enum_cls: type[enum.IntEnum]) -> Leaf:
     return Leaf(DataType.ENUM, enum=enum_cls)
 
 
-def A(index: int, name: str, type_: Spec, static: bool = True, access: AttributeAccess = RO) -> AttributeDef:
+def A(
+    index: int, name: str, type_: Spec, static: bool = True, access: AttributeAccess = RO
+) -> AttributeDef:
     return AttributeDef(index, name, type_, static, access)
 
 
-def M(index: int, name: str, param: Spec | None = None, returns: Spec | None = None, optional: bool = True) -> MethodDef:
+def M(
+    index: int,
+    name: str,
+    param: Spec | None = None,
+    returns: Spec | None = None,
+    optional: bool = True,
+) -> MethodDef:
     return MethodDef(index, name, param, returns, optional)
 
 
@@ -309,43 +317,74 @@ def _ln() -> AttributeDef:
 
 # shared structures
 SCRIPT_REF = Struct("ActionItem", [("script_logical_name", LN), ("script_selector", U16)])
-VALUE_DEFINITION = Struct("ValueDefinition", [("class_id", U16), ("logical_name", LN), ("attribute_index", I8)])
+VALUE_DEFINITION = Struct(
+    "ValueDefinition", [("class_id", U16), ("logical_name", LN), ("attribute_index", I8)]
+)
 ACTION_SET = Struct("ActionSet", [("action_up", SCRIPT_REF), ("action_down", SCRIPT_REF)])
 ACTION_SPEC = Struct(
     "ActionSpecification",
-    [("service_id", _e(ScriptService)), ("class_id", U16), ("logical_name", LN), ("index", I8), ("parameter", ANY)],
+    [
+        ("service_id", _e(ScriptService)),
+        ("class_id", U16),
+        ("logical_name", LN),
+        ("index", I8),
+        ("parameter", ANY),
+    ],
 )
 SCRIPT = Struct("Script", [("script_identifier", U16), ("actions", ArrayOf(ACTION_SPEC))])
-SPECIAL_DAY = Struct("SpecialDayEntry", [("index", U16), ("specialday_date", DateSpec()), ("day_id", U8)])
-SEASON = Struct("SeasonProfile", [("season_profile_name", OCTETS), ("season_start", DT), ("week_name", OCTETS)])
+SPECIAL_DAY = Struct(
+    "SpecialDayEntry", [("index", U16), ("specialday_date", DateSpec()), ("day_id", U8)]
+)
+SEASON = Struct(
+    "SeasonProfile", [("season_profile_name", OCTETS), ("season_start", DT), ("week_name", OCTETS)]
+)
 WEEK = Struct(
     "WeekProfile",
     [("week_profile_name", OCTETS)]
-    + [(d, U8) for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")],
+    + [
+        (d, U8)
+        for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    ],
 )
 DAY_ACTION = Struct(
-    "DayProfileAction", [("start_time", TimeSpec()), ("script_logical_name", LN), ("script_selector", U16)]
+    "DayProfileAction",
+    [("start_time", TimeSpec()), ("script_logical_name", LN), ("script_selector", U16)],
 )
 DAY = Struct("DayProfile", [("day_id", U8), ("day_schedule", ArrayOf(DAY_ACTION))])
 ACCESS_SELECTORS = ANY  # CHOICE { null-data, array of integer }
 ATTRIBUTE_ACCESS_ITEM = Struct(
     "AttributeAccessItem",
-    [("attribute_id", I8), ("access_mode", _e(AttributeAccess)), ("access_selectors", ACCESS_SELECTORS)],
+    [
+        ("attribute_id", I8),
+        ("access_mode", _e(AttributeAccess)),
+        ("access_selectors", ACCESS_SELECTORS),
+    ],
 )
-METHOD_ACCESS_ITEM = Struct("MethodAccessItem", [("method_id", I8), ("access_mode", _e(MethodAccess))])
+METHOD_ACCESS_ITEM = Struct(
+    "MethodAccessItem", [("method_id", I8), ("access_mode", _e(MethodAccess))]
+)
 ACCESS_RIGHTS = Struct(
     "AccessRights",
-    [("attribute_access", ArrayOf(ATTRIBUTE_ACCESS_ITEM)), ("method_access", ArrayOf(METHOD_ACCESS_ITEM))],
+    [
+        ("attribute_access", ArrayOf(ATTRIBUTE_ACCESS_ITEM)),
+        ("method_access", ArrayOf(METHOD_ACCESS_ITEM)),
+    ],
 )
 OBJECT_LIST_ELEMENT = Struct(
-    "ObjectListElement", [("class_id", U16), ("version", U8), ("logical_name", LN), ("access_rights", ACCESS_RIGHTS)]
+    "ObjectListElement",
+    [("class_id", U16), ("version", U8), ("logical_name", LN), ("access_rights", ACCESS_RIGHTS)],
 )
 SN_OBJECT_LIST_ELEMENT = Struct(
-    "SnObjectListElement", [("base_name", I16), ("class_id", U16), ("version", U8), ("logical_name", LN)]
+    "SnObjectListElement",
+    [("base_name", I16), ("class_id", U16), ("version", U8), ("logical_name", LN)],
 )
 SN_ACCESS_RIGHTS_ELEMENT = Struct(
-    "SnAccessRightsElement", [("base_name", I16), ("attribute_access", ArrayOf(ATTRIBUTE_ACCESS_ITEM)),
-                              ("method_access", ArrayOf(METHOD_ACCESS_ITEM))]
+    "SnAccessRightsElement",
+    [
+        ("base_name", I16),
+        ("attribute_access", ArrayOf(ATTRIBUTE_ACCESS_ITEM)),
+        ("method_access", ArrayOf(METHOD_ACCESS_ITEM)),
+    ],
 )
 ASSOCIATED_PARTNERS = Struct("AssociatedPartners", [("client_sap", I8), ("server_sap", U16)])
 XDLMS_CONTEXT = Struct(
@@ -369,201 +408,409 @@ EXECUTION_TIME = Struct("ExecutionTime", [("time", TimeSpec()), ("date", DateSpe
 PUSH_OBJECT = CAPTURE_OBJECT
 SEND_DESTINATION = Struct(
     "SendDestinationAndMethod",
-    [("transport_service", _e(TransportService)), ("destination", OCTETS), ("message", _e(MessageType))],
+    [
+        ("transport_service", _e(TransportService)),
+        ("destination", OCTETS),
+        ("message", _e(MessageType)),
+    ],
 )
 WINDOW = Struct("CommunicationWindow", [("start", DT), ("end", DT)])
 EMERGENCY_PROFILE = Struct(
     "EmergencyProfile", [("id", U16), ("activation_time", DT), ("duration", U32)]
 )
 LIMITER_ACTIONS = Struct(
-    "LimiterActions", [("action_over_threshold", SCRIPT_REF), ("action_under_threshold", SCRIPT_REF)]
+    "LimiterActions",
+    [("action_over_threshold", SCRIPT_REF), ("action_under_threshold", SCRIPT_REF)],
 )
 KEY_DATA = Struct("KeyData", [("key_id", ENUM), ("key_wrapped", OCTETS)])
 PRESET_ADJUSTING_TIME = Struct(
-    "PresetAdjustingTime", [("preset_time", DT), ("validity_interval_start", DT), ("validity_interval_end", DT)]
+    "PresetAdjustingTime",
+    [("preset_time", DT), ("validity_interval_start", DT), ("validity_interval_end", DT)],
 )
-IMAGE_INITIATE = Struct("ImageTransferInitiate", [("image_identifier", OCTETS), ("image_size", U32)])
+IMAGE_INITIATE = Struct(
+    "ImageTransferInitiate", [("image_identifier", OCTETS), ("image_size", U32)]
+)
 IMAGE_BLOCK = Struct("ImageBlock", [("image_block_number", U32), ("image_block_value", OCTETS)])
 
 
 def _calendar(offset: int, suffix: str) -> list[AttributeDef]:
     return [
         A(offset, f"calendar_name_{suffix}", OCTETS, True, RW if suffix == "passive" else RO),
-        A(offset + 1, f"season_profile_{suffix}", ArrayOf(SEASON), True, RW if suffix == "passive" else RO),
-        A(offset + 2, f"week_profile_table_{suffix}", ArrayOf(WEEK), True, RW if suffix == "passive" else RO),
-        A(offset + 3, f"day_profile_table_{suffix}", ArrayOf(DAY), True, RW if suffix == "passive" else RO),
+        A(
+            offset + 1,
+            f"season_profile_{suffix}",
+            ArrayOf(SEASON),
+            True,
+            RW if suffix == "passive" else RO,
+        ),
+        A(
+            offset + 2,
+            f"week_profile_table_{suffix}",
+            ArrayOf(WEEK),
+            True,
+            RW if suffix == "passive" else RO,
+        ),
+        A(
+            offset + 3,
+            f"day_profile_table_{suffix}",
+            ArrayOf(DAY),
+            True,
+            RW if suffix == "passive" else RO,
+        ),
     ]
 
 
 _DEFS: list[InterfaceClass] = [
     InterfaceClass(1, 0, "Data", (_ln(), A(2, "value", ANY, False, RW))),
     InterfaceClass(
-        3, 0, "Register",
+        3,
+        0,
+        "Register",
         (_ln(), A(2, "value", ANY, False, RW), A(3, "scaler_unit", SCALER_UNIT)),
         (M(1, "reset", DATA_ZERO),),
     ),
     InterfaceClass(
-        4, 0, "Extended register",
-        (_ln(), A(2, "value", ANY, False, RW), A(3, "scaler_unit", SCALER_UNIT), A(4, "status", ANY, False),
-         A(5, "capture_time", DT, False)),
+        4,
+        0,
+        "Extended register",
+        (
+            _ln(),
+            A(2, "value", ANY, False, RW),
+            A(3, "scaler_unit", SCALER_UNIT),
+            A(4, "status", ANY, False),
+            A(5, "capture_time", DT, False),
+        ),
         (M(1, "reset", DATA_ZERO),),
     ),
     InterfaceClass(
-        5, 0, "Demand register",
-        (_ln(), A(2, "current_average_value", ANY, False), A(3, "last_average_value", ANY, False),
-         A(4, "scaler_unit", SCALER_UNIT), A(5, "status", ANY, False), A(6, "capture_time", DT, False),
-         A(7, "start_time_current", DT, False), A(8, "period", U32, True, RW), A(9, "number_of_periods", U16, True, RW)),
+        5,
+        0,
+        "Demand register",
+        (
+            _ln(),
+            A(2, "current_average_value", ANY, False),
+            A(3, "last_average_value", ANY, False),
+            A(4, "scaler_unit", SCALER_UNIT),
+            A(5, "status", ANY, False),
+            A(6, "capture_time", DT, False),
+            A(7, "start_time_current", DT, False),
+            A(8, "period", U32, True, RW),
+            A(9, "number_of_periods", U16, True, RW),
+        ),
         (M(1, "reset", DATA_ZERO), M(2, "next_period", DATA_ZERO)),
     ),
     InterfaceClass(
-        7, 1, "Profile generic",
-        (_ln(), A(2, "buffer", ArrayOf(ANY), False), A(3, "capture_objects", ArrayOf(CAPTURE_OBJECT), True, RW),
-         A(4, "capture_period", U32, True, RW), A(5, "sort_method", _e(SortMethod), True, RW),
-         A(6, "sort_object", CAPTURE_OBJECT, True, RW), A(7, "entries_in_use", U32, False),
-         A(8, "profile_entries", U32, True, RW)),
+        7,
+        1,
+        "Profile generic",
+        (
+            _ln(),
+            A(2, "buffer", ArrayOf(ANY), False),
+            A(3, "capture_objects", ArrayOf(CAPTURE_OBJECT), True, RW),
+            A(4, "capture_period", U32, True, RW),
+            A(5, "sort_method", _e(SortMethod), True, RW),
+            A(6, "sort_object", CAPTURE_OBJECT, True, RW),
+            A(7, "entries_in_use", U32, False),
+            A(8, "profile_entries", U32, True, RW),
+        ),
         (M(1, "reset", DATA_ZERO), M(2, "capture", DATA_ZERO)),
     ),
     InterfaceClass(
-        8, 0, "Clock",
-        (_ln(), A(2, "time", DT, False, RW), A(3, "time_zone", I16, True, RW), A(4, "status", U8, False),
-         A(5, "daylight_savings_begin", DT, True, RW), A(6, "daylight_savings_end", DT, True, RW),
-         A(7, "daylight_savings_deviation", I8, True, RW), A(8, "daylight_savings_enabled", BOOL, True, RW),
-         A(9, "clock_base", _e(ClockBase))),
-        (M(1, "adjust_to_quarter", DATA_ZERO), M(2, "adjust_to_measuring_period", DATA_ZERO),
-         M(3, "adjust_to_minute", DATA_ZERO), M(4, "adjust_to_preset_time", DATA_ZERO),
-         M(5, "preset_adjusting_time", PRESET_ADJUSTING_TIME), M(6, "shift_time", I16)),
+        8,
+        0,
+        "Clock",
+        (
+            _ln(),
+            A(2, "time", DT, False, RW),
+            A(3, "time_zone", I16, True, RW),
+            A(4, "status", U8, False),
+            A(5, "daylight_savings_begin", DT, True, RW),
+            A(6, "daylight_savings_end", DT, True, RW),
+            A(7, "daylight_savings_deviation", I8, True, RW),
+            A(8, "daylight_savings_enabled", BOOL, True, RW),
+            A(9, "clock_base", _e(ClockBase)),
+        ),
+        (
+            M(1, "adjust_to_quarter", DATA_ZERO),
+            M(2, "adjust_to_measuring_period", DATA_ZERO),
+            M(3, "adjust_to_minute", DATA_ZERO),
+            M(4, "adjust_to_preset_time", DATA_ZERO),
+            M(5, "preset_adjusting_time", PRESET_ADJUSTING_TIME),
+            M(6, "shift_time", I16),
+        ),
     ),
     InterfaceClass(
-        9, 0, "Script table",
+        9,
+        0,
+        "Script table",
         (_ln(), A(2, "scripts", ArrayOf(SCRIPT), True, RW)),
         (M(1, "execute", U16, optional=False),),
     ),
     InterfaceClass(
-        11, 0, "Special days table",
+        11,
+        0,
+        "Special days table",
         (_ln(), A(2, "entries", ArrayOf(SPECIAL_DAY), True, RW)),
         (M(1, "insert", SPECIAL_DAY), M(2, "delete", U16)),
     ),
     InterfaceClass(
-        12, 2, "Association SN",
-        (_ln(), A(2, "object_list", ArrayOf(SN_OBJECT_LIST_ELEMENT)),
-         A(3, "access_rights_list", ArrayOf(SN_ACCESS_RIGHTS_ELEMENT)),
-         A(4, "security_setup_reference", LN, True, RW)),
+        12,
+        2,
+        "Association SN",
+        (
+            _ln(),
+            A(2, "object_list", ArrayOf(SN_OBJECT_LIST_ELEMENT)),
+            A(3, "access_rights_list", ArrayOf(SN_ACCESS_RIGHTS_ELEMENT)),
+            A(4, "security_setup_reference", LN, True, RW),
+        ),
         # [I] method order after gurux (8 = reply_to_HLS_authentication); 1, 2 and 7 reserved
-        (M(1, "reserved_1", ANY), M(2, "reserved_2", ANY), M(3, "read_by_logicalname", ANY),
-         M(4, "get_attributes_and_services", ANY), M(5, "change_lls_secret", OCTETS),
-         M(6, "change_hls_secret", OCTETS), M(7, "reserved_7", ANY),
-         M(8, "reply_to_hls_authentication", OCTETS, OCTETS)),
+        (
+            M(1, "reserved_1", ANY),
+            M(2, "reserved_2", ANY),
+            M(3, "read_by_logicalname", ANY),
+            M(4, "get_attributes_and_services", ANY),
+            M(5, "change_lls_secret", OCTETS),
+            M(6, "change_hls_secret", OCTETS),
+            M(7, "reserved_7", ANY),
+            M(8, "reply_to_hls_authentication", OCTETS, OCTETS),
+        ),
     ),
     InterfaceClass(
-        15, 2, "Association LN",
-        (_ln(), A(2, "object_list", ArrayOf(OBJECT_LIST_ELEMENT)), A(3, "associated_partners_id", ASSOCIATED_PARTNERS),
-         # 4 and 6: OID as octet-string since version 1, a structure in version 0: accept either
-         A(4, "application_context_name", ANY), A(5, "xdlms_context_info", XDLMS_CONTEXT),
-         A(6, "authentication_mechanism_name", ANY), A(7, "secret", OCTETS, True, WO),
-         A(8, "association_status", _e(AssociationStatus), False), A(9, "security_setup_reference", LN),
-         A(10, "user_list", ArrayOf(USER)), A(11, "current_user", USER, False)),
-        (M(1, "reply_to_hls_authentication", OCTETS, OCTETS), M(2, "change_hls_secret", OCTETS),
-         M(3, "add_object", OBJECT_LIST_ELEMENT), M(4, "remove_object", OBJECT_LIST_ELEMENT),
-         M(5, "add_user", USER), M(6, "remove_user", USER)),
+        15,
+        2,
+        "Association LN",
+        (
+            _ln(),
+            A(2, "object_list", ArrayOf(OBJECT_LIST_ELEMENT)),
+            A(3, "associated_partners_id", ASSOCIATED_PARTNERS),
+            # 4 and 6: OID as octet-string since version 1, a structure in version 0: accept either
+            A(4, "application_context_name", ANY),
+            A(5, "xdlms_context_info", XDLMS_CONTEXT),
+            A(6, "authentication_mechanism_name", ANY),
+            A(7, "secret", OCTETS, True, WO),
+            A(8, "association_status", _e(AssociationStatus), False),
+            A(9, "security_setup_reference", LN),
+            A(10, "user_list", ArrayOf(USER)),
+            A(11, "current_user", USER, False),
+        ),
+        (
+            M(1, "reply_to_hls_authentication", OCTETS, OCTETS),
+            M(2, "change_hls_secret", OCTETS),
+            M(3, "add_object", OBJECT_LIST_ELEMENT),
+            M(4, "remove_object", OBJECT_LIST_ELEMENT),
+            M(5, "add_user", USER),
+            M(6, "remove_user", USER),
+        ),
     ),
     InterfaceClass(
-        17, 0, "SAP assignment",
+        17,
+        0,
+        "SAP assignment",
         (_ln(), A(2, "sap_assignment_list", ArrayOf(SAP_ENTRY), True, RW)),
         (M(1, "connect_logical_device", SAP_ENTRY),),
     ),
     InterfaceClass(
-        18, 0, "Image transfer",
-        (_ln(), A(2, "image_block_size", U32), A(3, "image_transferred_blocks_status", BITS, False),
-         A(4, "image_first_not_transferred_block_number", U32, False), A(5, "image_transfer_enabled", BOOL, True, RW),
-         A(6, "image_transfer_status", _e(ImageTransferStatus), False),
-         A(7, "image_to_activate_info", ArrayOf(IMAGE_TO_ACTIVATE), False)),
-        (M(1, "image_transfer_initiate", IMAGE_INITIATE, optional=False),
-         M(2, "image_block_transfer", IMAGE_BLOCK, optional=False),
-         M(3, "image_verify", DATA_ZERO, optional=False), M(4, "image_activate", DATA_ZERO, optional=False)),
+        18,
+        0,
+        "Image transfer",
+        (
+            _ln(),
+            A(2, "image_block_size", U32),
+            A(3, "image_transferred_blocks_status", BITS, False),
+            A(4, "image_first_not_transferred_block_number", U32, False),
+            A(5, "image_transfer_enabled", BOOL, True, RW),
+            A(6, "image_transfer_status", _e(ImageTransferStatus), False),
+            A(7, "image_to_activate_info", ArrayOf(IMAGE_TO_ACTIVATE), False),
+        ),
+        (
+            M(1, "image_transfer_initiate", IMAGE_INITIATE, optional=False),
+            M(2, "image_block_transfer", IMAGE_BLOCK, optional=False),
+            M(3, "image_verify", DATA_ZERO, optional=False),
+            M(4, "image_activate", DATA_ZERO, optional=False),
+        ),
     ),
     InterfaceClass(
-        20, 0, "Activity calendar",
-        (_ln(), *_calendar(2, "active"), *_calendar(6, "passive"),
-         A(10, "activate_passive_calendar_time", DT, True, RW)),
+        20,
+        0,
+        "Activity calendar",
+        (
+            _ln(),
+            *_calendar(2, "active"),
+            *_calendar(6, "passive"),
+            A(10, "activate_passive_calendar_time", DT, True, RW),
+        ),
         (M(1, "activate_passive_calendar", DATA_ZERO),),
     ),
     InterfaceClass(
-        21, 0, "Register monitor",
-        (_ln(), A(2, "thresholds", ArrayOf(ANY), True, RW), A(3, "monitored_value", VALUE_DEFINITION, True, RW),
-         A(4, "actions", ArrayOf(ACTION_SET), True, RW)),
+        21,
+        0,
+        "Register monitor",
+        (
+            _ln(),
+            A(2, "thresholds", ArrayOf(ANY), True, RW),
+            A(3, "monitored_value", VALUE_DEFINITION, True, RW),
+            A(4, "actions", ArrayOf(ACTION_SET), True, RW),
+        ),
     ),
     InterfaceClass(
-        22, 0, "Single action schedule",
-        (_ln(), A(2, "executed_script", SCRIPT_REF, True, RW), A(3, "type", _e(SingleActionType), True, RW),
-         A(4, "execution_time", ArrayOf(EXECUTION_TIME), True, RW)),
+        22,
+        0,
+        "Single action schedule",
+        (
+            _ln(),
+            A(2, "executed_script", SCRIPT_REF, True, RW),
+            A(3, "type", _e(SingleActionType), True, RW),
+            A(4, "execution_time", ArrayOf(EXECUTION_TIME), True, RW),
+        ),
     ),
     InterfaceClass(
-        26, 0, "Utility tables",
-        (_ln(), A(2, "table_id", U16), A(3, "length", U32, False), A(4, "buffer", OCTETS, False, RW)),
+        26,
+        0,
+        "Utility tables",
+        (
+            _ln(),
+            A(2, "table_id", U16),
+            A(3, "length", U32, False),
+            A(4, "buffer", OCTETS, False, RW),
+        ),
     ),
     InterfaceClass(
-        40, 0, "Push setup",
-        (_ln(), A(2, "push_object_list", ArrayOf(PUSH_OBJECT), True, RW),
-         A(3, "send_destination_and_method", SEND_DESTINATION, True, RW),
-         A(4, "communication_window", ArrayOf(WINDOW), True, RW), A(5, "randomisation_start_interval", U16, True, RW),
-         A(6, "number_of_retries", U8, True, RW), A(7, "repetition_delay", U16, True, RW)),
+        40,
+        0,
+        "Push setup",
+        (
+            _ln(),
+            A(2, "push_object_list", ArrayOf(PUSH_OBJECT), True, RW),
+            A(3, "send_destination_and_method", SEND_DESTINATION, True, RW),
+            A(4, "communication_window", ArrayOf(WINDOW), True, RW),
+            A(5, "randomisation_start_interval", U16, True, RW),
+            A(6, "number_of_retries", U8, True, RW),
+            A(7, "repetition_delay", U16, True, RW),
+        ),
         (M(1, "push", DATA_ZERO, optional=False),),
     ),
     InterfaceClass(
-        64, 0, "Security setup",
-        (_ln(), A(2, "security_policy", _e(SecurityPolicy), True, RW), A(3, "security_suite", _e(SecuritySuite)),
-         A(4, "client_system_title", OCTETS, False), A(5, "server_system_title", OCTETS)),
-        (M(1, "security_activate", _e(SecurityPolicy)), M(2, "global_key_transfer", ArrayOf(KEY_DATA))),
+        64,
+        0,
+        "Security setup",
+        (
+            _ln(),
+            A(2, "security_policy", _e(SecurityPolicy), True, RW),
+            A(3, "security_suite", _e(SecuritySuite)),
+            A(4, "client_system_title", OCTETS, False),
+            A(5, "server_system_title", OCTETS),
+        ),
+        (
+            M(1, "security_activate", _e(SecurityPolicy)),
+            M(2, "global_key_transfer", ArrayOf(KEY_DATA)),
+        ),
     ),
     InterfaceClass(
-        64, 1, "Security setup",
-        (_ln(), A(2, "security_policy", ENUM, True, RW), A(3, "security_suite", _e(SecuritySuite)),
-         A(4, "client_system_title", OCTETS, False), A(5, "server_system_title", OCTETS),
-         A(6, "certificates", ArrayOf(ANY), False)),
-        (M(1, "security_activate", ENUM), M(2, "key_transfer", ArrayOf(KEY_DATA)),
-         M(3, "key_agreement", ArrayOf(ANY), ArrayOf(ANY)), M(4, "generate_key_pair", ENUM),
-         M(5, "generate_certificate_request", ENUM, OCTETS), M(6, "import_certificate", OCTETS),
-         M(7, "export_certificate", ANY, OCTETS), M(8, "remove_certificate", ANY)),
+        64,
+        1,
+        "Security setup",
+        (
+            _ln(),
+            A(2, "security_policy", ENUM, True, RW),
+            A(3, "security_suite", _e(SecuritySuite)),
+            A(4, "client_system_title", OCTETS, False),
+            A(5, "server_system_title", OCTETS),
+            A(6, "certificates", ArrayOf(ANY), False),
+        ),
+        (
+            M(1, "security_activate", ENUM),
+            M(2, "key_transfer", ArrayOf(KEY_DATA)),
+            M(3, "key_agreement", ArrayOf(ANY), ArrayOf(ANY)),
+            M(4, "generate_key_pair", ENUM),
+            M(5, "generate_certificate_request", ENUM, OCTETS),
+            M(6, "import_certificate", OCTETS),
+            M(7, "export_certificate", ANY, OCTETS),
+            M(8, "remove_certificate", ANY),
+        ),
     ),
     InterfaceClass(
-        70, 0, "Disconnect control",
-        (_ln(), A(2, "output_state", BOOL, False), A(3, "control_state", _e(ControlState), False),
-         A(4, "control_mode", _e(ControlMode), True, RW)),
+        70,
+        0,
+        "Disconnect control",
+        (
+            _ln(),
+            A(2, "output_state", BOOL, False),
+            A(3, "control_state", _e(ControlState), False),
+            A(4, "control_mode", _e(ControlMode), True, RW),
+        ),
         (M(1, "remote_disconnect", DATA_ZERO), M(2, "remote_reconnect", DATA_ZERO)),
     ),
     InterfaceClass(
-        71, 0, "Limiter",
-        (_ln(), A(2, "monitored_value", VALUE_DEFINITION, True, RW), A(3, "threshold_active", ANY, False, RW),
-         A(4, "threshold_normal", ANY, True, RW), A(5, "threshold_emergency", ANY, True, RW),
-         A(6, "min_over_threshold_duration", U32, True, RW), A(7, "min_under_threshold_duration", U32, True, RW),
-         A(8, "emergency_profile", EMERGENCY_PROFILE, True, RW),
-         A(9, "emergency_profile_group_id_list", ArrayOf(U16), True, RW),
-         A(10, "emergency_profile_active", BOOL, False), A(11, "actions", LIMITER_ACTIONS, True, RW)),
+        71,
+        0,
+        "Limiter",
+        (
+            _ln(),
+            A(2, "monitored_value", VALUE_DEFINITION, True, RW),
+            A(3, "threshold_active", ANY, False, RW),
+            A(4, "threshold_normal", ANY, True, RW),
+            A(5, "threshold_emergency", ANY, True, RW),
+            A(6, "min_over_threshold_duration", U32, True, RW),
+            A(7, "min_under_threshold_duration", U32, True, RW),
+            A(8, "emergency_profile", EMERGENCY_PROFILE, True, RW),
+            A(9, "emergency_profile_group_id_list", ArrayOf(U16), True, RW),
+            A(10, "emergency_profile_active", BOOL, False),
+            A(11, "actions", LIMITER_ACTIONS, True, RW),
+        ),
     ),
     # IEC 62056-8-8 Annex B, version 0 (reference osgp-62056-8-8.md §4.2); no methods in version 0
     InterfaceClass(
-        130, 0, "ISO/IEC 14908 identification",
-        (_ln(), A(2, "node_id", U8, False), A(3, "subnet_id", U8, False), A(4, "domain_id", OCTETS, False),
-         A(5, "program_id", OCTETS), A(6, "unique_node_id", OCTETS)),
+        130,
+        0,
+        "ISO/IEC 14908 identification",
+        (
+            _ln(),
+            A(2, "node_id", U8, False),
+            A(3, "subnet_id", U8, False),
+            A(4, "domain_id", OCTETS, False),
+            A(5, "program_id", OCTETS),
+            A(6, "unique_node_id", OCTETS),
+        ),
     ),
     InterfaceClass(
-        131, 0, "ISO/IEC 14908 protocol setup",
+        131,
+        0,
+        "ISO/IEC 14908 protocol setup",
         (_ln(), A(2, "inactivity_timeout", U16, True, RW)),
     ),
     InterfaceClass(
-        132, 0, "ISO/IEC 14908 protocol status",
-        (_ln(), A(2, "transmission_errors", U16, False), A(3, "transmit_tx_failure", U16, False),
-         A(4, "transmit_tx_retries", U16, False), A(5, "receive_tx_full", U16, False),
-         A(6, "lost_messages", U16, False), A(7, "missed_messages", U16, False),
-         A(8, "layer2_received", U16, False), A(9, "layer3_received", U16, False),
-         A(10, "messages_received", U32, False), A(11, "messages_validated", U32, False)),
+        132,
+        0,
+        "ISO/IEC 14908 protocol status",
+        (
+            _ln(),
+            A(2, "transmission_errors", U16, False),
+            A(3, "transmit_tx_failure", U16, False),
+            A(4, "transmit_tx_retries", U16, False),
+            A(5, "receive_tx_full", U16, False),
+            A(6, "lost_messages", U16, False),
+            A(7, "missed_messages", U16, False),
+            A(8, "layer2_received", U16, False),
+            A(9, "layer3_received", U16, False),
+            A(10, "messages_received", U32, False),
+            A(11, "messages_validated", U32, False),
+        ),
     ),
     InterfaceClass(
-        133, 0, "ISO/IEC 14908 diagnostic",
-        (_ln(), A(2, "plc_signal_quality_status", ENUM, False), A(3, "com_module_state", ENUM, False),
-         A(4, "received_message_status", U8, False), A(5, "no_receive_buffer", U16, False),
-         A(6, "transmit_no_data", U16, False), A(7, "backlog_overflows", U16, False),
-         A(8, "late_ack", U16, False), A(9, "frequency_invalid", U16, False)),
+        133,
+        0,
+        "ISO/IEC 14908 diagnostic",
+        (
+            _ln(),
+            A(2, "plc_signal_quality_status", ENUM, False),
+            A(3, "com_module_state", ENUM, False),
+            A(4, "received_message_status", U8, False),
+            A(5, "no_receive_buffer", U16, False),
+            A(6, "transmit_no_data", U16, False),
+            A(7, "backlog_overflows", U16, False),
+            A(8, "late_ack", U16, False),
+            A(9, "frequency_invalid", U16, False),
+        ),
     ),
 ]
 

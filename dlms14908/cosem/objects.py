@@ -30,7 +30,14 @@ from dlms14908.xdlms.types import (
     RangeDescriptor,
 )
 
-from .classes import AttributeAccess, ControlState, InterfaceClass, MethodAccess, UnknownClass, get_class
+from .classes import (
+    AttributeAccess,
+    ControlState,
+    InterfaceClass,
+    MethodAccess,
+    UnknownClass,
+    get_class,
+)
 
 __all__ = [
     "CosemAccessError",
@@ -76,12 +83,18 @@ class CosemObject:
         cid = class_id if class_id is not None else type(self).class_id
         if cid is None:
             raise UnknownClass("CosemObject needs a class_id")
-        self.interface: InterfaceClass = get_class(cid, version if version is not None else type(self).version)
+        self.interface: InterfaceClass = get_class(
+            cid, version if version is not None else type(self).version
+        )
         self.logical_name: Obis = Obis.coerce(logical_name)
         self._data: dict[int, Any] = {}
         #: access rights this object grants (the association may restrict further)
-        self.attribute_access: dict[int, AttributeAccess] = {a.index: a.access for a in self.interface.attributes}
-        self.method_access: dict[int, MethodAccess] = {m.index: m.access for m in self.interface.methods}
+        self.attribute_access: dict[int, AttributeAccess] = {
+            a.index: a.access for a in self.interface.attributes
+        }
+        self.method_access: dict[int, MethodAccess] = {
+            m.index: m.access for m in self.interface.methods
+        }
         for name, v in values.items():
             self.set_value(name, v)
 
@@ -123,15 +136,21 @@ class CosemObject:
             v = reader(now=now, selection=selection)
             return a.type.to_data(v, a.name) if not isinstance(v, axdr.Array) else v
         if selection is not None:
-            raise CosemAccessError(DataAccessResult.OTHER_REASON, f"{a.name} has no selective access")
+            raise CosemAccessError(
+                DataAccessResult.OTHER_REASON, f"{a.name} has no selective access"
+            )
         if index == 1:
             return axdr.OctetString(bytes(self.logical_name))
         try:
             return self._data[index]
         except KeyError:
-            raise CosemAccessError(DataAccessResult.OBJECT_UNAVAILABLE, f"{a.name} not set") from None
+            raise CosemAccessError(
+                DataAccessResult.OBJECT_UNAVAILABLE, f"{a.name} not set"
+            ) from None
 
-    def set(self, index: int, value: Any, *, selection: Any = None, now: float | None = None) -> None:
+    def set(
+        self, index: int, value: Any, *, selection: Any = None, now: float | None = None
+    ) -> None:
         """SET attribute ``index`` to the Data ``value``."""
         if not self.interface.has_attribute(index):
             raise CosemAccessError(DataAccessResult.OBJECT_UNDEFINED, f"no attribute {index}")
@@ -257,7 +276,9 @@ class Clock(CosemObject):
             dt = DateTime.from_bytes(bytes(value)) if not isinstance(value, DateTime) else value
             aware = dt.to_datetime(tz=timezone(timedelta(minutes=-int(self._data[3]))))
         except DecodeError:
-            raise CosemAccessError(DataAccessResult.OTHER_REASON, "time must be fully specified") from None
+            raise CosemAccessError(
+                DataAccessResult.OTHER_REASON, "time must be fully specified"
+            ) from None
         self.offset = aware.timestamp() - now
 
     def _round(self, now: float | None, step: int) -> None:
@@ -290,7 +311,9 @@ class ProfileGeneric(CosemObject):
 
     class_id = 7
 
-    def __init__(self, logical_name: Any, *, resolver: Resolver | None = None, **values: Any) -> None:
+    def __init__(
+        self, logical_name: Any, *, resolver: Resolver | None = None, **values: Any
+    ) -> None:
         values.setdefault("capture_objects", [])
         values.setdefault("capture_period", 0)
         values.setdefault("sort_method", 1)
@@ -319,9 +342,13 @@ class ProfileGeneric(CosemObject):
                 try:
                     cols = [self.capture_objects.index(c) for c in selection.selected_values]
                 except ValueError:
-                    raise CosemAccessError(DataAccessResult.OTHER_REASON, "selected value not captured") from None
+                    raise CosemAccessError(
+                        DataAccessResult.OTHER_REASON, "selected value not captured"
+                    ) from None
         elif isinstance(selection, AccessSelection):
-            raise CosemAccessError(DataAccessResult.OTHER_REASON, f"access selector {selection.selector}")
+            raise CosemAccessError(
+                DataAccessResult.OTHER_REASON, f"access selector {selection.selector}"
+            )
         else:
             raise CosemAccessError(DataAccessResult.OTHER_REASON, "unknown selection")
         if len(cols) == len(self.capture_objects):
@@ -332,7 +359,9 @@ class ProfileGeneric(CosemObject):
         try:
             col = self.capture_objects.index(sel.restricting_object)
         except ValueError:
-            raise CosemAccessError(DataAccessResult.OTHER_REASON, "restricting object not captured") from None
+            raise CosemAccessError(
+                DataAccessResult.OTHER_REASON, "restricting object not captured"
+            ) from None
         lo, hi = _sort_key(sel.from_value), _sort_key(sel.to_value)
         if lo is None or hi is None:
             raise CosemAccessError(DataAccessResult.OTHER_REASON, "range bounds not comparable")
@@ -493,13 +522,23 @@ class Iso14908Diagnostic(_Counters):
 #: class_id -> the object class with behaviour (others use CosemObject)
 OBJECT_CLASSES: dict[int, type[CosemObject]] = {
     c.class_id: c  # type: ignore[misc]
-    for c in (Data, Register, ExtendedRegister, Clock, ProfileGeneric, DisconnectControl, Iso14908Identification,
-              Iso14908ProtocolSetup, Iso14908ProtocolStatus, Iso14908Diagnostic)
+    for c in (
+        Data,
+        Register,
+        ExtendedRegister,
+        Clock,
+        ProfileGeneric,
+        DisconnectControl,
+        Iso14908Identification,
+        Iso14908ProtocolSetup,
+        Iso14908ProtocolStatus,
+        Iso14908Diagnostic,
+    )
 }
 
 
 def make_object(class_id: int, logical_name: Any, **values: Any) -> CosemObject:
-    """An object of ``class_id``: the behaviour class when there is one, else a plain CosemObject."""
+    """An object of ``class_id``: its behaviour class if any, else a plain CosemObject."""
     cls = OBJECT_CLASSES.get(class_id)
     if cls is not None:
         return cls(logical_name, **values)

@@ -44,20 +44,34 @@ def is_clock_column(cap: CaptureObjectDefinition) -> bool:
 def advance_clock(dt: DateTime, seconds: int) -> DateTime:
     """``dt`` moved on by ``seconds``, keeping deviation, status and the not-specified
     hundredths/weekday convention.  DecodeError when ``dt`` lacks a specified date/time."""
-    if None in (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second) or dt.month > 12 or dt.day > 31:  # type: ignore[operator]
+    y, mo, d, h, mi, sec = dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
+    if (
+        y is None
+        or mo is None
+        or d is None
+        or h is None
+        or mi is None
+        or sec is None
+        or mo > 12
+        or d > 31
+    ):
         raise DecodeError("cannot advance a clock with unspecified fields", field="buffer.clock")
     try:
-        naive = _datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second,  # type: ignore[arg-type]
-                          (dt.hundredths or 0) * 10000)
+        naive = _datetime(y, mo, d, h, mi, sec, (dt.hundredths or 0) * 10000)
         nxt = naive + timedelta(seconds=seconds)
     except (ValueError, OverflowError) as e:
         raise DecodeError(str(e), field="buffer.clock") from None
     return DateTime(
-        nxt.year, nxt.month, nxt.day,
+        nxt.year,
+        nxt.month,
+        nxt.day,
         None if dt.weekday is None else nxt.isoweekday(),
-        nxt.hour, nxt.minute, nxt.second,
+        nxt.hour,
+        nxt.minute,
+        nxt.second,
         None if dt.hundredths is None else nxt.microsecond // 10000,
-        dt.deviation, dt.status,
+        dt.deviation,
+        dt.status,
     )
 
 
@@ -120,7 +134,7 @@ def decode_buffer(
             raise DecodeError(f"entry {i} is not a structure of {n} members", field=f"buffer[{i}]")
     if not buffer:
         return ProfileBuffer(cols, [])
-    columns = list(zip(*buffer)) if n else []
+    columns: list[Any] = list(zip(*buffer)) if n else []
     for ci, cap in enumerate(cols):
         if is_clock_column(cap):
             step = -capture_period if sort_method == 2 else capture_period  # 2 = LIFO
@@ -139,11 +153,14 @@ def _clock_column(values: Sequence[Any], period: int, prev: DateTime | None, ci:
             try:
                 prev = from_bytes(v)
             except DecodeError as e:
-                raise DecodeError(str(e).split(": ", 1)[-1], field=f"buffer[{i}][{ci}].{e.field}") from None
+                raise DecodeError(
+                    str(e).split(": ", 1)[-1], field=f"buffer[{i}][{ci}].{e.field}"
+                ) from None
         elif v is None:
             if prev is None or period == 0:
                 raise DecodeError(
-                    "null clock without a previous clock and capture_period", field=f"buffer[{i}][{ci}]"
+                    "null clock without a previous clock and capture_period",
+                    field=f"buffer[{i}][{ci}]",
                 )
             prev = advance_clock(prev, period)
         elif type(v) is DateTime:

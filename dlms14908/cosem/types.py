@@ -11,6 +11,7 @@ octet-strings :class:`DateTime`, named structures frozen records such as
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, make_dataclass
 from datetime import datetime
 from typing import Any, Callable, ClassVar
@@ -311,7 +312,9 @@ class Struct(Spec):
     expose them as attributes of the same names); otherwise a frozen
     dataclass named ``name`` is generated."""
 
-    def __init__(self, name: str, members: list[tuple[str, Spec]], cls: type | None = None) -> None:
+    def __init__(
+        self, name: str, members: Sequence[tuple[str, Spec]], cls: type | None = None
+    ) -> None:
         self.name = name
         self.members = tuple(members)
         if cls is None:
@@ -343,13 +346,18 @@ class Struct(Spec):
             vals = list(x)
         else:
             raise EncodeError(f"expected {self.name}, got {type(x).__name__}", field=field)
-        return axdr.Structure(s.to_data(val, f"{field}.{n}") for (n, s), val in zip(self.members, vals))
+        return axdr.Structure(
+            s.to_data(val, f"{field}.{n}") for (n, s), val in zip(self.members, vals)
+        )
 
     def default(self) -> Any:
         return axdr.Structure(s.default() for _, s in self.members)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Struct) and (self.name, self.members) == (other.name, other.members)
+        return isinstance(other, Struct) and (self.name, self.members) == (
+            other.name,
+            other.members,
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.members))
@@ -386,7 +394,11 @@ class ScalerUnit:
 
 class _ScalerUnitSpec(Struct):
     def __init__(self) -> None:
-        super().__init__("ScalerUnit", [("scaler", Leaf(DataType.INTEGER)), ("unit", Leaf(DataType.ENUM))], ScalerUnit)
+        super().__init__(
+            "ScalerUnit",
+            [("scaler", Leaf(DataType.INTEGER)), ("unit", Leaf(DataType.ENUM))],
+            ScalerUnit,
+        )
 
     def to_typed(self, v: Any, field: str = "value") -> ScalerUnit:
         if not self.check(v):
@@ -418,7 +430,9 @@ class _CaptureObjectSpec(Struct):
     def to_typed(self, v: Any, field: str = "value") -> CaptureObjectDefinition:
         c = CaptureObjectDefinition.from_data(v)
         if c is None:
-            raise DecodeError(f"expected capture_object_definition, got {_describe(v)}", field=field)
+            raise DecodeError(
+                f"expected capture_object_definition, got {_describe(v)}", field=field
+            )
         return c
 
     def to_data(self, x: Any, field: str = "value") -> Any:
