@@ -240,3 +240,54 @@ class OsgpKeys:
     @property
     def enabled(self) -> bool:
         return self.default_psk is not None or bool(self.per_meter)
+
+
+class MeterService:
+    """A meter (a :class:`LonNode` with a server endpoint) served on a real transport."""
+
+    def __init__(self, driver: NodeDriver) -> None:
+        self.driver = driver
+        self.node = driver.node
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """The bound (host, port) for CN/IP, else None."""
+        addr = getattr(self.driver.link, "local_address", None)
+        return addr  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+
+async def serve_meter(
+    port_url: str,
+    route: Callable[[int, int], Any],
+    *,
+    subnet: int = 1,
+    node: int = 7,
+    neuron_id: bytes | None = None,
+    psk: bytes | None = None,
+    nnap_id: bytes = DEFAULT_NNAP_ID,
+    domain: bytes = b"\x42",
+    capture: Any | None = None,
+) -> MeterService:
+    """Serve a COSEM handler router ``(server_sap, client_sap) -> ApduHandler | None`` as a
+    LonTalk node on ``port_url`` (``cnip://?bind=127.0.0.1:0`` binds an ephemeral port: see
+    :attr:`MeterService.local_address`; serial URLs attach to a transceiver).  ``psk``
+    enables (and requires) OSGP-AES-128-PSK."""
+    from .adaptation.endpoint import ServerEndpoint, address_bytes
+    from .lon.transaction import LonConfig
+    from .node import Timing
+    from .transport.ports import open_port
+
+    nid = neuron_id or bytes((0x04, 0x5E, 0x00, 0x00, subnet, node))
+    channel = None
+    if psk is not None:
+        from osgp.channel import Role, SecureChannel
+
+        channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=nnap_id, psk=psk)
+    server = ServerEndpoint(route=route, channel=channel, dest=address_bytes(domain, subnet=subnet, node=node))
+    lnode = LonNode(LonConfig(subnet, node, domain=domain, neuron_id=nid, receive_timer=120.0), server=server,
+                    timing=Timing(frame_time=0.05), name=f"meter-{subnet}/{node}")
+    link = await open_port(port_url)
+    return MeterService(NodeDriver(lnode, link, capture=capture))
