@@ -509,3 +509,13 @@ def test_float32_is_rounded_at_construction() -> None:
 def test_nan_round_trips_by_bytes() -> None:
     raw = encode(Float64(float("nan")))
     assert encode(decode_all(raw)) == raw
+
+
+@pytest.mark.parametrize("cls", [Long, LongUnsigned, Integer, Unsigned, Enum, Bcd])
+def test_large_arrays_use_prebuilt_small_ints(cls: type) -> None:
+    values = Array(cls(cls.MIN + (i * 7919) % (cls.MAX - cls.MIN + 1)) for i in range(3000))
+    rows = Array(Structure([v, Long(-1)]) for v in values)
+    for value in (values, rows):
+        back = decode_all(encode(value))
+        assert strict_equal(back, value)
+    assert back[1][0] == values[1] and type(back[2999][1]) is Long
