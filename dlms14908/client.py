@@ -589,9 +589,7 @@ class ClientConnection:
             iid = self._next_iid()
             ans = yield ActionRequestNormal(iid, MethodDescriptor(15, CURRENT_ASSOCIATION, 1),
                                             axdr.OctetString(reply))
-            self._check_iid(ans, iid)
-            if isinstance(ans, ExceptionResponse):
-                raise ExceptionResponseError(ans)
+            ans = yield from self._action_answer(iid, ans)
             if not isinstance(ans, ActionResponseNormal):
                 raise RemoteProtocolError(f"expected an ACTION-Response, got {ans.NAME}")
             if ans.result != ActionResult.SUCCESS:
@@ -830,6 +828,20 @@ class ClientConnection:
                             break  # the server aborted
                         raise RemoteProtocolError(f"unexpected answer to ACTION block {i + 1}")
         assert resp is not None
+        resp = yield from self._action_answer(iid, resp)
+        if not isinstance(resp, ActionResponseNormal):
+            raise RemoteProtocolError(f"unexpected answer to ACTION: {resp.NAME}")
+        if resp.result != ActionResult.SUCCESS:
+            raise ActionError(resp.result, what)
+        rp = resp.return_parameters
+        if rp is ABSENT:
+            return None
+        if isinstance(rp, DataAccessResult):
+            raise DataAccessError(rp, what)
+        return rp
+
+    def _action_answer(self, iid: int, resp: Apdu) -> _Gen:
+        """Check an ACTION answer; collect ACTION-Response-With-Pblock blocks into one."""
         self._check_iid(resp, iid)
         self._raise_common(resp)
         if isinstance(resp, ActionResponseWithPblock):
@@ -841,17 +853,8 @@ class ClientConnection:
                 if not isinstance(resp, ActionResponseWithPblock):
                     raise RemoteProtocolError(f"expected ACTION-Response-With-Pblock, got {resp.NAME}")
             item = _decode_action_item(coll.data)
-            resp = ActionResponseNormal(iid, item.result, item.return_parameters)
-        if not isinstance(resp, ActionResponseNormal):
-            raise RemoteProtocolError(f"unexpected answer to ACTION: {resp.NAME}")
-        if resp.result != ActionResult.SUCCESS:
-            raise ActionError(resp.result, what)
-        rp = resp.return_parameters
-        if rp is ABSENT:
-            return None
-        if isinstance(rp, DataAccessResult):
-            raise DataAccessError(rp, what)
-        return rp
+            return ActionResponseNormal(iid, item.result, item.return_parameters)
+        return resp
 
     def action_with_list(self, items: Sequence[tuple[MethodRef, Any]]) -> Exchange:
         """ACTION-with-list; result: a list of ActionResponseItem."""

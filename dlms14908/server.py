@@ -440,8 +440,8 @@ class CosemServer:
             return ActionResponseNormal(apdu.invoke_id_and_priority, ActionResult.OTHER_REASON)
         sess.fire(ServerInput.HLS_VERIFIED)
         reply = sess.cipher.hls_response(sess.ctos)
-        return ActionResponseNormal(apdu.invoke_id_and_priority, ActionResult.SUCCESS,
-                                    axdr.OctetString(reply))
+        return self._action_reply(sess, apdu.invoke_id_and_priority,
+                                  ActionResponseItem(ActionResult.SUCCESS, axdr.OctetString(reply)))
 
     # ------------------------------------------------------------------ object access
     def _lookup(self, sess: ServerSession, class_id: int, obis: Obis

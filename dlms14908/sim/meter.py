@@ -21,13 +21,13 @@ Deterministic for a given ``seed`` and injected ``clock``.
 from __future__ import annotations
 
 import hashlib
+import struct
+import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from .. import axdr
 from ..acse import MechanismName
-from ..axdr import DateTime
 from ..cosem import (
     AttributeAccess,
     Clock,
@@ -92,9 +92,14 @@ class SimClock:
         return self.now
 
 
+_DT = struct.Struct(">HBBBBBBBhB")
+
+
 def _dt(t: float) -> axdr.OctetString:
-    dt = datetime.fromtimestamp(int(t), timezone.utc)
-    return axdr.OctetString(DateTime.from_datetime(dt, status=0, hundredths=False).to_bytes())
+    """COSEM date-time (UTC, deviation 0, status 0, hundredths not specified) of POSIX ``t``."""
+    g = time.gmtime(int(t))
+    return axdr.OctetString(_DT.pack(g.tm_year, g.tm_mon, g.tm_mday, g.tm_wday + 1, g.tm_hour,
+                                     g.tm_min, g.tm_sec, 0xFF, 0, 0))
 
 
 def _su(scaler: int, unit: Unit) -> ScalerUnit:
