@@ -6,7 +6,7 @@ import json
 from datetime import timezone
 
 import pytest
-from conftest import VECTORS
+from conftest import VECTORS, require
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -158,3 +158,58 @@ def test_large_profile_typed() -> None:
     assert len(buf) == 10_000
     assert buf.rows[9999][0] == advance_clock(start, 900 * 9999)
     assert int(buf.rows[9999][1]) == 9999
+
+
+# Runs inside the oracle venv (gurux-dlms, GPL-2) as a separate process; nothing of it is imported here.
+_GURUX_PROFILE = r"""
+import json, sys
+from gurux_dlms import GXDLMSClient, GXByteBuffer, GXDLMSTranslator
+from gurux_dlms.objects import GXDLMSProfileGeneric, GXDLMSClock, GXDLMSRegister, GXDLMSData, GXDLMSCaptureObject
+from gurux_dlms.enums import DataType
+P = json.loads(sys.stdin.read())
+c = GXDLMSClient(True)
+pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
+pg.capturePeriod = P["capture_period"]
+clk = GXDLMSClock("0.0.1.0.0.255"); reg = GXDLMSRegister("1.0.1.8.0.255"); dat = GXDLMSData("0.0.96.10.1.255")
+for o in (clk, reg, dat):
+    pg.addCaptureObject(o, 2, 0)
+from gurux_dlms.internal._GXCommon import _GXCommon
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo
+bb = GXByteBuffer(bytes.fromhex(P["hex"]))
+info = _GXDataInfo()
+value = _GXCommon.getData(c.settings, bb, info)
+c.updateValue(pg, 2, value)
+out = []
+for row in pg.buffer:
+    d = row[0].value
+    out.append(d.isoformat())
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.oracle
+def test_gurux_expands_null_clocks_the_same_way() -> None:
+    """gurux-dlms GXDLMSProfileGeneric (updateValue of attribute 2) on the same vector
+    yields the same instants as ours (and as the vector's expectation)."""
+    import subprocess
+    from datetime import datetime
+
+    try:
+        from tools.oracle import venv as oracle_venv
+    except ImportError:  # pragma: no cover
+        oracle_venv = None
+    require(oracle_venv is not None and oracle_venv.is_ready(), "oracle venv")
+    out = subprocess.run(
+        [str(oracle_venv.venv_python()), "-c", _GURUX_PROFILE],
+        input=json.dumps(P),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    theirs = [
+        datetime.fromisoformat(t).astimezone(timezone.utc).isoformat() for t in json.loads(out)
+    ]
+    ours = decode_buffer(bytes.fromhex(P["hex"]), COLS, capture_period=P["capture_period"])
+    assert theirs == P["expected_utc"]
+    assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in ours] == theirs
