@@ -160,17 +160,19 @@ def test_large_profile_typed() -> None:
     assert int(buf.rows[9999][1]) == 9999
 
 
-# Runs inside the oracle venv (gurux-dlms, GPL-2) as a separate process; nothing of it is imported here.
+# Runs inside the oracle venv (gurux-dlms, GPL-2) as a separate process;
+# nothing of it is imported here.
 _GURUX_PROFILE = r"""
 import json, sys
-from gurux_dlms import GXDLMSClient, GXByteBuffer, GXDLMSTranslator
-from gurux_dlms.objects import GXDLMSProfileGeneric, GXDLMSClock, GXDLMSRegister, GXDLMSData, GXDLMSCaptureObject
-from gurux_dlms.enums import DataType
+from gurux_dlms import GXDLMSClient, GXByteBuffer
+from gurux_dlms.objects import GXDLMSProfileGeneric, GXDLMSClock, GXDLMSRegister, GXDLMSData
 P = json.loads(sys.stdin.read())
 c = GXDLMSClient(True)
 pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
 pg.capturePeriod = P["capture_period"]
-clk = GXDLMSClock("0.0.1.0.0.255"); reg = GXDLMSRegister("1.0.1.8.0.255"); dat = GXDLMSData("0.0.96.10.1.255")
+clk = GXDLMSClock("0.0.1.0.0.255")
+reg = GXDLMSRegister("1.0.1.8.0.255")
+dat = GXDLMSData("0.0.96.10.1.255")
 for o in (clk, reg, dat):
     pg.addCaptureObject(o, 2, 0)
 from gurux_dlms.internal._GXCommon import _GXCommon
