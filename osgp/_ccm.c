@@ -393,73 +393,91 @@ typedef struct {
 
 typedef struct {
     const u8 *p;
-    size_t rem;
-} seg_t;
+    size_t n; /* 16-byte blocks */
+} run_t;
 
+/* The MAC input of a lane is a list of runs of whole blocks: B0, the AAD head, the
+ * AAD's full blocks (in place), its zero-padded tail, the payload's full blocks (in
+ * place: plaintext input on encrypt, the plaintext output on decrypt) and its
+ * zero-padded tail.  Irregular blocks live in `stage`, so fetching is one load. */
 typedef struct {
     job_t *job;
     const u8 *rk;
-    __m128i b0;      /* first MAC block */
+    const u8 *mp;    /* current MAC run */
+    size_t mn;
+    size_t mac_left; /* MAC blocks still to absorb */
+    int mr;          /* next run */
+    run_t runs[6];
     __m128i ctr;     /* byte-swapped counter block of the next payload keystream block */
     __m128i a0;      /* counter block 0 (tag mask), not swapped */
     __m128i s0;
-    size_t mac_left; /* MAC blocks still to absorb (incl. B0) */
-    size_t ctr_next; /* index of the next keystream block: 1..n payload, n+1 = A0, > n+1 done */
-    size_t nb;
-    int first;
-    int si;
-    seg_t seg[3];
-    _Alignas(16) u8 hdr[16];
+    size_t cfull;    /* full payload keystream blocks still to produce */
+    size_t coff;     /* their byte offset */
+    int ctail;       /* a partial payload block remains */
+    int cs0;         /* the tag mask remains */
+    _Alignas(16) u8 stage[4][16]; /* B0, AAD head, AAD tail, payload tail */
 } lane_t;
 
 static _Alignas(16) u8 dummy_rk[11 * 16];
 
 INL __m128i lane_fetch(lane_t *l)
 {
-    while (l->seg[l->si].rem == 0) l->si++;
-    seg_t *s = &l->seg[l->si];
-    __m128i b;
-    if (s->rem >= 16) {
-        b = _mm_loadu_si128((const __m128i *)s->p);
-        s->p += 16;
-        s->rem -= 16;
-    } else {
-        b = load_partial(s->p, s->rem);
-        s->rem = 0;
+    if (l->mn == 0) {
+        l->mp = l->runs[l->mr].p;
+        l->mn = l->runs[l->mr].n;
+        l->mr++;
     }
+    __m128i b = _mm_loadu_si128((const __m128i *)l->mp);
+    l->mp += 16;
+    l->mn--;
     return b;
 }
 
 static TGT void lane_load(lane_t *l, job_t *j, int enc)
 {
-    const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
-    __m128i ctr = ccm_b0(j->nonce, j->nlen, j->alen, j->len, j->key->tag_len, &l->b0);
-    l->a0 = _mm_shuffle_epi8(ctr, bs);
+    const __m128i one = _mm_set_epi64x(0, 1);
+    __m128i b0;
+    __m128i ctr = ccm_b0(j->nonce, j->nlen, j->alen, j->len, j->key->tag_len, &b0);
+    _mm_store_si128((__m128i *)l->stage[0], b0);
+    l->a0 = _mm_shuffle_epi8(ctr, bswap_mask());
     l->ctr = _mm_add_epi64(ctr, one);
     l->job = j;
     l->rk = j->key->rk;
-    l->nb = (j->len + 15) / 16;
-    l->ctr_next = 1;
-    l->first = 1;
-    l->si = 0;
-    size_t used = 0, hdr_len = 0;
+    size_t nr = 0, total = 1;
     if (j->alen) {
-        _mm_store_si128((__m128i *)l->hdr, ccm_aad_head(j->aad, j->alen, &used));
-        hdr_len = 16;
+        size_t used, rem, full;
+        _mm_store_si128((__m128i *)l->stage[1], ccm_aad_head(j->aad, j->alen, &used));
+        l->runs[nr].p = l->stage[1]; l->runs[nr++].n = 1;
+        rem = j->alen - used;
+        full = rem / 16;
+        if (full) { l->runs[nr].p = j->aad + used; l->runs[nr++].n = full; }
+        if (rem & 15) {
+            _mm_store_si128((__m128i *)l->stage[2], load_partial(j->aad + used + 16 * full, rem & 15));
+            l->runs[nr].p = l->stage[2]; l->runs[nr++].n = 1;
+        }
+        total += 1 + full + ((rem & 15) != 0);
     }
-    l->seg[0].p = l->hdr;
-    l->seg[0].rem = hdr_len;
-    l->seg[1].p = j->aad + used;
-    l->seg[1].rem = j->alen - used;
-    l->seg[2].p = enc ? j->in : j->out;
-    l->seg[2].rem = j->len;
-    l->mac_left = 1 + hdr_len / 16 + (l->seg[1].rem + 15) / 16 + l->nb;
+    size_t full = j->len / 16, tail = j->len & 15;
+    if (full) { l->runs[nr].p = enc ? j->in : j->out; l->runs[nr++].n = full; }
+    if (tail) {
+        if (enc) _mm_store_si128((__m128i *)l->stage[3], load_partial(j->in + 16 * full, tail));
+        l->runs[nr].p = l->stage[3]; l->runs[nr++].n = 1;
+    }
+    total += full + (tail != 0);
+    l->mp = l->stage[0];
+    l->mn = 1;
+    l->mr = 0;
+    l->mac_left = total;
+    l->cfull = full;
+    l->coff = 0;
+    l->ctail = tail != 0;
+    l->cs0 = 1;
 }
 
-/* keystream block for this step (or the tag mask) */
+/* counter block for this step's keystream (or the tag mask) */
 INL __m128i lane_ctr_in(lane_t *l, const __m128i bs, const __m128i one)
 {
-    if (l->ctr_next <= l->nb) {
+    if (l->cfull | (size_t)l->ctail) {
         __m128i c = _mm_shuffle_epi8(l->ctr, bs);
         l->ctr = _mm_add_epi64(l->ctr, one);
         return c;
@@ -467,26 +485,33 @@ INL __m128i lane_ctr_in(lane_t *l, const __m128i bs, const __m128i one)
     return l->a0;
 }
 
-INL void lane_ctr_out(lane_t *l, __m128i ks)
+static TGT void lane_ctr_tail(lane_t *l, __m128i ks, int enc)
 {
-    size_t j = l->ctr_next;
-    if (j > l->nb + 1) return;
-    l->ctr_next = j + 1;
-    if (j == l->nb + 1) {
-        l->s0 = ks;
-        return;
-    }
     job_t *jb = l->job;
-    size_t off = (j - 1) * 16, r = jb->len - off;
-    if (r >= 16) {
+    size_t r = jb->len - l->coff;
+    __m128i p = _mm_xor_si128(load_partial(jb->in + l->coff, r), ks);
+    _Alignas(16) u8 t[16];
+    _mm_store_si128((__m128i *)t, p);
+    copy16(jb->out + l->coff, t, r);
+    if (!enc) _mm_store_si128((__m128i *)l->stage[3], load_partial(t, r)); /* zero-padded plaintext */
+    wipe(t, sizeof t);
+    l->ctail = 0;
+}
+
+INL void lane_ctr_out(lane_t *l, __m128i ks, int enc)
+{
+    if (l->cfull) {
+        job_t *jb = l->job;
+        size_t off = l->coff;
         _mm_storeu_si128((__m128i *)(jb->out + off),
                          _mm_xor_si128(_mm_loadu_si128((const __m128i *)(jb->in + off)), ks));
-    } else {
-        _Alignas(16) u8 t[16] = {0};
-        copy16(t, jb->in + off, r);
-        _mm_store_si128((__m128i *)t, _mm_xor_si128(_mm_load_si128((const __m128i *)t), ks));
-        copy16(jb->out + off, t, r);
-        wipe(t, sizeof t);
+        l->coff = off + 16;
+        l->cfull--;
+    } else if (l->ctail) {
+        lane_ctr_tail(l, ks, enc);
+    } else if (l->cs0) {
+        l->s0 = ks;
+        l->cs0 = 0;
     }
 }
 
@@ -541,14 +566,7 @@ INL void ccm_many_impl(job_t *jobs, size_t n, int enc, const int NL)
             k[q] = l->rk;
             c[q] = _mm_setzero_si128();
             if (l->job) {
-                __m128i b;
-                if (l->first) {
-                    b = l->b0;
-                    l->first = 0;
-                } else {
-                    b = lane_fetch(l);
-                }
-                x[q] = _mm_xor_si128(x[q], b);
+                x[q] = _mm_xor_si128(x[q], lane_fetch(l));
                 c[q] = lane_ctr_in(l, bs, one);
             }
         }
@@ -577,7 +595,7 @@ INL void ccm_many_impl(job_t *jobs, size_t n, int enc, const int NL)
         for (int q = 0; q < NL; q++) {
             lane_t *l = &lanes[q];
             if (!l->job) continue;
-            lane_ctr_out(l, c[q]);
+            lane_ctr_out(l, c[q], enc);
             if (--l->mac_left == 0) {
                 lane_finish(l, x[q], enc);
                 active--;
