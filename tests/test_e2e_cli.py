@@ -1,0 +1,164 @@
+"""``dlms-cli`` end to end against the meter simulator over ``--port sim`` (with repeaters),
+CN/IP on loopback and a pty virtual transceiver, with and without OSGP-AES-128-PSK."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PSK = "000102030405060708090A0B0C0D0E0F"
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dlms14908.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def keyfile(tmp: Path, osgp: bool) -> str:
+    p = tmp / "keys.toml"
+    text = '[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
+    if osgp:
+        text += f'[osgp]\npsk = "{PSK}"\n[osgp.meters]\n"045E00000207" = "{PSK}"\n'
+    p.write_text(text)
+    os.chmod(p, 0o600)
+    return str(p)
+
+
+def _value(out: str) -> Any:
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("osgp", [False, True], ids=["plain", "osgp"])
+def test_cli_sim_through_two_repeaters(tmp_path: Path, osgp: bool) -> None:
+    r = cli("--port", "sim", "--meter", "4/1", "--via", "2/10,3/10", "--keys", keyfile(tmp_path, osgp),
+            "--json", "read", "1-0:1.8.0.255")
+    assert r.returncode == 0, r.stderr
+    assert "simulated" in r.stderr and "repeater-2/10" in r.stderr and "via repeater-2/10, repeater-3/10" in r.stderr
+    assert ("OSGP-AES-128-PSK" in r.stderr) == osgp
+    doc = _value(r.stdout)
+    assert "1-0:1.8.0.255" in json.dumps(doc)
+
+
+def test_cli_sim_info_counters_are_the_nodes(tmp_path: Path) -> None:
+    r = cli("--port", "sim", "--meter", "2/7", "--json", "info")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    doc = _value(text)
+    flat = json.dumps(doc)
+    # class 132 reports the LonTalk layer's own counters: the meter has received frames
+    assert "layer2_received" in flat and "messages_received" in flat
+    found = {}
+
+    def walk(o: Any) -> None:
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k in ("layer2_received", "messages_received") and isinstance(v, (int, dict)):
+                    found[k] = v if isinstance(v, int) else v.get("value")
+                walk(v)
+        elif isinstance(o, list):
+            for x in o:
+                walk(x)
+
+    walk(doc)
+    if found:  # the JSON shape is APP's; when the counters are visible they are non-zero
+        assert all(int(v) > 0 for v in found.values() if v is not None)
+
+
+def test_cli_sim_capture_opens_in_tshark(tmp_path: Path, tshark: str) -> None:
+    cap = tmp_path / "s.pcap"
+    r = cli("--port", "sim", "--meter", "2/7", "--capture", str(cap), "read", "1-0:1.8.0.255")
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run([tshark, "-r", str(cap)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("LON") >= 4
+
+
+_METER = textwrap.dedent('''
+    import asyncio, sys, time
+    from dlms14908.aio_link import NodeDriver, serve_meter
+    from dlms14908.sim import MeterSimulator
+    psk = bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None
+    async def main():
+        sim = MeterSimulator(seed=1, clock=time.time, node=(2, 7))
+        route = lambda s, c: sim.handler_for(c) if s == 1 else None
+        if sys.argv[1] == "cnip":
+            svc = await serve_meter("cnip://?bind=127.0.0.1:0", route, subnet=2, node=7, psk=psk)
+            print(svc.local_address[1], flush=True)
+        else:
+            from dlms14908.transport.sim import AsyncPlChannel
+            from dlms14908.transport.channel import ChannelConfig
+            from dlms14908.transport.virtual import VirtualTransceiver
+            ch = AsyncPlChannel(ChannelConfig(seed=1), time_scale=0.01)
+            vt = VirtualTransceiver("u61", channel=ch.link("mip"))
+            await vt.start()
+            from dlms14908.adaptation.endpoint import ServerEndpoint, address_bytes
+            from dlms14908.lon.transaction import LonConfig
+            from dlms14908.node import LonNode, Timing
+            channel = None
+            nid = bytes((4, 0x5E, 0, 0, 2, 7))
+            if psk:
+                from osgp.channel import Role, SecureChannel
+                from dlms14908.aio_link import DEFAULT_NNAP_ID
+                channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=DEFAULT_NNAP_ID, psk=psk)
+            node = LonNode(LonConfig(2, 7, domain=b"\\x42", neuron_id=nid),
+                           server=ServerEndpoint(route=route, channel=channel,
+                                                 dest=address_bytes(b"\\x42", subnet=2, node=7)),
+                           timing=Timing(0.05))
+            NodeDriver(node, ch.link("meter"))
+            print(vt.port, flush=True)
+        await asyncio.sleep(60)
+    asyncio.run(main())
+''')
+
+
+def _start_meter(kind: str, psk: str = "") -> tuple[subprocess.Popen[str], str]:
+    p = subprocess.Popen([sys.executable, "-c", _METER, kind, psk], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    assert p.stdout is not None
+    line = p.stdout.readline().strip()
+    if not line:
+        p.kill()
+        raise AssertionError(p.stderr.read() if p.stderr else "meter did not start")
+    return p, line
+
+
+@pytest.mark.parametrize("osgp", [False, True], ids=["plain", "osgp"])
+def test_cli_cnip_loopback(tmp_path: Path, osgp: bool) -> None:
+    proc, port = _start_meter("cnip", PSK if osgp else "")
+    try:
+        args = ["--port", f"cnip://127.0.0.1:{port}", "--meter", "2/7", "--json"]
+        if osgp:
+            args += ["--keys", keyfile(tmp_path, True)]
+        r = cli(*args, "read", "1-0:1.8.0.255")
+        assert r.returncode == 0, r.stderr
+        assert "1-0:1.8.0.255" in r.stdout
+        r = cli("--port", f"cnip://127.0.0.1:{port}", "--meter", "2/9", "--timeout", "2", "read", "1-0:1.8.0.255")
+        assert r.returncode not in (0, 70) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cli_pty_transceiver(tmp_path: Path) -> None:
+    proc, port = _start_meter("pty")
+    try:
+        r = cli("--port", f"serial://{port}?kind=u61&timeout=5", "--meter", "2/7", "--json", "read", "1-0:1.8.0.255")
+        assert r.returncode == 0, r.stderr
+        assert "1-0:1.8.0.255" in r.stdout
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cli_unreachable_port_is_one_line() -> None:
+    r = cli("--port", "/dev/ttyDOESNOTEXIST0", "--meter", "2/7", "read", "1-0:1.8.0.255")
+    assert r.returncode == 5, r.stderr  # Exit.PORT
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
