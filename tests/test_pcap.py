@@ -292,3 +292,46 @@ def test_recording_link_records_both_directions(tmp_path: Path) -> None:
         caps = list(iter_lon_frames(f))
     assert [c.lpdu for c in caps] == [WIRES[0], WIRES[0][::-1], WIRES[1], WIRES[1][::-1]]
     assert [c.timestamp for c in caps] == [10.0, 10.5, 11.0, 11.5]
+
+
+def _hexdump(packets: list[bytes]) -> str:
+    lines = []
+    for pkt in packets:
+        for off in range(0, len(pkt), 16):
+            chunk = pkt[off : off + 16]
+            lines.append(f"{off:06x} " + " ".join(f"{b:02x}" for b in chunk))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def test_reads_text2pcap_pcapng(tmp_path: Path) -> None:
+    """text2pcap (Wireshark) builds Ethernet/IPv4/UDP around our CN/IP packets and
+    writes pcapng by default: an independent writer for our reader."""
+    text2pcap = shutil.which("text2pcap")
+    require(text2pcap is not None, "text2pcap")
+    packets = [cnip.encode_data_packet(w, sequence=i + 1) for i, w in enumerate(WIRES)]
+    dump = tmp_path / "dump.txt"
+    dump.write_text(_hexdump(packets))
+    out = tmp_path / "t.pcapng"
+    subprocess.run(
+        [text2pcap, "-q", "-4", "10.1.1.1,10.1.1.2", "-u", "1629,1629", str(dump), str(out)],
+        check=True, capture_output=True, timeout=60,
+    )
+    assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    with open(out, "rb") as f:
+        caps = list(iter_lon_frames(f))
+    assert [c.lpdu for c in caps] == WIRES
+    assert {c.udp_dst_port for c in caps} == {1629}
+    assert [c.cnip.sequence for c in caps] == list(range(1, len(WIRES) + 1))  # type: ignore[union-attr]
+
+    raw = tmp_path / "raw.pcap"
+    subprocess.run([text2pcap, "-q", "-F", "pcap", "-l", "147", str(_write(tmp_path, WIRES)), str(raw)],
+                   check=True, capture_output=True, timeout=60)
+    with open(raw, "rb") as f:
+        assert [c.lpdu for c in iter_lon_frames(f)] == WIRES
+
+
+def _write(tmp_path: Path, packets: list[bytes]) -> Path:
+    p = tmp_path / "raw.txt"
+    p.write_text(_hexdump(packets))
+    return p

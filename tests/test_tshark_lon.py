@@ -333,3 +333,34 @@ def test_reader_reads_what_tshark_reads(tshark: str, tmp_path: Path) -> None:
     rows = run_tshark(tshark, pcap, ["frame.number", "exported_pdu.prot_name", "lon.ppdu"])
     assert [r[0] for r in rows] == [str(i + 1) for i in range(len(wires))]
     assert [r[2] for r in rows] == [f"0x{w[0]:02x}" for w in wires]
+
+
+def test_cnip_extension_header_and_digest(tshark: str, tmp_path: Path) -> None:
+    """tshark skips 4*ext_hdr bytes after the 20-byte header and hands the rest to LON:
+    our extension header and flag byte sit where Wireshark expects them."""
+    from dlms14908.lon import cnip
+    from dlms14908.pcap import LINKTYPE_ETHERNET, PcapWriter, udp_ipv4_ethernet
+
+    batch, wires = _vector_frames()
+    pcap = tmp_path / "ext.pcap"
+    with open(pcap, "wb") as f:
+        w = PcapWriter(f, LINKTYPE_ETHERNET)
+        for i, wire in enumerate(wires):
+            pkt = cnip.CnipPacket(
+                wire, ext_header=bytes(range(4 * (i % 3))), vendor=0x1234, sequence=i, digest=b"\xee" * 16 if i % 2 else None
+            )
+            w.write(udp_ipv4_ethernet(cnip.encode_packet(pkt)), float(i))
+    fields = ["cnip.exth", "cnip.sec", "cnip.vendorcode", "cnip.len"]
+    rows = run_tshark(tshark, pcap, fields + LON_FIELDS)
+    assert len(rows) == len(wires)
+    for i, (row, frame, wire) in enumerate(zip(rows, batch, wires)):
+        assert row[0] == str(i % 3)
+        assert row[1] == ("1" if i % 2 else "0")
+        assert row[2] == str(0x1234)
+        assert row[3] == str(20 + 4 * (i % 3) + len(wire) + (16 if i % 2 else 0))
+        got = dict(zip(LON_FIELDS, row[4:]))
+        want = expected_lon_fields(frame, wire)
+        for name in ("lon.pdufmt", "lon.addrfmt", "lon.srcnet", "lon.srcnode", "lon.domain", "lon.trans_no", "lon.code"):
+            assert got[name] == want[name], (i, name)
+        if i % 2 and want["data.data"]:
+            assert got["data.data"] == want["data.data"] + "ee" * 16  # the digest trails the LPDU
