@@ -223,6 +223,8 @@ def test_error_offsets_point_into_frame() -> None:
         lambda: Npdu(BroadcastAddress(1, 1), "apdu"),  # type: ignore[arg-type]
         lambda: Npdu("addr", Apdu(1)),  # type: ignore[arg-type]
         lambda: encode_frame("frame"),  # type: ignore[arg-type]
+        lambda: decode_frame("001122"),  # type: ignore[arg-type]
+        lambda: decode_npdu(None),  # type: ignore[arg-type]
     ],
 )
 def test_local_misuse_raises_encode_error(build) -> None:  # type: ignore[no-untyped-def]

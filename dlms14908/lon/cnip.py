@@ -143,6 +143,8 @@ def encode_data_packet(
 
 def decode_packet(data: bytes | bytearray | memoryview) -> CnipPacket:
     """Parse one CN/IP packet occupying all of ``data``."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodeError(f"expected bytes, got {type(data).__name__}", field="data")
     raw = bytes(data)
     if len(raw) < HEADER_LENGTH:
         raise DecodeError(f"{len(raw)} bytes, header needs {HEADER_LENGTH}", field="cnip.header", offset=0)

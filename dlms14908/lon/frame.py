@@ -321,9 +321,15 @@ def encode_apdu(apdu: AnyApdu) -> bytes:
     return apdu.encode()
 
 
+def _as_bytes(data: object) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodeError(f"expected bytes, got {type(data).__name__}", field="data")
+    return bytes(data)
+
+
 def decode_apdu(data: bytes | bytearray | memoryview, offset: int = 0) -> AnyApdu:
     """Decode an APDU occupying all of ``data`` (``offset`` is only for error reports)."""
-    raw = bytes(data)
+    raw = _as_bytes(data)
     if not raw:
         raise DecodeError("missing APDU", field="apdu", offset=offset)
     first = raw[0]
@@ -707,7 +713,7 @@ def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
 
 def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npdu:
     """Decode a whole NPDU (no L2 header, no CRC).  ``offset`` shifts reported positions."""
-    raw = bytes(data)
+    raw = _as_bytes(data)
     base = offset
     if not raw:
         raise DecodeError("missing NPDU header", field="npdu", offset=base)
@@ -741,7 +747,7 @@ def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npd
 def decode_frame(data: bytes | bytearray | memoryview, crc: bool = True) -> Frame:
     """Decode an LPDU.  With ``crc`` the last two bytes must be its CRC
     (:class:`~dlms14908.errors.CrcError` otherwise)."""
-    raw = bytes(data)
+    raw = _as_bytes(data)
     if crc:
         raw = strip_crc(raw)
     if len(raw) < 2:
