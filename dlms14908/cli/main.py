@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timezone
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -286,7 +288,9 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
             _note("no --keys: using the simulator's lab secrets")
             if args.auth == "lls":
                 return ClientSettings.management_lls(DEFAULT_PASSWORD)
-            return ClientSettings.management_hls(DEFAULT_KEYS, DEFAULT_CLIENT_SYSTEM_TITLE)
+            return ClientSettings.management_hls(
+                DEFAULT_KEYS, DEFAULT_CLIENT_SYSTEM_TITLE,
+                invocation_counter=load_invocation_counter(_ic_key(args, DEFAULT_CLIENT_SYSTEM_TITLE)))
         raise KeyFileError("--client management needs --keys FILE with a [dlms] table "
                            "(lls_password, or ek and ak)")
     auth = args.auth or "hls"
@@ -298,10 +302,57 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
     server_st = dl.server_system_title or dl.system_title
     return ClientSettings.management_hls(
         dl.keys, st, ciphering=CipheringKind.DEDICATED if dl.keys.dk is not None else CipheringKind.GLOBAL,
-        dedicated_key=dl.keys.dk, server_system_title=server_st)
+        dedicated_key=dl.keys.dk, server_system_title=server_st,
+        invocation_counter=load_invocation_counter(_ic_key(args, st)))
 
 
 _STDERR = Console(stderr=True, highlight=False)
+
+
+# Suite 0 forbids reusing an invocation counter under one key, and a meter refuses any IC not
+# above the last one it accepted, so the next IC to send is kept across runs (per client system
+# title, port and meter) in a small JSON state file: $DLMS14908_STATE_DIR or ~/.local/state/dlms14908.
+
+
+def _state_file() -> Path:
+    base = os.environ.get("DLMS14908_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "dlms14908")
+    return Path(base) / "invocation-counters.json"
+
+
+def _ic_key(args: argparse.Namespace, client_st: bytes) -> str:
+    return f"{client_st.hex().upper()}@{args.port.strip()}/{args.meter}"
+
+
+def load_invocation_counter(key: str) -> int:
+    """The next invocation counter to use for ``key`` (0 when none is stored)."""
+    try:
+        data = json.loads(_state_file().read_text())
+        v = data.get(key, 0)
+        return v if isinstance(v, int) and 0 <= v <= 0xFFFFFFFF else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def save_invocation_counter(key: str, value: int) -> None:
+    """Remember the next invocation counter for ``key`` (best effort, atomic replace)."""
+    path = _state_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        if value <= data.get(key, -1):
+            return
+        data[key] = value
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:
+        _note(f"warning: cannot save the invocation counter ({exc.strerror or exc})")
 
 
 def _note(text: str) -> None:
@@ -323,7 +374,13 @@ def _session(args: argparse.Namespace, body: Callable[[Client], Coroutine[Any, A
             await client.connect()
             return await body(client)
         finally:
-            await client.close()
+            try:
+                await client.close()
+            finally:
+                cipher = client.conn.cipher
+                if cipher is not None and settings.system_title is not None:
+                    save_invocation_counter(_ic_key(args, settings.system_title),
+                                            cipher.next_invocation_counter)
 
     return asyncio.run(run())
 

@@ -1,0 +1,317 @@
+"""dlms-cli and dlms-meter-sim: commands over --port sim, JSON output, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlms14908 import axdr
+from dlms14908.cli import main as cli
+from dlms14908.cli import meter_sim, ports
+from dlms14908.cli.common import Exit
+from dlms14908.errors import ProxyError
+from dlms14908.link import LoopbackLink
+from dlms14908.sim import DEFAULT_PASSWORD, MeterSimulator, SimClock
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_750_000_000.0
+EK = "000102030405060708090A0B0C0D0E0F"
+AK = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+NOTICE = "using the built-in simulated meter network (--port sim)"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(monkeypatch, tmp_path):
+    """Invocation counters kept by dlms-cli go to a per-test directory."""
+    d = tmp_path / "state"
+    monkeypatch.setenv("DLMS14908_STATE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def net(monkeypatch):
+    """dlms-cli's link replaced by an in-process LoopbackLink to one deterministic simulator
+    per address (the CLI logic under test; the real --port sim stack is exercised below)."""
+    meters: dict[str, MeterSimulator] = {}
+    clock = SimClock(T0)
+
+    class Net:
+        password = DEFAULT_PASSWORD
+        latency = 0.0
+
+        def meter(self, addr: str) -> MeterSimulator:
+            if addr not in meters:
+                meters[addr] = MeterSimulator(seed=len(meters) + 11, clock=clock, password=self.password)
+            return meters[addr]
+
+    n = Net()
+
+    def fake_open_link(port, meter, via, keys, capture, *, client_sap):
+        if port != "sim":
+            return real_open_link(port, meter, via, keys, capture, client_sap=client_sap)
+        return LoopbackLink(n.meter(str(meter)).handler_for(client_sap), latency=n.latency)
+
+    real_open_link = cli.open_link
+    monkeypatch.setattr(cli, "open_link", fake_open_link)
+    return n
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def keyfile(tmp_path: Path, body: str) -> str:
+    p = tmp_path / "keys.toml"
+    p.write_text(body)
+    p.chmod(0o600)
+    return str(p)
+
+
+def test_read_register_human(net, capsys):
+    code, out, err = run(capsys, "--port", "sim", "read", "1-0:1.8.0.255")
+    assert code == 0
+    wh = net.meter("1/7").import_export_wh(T0)[0]
+    assert out.strip() == f"1-0:1.8.0.255 (Active energy import (+A), total) = {wh} Wh"
+    assert NOTICE in err
+
+
+def test_read_json_round_trip(net, capsys):
+    code, out, _ = run(capsys, "read", "1-0:32.7.0.255", "--json", "--meter", "2/9")
+    assert code == 0
+    d = json.loads(out)
+    m = net.meter("2/9")
+    assert d["obis"] == "1-0:32.7.0.255" and d["class_id"] == 3
+    assert d["value"] == {"type": "long-unsigned", "value": m.model.voltage_dv(T0)}
+    assert d["scaled"]["unit"] == "V" and d["scaled"]["value"] == pytest.approx(m.model.voltage_dv(T0) / 10)
+
+
+def test_read_other_attributes_json(net, capsys):
+    code, out, _ = run(capsys, "--json", "read", "0-0:1.0.0.255")
+    assert code == 0
+    assert json.loads(out)["value"] == "2025-06-15 15:06:40+00:00"
+    code, out, _ = run(capsys, "--json", "read", "1-0:1.8.0.255", "-a", "3")
+    assert json.loads(out)["value"] == {"scaler": 0, "unit": {"name": "watt_hour", "value": 30}}
+
+
+def test_profile_entries_json_matches_meter(net, capsys):
+    code, out, err = run(capsys, "--json", "profile", "--entries", "1:96")
+    assert code == 0
+    d = json.loads(out)
+    rows = net.meter("1/7").profile_rows()[:96]
+    assert d["entries"] == 96
+    assert [r[1]["value"] for r in d["rows"]] == [int(r[1]) for r in rows]
+    assert [r[2]["value"] for r in d["rows"]] == [int(r[2]) for r in rows]
+    assert "Traceback" not in err
+
+
+def test_profile_time_range(net, capsys):
+    code, out, _ = run(capsys, "profile", "1-0:99.1.0.255", "--from", "2025-06-15T10:00",
+                       "--to", "2025-06-15T11:00", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["entries"] == 5
+    assert d["rows"][0][0] == "2025-06-15 10:00:00+00:00"
+
+
+def test_objects_and_info(net, capsys):
+    code, out, _ = run(capsys, "objects", "--json")
+    assert code == 0
+    objs = {o["obis"]: o for o in json.loads(out)["objects"]}
+    assert objs["1-0:99.1.0.255"]["class"] == "Profile generic"
+    assert "0-0:43.0.0.255" not in objs  # public view
+    code, out, _ = run(capsys, "objects")
+    assert "object list" in out and "0-0:96.3.10.255" in out
+    code, out, _ = run(capsys, "info", "--json")
+    info = {o["class_id"]: o for o in json.loads(out)["objects"]}
+    assert set(info) == {130, 131, 132, 133}
+    assert info[130]["attributes"]["subnet_id"] == {"type": "unsigned", "value": 1}
+    assert info[130]["attributes"]["node_id"] == {"type": "unsigned", "value": 7}
+    assert info[131]["attributes"]["inactivity_timeout"]["value"] == 300
+
+
+def test_management_set_and_action_with_key_file(net, capsys, tmp_path, state_dir):
+    kf = keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
+    base = ["--client", "management", "--keys", kf]
+    code, out, err = run(capsys, *base, "set", "0-0:32.1.0.255", "-a", "2", "u16:42")
+    assert code == 0 and "success" in out
+    assert net.meter("1/7").objects[axdr_obis("0-0:32.1.0.255")].data(2) == 42
+    code, out, err = run(capsys, *base, "--json", "action", "0-0:96.3.10.255", "-m", "1")
+    assert code == 0 and json.loads(out)["result"] == "success"
+    code, out, _ = run(capsys, *base, "--json", "read", "0-0:96.3.10.255", "-a", "3")
+    assert json.loads(out)["value"] == {"name": "disconnected", "value": 0}
+    assert EK not in out + err and AK not in out + err
+    # each run continued the invocation counter of the previous one (else the meter refuses a replay)
+    stored = json.loads((state_dir / "invocation-counters.json").read_text())
+    assert list(stored) == ["444C430000000001@sim/1/7"] and stored["444C430000000001@sim/1/7"] >= 9
+    assert EK not in json.dumps(stored)
+
+
+def axdr_obis(text: str):
+    from dlms14908.obis import Obis
+    return Obis.parse(text)
+
+
+def test_public_client_cannot_write(net, capsys):
+    code, out, err = run(capsys, "set", "0-0:1.0.0.255", "-a", "3", "i16:60")
+    assert code == Exit.PROTOCOL
+    assert err.strip().splitlines()[-1] == "dlms-cli: error: 0-0:1.0.0.255 attribute 3: read-write-denied"
+
+
+@pytest.mark.parametrize("argv,code,needle", [
+    (["read", "1-0:1.8.0.256"], Exit.USAGE, "not an OBIS code"),
+    (["read", "bogus"], Exit.USAGE, "not an OBIS code"),
+    (["set", "1-0:1.8.0.255", "-a", "2", "u16:99999"], Exit.USAGE, "value 'u16:99999'"),
+    (["set", "1-0:1.8.0.255", "-a", "2", "5"], Exit.USAGE, "expected TYPE:VALUE"),
+    (["--meter", "1/200", "read", "1-0:1.8.0.255"], Exit.USAGE, "node 1-127"),
+    (["profile", "--entries", "5:2"], Exit.USAGE, "FIRST:LAST"),
+    (["--port", "/dev/nonexistent-tty", "read", "1-0:1.8.0.255"], Exit.PORT, "nonexistent-tty"),
+    (["--keys", "/nonexistent/keys.toml", "read", "1-0:1.8.0.255"], Exit.KEYFILE, "no such key file"),
+    (["read", "1-0:1.8.0.255", "-c", "4"], Exit.PROTOCOL, "object-class-inconsistent"),
+    (["read", "0-0:200.0.0.255"], Exit.PROTOCOL, "give the interface class"),
+])
+def test_errors_are_one_line_with_distinct_codes(net, capsys, argv, code, needle):
+    with pytest.raises(SystemExit) if code == Exit.USAGE else _nullctx() as ex:
+        got, out, err = run(capsys, *argv)
+    if code == Exit.USAGE:
+        got = ex.value.code
+        err = capsys.readouterr().err
+    assert got == code
+    assert needle in err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if NOTICE not in ln and not ln.startswith("usage")
+             and not ln.startswith(" ")]
+    assert len(lines) == 1, err
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_wrong_password_exit_code(net, capsys, tmp_path):
+    net.password = b"other pw"
+    kf = keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\nlls_password = "12345678"\n')
+    code, _, err = run(capsys, "--client", "management", "--auth", "lls", "--keys", kf, "read", "1-0:1.8.0.255")
+    assert code == Exit.SECURITY
+    assert "authentication-failure" in err and "12345678" not in err
+
+
+def test_bad_key_file_exit_code(net, capsys, tmp_path):
+    kf = keyfile(tmp_path, '[dlms]\nek = "0011"\nak = "zz"\n')
+    code, _, err = run(capsys, "--client", "management", "--keys", kf, "read", "1-0:1.8.0.255")
+    assert code == Exit.KEYFILE and "[dlms] ek" in err and "0011" not in err
+
+
+def test_timeout_exit_code(net, capsys):
+    net.latency = 0.05
+    code, _, err = run(capsys, "--timeout", "0.01", "read", "1-0:1.8.0.255")
+    assert code == Exit.TIMEOUT and "no response within" in err
+
+
+def test_proxy_failure_exit_code(monkeypatch, capsys):
+    class Broken:
+        async def request(self, apdu: bytes, *, timeout: float) -> bytes:
+            raise ProxyError("repeater did not answer", hop=1)
+
+        async def send(self, apdu: bytes) -> None:
+            raise AssertionError
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cli, "open_link", lambda *a, **k: Broken())
+    code, _, err = run(capsys, "read", "1-0:1.8.0.255")
+    assert code == Exit.PROXY
+    assert err.strip().splitlines()[-1] == "dlms-cli: error: hop 1: repeater did not answer"
+
+
+def test_parse_value_syntax():
+    assert cli.parse_value("u16:5") == axdr.LongUnsigned(5) and type(cli.parse_value("u16:5")) is axdr.LongUnsigned
+    assert cli.parse_value("i8:-3") == -3 and type(cli.parse_value("i8:-3")) is axdr.Integer
+    assert cli.parse_value("octets:0102") == axdr.OctetString(b"\x01\x02")
+    assert cli.parse_value("obis:1-0:1.8.0.255") == bytes.fromhex("0100010800FF")
+    assert cli.parse_value("bool:true") is True and cli.parse_value("null") is None
+    assert cli.parse_value("bits:0101").bits == "0101"
+    dt = axdr.DateTime.from_bytes(bytes(cli.parse_value("datetime:2025-01-02T03:04:05+01:00")))
+    assert (dt.year, dt.hour, dt.deviation) == (2025, 3, -60)
+    for bad in ("u8:256", "x:1", "octets:zz", "5", "bool:maybe"):
+        with pytest.raises(ValueError):
+            cli.parse_value(bad)
+
+
+def test_parse_meter_and_via():
+    assert str(ports.parse_meter("1/7")) == "1/7"
+    assert ports.parse_meter("04:a1:b2:c3:d4:e5").neuron_id == bytes.fromhex("04A1B2C3D4E5")
+    assert [str(a) for a in ports.parse_via("1/3,1/5")] == ["1/3", "1/5"]
+    for bad in ("0/7", "1/0", "1/128", "04A1B2", "x"):
+        with pytest.raises(ValueError):
+            ports.parse_meter(bad)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("COLUMNS", None)
+    return env
+
+
+def test_console_script_quick_start():
+    """README quick start: ``dlms-cli --port sim read 1-0:1.8.0.255`` (installed console script)."""
+    exe = shutil.which("dlms-cli")
+    if exe is None:
+        pytest.skip("dlms-cli console script not installed")
+    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255"], capture_output=True, text=True,
+                       env=_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("1-0:1.8.0.255 (Active energy import (+A), total) = ")
+    assert p.stdout.strip().endswith(" Wh")
+    assert NOTICE in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255", "--json"], capture_output=True,
+                       text=True, env=_env(), timeout=60)
+    d = json.loads(p.stdout)
+    assert d["value"]["type"] == "double-long-unsigned" and d["value"]["value"] > 1_000_000
+    assert d["scaled"] == {"value": d["value"]["value"], "unit": "Wh", "scaler": 0}
+
+
+def test_module_entry_point_errors_without_traceback():
+    p = subprocess.run([sys.executable, "-m", "dlms14908.cli.main", "--port", "/dev/nonexistent", "read",
+                        "1-0:1.8.0.255"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert p.returncode == Exit.PORT
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlms-cli: error: ") and "/dev/nonexistent" in lines[0]
+
+
+def test_real_sim_port_in_process(capsys, monkeypatch):
+    """--port sim through the real stack (adaptation layer, LonTalk, simulated channel)."""
+    monkeypatch.setattr(ports, "_SIM", None)
+    code, out, err = run(capsys, "--port", "sim", "--json", "profile", "--entries", "1:8")
+    assert code == 0, err
+    d = json.loads(out)
+    sim = ports.sim_network().meter(ports.parse_meter("1/7")).simulator
+    rows = sim.profile_rows()[:8]
+    assert [r[1]["value"] for r in d["rows"]] == [int(r[1]) for r in rows]
+    code, out, err = run(capsys, "--port", "sim", "--json", "read", "1-0:1.8.0.255")
+    v = json.loads(out)["value"]["value"]
+    assert abs(v - sim.import_export_wh(sim.clock())[0]) <= 5  # virtual time moves on a little
+    assert NOTICE in err
+
+
+def test_meter_sim_lists_objects(capsys):
+    assert meter_sim.main(["--seed", "3", "--time", str(T0), "--json"]) == 0
+    out, err = capsys.readouterr()
+    d = json.loads(out)
+    obis = {o["obis"] for o in d["objects"]}
+    assert {"0-0:32.0.0.255", "0-0:32.3.0.255", "1-0:99.1.0.255", "0-0:65.0.1.255", "0-0:44.0.0.255"} <= obis
+    assert "no transport yet" in err
+    assert meter_sim.main(["--seed", "3", "--time", str(T0)]) == 0
+    assert "simulated meter" in capsys.readouterr().out
