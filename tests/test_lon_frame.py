@@ -301,3 +301,22 @@ def test_random_bytes_apdu_and_npdu(data: bytes, offset: int) -> None:
         assert exc.offset is not None and exc.offset >= offset
     else:
         assert npdu.encode() == data
+
+
+# --------------------------------------------------------------------------- stored tshark output
+
+TSHARK_DOC = json.loads((VECTORS / "lon" / "tshark_fields.json").read_text())
+
+
+@pytest.mark.parametrize("v", TSHARK_DOC["vectors"], ids=lambda v: v["hex"][:16])
+def test_stored_tshark_fields_match_our_decode(v: dict) -> None:
+    """Field values tshark printed for these frames (stored, so this runs without tshark)."""
+    from test_tshark_lon import SKIP, expected_lon_fields
+
+    wire = bytes.fromhex(v["hex"])
+    frame = decode_frame(wire)
+    assert encode_frame(frame) == wire
+    want = expected_lon_fields(frame, wire)
+    for name, shown in v["tshark"].items():
+        if want[name] is not SKIP:
+            assert shown == want[name], name
