@@ -122,3 +122,19 @@ def test_announcement_lists_nodes() -> None:
     net = net3()
     text = net.describe()
     assert "repeater r1 at 2/10" in text and "meter m at 5/1" in text and "via r1, r2, r3" in text
+
+
+def test_identical_unprotected_requests_never_get_a_stale_response() -> None:
+    """LonTalk transaction numbers wrap after 16: an identical PDU 16 transactions later
+    (same request, same segment pull) must still reach the application, not a stored reply."""
+    n = [0]
+
+    def counting(apdu: bytes) -> bytes:
+        n[0] += 1
+        return n[0].to_bytes(2, "big") * 150  # 300 bytes: segmented, so pulls repeat too
+
+    net = SimNetwork(ChannelConfig(bit_rate=1e15, preamble_bits=0.0, interpacket_bits=0.0))
+    m = net.add_meter("m", 2, 1, counting)
+    ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01)
+    for k in range(1, 41):
+        assert net.run_exchange(ep, net.route_to(m), b"\x01\x02") == k.to_bytes(2, "big") * 150

@@ -1,0 +1,204 @@
+"""End-to-end benchmarks of the IEC 62056-8-8 stack (issue 5 item 8).
+
+1. Secured GET round trips per second through the full stack in one process: the
+   sans-I/O client (HLS-5 + suite-0 glo ciphering) → adaptation layer → OSGP-AES-128-PSK →
+   LonTalk transactions → simulated channel with zero airtime → meter node → COSEM server
+   (the meter simulator) and back.  Goal ≥ 20,000/s on one core.
+2. Channel efficiency of a 96-entry load-profile read on the simulated 3.6 kbit/s A-band
+   channel: bits on air (channel model: preamble + 8 × LPDU bytes, every frame incl. ACKs,
+   pulls and retries) / bits of the A-XDR buffer value.  Goal ≤ 1.35.
+3. Per-meter protocol state on the head-end: association (ClientConnection with its
+   suite-0 CipheringContext) + OSGP CryptoContext (SecureChannel, commissioned) + the
+   adaptation endpoint, measured with tracemalloc over N meters.  Goal ≤ 2 KiB.
+
+Usage: ``python3 benchmarks/e2e.py [--n 3000] [--meters 200] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import pstats
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+from dlms14908 import axdr
+from dlms14908.client import ClientConnection, ClientSettings
+from dlms14908.obis import Obis
+from dlms14908.profile import SAP_MANAGEMENT
+from dlms14908.sim import DEFAULT_KEYS, LOAD_PROFILE, MeterSimulator, SimClock
+from dlms14908.simnet import SimNetwork
+from dlms14908.transport.channel import ChannelConfig
+
+PSK = bytes(range(16))
+CLIENT_ST = bytes.fromhex("4D4D4D0000000001")
+ENERGY = Obis.parse("1-0:1.8.0.255")
+T0 = 1_700_000_000.0
+
+
+def make_net(channel: ChannelConfig, *, osgp: bool, meters: int = 1, entries: int = 960) -> tuple[SimNetwork, list[Any]]:
+    net = SimNetwork(channel, seed=1)
+    out = []
+    for i in range(meters):
+        sn, nd = 2 + i // 100, 1 + i % 100
+        clock = SimClock(T0)
+        sim = MeterSimulator(seed=i, clock=clock, node=(sn, nd), profile_entries=entries, history_days=2)
+        m = net.add_meter(f"m{i}", sn, nd, route=lambda s, c, _sim=sim: _sim.handler_for(c) if s == 1 else None,
+                          psk=PSK if osgp else None)
+        m.simulator = sim
+        out.append(m)
+    return net, out
+
+
+def run(net: SimNetwork, ep: Any, route: Any, ex: Any) -> Any:
+    req = ex.request
+    while req is not None:
+        resp = net.run_exchange(ep, route, req)
+        assert resp is not None
+        req = ex.receive(resp)
+    return ex.result
+
+
+def settings(suite0: bool, pdu: int = 1024) -> ClientSettings:
+    if suite0:
+        return ClientSettings.management_hls(DEFAULT_KEYS, CLIENT_ST, max_receive_pdu_size=pdu)
+    return ClientSettings.public(max_receive_pdu_size=pdu)
+
+
+def bench_round_trips(n: int, *, osgp: bool, suite0: bool, profile: bool = False) -> dict[str, Any]:
+    zero = ChannelConfig(bit_rate=1e15, preamble_bits=0.0, interpacket_bits=0.0)
+    net, (m,) = make_net(zero, osgp=osgp)
+    ep = net.client_endpoint(m, client_sap=0x01 if suite0 else 0x10, server_sap=SAP_MANAGEMENT,
+                             psk=PSK if osgp else None)
+    route = net.route_to(m)
+    conn = ClientConnection(settings(suite0))
+    run(net, ep, route, conn.connect())
+    first = run(net, ep, route, conn.get(3, ENERGY, 2))
+    for _ in range(200):  # warm-up
+        run(net, ep, route, conn.get(3, ENERGY, 2))
+    gc.collect()
+    prof = cProfile.Profile() if profile else None
+    t = time.perf_counter()
+    if prof:
+        prof.enable()
+    for _ in range(n):
+        v = run(net, ep, route, conn.get(3, ENERGY, 2))
+    if prof:
+        prof.disable()
+    dt = time.perf_counter() - t
+    assert int(v) >= int(first)
+    res: dict[str, Any] = {"osgp": osgp, "suite0": suite0, "n": n, "seconds": dt, "per_second": n / dt,
+                           "frames_per_rt": net.channel.counters.frames / (n + 202 + 2)}
+    if prof:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
+        res["profile"] = s.getvalue()
+    return res
+
+
+def bench_efficiency(*, osgp: bool, suite0: bool, pdu: int) -> dict[str, Any]:
+    net, (m,) = make_net(ChannelConfig(), osgp=osgp, entries=96)
+    sim = m.simulator
+    ep = net.client_endpoint(m, client_sap=0x01 if suite0 else 0x10, server_sap=SAP_MANAGEMENT,
+                             psk=PSK if osgp else None)
+    route = net.route_to(m)
+    conn = ClientConnection(settings(suite0, pdu))
+    run(net, ep, route, conn.connect())
+    c = net.channel.counters
+    bits0, frames0, t0 = c.airtime_bits, c.frames, net.now
+    buf = run(net, ep, route, conn.get(7, LOAD_PROFILE, 2))
+    bits, frames, secs = c.airtime_bits - bits0, c.frames - frames0, net.now - t0
+    rows = sim.profile_rows()
+    assert len(buf) == 96 and [list(r) for r in buf] == [list(r) for r in rows[-96:]] or len(buf) == len(rows)
+    payload_bits = len(axdr.encode(buf)) * 8
+    return {"osgp": osgp, "suite0": suite0, "max_pdu": pdu, "entries": len(buf), "payload_bytes": payload_bits // 8,
+            "frames": frames, "air_bits": round(bits), "ratio": bits / payload_bits, "seconds_on_channel": secs}
+
+
+def bench_state(meters: int) -> dict[str, Any]:
+    net, ms = make_net(ChannelConfig(bit_rate=1e15, preamble_bits=0.0, interpacket_bits=0.0), osgp=True,
+                       meters=meters, entries=4)
+    pairs = []
+    for m in ms:
+        ep = net.client_endpoint(m, client_sap=0x01, server_sap=SAP_MANAGEMENT, psk=PSK)
+        pairs.append((ep, net.route_to(m)))
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.take_snapshot()
+    conns = []
+    for ep, route in pairs:
+        conn = ClientConnection(settings(True))
+        run(net, ep, route, conn.connect())
+        conns.append(conn)
+    gc.collect()
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assoc_bytes = sum(s.size_diff for s in snap.compare_to(base, "filename"))
+    # the OSGP contexts and endpoints were built before `base`; measure them separately
+    from osgp.channel import Role, SecureChannel
+
+    from dlms14908.adaptation.endpoint import ClientEndpoint
+
+    gc.collect()
+    tracemalloc.start()
+    b2 = tracemalloc.take_snapshot()
+    extra = [ClientEndpoint(channel=SecureChannel(role=Role.NNAP, local_id=net.nnap_id, peer_id=bytes(6), psk=PSK),
+                            dest=b"\x42\x02\x01") for _ in range(meters)]
+    s2 = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    fresh_bytes = sum(s.size_diff for s in s2.compare_to(b2, "filename"))
+    del extra
+    per_assoc = assoc_bytes / meters
+    per_osgp_fresh = fresh_bytes / meters
+    return {"meters": meters, "association_plus_commissioning_delta_per_meter": per_assoc,
+            "osgp_context_and_endpoint_fresh_per_meter": per_osgp_fresh,
+            "total_per_meter": per_assoc + per_osgp_fresh, "note": "association delta includes the suite-0 "
+            "CipheringContext and the OSGP session keys installed by the handshake"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--meters", type=int, default=200)
+    ap.add_argument("--profile", action="store_true", help="print where the round-trip time goes")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    out: dict[str, Any] = {"round_trips": [], "efficiency": []}
+    for osgp, suite0 in ((False, False), (True, False), (False, True), (True, True)):
+        out["round_trips"].append(bench_round_trips(a.n, osgp=osgp, suite0=suite0,
+                                                    profile=a.profile and osgp and suite0))
+    for osgp, suite0 in ((False, False), (True, True)):
+        for pdu in (256, 1024, 65535):
+            out["efficiency"].append(bench_efficiency(osgp=osgp, suite0=suite0, pdu=pdu))
+    out["state"] = bench_state(a.meters)
+    if a.json:
+        for r in out["round_trips"]:
+            r.pop("profile", None)
+        print(json.dumps(out, indent=2))
+        return 0
+    print("1. GET round trips/s, full stack, zero-airtime channel (goal >= 20000 with OSGP + suite 0)")
+    for r in out["round_trips"]:
+        print(f"   osgp={r['osgp']!s:5} suite0={r['suite0']!s:5}  {r['per_second']:9.0f}/s  "
+              f"({1e6 / r['per_second']:.0f} us, {r['frames_per_rt']:.2f} frames per round trip)")
+        if "profile" in r:
+            print(r["profile"])
+    print("2. 96-entry profile read on 3.6 kbit/s: bits on air / A-XDR payload bits (goal <= 1.35)")
+    for e in out["efficiency"]:
+        print(f"   osgp={e['osgp']!s:5} suite0={e['suite0']!s:5} max_pdu={e['max_pdu']:5}  payload {e['payload_bytes']} B,"
+              f" {e['frames']} frames, {e['air_bits']} bits on air, ratio {e['ratio']:.3f},"
+              f" {e['seconds_on_channel']:.1f} s")
+    s = out["state"]
+    print(f"3. per-meter head-end state over {s['meters']} meters (goal <= 2048 B): "
+          f"association+commissioning {s['association_plus_commissioning_delta_per_meter']:.0f} B + "
+          f"OSGP context+endpoint {s['osgp_context_and_endpoint_fresh_per_meter']:.0f} B = "
+          f"{s['total_per_meter']:.0f} B")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
