@@ -306,6 +306,41 @@ INL __m128i ccm_aad_head(const u8 *aad, size_t alen, size_t *used)
     return _mm_load_si128((const __m128i *)blk);
 }
 
+/* Constant-time check of a received M-byte tag against the computed tag block:
+ * the tag is gathered into a register (two overlapping words, no byte loop) and
+ * compared with one vector compare; no early exit.  Returns 0 when equal. */
+static _Alignas(16) u8 tag_shuf[17][16];
+
+static void init_tag_tables(void)
+{
+    for (int m = 4; m <= 16; m += 2) {
+        int w = m >= 8 ? 8 : 4;
+        for (int i = 0; i < 16; i++)
+            tag_shuf[m][i] = (u8)(i < m ? (i < w ? i : 8 + (i - (m - w))) : 0x80);
+    }
+}
+
+INL int tag_mismatch(__m128i t, const u8 *tag, int M)
+{
+    uint64_t lo, hi;
+    if (M >= 8) {
+        memcpy(&lo, tag, 8);
+        memcpy(&hi, tag + M - 8, 8);
+    } else {
+        uint32_t l4, h4;
+        memcpy(&l4, tag, 4);
+        memcpy(&h4, tag + M - 4, 4);
+        lo = l4;
+        hi = h4;
+    }
+    __m128i r = _mm_shuffle_epi8(_mm_set_epi64x((long long)hi, (long long)lo),
+                                 _mm_load_si128((const __m128i *)tag_shuf[M]));
+    /* bytes >= M: received side is 0 by the shuffle, computed side masked to 0 */
+    __m128i mask = _mm_shuffle_epi8(_mm_set1_epi8(-1), _mm_load_si128((const __m128i *)tag_shuf[M]));
+    __m128i d = _mm_xor_si128(_mm_and_si128(t, mask), r);
+    return !_mm_testz_si128(d, d);
+}
+
 /* ---- single message (per-call API) ------------------------------------------ */
 
 /* enc: out = C || T (len + M bytes).  dec: in = C, tag = received tag, out = P.
@@ -354,16 +389,14 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
         x = aes_enc(rk, _mm_xor_si128(x, c));
         wipe(t, sizeof t);
     }
-    _Alignas(16) u8 T[16];
-    _mm_store_si128((__m128i *)T, _mm_xor_si128(x, s0));
+    __m128i tv = _mm_xor_si128(x, s0);
     if (enc) {
+        _Alignas(16) u8 T[16];
+        _mm_store_si128((__m128i *)T, tv);
         copy16(out + len, T, (size_t)M);
         return 0;
     }
-    u8 diff = 0;
-    for (int i = 0; i < M; i++) diff |= (u8)(T[i] ^ tag[i]);
-    wipe(T, sizeof T);
-    if (diff) {
+    if (tag_mismatch(tv, tag, M)) {
         wipe(out, len);
         return -1;
     }
@@ -518,22 +551,18 @@ INL void lane_ctr_out(lane_t *l, __m128i ks, int enc)
 static TGT void lane_finish(lane_t *l, __m128i x, int enc)
 {
     job_t *j = l->job;
-    _Alignas(16) u8 T[16];
     int M = j->key->tag_len;
-    _mm_store_si128((__m128i *)T, _mm_xor_si128(x, l->s0));
+    __m128i tv = _mm_xor_si128(x, l->s0);
     if (enc) {
+        _Alignas(16) u8 T[16];
+        _mm_store_si128((__m128i *)T, tv);
         copy16(j->out + j->len, T, (size_t)M);
         j->status = 0;
+    } else if (tag_mismatch(tv, j->tag, M)) {
+        wipe(j->out, j->len);
+        j->status = -1;
     } else {
-        u8 diff = 0;
-        for (int i = 0; i < M; i++) diff |= (u8)(T[i] ^ j->tag[i]);
-        if (diff) {
-            wipe(j->out, j->len);
-            j->status = -1;
-        } else {
-            j->status = 0;
-        }
-        wipe(T, sizeof T);
+        j->status = 0;
     }
     l->job = NULL;
     l->rk = dummy_rk;
@@ -1070,6 +1099,7 @@ PyMODINIT_FUNC PyInit__ccm(void)
 #if CCM_HAVE_X86
     init_tables();
     init_aad_tables();
+    init_tag_tables();
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
         PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
