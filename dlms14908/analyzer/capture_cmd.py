@@ -1,24 +1,25 @@
-"""``dlms-analyze capture FILE [--json]``: list the LonTalk frames of a pcap/pcapng file.
+"""``dlms-analyze capture FILE``: decode a capture through every layer.
 
-One line per record: number, time, route (``upper-pdu`` = LINKTYPE 252,
-``cnip`` = CN/IP over UDP, ``user0``), CRC verdict and a one-line summary of the
-frame, or the finding that explains why the record holds no decodable frame.
-The file is read one record at a time (:mod:`dlms14908.pcap`).  With ``--json``
-the output is a JSON array written incrementally.  Exit status 1 when any
-record has a finding (bad CRC, undecodable frame, not LonTalk).
+Reads pcap/pcapng (CN/IP over UDP, LINKTYPE 252 exported PDUs, LINKTYPE_USER0) and
+the analyzer's serial-link logs (JSON lines, :mod:`.sources`), streaming with bounded
+memory, and decodes LonTalk (CRC checked), the Annex E proxy, the adaptation layer
+(reassembled), OSGP-AES-128-PSK (decrypted with ``--keys``: PSKs or session keys per
+Neuron ID, following the Challenge/Commission exchanges), xDLMS/ACSE (suite 0
+decrypted, block transfers followed) and COSEM values typed by class with OBIS names
+(:mod:`.engine`).  Output: a rich tree per frame (default), ``--summary`` one line
+per frame, ``--json`` JSON lines; ``--filter``, ``--stats``, ``--write-decrypted``
+(LINKTYPE 252 pcap).  Exit status 1 when any finding was reported.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import sys
 from typing import Any
 
 from ..cli.common import Exit
-from ..errors import DecodeError
-from ..lon.crc import check_crc
+from ..lon.codes import code_name
 from ..lon.frame import (
     Apdu,
     AuthPdu,
@@ -31,23 +32,37 @@ from ..lon.frame import (
     Spdu,
     SubnetNodeAddress,
     Tpdu,
-    decode_frame,
-    frame_to_jsonable,
 )
-from ..lon.codes import code_name
-from ..pcap import CapturedFrame, iter_lon_frames
 
-__all__ = ["register", "run", "summarize", "record_report"]
+__all__ = ["register", "run", "summarize", "analyze_file"]
+
+_EPILOG = """key file tables: [dlms] (suite 0: ek, ak, system_title ...), [osgp] psk / nnap_id /
+[osgp.meters] "NID" = "PSK" / [osgp.sessions] "NID" = { key_id = 1, key = "..." },
+[legacy] oma_key / codes / encrypted.
+filter terms: node=1/7 nid=HEX obis=1-0:1.8.0.255 service=TEXT finding[=KIND] meter=1/7
+crc=bad, combined with and / or / not / ( ).
+finding kinds: crc malformed not-lon truncated bad-tag replay sequence-error auth-failure
+proxy-failure unanswered retry duplicate reassembly block-sequence no-key handshake."""
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "capture",
-        help="list the LonTalk frames of a pcap/pcapng capture",
-        description="List the ISO/IEC 14908-1 frames in a pcap or pcapng file, one line per record.",
+        help="decode a pcap/pcapng capture or serial log through every layer",
+        description="Decode LonTalk / LTEP / adaptation / OSGP-AES-128-PSK / xDLMS / COSEM from a capture.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", metavar="FILE", help="pcap or pcapng file")
-    p.add_argument("--json", action="store_true", help="print a JSON array instead of text lines")
+    p.add_argument("file", metavar="FILE", help="pcap, pcapng or serial log (JSON lines)")
+    p.add_argument("--keys", metavar="FILE", help="TOML key file ([dlms], [osgp], [legacy])")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--json", action="store_true", help="JSON lines, one object per frame")
+    mode.add_argument("--summary", action="store_true", help="one line per frame")
+    p.add_argument("--filter", metavar="EXPR", action="append", help="show only matching frames (repeat = and)")
+    p.add_argument("--stats", action="store_true", help="print statistics at the end (only stats with --quiet)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-frame output")
+    p.add_argument("--write-decrypted", metavar="OUT", help="write the frames, decrypted, as LINKTYPE 252 pcap")
+    p.add_argument("--bitrate", type=float, default=3600.0, help="channel bit rate for airtime (default 3600)")
     p.set_defaults(func=run)
 
 
@@ -98,81 +113,115 @@ def summarize(frame: Frame) -> str:
     return f"{head} UNACKD" + _apdu(pdu)
 
 
-_REDACTED = "<redacted: carries key material>"
+def analyze_file(
+    path: str,
+    *,
+    keys: Any = None,
+    detail: bool = True,
+    keep_plain: bool = False,
+    bitrate: float = 3600.0,
+) -> Any:
+    """Yield :class:`~.engine.FrameRecord` objects, then the late findings as
+    :class:`~.engine.Finding` objects (for library use and tests)."""
+    from .engine import Analyzer
+    from .sources import iter_capture
 
-
-def _carries_key(frame: Frame) -> bool:
-    apdu = frame.apdu
-    if not isinstance(apdu, Apdu) or apdu.code not in (0x60, 0x63, 0x65):
-        return False
-    from ..lon.netmgmt import decode_request
-
-    try:
-        decode_request(apdu)
-    except DecodeError:
-        return False
-    return True
-
-
-def record_report(cap: CapturedFrame) -> dict[str, Any]:
-    """JSON-able description of one record, with ``finding`` set when something is wrong."""
-    out: dict[str, Any] = {"number": cap.index, "time": cap.timestamp, "route": cap.route}
-    if cap.cnip is not None:
-        out["cnip"] = {"sequence": cap.cnip.sequence, "session": cap.cnip.session, "port": cap.udp_dst_port}
-    if cap.lpdu is None:
-        out["finding"] = cap.finding
-        return out
-    lpdu = cap.lpdu
-    out["hex"] = lpdu.hex()
-    crc_ok = check_crc(lpdu)
-    out["crc_ok"] = crc_ok
-    try:
-        frame = decode_frame(lpdu[:-2] if len(lpdu) >= 2 else lpdu, crc=False)
-    except DecodeError as exc:
-        out["finding"] = f"does not decode: {exc}"
-        return out
-    out["summary"] = summarize(frame)
-    out["frame"] = frame_to_jsonable(frame)
-    if _carries_key(frame):
-        out["hex"] = _REDACTED
-        out["frame"]["apdu"]["data"] = _REDACTED
-    if not crc_ok:
-        out["finding"] = "CRC mismatch"
-    return out
-
-
-def _time(ts: float) -> str:
-    try:
-        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-    except (OverflowError, OSError, ValueError):
-        return f"{ts:.3f}"
+    an = Analyzer(keys, detail=detail, keep_plain=keep_plain, bitrate=bitrate)
+    with open(path, "rb") as f:
+        for number, ts, route, lpdu, finding in iter_capture(f):
+            yield an.process(number, ts, route, lpdu, finding)
+            if an.late:
+                yield from an.late
+                an.late.clear()
+    yield from an.finish()
 
 
 def run(args: argparse.Namespace) -> int:
-    findings = 0
+    from .engine import Finding
+    from .keys import load_analyzer_keys
+    from .output import Stats, compile_filter, render_tree, summary_line, to_jsonable
+
+    keys = load_analyzer_keys(args.keys)
+    filters = [compile_filter(e) for e in (args.filter or [])]
     out = sys.stdout
-    with open(args.file, "rb") as f:
-        first = True
-        if args.json:
-            out.write("[")
-        try:
-            for cap in iter_lon_frames(f):
-                rep = record_report(cap)
-                if "finding" in rep:
-                    findings += 1
-                if args.json:
-                    out.write(("\n" if first else ",\n") + json.dumps(rep))
-                else:
-                    crc = "" if "crc_ok" not in rep else ("crc ok " if rep["crc_ok"] else "CRC BAD ")
-                    text = rep.get("summary") or ""
-                    if "finding" in rep:
-                        text = (text + "  " if text else "") + f"! {rep['finding']}"
-                    out.write(f"{rep['number']:>6} {_time(rep['time'])} {rep['route']:<9} {crc}{text}\n")
-                first = False
-        finally:
-            if args.json:
-                out.write("\n]\n")
+    mode = "quiet" if args.quiet else "json" if args.json else "summary" if args.summary else "tree"
+    detail = mode in ("json", "tree")
+    stats = Stats(args.bitrate) if args.stats else None
+    writer = None
+    wfile = None
+    if args.write_decrypted:
+        from ..pcap import LonCaptureWriter
+
+        wfile = open(args.write_decrypted, "wb")  # noqa: SIM115 - closed in finally
+        writer = LonCaptureWriter(wfile, "upper-pdu")
+    console = None
+    if mode == "tree":
+        from rich.console import Console
+
+        console = Console(file=out, highlight=False, width=None if out.isatty() else 200)
+    findings = 0
+    fatal: str | None = None
+    t0: float | None = None
+    buf: list[str] = []
+    try:
+        for item in analyze_file(args.file, keys=keys, detail=detail, keep_plain=writer is not None,
+                                 bitrate=args.bitrate):
+            if isinstance(item, Finding):
+                findings += 1
+                if stats is not None:
+                    stats.add_late(item)
+                if mode == "json":
+                    buf.append(json.dumps({"finding": item.to_jsonable()}))
+                elif mode != "quiet":
+                    buf.append(f"        ! {item.kind}: {item.text} (frame {', '.join(map(str, item.frames))})")
+                continue
+            rec = item
+            if rec.findings:
+                findings += len(rec.findings)
+                if rec.route == "file" and rec.number == 1:
+                    fatal = rec.findings[0].text
+            if writer is not None and rec.lpdu is not None:
+                writer.write_frame(rec.plain_lpdu or rec.lpdu, max(rec.time, 0.0))
+            if t0 is None and rec.route != "file":
+                t0 = rec.time
+            if filters and not all(f(rec) for f in filters):
+                continue
+            if stats is not None:
+                stats.add(rec)
+            if mode == "summary":
+                buf.append(summary_line(rec, t0 or 0.0))
+            elif mode == "json":
+                buf.append(json.dumps(to_jsonable(rec)))
+            elif mode == "tree":
+                assert console is not None
+                if buf:
+                    out.write("\n".join(buf) + "\n")
+                    buf.clear()
+                console.print(render_tree(rec, t0 or 0.0))
+            if len(buf) >= 2048:
+                buf.append("")
+                out.write("\n".join(buf))
+                buf.clear()
+        if buf:
+            buf.append("")
+            out.write("\n".join(buf))
+            buf.clear()
+    finally:
+        if writer is not None:
+            writer.flush()
+        if wfile is not None:
+            wfile.close()
+    if stats is not None:
+        if mode == "json":
+            out.write(json.dumps({"stats": stats.to_jsonable()}) + "\n")
+        else:
+            from rich.console import Console
+
+            Console(file=out, highlight=False).print(stats.render())
+    if fatal is not None and t0 is None:
+        print(f"dlms-analyze: {fatal}", file=sys.stderr)
+        return int(Exit.DECODE)
     if findings:
-        print(f"dlms-analyze: {findings} record(s) with findings", file=sys.stderr)
+        print(f"dlms-analyze: {findings} finding(s)", file=sys.stderr)
         return int(Exit.FINDINGS)
     return int(Exit.OK)

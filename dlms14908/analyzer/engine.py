@@ -1,0 +1,905 @@
+"""The capture analyzer core (sans-I/O): one LonTalk record in, one decoded :class:`FrameRecord` out.
+
+Layers, each from its own package: ISO/IEC 14908-1 frame (:mod:`.lonhdr` fast path,
+:func:`dlms14908.lon.frame.decode_frame` reference), CRC-16 (``lontalk.md`` §1.6),
+Annex E LTEP proxy (:mod:`dlms14908.repeater.ltep`), adaptation layer with reassembly
+(:mod:`dlms14908.adaptation.pdu`, ``docs/wire-format.md`` §3), OSGP-AES-128-PSK
+(:mod:`osgp.keys`, :mod:`osgp.messages`, ``docs/wire-format.md`` §4) followed
+*passively* through Challenge/Commission exchanges, xDLMS/ACSE
+(:func:`dlms14908.xdlms.decode_apdu`, suite 0 via :mod:`dlms14908.xdlms.ciphering`,
+block transfer via :class:`~dlms14908.xdlms.DataBlockCollector`), COSEM values typed
+by class (:func:`dlms14908.cosem.decode_attribute`) with OBIS names, legacy OSGP
+(:mod:`osgp.legacy`).
+
+Every problem becomes a :class:`Finding` on the frame (or, for unanswered
+requests, at eviction / :meth:`Analyzer.finish`); nothing raises out of
+:meth:`Analyzer.process` for any input.  All per-flow state is bounded (LRU
+dictionaries with fixed capacities, time-based eviction of transactions).
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .. import profile as P
+from ..errors import DecodeError, ProtocolError as DlmsError
+from .keys import AnalyzerKeys
+from .lonhdr import LonHdr, peek
+
+__all__ = ["Finding", "FrameRecord", "Analyzer", "FINDING_KINDS", "airtime"]
+
+FINDING_KINDS = (
+    "crc", "malformed", "not-lon", "truncated", "bad-tag", "replay", "sequence-error",
+    "auth-failure", "proxy-failure", "unanswered", "retry", "duplicate", "reassembly",
+    "block-sequence", "no-key", "handshake",
+)
+
+#: A-band power line (reference lontalk.md §4): 3.6 kbit/s, ~33.5 preamble bits
+BITRATE = 3600.0
+PREAMBLE_BITS = 33.5
+
+_AL_CODE = P.AL_MSG_CODE
+_LTEP = 0x4D
+_LTEP_FAIL = 0x4C
+_TX_TIMEOUT = 64.0  # seconds an unanswered LonTalk request stays pending
+_MAX_PENDING = 4096
+_MAX_FLOWS = 4096
+_MAX_SEEN = 4096
+_RELAY_WINDOW = 30.0
+_MAX_PER_FLOW = 64
+_MAX_BLOCK_BYTES = 1 << 20
+
+
+def airtime(nbytes: int, bitrate: float = BITRATE) -> float:
+    """Seconds on the channel for an LPDU of ``nbytes`` (CRC included)."""
+    return (PREAMBLE_BITS + 8 * nbytes) / bitrate
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    text: str
+    frames: tuple[int, ...]
+
+    def to_jsonable(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "frames": list(self.frames)}
+
+
+class FrameRecord:
+    """Everything decoded from one capture record (filled as far as the layers go)."""
+
+    __slots__ = (
+        "number", "time", "route", "lpdu", "crc_ok", "hdr", "frame", "findings", "meter", "nid",
+        "ltep", "ltep_text", "al", "al_text", "osgp_text", "osgp", "xdlms", "xdlms_text",
+        "apdu_raw", "values", "obis", "plain_lpdu", "kind", "direction", "legacy", "nm",
+    )
+
+    def __init__(self, number: int, time: float, route: str, lpdu: bytes | None) -> None:
+        self.number = number
+        self.time = time
+        self.route = route
+        self.lpdu = lpdu
+        self.crc_ok: bool | None = None
+        self.hdr: LonHdr | None = None
+        self.frame: Any = None  # reference-decoded Frame when the fast path did not apply
+        self.findings: list[Finding] = []
+        self.meter: str | None = None
+        self.nid: bytes | None = None
+        self.ltep: dict[str, Any] | None = None
+        self.ltep_text = ""
+        self.al: dict[str, Any] | None = None
+        self.al_text = ""
+        self.osgp: dict[str, Any] | None = None
+        self.osgp_text = ""
+        self.xdlms: Any = None
+        self.xdlms_text = ""
+        self.apdu_raw: bytes | None = None
+        self.values: list[dict[str, Any]] | None = None
+        self.obis: list[str] = []
+        self.plain_lpdu: bytes | None = None
+        self.kind = "?"
+        self.direction: str | None = None
+        self.legacy: dict[str, Any] | None = None
+        self.nm: str | None = None
+
+    def add(self, kind: str, text: str, *others: int) -> None:
+        self.findings.append(Finding(kind, text, (self.number, *others)))
+
+
+class _Pending:
+    __slots__ = ("number", "time", "meter", "dest", "chain", "sig", "tries", "answers", "leg", "retry_of")
+
+    def __init__(self, number: int, time: float, meter: Any, dest: bytes | None, chain: list[str] | None,
+                 sig: int, leg: str) -> None:
+        self.number = number
+        self.time = time
+        self.meter = meter
+        self.dest = dest
+        self.chain = chain
+        self.sig = sig
+        self.tries = 1
+        self.answers = 0
+        self.leg = leg
+
+
+class _Flow:
+    """Per-meter state: OSGP keys, replay windows, handshake, reassembly, xDLMS tracking."""
+
+    __slots__ = ("label", "nid", "keys", "windows", "hs", "dest", "reasm", "requests", "blocks",
+                 "client_st", "server_st", "frames", "bytes", "airtime")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.nid: bytes | None = None
+        self.keys: dict[int, Any] = {}  # key_id -> AesCcm
+        self.windows: dict[tuple[str, int], Any] = {}
+        self.hs: dict[str, Any] = {}
+        self.dest: bytes | None = None
+        self.reasm: Any = None
+        self.requests: OrderedDict[int, tuple[int, Any]] = OrderedDict()
+        self.blocks: OrderedDict[int, Any] = OrderedDict()
+        self.client_st: bytes | None = None
+        self.server_st: bytes | None = None
+        self.frames = 0
+        self.bytes = 0
+        self.airtime = 0.0
+
+
+def _lru_put(d: OrderedDict[Any, Any], key: Any, value: Any, cap: int) -> None:
+    d[key] = value
+    d.move_to_end(key)
+    while len(d) > cap:
+        d.popitem(last=False)
+
+
+def _crc_ok(lpdu: bytes) -> bool:
+    return (binascii.crc_hqx(lpdu[:-2], 0xFFFF) ^ 0xFFFF) == ((lpdu[-2] << 8) | lpdu[-1])
+
+
+class Analyzer:
+    """Feed records in capture order with :meth:`process`; call :meth:`finish` at the end.
+
+    ``detail``: build JSON-able layer views (for --json / tree output); the summary
+    mode leaves them out.  ``keep_plain``: build the decrypted LPDU for write-back."""
+
+    def __init__(self, keys: AnalyzerKeys | None = None, *, detail: bool = True, keep_plain: bool = False,
+                 bitrate: float = BITRATE, max_flows: int = _MAX_FLOWS, max_pending: int = _MAX_PENDING) -> None:
+        self.keys = keys or AnalyzerKeys()
+        self.detail = detail
+        self.keep_plain = keep_plain
+        self.bitrate = bitrate
+        self.max_flows = max_flows
+        self.max_pending = max_pending
+        self.flows: OrderedDict[Any, _Flow] = OrderedDict()
+        self.aliases: OrderedDict[Any, Any] = OrderedDict()  # NID flow key <-> address flow key
+        self.pending: OrderedDict[Any, _Pending] = OrderedDict()
+        self.seen: OrderedDict[Any, tuple[int, str, Any, float, Any]] = OrderedDict()
+        self.late: list[Finding] = []  # findings raised outside a frame (evictions)
+        self._session_aead: dict[tuple[bytes, int], Any] = {}
+        self._nnap = self.keys.nnap_id
+
+    # ------------------------------------------------------------------ flows
+    def _flow(self, key: Any, label: str) -> _Flow:
+        key = self.aliases.get(key, key)
+        f = self.flows.get(key)
+        if f is None:
+            f = _Flow(label)
+            _lru_put(self.flows, key, f, self.max_flows)
+        return f
+
+    def _bind_nid(self, key: Any, flow: _Flow, nid: bytes) -> None:
+        flow.nid = nid
+        nkey = (key[0], "nid", nid)
+        if nkey != key:
+            _lru_put(self.aliases, nkey, self.aliases.get(key, key), self.max_flows)
+
+    # ------------------------------------------------------------------ entry point
+    def process(self, number: int, time: float, route: str, lpdu: bytes | None,
+                finding: str | None = None) -> FrameRecord:
+        rec = FrameRecord(number, time, route, lpdu)
+        try:
+            self._expire(time)
+            if lpdu is None:
+                if route == "file":
+                    rec.add("truncated", finding or "broken file")
+                else:
+                    rec.add("not-lon", finding or "no LonTalk frame in this record")
+                rec.kind = "non-LonTalk"
+                return rec
+            self._lon(rec, lpdu)
+        except (DecodeError, DlmsError, ValueError, KeyError, IndexError, TypeError, OverflowError) as exc:
+            rec.add("malformed", f"analyzer: {type(exc).__name__}: {exc}")
+        return rec
+
+    def finish(self) -> list[Finding]:
+        """Findings left at the end: requests never answered."""
+        out = list(self.late)
+        self.late.clear()
+        for p in self.pending.values():
+            if p.answers == 0 and p.tries:
+                out.append(Finding("unanswered", f"request on {p.leg} never answered (capture ended)", (p.number,)))
+        self.pending.clear()
+        return out
+
+    def _expire(self, now: float) -> None:
+        pend = self.pending
+        while pend:
+            key, p = next(iter(pend.items()))
+            if now - p.time <= _TX_TIMEOUT and len(pend) <= self.max_pending:
+                break
+            pend.popitem(last=False)
+            if p.answers == 0:
+                self.late.append(Finding("unanswered", f"request on {p.leg} not answered within {_TX_TIMEOUT:.0f} s",
+                                         (p.number,)))
+
+    # ------------------------------------------------------------------ LonTalk
+    def _lon(self, rec: FrameRecord, lpdu: bytes) -> None:
+        if len(lpdu) < 4:
+            rec.add("malformed", f"LonTalk frame of {len(lpdu)} bytes is too short")
+            rec.kind = "malformed"
+            return
+        rec.crc_ok = ok = _crc_ok(lpdu)
+        if not ok:
+            rec.add("crc", f"CRC mismatch (frame carries {lpdu[-2]:02X}{lpdu[-1]:02X})")
+        body = lpdu[:-2]
+        h = peek(body)
+        if h is None:
+            from ..lon.frame import decode_frame
+
+            try:
+                rec.frame = decode_frame(body, crc=False)
+            except DecodeError as exc:
+                rec.add("malformed", f"LonTalk: {exc}")
+                rec.kind = "malformed"
+                return
+            rec.kind = type(rec.frame.pdu).__name__
+            return
+        rec.hdr = h
+        rec.kind = h.service
+        if not ok:
+            return  # a receiver drops it: show the header, keep it out of the flow state
+        apdu = body[h.apdu:] if h.apdu >= 0 else b""
+        self._transport(rec, h, apdu)
+
+    def _transport(self, rec: FrameRecord, h: LonHdr, apdu: bytes) -> None:
+        dom = h.domain
+        code = apdu[0] if apdu else None
+        layer, typ = h.layer, h.ptype
+        is_req = (layer == "S" and typ in (0, 5)) or (layer == "T" and typ in (0, 5))
+        is_resp = (layer == "S" and typ == 2) or (layer == "T" and typ == 2)
+        leg = f"{h.src}->{h.dst}"
+        pend: _Pending | None = None
+        if is_req and h.dst_kind in ("sn", "nid", "gack", "group", "bcast"):
+            key = (dom, h.src_subnet, h.src_node, h.tn, layer)
+            sig = hash(apdu)
+            old = self.pending.get(key)
+            if old is not None and old.sig == sig and rec.time - old.time <= _TX_TIMEOUT:
+                old.tries += 1
+                rec.add("retry", f"retry #{old.tries - 1} of the request in frame {old.number}", old.number)
+                pend = old
+            else:
+                if old is not None and old.answers == 0:
+                    self.late.append(Finding("unanswered", f"request on {old.leg} not answered before tn reuse",
+                                             (old.number,)))
+                pend = _Pending(rec.number, rec.time, None, None, None, sig, leg)
+                self.pending.pop(key, None)
+                self.pending[key] = pend
+        elif is_resp:
+            if h.dst_kind == "sn":
+                key = (dom, h.dst_subnet, h.dst_node, h.tn, layer)
+                pend = self.pending.get(key)
+                if pend is not None:
+                    pend.answers += 1
+                    if pend.answers > pend.tries:
+                        rec.add("duplicate", f"more answers than requests for frame {pend.number}", pend.number)
+        if code is None:
+            return
+        if code == _AL_CODE:
+            self._adaptation_frame(rec, h, apdu, pend, is_resp)
+        elif code in (_LTEP, _LTEP_FAIL):
+            self._ltep(rec, h, apdu, pend, is_resp)
+        elif self.keys.legacy is not None and code in self.keys.legacy.codes:
+            self._legacy(rec, apdu)
+        else:
+            from ..lon.codes import code_name
+
+            rec.nm = f"{code_name(code)} (0x{code:02X})"
+            rec.kind = f"{h.service} {code_name(code)}"
+
+    # ------------------------------------------------------------------ LTEP
+    def _ltep(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool) -> None:
+        from ..repeater import ltep
+
+        if not is_resp:
+            try:
+                req = ltep.decode_request(apdu)
+            except DecodeError as exc:
+                rec.add("malformed", f"LTEP: {exc}")
+                return
+            tgt = req.target
+            chain = [h.dst] + [f"{hp.subnet if hp.subnet is not None else h.dst_subnet}/{hp.node}" for hp in req.hops]
+            if isinstance(tgt, ltep.NeuronIdTarget):
+                tkey: Any = (h.domain, "nid", bytes(tgt.neuron_id))
+                tlabel = f"nid:{tgt.neuron_id.hex()}"
+                dest = h.domain + bytes(tgt.neuron_id)
+            elif isinstance(tgt, ltep.SubnetNodeTarget):
+                sn = tgt.subnet if tgt.subnet is not None else (h.dst_subnet or 0)
+                tkey = (h.domain, sn, tgt.node)
+                tlabel = f"{sn}/{tgt.node}"
+                dest = h.domain + bytes((sn, tgt.node))
+            else:
+                tkey, tlabel, dest = None, type(tgt).__name__, None
+            rec.ltep_text = f"LTEP {len(req.hops)} hop(s) -> {tlabel}"
+            if self.detail:
+                rec.ltep = {"kind": "request", "count": len(req.hops), "chain": chain, "target": tlabel,
+                            "service": req.sicb.service.name}
+            if pend is not None:
+                pend.chain = chain
+                pend.meter = (tkey, tlabel)
+                pend.dest = dest
+            inner = req.apdu
+            if inner and inner[0] == _AL_CODE and tkey is not None:
+                self._adaptation(rec, h, inner, tkey, tlabel, "down", [dest], pend)
+            return
+        try:
+            comp = ltep.decode_completion(apdu)
+        except DecodeError as exc:
+            rec.add("malformed", f"LTEP completion: {exc}")
+            return
+        if isinstance(comp, ltep.ProxyFailure):
+            chain = pend.chain if pend is not None and pend.chain else None
+            where = ""
+            if chain:
+                i = len(chain) - 1 - comp.count
+                if 0 <= i < len(chain):
+                    nxt = chain[i + 1] if i + 1 < len(chain) else (pend.meter[1] if pend and pend.meter else "target")
+                    where = f": hop {chain[i]} could not reach {nxt}"
+            rec.ltep_text = f"LTEP failure count {comp.count}{where}"
+            if self.detail:
+                rec.ltep = {"kind": "failure", "count": comp.count, "failing_hop": where[2:] or None}
+            rec.add("proxy-failure", f"proxy chain failed (count {comp.count}){where}",
+                    *((pend.number,) if pend else ()))
+            if pend is not None and pend.meter:
+                rec.meter = pend.meter[1]
+            return
+        rec.ltep_text = "LTEP success"
+        if self.detail:
+            rec.ltep = {"kind": "success", "length": len(comp.data)}
+        data = comp.data
+        if data and data[0] == _AL_CODE and pend is not None and pend.meter and pend.meter[0] is not None:
+            self._adaptation(rec, h, data, pend.meter[0], pend.meter[1], "up", [pend.dest], pend)
+
+    # ------------------------------------------------------------------ adaptation
+    def _adaptation_frame(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None,
+                          is_resp: bool) -> None:
+        dom = h.domain
+        if is_resp:
+            if pend is not None and pend.meter is not None and pend.meter[0] is not None:
+                key, label = pend.meter
+            else:
+                key, label = (dom, h.src_subnet, h.src_node), h.src
+            dests = [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
+            self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
+            return
+        if h.dst_kind == "sn":
+            key, label = (dom, h.dst_subnet, h.dst_node), h.dst
+            dest = dom + bytes((h.dst_subnet, h.dst_node))
+        elif h.dst_kind == "nid":
+            key, label = (dom, "nid", bytes(h.neuron_id)), h.dst  # type: ignore[arg-type]
+            dest = dom + bytes(h.neuron_id)  # type: ignore[arg-type]
+        elif h.dst_kind == "group":
+            key, label, dest = (dom, "group", h.group), h.dst, dom + bytes((h.group,))
+        else:
+            key, label, dest = (dom, "bcast", h.dst_subnet), h.dst, dom
+        if pend is not None:
+            pend.meter = (key, label)
+            pend.dest = dest
+        direction = "down" if h.layer in ("S", "T") else "?"
+        self._adaptation(rec, h, apdu, key, label, direction, [dest, dom + bytes((h.src_subnet, h.src_node))], pend)
+
+    def _adaptation(self, rec: FrameRecord, h: LonHdr, msg: bytes, key: Any, label: str, direction: str,
+                    dests: list[bytes | None], pend: _Pending | None) -> None:
+        flow = self._flow(key, label)
+        rec.meter = label if flow.nid is None else f"{label}"
+        rec.nid = flow.nid
+        rec.direction = direction
+        pdu = msg[1:]
+        if len(pdu) < 3:
+            rec.add("malformed", f"adaptation PDU of {len(pdu)} byte(s), the header needs 3")
+            return
+        ctrl = pdu[0]
+        typ = ctrl & 0x0F
+        protected = ctrl & 0x80
+        seg = ctrl & 0x40
+        if typ not in P.AL_TYPES_KNOWN:
+            rec.add("malformed", f"adaptation: reserved type {typ}")
+            return
+        hlen = 4 if seg else 3
+        if len(pdu) < hlen:
+            rec.add("malformed", "adaptation: segment counter missing")
+            return
+        counter = pdu[3] if seg else None
+        first, last = bool(ctrl & 0x20), bool(ctrl & 0x10)
+        if not seg and (first or last):
+            rec.add("malformed", "adaptation: F or L set without S")
+            return
+        header = pdu[:hlen]
+        payload = pdu[hlen:]
+        tname = ("xDLMS", "security", "error", "ATM")[typ] if typ < 4 else str(typ)
+        segtxt = f" seg {counter}{'F' if first else ''}{'L' if last else ''}" if seg else ""
+        rec.al_text = f"AL {tname}{' P' if protected else ''} {pdu[1]:02X}<-{pdu[2]:02X}{segtxt}"
+        if self.detail:
+            rec.al = {"type": tname, "protected": bool(protected), "dst_sap": pdu[1], "src_sap": pdu[2],
+                      "segmented": bool(seg), "first": first, "last": last, "counter": counter,
+                      "payload_length": len(payload)}
+        # relay copies (LTEP legs) and LonTalk retries carry the same PDU again: decode once
+        sig = (key, direction, hash(pdu))
+        seen = self.seen.get(sig)
+        leg = f"{h.src}->{h.dst}"
+        tn = h.tn
+        if seen is not None and rec.time - seen[3] <= _RELAY_WINDOW:
+            first_no, sleg, stn, _t, cached = seen
+            if sleg != leg or stn == tn:
+                self._reuse(rec, cached, first_no, relay=sleg != leg, msg=msg)
+                return
+            if protected:
+                rec.add("replay", f"protected PDU of frame {first_no} sent again in a new transaction", first_no)
+            elif payload:
+                rec.add("duplicate", f"same adaptation PDU as frame {first_no} in a new transaction", first_no)
+        plain: bytes | None = payload
+        if protected:
+            plain = self._osgp(rec, flow, header, payload, direction, dests, typ == 1)
+        elif typ in (1, 2):
+            self._osgp_message(rec, flow, key, payload, direction)
+            plain = None
+        if plain is not None and typ == 0:
+            if seg and direction == "down" and not payload and not first and not last:
+                rec.al_text += " (pull)"
+            else:
+                self._xdlms_segment(rec, flow, header, plain, direction, seg, first, last, counter)
+        new_pdu = None
+        if protected and plain is not None:
+            new_pdu = bytes((ctrl & 0x7F,)) + header[1:] + plain
+            if self.keep_plain and rec.lpdu is not None:
+                rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
+        _lru_put(self.seen, sig, (rec.number, leg, tn, rec.time, self._snapshot(rec, new_pdu)), _MAX_SEEN)
+
+    @staticmethod
+    def _snapshot(rec: FrameRecord, new_pdu: bytes | None) -> tuple[Any, ...]:
+        return (rec.osgp_text, rec.osgp, rec.xdlms, rec.xdlms_text, rec.values, rec.obis, new_pdu,
+                rec.apdu_raw, rec.nid, rec.direction)
+
+    def _reuse(self, rec: FrameRecord, cached: tuple[Any, ...], first_no: int, *, relay: bool,
+               msg: bytes | None = None) -> None:
+        (rec.osgp_text, rec.osgp, rec.xdlms, rec.xdlms_text, rec.values, obis, new_pdu, rec.apdu_raw,
+         rec.nid, rec.direction) = cached
+        rec.obis = list(obis)
+        if new_pdu is not None and rec.lpdu is not None and self.keep_plain and msg is not None:
+            rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
+        rec.al_text += f" (relay of #{first_no})" if relay else f" (same PDU as #{first_no})"
+
+    @staticmethod
+    def _rebuild(lpdu: bytes, old_msg: bytes, new_pdu: bytes) -> bytes | None:
+        body = lpdu[:-2]
+        i = body.rfind(old_msg)
+        if i < 0:
+            return None
+        new = body[:i] + bytes((_AL_CODE,)) + new_pdu + body[i + len(old_msg):]
+        crc = binascii.crc_hqx(new, 0xFFFF) ^ 0xFFFF
+        return new + crc.to_bytes(2, "big")
+
+    # ------------------------------------------------------------------ OSGP
+    def _aead(self, key: bytes) -> Any:
+        from osgp.ccm import AesCcm
+
+        return AesCcm(key, P.OSGP_TAG_LEN)
+
+    def _osgp(self, rec: FrameRecord, flow: _Flow, header: bytes, body: bytes, direction: str,
+              dests: list[bytes | None], management: bool) -> bytes | None:
+        if len(body) < 5 + P.OSGP_TAG_LEN:
+            rec.add("malformed", f"OSGP protected PDU of {len(body)} bytes is too short")
+            return None
+        key_id = body[0]
+        seq = int.from_bytes(body[1:5], "big")
+        rec.osgp_text = f"OSGP k{key_id} seq {seq}"
+        if self.detail:
+            rec.osgp = {"key_id": key_id, "seq": seq, "verified": None}
+        aead = flow.keys.get(key_id)
+        if aead is None:
+            aead = self._session_key(flow, key_id)
+        if aead is None:
+            if self.keys.osgp_enabled:
+                rec.add("no-key", f"no OSGP key for {rec.meter} key id {key_id} (handshake not captured?)")
+            return None
+        dirs = (direction,) if direction in ("down", "up") else ("down", "up")
+        win_key = None
+        for d in dirs:
+            wk = (d, key_id)
+            win = flow.windows.get(wk)
+            if win is not None and not win.check(seq):
+                rec.add("replay", f"OSGP seq {seq} is a replay or too old (highest {win.highest})")
+                return None
+        prefix = body[:5]
+        ct = body[5:]
+        for d in dirs:
+            src = self._nnap if d == "down" else flow.nid
+            if src is None:
+                continue
+            nonce = src + prefix[1:5] + bytes((key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))
+            cands = []
+            for c in (flow.dest, *dests):
+                if c is not None and c not in cands:
+                    cands.append(c)
+            for dest in cands:
+                try:
+                    plain = aead.decrypt(nonce, ct, header + prefix + dest)
+                except Exception:  # osgp.InvalidTag (C or Python implementation)
+                    continue
+                flow.dest = dest
+                win_key = (d, key_id)
+                from osgp.channel import ReplayWindow
+
+                win = flow.windows.get(win_key)
+                if win is None:
+                    win = flow.windows[win_key] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, 0)
+                    win.bitmap = 0
+                win.update(seq)
+                rec.direction = d
+                rec.osgp_text += " ok"
+                if self.detail:
+                    rec.osgp["verified"] = True  # type: ignore[index]
+                if management:
+                    self._udk(rec, flow, plain)
+                    return None
+                return bytes(plain)
+        if self.detail:
+            rec.osgp["verified"] = False  # type: ignore[index]
+        rec.osgp_text += " BAD TAG"
+        rec.add("bad-tag", f"OSGP tag does not verify (key id {key_id}, seq {seq}): wrong key or altered frame")
+        return None
+
+    def _session_key(self, flow: _Flow, key_id: int) -> Any:
+        for s in self.keys.sessions:
+            if s.key_id != key_id or (flow.nid is not None and s.neuron_id != flow.nid):
+                continue
+            if flow.nid is None:
+                flow.nid = s.neuron_id  # tentative: kept only if a tag verifies
+            aead = self._aead(s.key)
+            flow.keys[key_id] = aead
+            return aead
+        return None
+
+    def _osgp_message(self, rec: FrameRecord, flow: _Flow, key: Any, data: bytes, direction: str) -> None:
+        from osgp import keys as K
+        from osgp import messages as M
+
+        try:
+            msg = M.decode_message(data)
+        except DecodeError as exc:
+            rec.add("malformed", f"OSGP message: {exc}")
+            return
+        name = type(msg).__name__
+        rec.osgp_text = f"OSGP {name}"
+        if self.detail:
+            rec.osgp = {"message": name}
+        hs = flow.hs
+        if isinstance(msg, M.ChallengeRequest):
+            hs.clear()
+            hs.update(id_s=msg.id_s, rand_s=msg.rand_s, number=rec.number)
+        elif isinstance(msg, M.ChallengeResponse):
+            self._bind_nid(key, flow, msg.id_c)
+            rec.nid = msg.id_c
+            hs.update(id_c=msg.id_c, rand_c=msg.rand_c, id_s=msg.id_s, rand_s=msg.rand_s)
+            psk = self.keys.psk_for(msg.id_c)
+            if psk is None:
+                if self.keys.osgp_enabled:
+                    rec.add("no-key", f"no PSK for Neuron ID {msg.id_c.hex()}")
+                return
+            sk = K.derive_session_keys(psk, rand_c=msg.rand_c, id_c=msg.id_c, rand_s=msg.rand_s, id_s=msg.id_s,
+                                       csuite=msg.csuite)
+            if not K.handshake_mac_verify(sk.sk, msg.mac_input(), msg.mac):
+                rec.add("bad-tag", "ChallengeResponse MAC does not verify (wrong PSK?)")
+                hs["failed"] = True
+                return
+            hs["keys"] = sk
+            rec.osgp_text += " MAC ok"
+        elif isinstance(msg, M.CommissionRequest):
+            sk = hs.get("keys")
+            if sk is None:
+                if self.keys.osgp_enabled and not hs.get("failed"):
+                    rec.add("handshake", "CommissionRequest without a verified ChallengeResponse")
+                return
+            if not K.handshake_mac_verify(sk.sk, msg.mac_input(), msg.mac):
+                rec.add("bad-tag", "CommissionRequest MAC does not verify")
+                return
+            try:
+                pd = self._aead(sk.pk).decrypt(K.commission_pd_nonce(msg.id_s), msg.pd,
+                                               K.commission_pd_aad(msg.rand_c, msg.rand_s, msg.id_s, msg.csuite))
+            except Exception:
+                rec.add("bad-tag", "CommissionRequest PD block does not verify")
+                return
+            initial = int.from_bytes(pd[:4], "big")
+            key_id = pd[4]
+            hs["pending"] = (key_id, initial)
+            rec.osgp_text += f" MAC ok, key id {key_id}, initial seq {initial}"
+            self._install(flow, key_id, sk.pk, initial)
+        elif isinstance(msg, M.CommissionResponse):
+            sk = hs.get("keys")
+            if sk is not None and "id_c" in hs:
+                mac_in = K.commission_response_mac_input(data[:2], rand_c=hs["rand_c"], rand_s=hs["rand_s"],
+                                                         id_c=hs["id_c"], id_s=hs["id_s"])
+                if not K.handshake_mac_verify(sk.sk, mac_in, msg.mac):
+                    rec.add("bad-tag", "CommissionResponse MAC does not verify")
+                    return
+                rec.osgp_text += " MAC ok"
+            if msg.status != P.OSGP_STATUS_SUCCESS:
+                rec.add("handshake", f"meter refused commissioning (status {msg.status})")
+            else:
+                rec.osgp_text += " channel established"
+        elif isinstance(msg, M.AuthenticationFailure):
+            rec.add("auth-failure", f"peer reports AuthenticationFailure for key id {msg.key_id} seq {msg.seq}")
+        elif isinstance(msg, M.SequenceError):
+            rec.add("sequence-error",
+                    f"peer reports SequenceError for key id {msg.key_id}, expected seq >= {msg.expected_min_seq}")
+        if self.detail:
+            rec.osgp = {"message": name, **{k: (v.hex() if isinstance(v, bytes) else v)
+                                            for k, v in _fields(msg).items() if k not in ("pd",)}}
+
+    def _install(self, flow: _Flow, key_id: int, pk: bytes, initial: int) -> None:
+        from osgp.channel import ReplayWindow
+
+        flow.keys[key_id] = self._aead(pk)
+        flow.windows[("down", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, initial - 1)
+        flow.windows[("up", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, P.OSGP_SEQ_FIRST - 1)
+        flow.hs["psk_key"] = pk
+
+    def _udk(self, rec: FrameRecord, flow: _Flow, plain: bytes) -> None:
+        from osgp import keys as K
+        from osgp import messages as M
+
+        try:
+            msg = M.decode_message(plain)
+        except DecodeError as exc:
+            rec.add("malformed", f"protected OSGP message: {exc}")
+            return
+        rec.osgp_text += f" {type(msg).__name__}"
+        if isinstance(msg, M.UpdateDomainKeys) and flow.nid is not None:
+            psk = self.keys.psk_for(flow.nid)
+            if psk is None:
+                return
+            try:
+                new = K.unwrap_key(K.derive_kek(psk, flow.nid), msg.wrapped_key)
+            except DlmsError:
+                rec.add("bad-tag", "UpdateDomainKeys key unwrap fails")
+                return
+            if msg.flags == 0:
+                flow.keys[msg.key_id] = self._aead(new)
+                rec.osgp_text += f" (new unicast key id {msg.key_id} followed)"
+
+    # ------------------------------------------------------------------ legacy OSGP
+    def _legacy(self, rec: FrameRecord, apdu: bytes) -> None:
+        from osgp import legacy
+
+        lk = self.keys.legacy
+        assert lk is not None
+        data = apdu[1:]
+        rec.kind = "legacy OSGP"
+        try:
+            if lk.encrypted:
+                plain = legacy.decrypt(data, lk.oma_key)
+            else:
+                if len(data) < legacy.DIGEST_LEN:
+                    raise DecodeError("shorter than its digest", field="digest")
+                plain = data[:-legacy.DIGEST_LEN]
+                import hmac
+
+                if not hmac.compare_digest(legacy.oma_digest(plain, lk.oma_key), data[-legacy.DIGEST_LEN:]):
+                    raise DlmsError("legacy OSGP digest does not verify")
+        except DecodeError as exc:
+            rec.add("malformed", f"legacy OSGP: {exc}")
+            return
+        except DlmsError:
+            rec.add("bad-tag", "legacy OSGP OMA digest does not verify")
+            rec.legacy = {"code": apdu[0], "verified": False}
+            return
+        rec.legacy = {"code": apdu[0], "verified": True, "encrypted": lk.encrypted, "plaintext": plain.hex()}
+        rec.osgp_text = f"legacy OSGP 0x{apdu[0]:02X} digest ok{' decrypted' if lk.encrypted else ''} [{len(plain)}B]"
+
+    # ------------------------------------------------------------------ xDLMS
+    def _xdlms_segment(self, rec: FrameRecord, flow: _Flow, header: bytes, data: bytes, direction: str,
+                       seg: int, first: bool, last: bool, counter: int | None) -> None:
+        if seg:
+            from ..adaptation.pdu import AdaptationPdu, Reassembler
+
+            if flow.reasm is None:
+                flow.reasm = Reassembler(max_reassemblies=8)
+            pdu = AdaptationPdu(header[0] & 0x0F, header[1], header[2], data, False, True, first, last, counter)
+            whole = flow.reasm.feed((direction, header[1], header[2]), pdu, rec.time)
+            while flow.reasm.dropped:
+                d = flow.reasm.dropped.pop(0)
+                rec.add("reassembly", f"reassembly abandoned: {d.reason}")
+            if whole is None:
+                rec.xdlms_text = "(segment)"
+                return
+            data = whole
+            rec.al_text += f" reassembled {len(whole)}B"
+        self._xdlms(rec, flow, data, direction)
+
+    def _xdlms(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> None:
+        from ..xdlms import decode_apdu
+
+        rec.apdu_raw = raw
+        try:
+            apdu = decode_apdu(raw)
+        except DecodeError as exc:
+            rec.add("malformed", f"xDLMS: {exc}")
+            rec.xdlms_text = f"xDLMS ? [{len(raw)}B]"
+            return
+        name = getattr(apdu, "NAME", type(apdu).__name__)
+        from ..xdlms.ciphering import is_ciphered_tag
+
+        if is_ciphered_tag(raw[0]):
+            inner = self._dlms_decrypt(rec, flow, raw, direction)
+            if inner is None:
+                rec.xdlms_text = f"{name} (ciphered) [{len(raw)}B]"
+                rec.xdlms = apdu
+                return
+            rec.xdlms_text = f"{name} -> "
+            try:
+                apdu = decode_apdu(inner)
+            except DecodeError as exc:
+                rec.add("malformed", f"xDLMS (deciphered): {exc}")
+                return
+            rec.apdu_raw = inner
+            name = getattr(apdu, "NAME", type(apdu).__name__)
+        rec.xdlms = apdu
+        self._service(rec, flow, apdu, name)
+
+    def _dlms_decrypt(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> bytes | None:
+        from ..xdlms import ciphering as sec
+
+        dl = self.keys.dlms
+        if dl is None:
+            return None
+        try:
+            h = sec.parse_protected(raw)
+        except DecodeError as exc:
+            rec.add("malformed", f"ciphered APDU: {exc}")
+            return None
+        st = None
+        if not h.kind.general:
+            from_client = direction == "down"
+            st = flow.client_st if from_client else flow.server_st
+            if st is None:
+                st = dl.sender_system_title(from_client=from_client)
+            if st is None:
+                rec.add("no-key", "glo-/ded-ciphered APDU: sender system title unknown")
+                return None
+        try:
+            return sec.unprotect(raw, dl.keys, system_title=st, require=0)
+        except DecodeError as exc:
+            rec.add("malformed", f"ciphered APDU: {exc}")
+        except DlmsError as exc:
+            rec.add("bad-tag", f"DLMS suite 0: {type(exc).__name__}: {exc}")
+        return None
+
+    def _service(self, rec: FrameRecord, flow: _Flow, apdu: Any, name: str) -> None:
+        txt = name
+        iid = getattr(apdu, "invoke_id_and_priority", None)
+        if name in ("aarq",) or type(apdu).__name__ == "AARQ":
+            st = getattr(apdu, "calling_ap_title", None)
+            if isinstance(st, bytes) and len(st) == 8:
+                flow.client_st = st
+        elif type(apdu).__name__ == "AARE":
+            st = getattr(apdu, "responding_ap_title", None)
+            if isinstance(st, bytes) and len(st) == 8:
+                flow.server_st = st
+        attr = getattr(apdu, "attribute", None) or getattr(apdu, "method", None)
+        if attr is not None and hasattr(attr, "instance_id"):
+            o = attr.instance_id
+            ln = str(o)
+            rec.obis.append(ln)
+            idx = getattr(attr, "attribute_id", getattr(attr, "method_id", None))
+            txt += f" {attr.class_id}/{ln}/{idx}"
+            if iid is not None:
+                _lru_put(flow.requests, iid & 0x0F, (rec.number, attr), _MAX_PER_FLOW)
+        for item in getattr(apdu, "attributes", None) or ():
+            a = getattr(item, "attribute", item)
+            if hasattr(a, "instance_id"):
+                rec.obis.append(str(a.instance_id))
+        cname = type(apdu).__name__
+        if cname == "GetResponseNormal":
+            req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
+            txt += self._value(rec, req[1] if req else None, apdu.result)
+        elif cname == "GetResponseWithDatablock":
+            from ..xdlms import DataBlockCollector
+
+            key = iid & 0x0F
+            col = flow.blocks.get(key)
+            if col is None or apdu.block_number == 1:
+                col = DataBlockCollector(max_bytes=_MAX_BLOCK_BYTES)
+                _lru_put(flow.blocks, key, col, 8)
+            txt += f" block {apdu.block_number}{' last' if apdu.last_block else ''}"
+            if apdu.error is not None:
+                txt += f" error {apdu.error.name}"
+            else:
+                try:
+                    done = col.add(apdu.last_block, apdu.block_number, apdu.raw_data)
+                except DlmsError as exc:
+                    rec.add("block-sequence", f"GET block transfer: {exc}")
+                    flow.blocks.pop(key, None)
+                    done = False
+                if done:
+                    flow.blocks.pop(key, None)
+                    from .. import axdr
+
+                    req = flow.requests.pop(key, None)
+                    try:
+                        value = axdr.decode_all(col.data)
+                    except DecodeError as exc:
+                        rec.add("malformed", f"reassembled GET blocks: {exc}")
+                    else:
+                        txt += " complete" + self._value(rec, req[1] if req else None, value)
+        elif cname in ("GetRequestNext",):
+            txt += f" after block {apdu.block_number}"
+        rec.xdlms_text += txt
+
+    def _value(self, rec: FrameRecord, attr: Any, value: Any) -> str:
+        from .. import axdr
+        from ..xdlms import DataAccessResult
+
+        if isinstance(value, DataAccessResult):
+            return f" = {value.name}"
+        entry: dict[str, Any] = {"data": axdr.to_jsonable(value)} if self.detail else {}
+        text = _short(value)
+        if attr is not None:
+            ln = str(attr.instance_id)
+            if ln not in rec.obis:
+                rec.obis.append(ln)
+            if self.detail:
+                entry.update(class_id=attr.class_id, obis=ln, name=attr.instance_id.name,
+                             attribute=attr.attribute_id)
+                try:
+                    from ..cosem import decode_attribute
+
+                    typed = decode_attribute(attr.class_id, attr.attribute_id, value)
+                    if typed is not value:
+                        entry["typed"] = _typed_jsonable(typed)
+                except (DlmsError, ValueError, TypeError, KeyError):
+                    pass
+            text = f"{text} ({ln})"
+        if self.detail:
+            rec.values = (rec.values or []) + [entry]
+        return f" = {text}"
+
+
+def _short(value: Any) -> str:
+    s = repr(value) if isinstance(value, (bytes, list)) else str(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _typed_jsonable(v: Any) -> Any:
+    import dataclasses
+    import enum
+
+    from .. import axdr
+
+    if isinstance(v, enum.Enum):
+        return v.name
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _typed_jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, (list, tuple)) and not isinstance(v, (axdr.Array, axdr.Structure)):
+        return [_typed_jsonable(x) for x in v]
+    try:
+        return axdr.to_jsonable(v)
+    except Exception:  # noqa: BLE001 - typed COSEM value without an A-XDR form
+        return str(v)
+
+
+def _fields(msg: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
