@@ -190,7 +190,7 @@ class ServerSession:
 
     __slots__ = ("config", "state", "cipher", "ciphered", "kind", "conformance", "client_max_pdu",
                  "stoc", "ctos", "client_system_title", "get_blocks", "get_iid",
-                 "set_blocks", "action_blocks", "action_out", "action_iid")
+                 "set_blocks", "action_blocks", "action_out", "action_iid", "rights")
 
     def __init__(self, config: AssociationConfig) -> None:
         self.config = config
@@ -209,6 +209,8 @@ class ServerSession:
         self.action_blocks: tuple[Any, DataBlockCollector, int] | None = None
         self.action_out: list[tuple[bool, int, bytes]] = []
         self.action_iid = 0
+        #: access rights per object (the policy's answer, cached; objects are looked up by identity)
+        self.rights: dict[Obis, tuple[CosemObject, Rights | None]] = {}
 
     def fire(self, inp: ServerInput) -> None:
         new = SERVER_TRANSITIONS[self.state].get(inp)
@@ -449,7 +451,10 @@ class CosemServer:
         obj = self.objects.get(obis)
         if obj is None:
             return DataAccessResult.OBJECT_UNDEFINED
-        rights = sess.config.access(obj)
+        cached = sess.rights.get(obis)
+        if cached is None or cached[0] is not obj:
+            cached = sess.rights[obis] = (obj, sess.config.access(obj))
+        rights = cached[1]
         if rights is None:
             return DataAccessResult.OBJECT_UNDEFINED
         if obj.interface.class_id != class_id:

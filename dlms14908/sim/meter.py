@@ -349,9 +349,9 @@ class MeterSimulator:
 
     def import_export_wh(self, t: float) -> tuple[int, int]:
         """Registers 1-0:1.8.0 (= 1.8.1 + 1.8.2) and 1-0:2.8.0 in Wh at ``t``."""
-        i, e, _, _ = self._ws(t)
-        t1, t2 = self.tariff_wh(t)
-        return t1 + t2, self._base_exp + e // 3600
+        _, e, t1, t2 = self._ws(t)
+        return (self._base_t1 + t1 // 3600 + self._base_t2 + t2 // 3600,
+                self._base_exp + e // 3600)
 
     def power_w(self, t: float) -> tuple[int, int]:
         return self.model.power(t) if self.supplied(t) else (0, 0)
