@@ -96,6 +96,13 @@ class SimNetwork:
         r = random.Random(f"{self._seed}/{self._rng_n}")
         return lambda n: r.randbytes(n)
 
+    @staticmethod
+    def _osgp_config() -> object:
+        from osgp.channel import ChannelConfig as OsgpConfig
+
+        # in-memory channels: nothing is durable, so replay windows are not snapshotted per frame
+        return OsgpConfig(rx_save_interval=0)
+
     def _config(self, subnet: int, node: int, neuron_id: bytes | None = None) -> LonConfig:
         # receive records must outlive a whole chain exchange so that retries stay duplicates
         return LonConfig(subnet, node, domain=self.domain, neuron_id=neuron_id, receive_timer=120.0)
@@ -136,7 +143,7 @@ class SimNetwork:
             from osgp.channel import Role, SecureChannel
 
             channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=self.nnap_id, psk=psk,
-                                    random=self._rng())
+                                    random=self._rng(), config=self._osgp_config())
         server = ServerEndpoint(handler, route=route, channel=channel,
                                 dest=lnap_address_bytes(self.domain, subnet, node),
                                 inactivity_timeout=inactivity_timeout)
@@ -179,7 +186,7 @@ class SimNetwork:
             from osgp.channel import Role, SecureChannel
 
             channel = SecureChannel(role=Role.NNAP, local_id=self.nnap_id, peer_id=meter.neuron_id, psk=psk,
-                                    random=self._rng())
+                                    random=self._rng(), config=self._osgp_config())
         sn, nd = meter.address
         dest = (address_bytes(self.domain, neuron_id=meter.neuron_id) if by_neuron_id
                 else lnap_address_bytes(self.domain, sn, nd))

@@ -118,7 +118,7 @@ def _decode_message(data: bytes) -> AdaptationPdu:
 
 
 @dataclass(slots=True)
-class EndpointCounters:
+class EndpointCounters:  # noqa: D101
     """What an endpoint dropped or moved (drops never carry payload)."""
 
     tx_pdus: int = 0
@@ -168,6 +168,9 @@ class ClientEndpoint:
     for a malformed reply.
     """
 
+    __slots__ = ("client_sap", "server_sap", "channel", "dest", "max_segment", "max_apdu", "counters", "_queue",
+                 "_confirmed", "_state", "_parts", "_size", "_next_counter")
+
     def __init__(
         self,
         *,
@@ -186,7 +189,6 @@ class ClientEndpoint:
         self.max_apdu = max_apdu
         self.counters = EndpointCounters()
         self._queue: list[AdaptationPdu] = []
-        self._pending_apdu: bytes | None = None
         self._confirmed = False
         self._state = "idle"  # idle | hs1 | hs2 | sending | receiving
         self._parts: list[bytes] = []
