@@ -180,6 +180,7 @@ class Analyzer:
         self.late: list[Finding] = []  # findings raised outside a frame (evictions)
         self._session_aead: dict[tuple[bytes, int], Any] = {}
         self._nnap = self.keys.nnap_id
+        self._last_t = 0.0
 
     # ------------------------------------------------------------------ flows
     def _flow(self, key: Any, label: str) -> _Flow:
@@ -200,6 +201,8 @@ class Analyzer:
     def process(self, number: int, time: float, route: str, lpdu: bytes | None,
                 finding: str | None = None) -> FrameRecord:
         rec = FrameRecord(number, time, route, lpdu)
+        if route != "file":
+            self._last_t = time
         try:
             self._expire(time)
             if lpdu is None:
@@ -456,7 +459,7 @@ class Analyzer:
             self._osgp_message(rec, flow, key, payload, direction)
             plain = None
         if plain is not None and typ == 0:
-            if seg and direction == "down" and not payload and not first and not last:
+            if seg and rec.direction == "down" and not plain and not first and not last:
                 rec.al_text += " (pull)"
             else:
                 self._xdlms_segment(rec, flow, header, plain, direction, seg, first, last, counter)
@@ -806,14 +809,25 @@ class Analyzer:
             txt += f" {attr.class_id}/{ln}/{idx}"
             if iid is not None:
                 _lru_put(flow.requests, iid & 0x0F, (rec.number, attr), _MAX_PER_FLOW)
+        descs = []
         for item in getattr(apdu, "attributes", None) or ():
             a = getattr(item, "attribute", item)
             if hasattr(a, "instance_id"):
                 rec.obis.append(str(a.instance_id))
+                descs.append(a)
+        if descs:
+            txt += " " + ", ".join(f"{a.class_id}/{a.instance_id}/{a.attribute_id}" for a in descs)
+            if iid is not None:
+                _lru_put(flow.requests, iid & 0x0F, (rec.number, tuple(descs)), _MAX_PER_FLOW)
         cname = type(apdu).__name__
-        if cname == "GetResponseNormal":
+        if cname == "GetResponseWithList":
             req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
-            txt += self._value(rec, req[1] if req else None, apdu.result)
+            descs_r = req[1] if req and isinstance(req[1], tuple) else ()
+            for i, result in enumerate(apdu.results):
+                txt += (";" if i else "") + self._value(rec, descs_r[i] if i < len(descs_r) else None, result)
+        elif cname == "GetResponseNormal":
+            req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
+            txt += self._value(rec, req[1] if req and not isinstance(req[1], tuple) else None, apdu.result)
         elif cname == "GetResponseWithDatablock":
             from ..xdlms import DataBlockCollector
 
