@@ -464,8 +464,11 @@ class Analyzer:
             else:
                 self._xdlms_segment(rec, flow, header, plain, direction, seg, first, last, counter)
         new_pdu = None
-        if protected and plain is not None:
-            new_pdu = bytes((ctrl & 0x7F,)) + header[1:] + plain
+        clear = plain
+        if typ == 0 and not seg and plain is not None and rec.apdu_raw is not None:
+            clear = rec.apdu_raw  # suite-0 deciphered APDU (or the same bytes)
+        if clear is not None and (protected or clear != payload):
+            new_pdu = bytes((ctrl & 0x7F,)) + header[1:] + clear
             if self.keep_plain and rec.lpdu is not None:
                 rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
         _lru_put(self.seen, sig, (rec.number, leg, tn, rec.time, self._snapshot(rec, new_pdu)), _MAX_SEEN)

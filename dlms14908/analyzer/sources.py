@@ -18,6 +18,7 @@ final record whose ``finding`` says so (``route = "file"``).
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from collections.abc import Iterator
@@ -130,18 +131,18 @@ def _iter_pcapng(f: BinaryIO, head: bytes) -> Iterator[Record]:
         yield (last + 1, 0.0, "file", None, f"{exc}")
 
 
-class _Prefixed:
+class _Prefixed(io.RawIOBase):
     """A raw stream that first returns ``head`` then the rest of ``f``."""
 
     def __init__(self, head: bytes, f: BinaryIO) -> None:
+        super().__init__()
         self._head = head
         self._f = f
-        self.closed = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray) -> int:
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
         if self._head:
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
@@ -151,9 +152,6 @@ class _Prefixed:
         n = len(data)
         b[:n] = data
         return n
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def _iter_serial_log(f: BinaryIO, head: bytes) -> Iterator[Record]:

@@ -1,0 +1,363 @@
+"""dlms-analyze capture: composed sessions decode completely; findings; outputs; write-back.
+
+Captures come from ``tools/gen_capture.py`` (layers composed from the project's own
+codecs and two real OSGP SecureChannel ends) and from a ``dlms-cli --port sim``
+session (helper APP/STACK's simulator).  tshark opens the decrypted write-back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlms14908.analyzer.capture_cmd import analyze_file
+from dlms14908.analyzer.cli import main as analyze_main
+from dlms14908.analyzer.engine import Analyzer, Finding
+from dlms14908.analyzer.keys import keys_from_keyfile
+from dlms14908.analyzer.output import Stats, compile_filter
+from dlms14908.errors import DecodeError
+from dlms14908.keyfile import parse_keyfile
+from dlms14908.pcap import LonCaptureWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools import gen_capture as G  # noqa: E402
+
+
+def _gen(tmp_path: Path, name: str = "g.pcap", **kw) -> tuple[Path, Path, G.GenResult]:
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        res = G.generate(f, **kw)
+    keys = tmp_path / "keys.toml"
+    keys.write_text(G.KEYFILE)
+    keys.chmod(0o600)
+    return path, keys, res
+
+
+def _keys(text: str = G.KEYFILE):
+    return keys_from_keyfile(parse_keyfile(text))
+
+
+def _records(path: Path, keys=None, **kw):
+    recs, late = [], []
+    for item in analyze_file(str(path), keys=keys, **kw):
+        (late if isinstance(item, Finding) else recs).append(item)
+    return recs, late
+
+
+def _read_values(recs):
+    """(meter label, value) of every GET-Response-Normal of the energy register."""
+    out = []
+    for r in recs:
+        for v in r.values or ():
+            if v.get("obis") == "1-0:1.8.0.255" and v["data"]["type"] == "double-long-unsigned":
+                out.append((r.meter, v["data"]["value"]))
+    return out
+
+
+@pytest.mark.parametrize("route", ["cnip", "upper-pdu"])
+@pytest.mark.parametrize("suite0", [False, True])
+def test_generated_session_decodes_completely(tmp_path: Path, route: str, suite0: bool) -> None:
+    path, _k, res = _gen(tmp_path, frames=120, meters=3, route=route, suite0=suite0)
+    recs, late = _records(path, _keys())
+    assert len(recs) == res.frames
+    assert not late and all(not r.findings for r in recs), [f for r in recs for f in r.findings]
+    # every protected frame verified, every read's value equals the generator's
+    assert all("ok" in r.osgp_text for r in recs if r.al and r.al["protected"])
+    got: dict[str, list[int]] = {}
+    for meter, value in _read_values(recs):
+        got.setdefault(meter, []).append(value)
+    for k in range(3):
+        label = "%d/%d" % G.meter_addr(k)
+        assert got[label] == [G.expected_value(k, i) for i in range(res.reads[k])]
+    # handshake followed passively: the meters' Neuron IDs are learnt
+    assert {r.nid for r in recs if r.nid} == {G.meter_nid(k) for k in range(3)}
+
+
+def test_extras_findings_segments_blocks_proxy(tmp_path: Path) -> None:
+    path, _k, res = _gen(tmp_path, frames=60, meters=2, suite0=True, extras=True)
+    recs, late = _records(path, _keys())
+    by_no = {r.number: r for r in recs}
+    kinds = {(f.kind, f.frames[0]) for r in recs for f in r.findings} | {(f.kind, f.frames[0]) for f in late}
+    n = res.notes
+    assert ("retry", n["retry"]) in kinds
+    assert ("replay", n["replay"]) in kinds
+    assert ("crc", n["crc"]) in kinds
+    assert ("unanswered", n["unanswered"]) in kinds
+    assert ("proxy-failure", n["proxy_failure"]) in kinds
+    pf = [f for f in by_no[n["proxy_failure"]].findings if f.kind == "proxy-failure"][0]
+    assert "1/5" in pf.text and "1/10" in pf.text  # the failing hop and where it could not reach
+    # segmented response reassembled (through the pulls), block transfer followed
+    seg = [r for r in recs if "reassembled" in r.al_text]
+    assert len(seg) == 1 and seg[0].values[0]["data"]["type"] == "octet-string"
+    assert bytes.fromhex(seg[0].values[0]["data"]["value"]) == bytes((i * 7) & 0xFF for i in range(450))
+    blk = [r for r in recs if "complete" in r.xdlms_text]
+    assert [x["value"] for x in blk[0].values[0]["data"]["value"]] == [1000 + j for j in range(30)]
+    # nothing else went wrong
+    expected = {"retry", "replay", "crc", "unanswered", "proxy-failure"}
+    assert {k for k, _ in kinds} == expected
+
+
+def test_sim_session_values_equal_simulator(tmp_path: Path) -> None:
+    cap = tmp_path / "sim.pcap"
+    keys = tmp_path / "k.toml"
+    keys.write_text('[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
+                    'system_title = "4D4D4D0000BC614E"\n[osgp]\npsk = "00112233445566778899AABBCCDDEEFF"\n')
+    keys.chmod(0o600)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from dlms14908.cli.main import main; sys.exit(main())",
+         "--keys", str(keys), "--capture", str(cap), "--via", "1/3", "--client", "management",
+         "read", "1-0:1.8.0.255"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = int(re.search(r"= (\d+) Wh", proc.stdout).group(1))
+    recs, late = _records(cap, keys_from_keyfile(parse_keyfile(keys.read_text())))
+    assert recs and not late and all(not r.findings for r in recs)
+    assert all(r.osgp_text.endswith("ok") for r in recs if r.al and r.al["protected"])
+    values = [v for meter, v in _read_values(recs)]
+    assert values and set(values) == {shown}
+    assert any(r.ltep_text.startswith("LTEP") for r in recs)
+
+
+def test_wrong_keys_give_findings_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, keys, _ = _gen(tmp_path, frames=30, meters=1)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(G.KEYFILE.replace("00112233", "99112233"))
+    bad.chmod(0o600)
+    rc = analyze_main(["capture", str(path), "--keys", str(bad), "--json"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    lines = [json.loads(x) for x in out.splitlines()]
+    kinds = {f["kind"] for o in lines for f in o.get("findings", [])}
+    assert "bad-tag" in kinds and "no-key" in kinds
+    assert "xdlms" not in json.dumps(lines[5:])  # nothing decrypted
+    # session key instead of PSK: decodes without the handshake frames being needed
+    assert analyze_main(["capture", str(path), "--keys", str(keys), "--summary"]) == 0
+
+
+def test_session_keys_table(tmp_path: Path) -> None:
+    from osgp.keys import derive_session_keys
+
+    path, _k, res = _gen(tmp_path, frames=30, meters=1)
+    # recompute K_uc from the generator's deterministic RANDs through the capture's handshake
+    recs, _ = _records(path, _keys())
+    hs = {r.osgp["message"]: r.osgp for r in recs[:4]}
+    pk = derive_session_keys(G.PSK, rand_c=bytes.fromhex(hs["ChallengeResponse"]["rand_c"]), id_c=G.meter_nid(0),
+                             rand_s=bytes.fromhex(hs["ChallengeRequest"]["rand_s"]), id_s=G.NNAP_ID).pk
+    text = (f'[osgp]\nnnap_id = "{G.NNAP_ID.hex()}"\n[osgp.sessions]\n'
+            f'"{G.meter_nid(0).hex()}" = {{ key_id = 0, key = "{pk.hex()}" }}\n')
+    # drop the handshake: only the protected reads remain
+    cut = tmp_path / "cut.pcap"
+    with open(cut, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        for r in recs[4:]:
+            w.write_frame(r.lpdu, r.time)
+    recs2, late2 = _records(cut, _keys(text))
+    assert all(not r.findings for r in recs2) and not late2
+    assert [v for _, v in _read_values(recs2)] == [G.expected_value(0, i) for i in range(res.reads[0])]
+
+
+def test_truncated_garbage_and_random_never_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, keys, _ = _gen(tmp_path, frames=20, meters=1, route="upper-pdu")
+    data = path.read_bytes()
+    trunc = tmp_path / "t.pcap"
+    trunc.write_bytes(data[: len(data) - 7])
+    assert analyze_main(["capture", str(trunc), "--keys", str(keys), "--summary"]) == 1
+    assert "truncated" in capsys.readouterr().out
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00garbage" * 10)
+    assert analyze_main(["capture", str(garbage), "--summary"]) == 3
+    assert analyze_main(["capture", str(tmp_path / "missing.pcap"), "--summary"]) != 0
+    capsys.readouterr()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=80), min_size=1, max_size=8), st.sampled_from(["upper-pdu", "cnip", "user0"]))
+def test_random_records_only_findings(records: list[bytes], route: str) -> None:
+    buf = io.BytesIO()
+    w = LonCaptureWriter(buf, route)  # type: ignore[arg-type]
+    for i, r in enumerate(records):
+        w.write_frame(r, 1.0 + i)
+    an = Analyzer(_keys(), detail=True, keep_plain=True)
+    from dlms14908.analyzer.sources import iter_capture
+
+    buf.seek(0)
+    for rec in iter_capture(buf):
+        r = an.process(*rec)
+        for f in r.findings:
+            assert "analyzer:" not in f.text, f.text  # no internal exception got through
+    an.finish()
+
+
+def test_mutated_frames_only_findings(tmp_path: Path) -> None:
+    """Bit flips inside valid frames (with the CRC fixed up) never raise."""
+    import binascii
+    import random
+
+    path, _k, _ = _gen(tmp_path, frames=40, meters=2, suite0=True, extras=True)
+    recs, _ = _records(path, _keys())
+    rnd = random.Random(5)
+    an = Analyzer(_keys(), detail=True, keep_plain=True)
+    for n in range(600):
+        lp = bytearray(recs[n % len(recs)].lpdu)
+        for _ in range(rnd.randint(1, 3)):
+            lp[rnd.randrange(len(lp) - 2)] ^= 1 << rnd.randrange(8)
+        body = bytes(lp[:-2])
+        lp = body + (binascii.crc_hqx(body, 0xFFFF) ^ 0xFFFF).to_bytes(2, "big")
+        r = an.process(n + 1, float(n), "upper-pdu", lp)
+        assert all("analyzer:" not in f.text for f in r.findings), r.findings
+    an.finish()
+
+
+def test_filter_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, keys, res = _gen(tmp_path, frames=60, meters=2, extras=True)
+    rc = analyze_main(["capture", str(path), "--keys", str(keys), "--json", "--stats",
+                       "--filter", "obis=1-0:1.8.0.255 and node=1/11"])
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 1  # the extras carry findings
+    frames = [o for o in out if "number" in o]
+    assert frames and all(o["meter"] == "1/11" and "1-0:1.8.0.255" in o["obis"] for o in frames)
+    stats = [o["stats"] for o in out if "stats" in o][0]
+    assert stats["frames"] == len(frames)
+    assert set(stats["meters"]) == {"1/11"}
+    assert stats["meters"]["1/11"]["airtime_s"] > 0
+    analyze_main(["capture", str(path), "--keys", str(keys), "--json", "--filter", "finding=retry"])
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [o["number"] for o in out if "number" in o] == [res.notes["retry"]]
+    for bad in ("obis=", "nid=12", "foo=1", "node=1/1 and", "( node=1/1"):
+        with pytest.raises(DecodeError):
+            compile_filter(bad)
+    f = compile_filter("not finding and (service=get-response or service=challenge)")
+    recs, _ = _records(path, _keys())
+    assert sum(map(f, recs)) == sum(1 for r in recs if not r.findings and (
+        "get-response" in r.xdlms_text or "Challenge" in r.osgp_text))
+    # stats in text with a chart; tree output renders
+    assert analyze_main(["capture", str(path), "--keys", str(keys), "-q", "--stats"]) == 1
+    text = capsys.readouterr().out
+    assert "█" in text and "retry" in text
+    assert analyze_main(["capture", str(path), "--keys", str(keys), "--filter", "finding=crc"]) == 1
+    assert "CRC mismatch" in capsys.readouterr().out
+
+
+def test_stats_counts(tmp_path: Path) -> None:
+    path, _k, res = _gen(tmp_path, frames=40, meters=2)
+    recs, _ = _records(path, _keys())
+    s = Stats(3600.0)
+    for r in recs:
+        s.add(r)
+    d = s.to_jsonable()
+    assert d["frames"] == res.frames == sum(d["types"].values())
+    assert d["types"] == {"S:REQUEST": res.frames // 2, "S:RESPONSE": res.frames // 2}
+    assert sum(m["bytes"] for m in d["meters"].values()) == sum(len(r.lpdu) for r in recs)
+
+
+def test_write_decrypted_opens_in_tshark(tmp_path: Path, tshark: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path, keys, res = _gen(tmp_path, frames=30, meters=1, suite0=True, route="cnip")
+    out = tmp_path / "dec.pcap"
+    assert analyze_main(["capture", str(path), "--keys", str(keys), "-q", "--write-decrypted", str(out)]) == 0
+    capsys.readouterr()
+    recs, _ = _records(out)  # no keys needed any more
+    assert len(recs) == res.frames and all(r.crc_ok for r in recs)
+    assert not any(r.al and r.al["protected"] for r in recs)
+    assert [v for _, v in _read_values(recs)] == [G.expected_value(0, i) for i in range(res.reads[0])]
+    p = subprocess.run([tshark, "-n", "-r", str(out), "-T", "fields", "-e", "frame.number", "-e", "lon.pdufmt",
+                        "-e", "data.data"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split("\t") for line in p.stdout.splitlines()]
+    assert len(rows) == res.frames and all(r[1] == "0x01" for r in rows)  # SPDU, as we wrote
+    # tshark's data bytes (after the 0x3D code) hold our plaintext GET response, CRC last
+    last = recs[-1]
+    assert rows[-1][2] == last.lpdu[last.hdr.apdu + 1:].hex()
+    assert "c401" in rows[-1][2]
+
+
+def test_pcapng_and_serial_log(tmp_path: Path) -> None:
+    path, _k, res = _gen(tmp_path, frames=12, meters=1, route="upper-pdu")
+    recs, _ = _records(path, _keys())
+    # pcapng: SHB, IDB (LINKTYPE 252), one EPB per frame
+    def block(t: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", t, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    from dlms14908.pcap import exported_pdu_tags
+
+    ng = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    ng += block(1, struct.pack("<HHI", 252, 0, 65535))
+    for r in recs:
+        d = exported_pdu_tags() + r.lpdu
+        us = int(r.time * 1e6)
+        ng += block(6, struct.pack("<IIIII", 0, us >> 32, us & 0xFFFFFFFF, len(d), len(d)) + d)
+    p = tmp_path / "c.pcapng"
+    p.write_bytes(ng)
+    recs_ng, _ = _records(p, _keys())
+    assert [r.lpdu for r in recs_ng] == [r.lpdu for r in recs]
+    assert _read_values(recs_ng) == _read_values(recs)
+    # serial log (JSON lines) with one broken line
+    log = tmp_path / "serial.jsonl"
+    lines = [json.dumps({"t": r.time, "dir": "rx", "lpdu": r.lpdu.hex()}) for r in recs]
+    log.write_text("\n".join(lines[:3] + ["{not json"] + lines[3:]) + "\n")
+    recs_s, _ = _records(log, _keys())
+    assert [f.kind for r in recs_s for f in r.findings] == ["not-lon"]
+    assert _read_values([r for r in recs_s if r.lpdu]) == _read_values(recs)
+
+
+def test_per_flow_state_is_bounded(tmp_path: Path) -> None:
+    path, _k, _ = _gen(tmp_path, frames=400, meters=40)
+    an = Analyzer(_keys(), detail=False, max_flows=8, max_pending=16)
+    from dlms14908.analyzer.sources import iter_capture
+
+    peak = 0
+    with open(path, "rb") as f:
+        for rec in iter_capture(f):
+            an.process(*rec)
+            peak = max(peak, len(an.flows), len(an.aliases))
+            assert len(an.pending) <= 17 and len(an.seen) <= 4096
+    assert peak <= 8
+    assert len(an.flows) == 8
+
+
+def test_legacy_omadigest_and_rc4(tmp_path: Path) -> None:
+    import binascii
+
+    from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+    from cryptography.hazmat.primitives.ciphers import Cipher
+
+    from osgp import legacy
+
+    key = bytes(range(1, 13))
+    msg = b"legacy OSGP table read \x01\x02\x03"
+    digest = legacy.oma_digest(msg, key)
+    rc4_key = bytearray(legacy.derive_encryption_key(key))
+    for i in range(8):
+        rc4_key[i] ^= digest[i]
+    ct = Cipher(ARC4(bytes(rc4_key)), mode=None).encryptor().update(msg) + digest
+
+    def frame(data: bytes) -> bytes:
+        return G.lpdu((1, 1), (1, 10), 0, 1, bytes((0x3E,)) + data)
+
+    p = tmp_path / "legacy.pcap"
+    with open(p, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        w.write_frame(frame(ct), 1.0)
+        w.write_frame(frame(ct[:-1] + bytes((ct[-1] ^ 1,))), 2.0)
+    text = f'[legacy]\noma_key = "{key.hex()}"\ncodes = [0x3E]\n'
+    recs, _ = _records(p, _keys(text))
+    assert recs[0].legacy == {"code": 0x3E, "verified": True, "encrypted": True, "plaintext": msg.hex()}
+    assert [f.kind for f in recs[1].findings] == ["bad-tag"]
+    # digest-only mode
+    p2 = tmp_path / "legacy2.pcap"
+    with open(p2, "wb") as f:
+        LonCaptureWriter(f, "upper-pdu").write_frame(frame(msg + digest), 1.0)
+    recs2, _ = _records(p2, _keys(text + "encrypted = false\n"))
+    assert recs2[0].legacy["verified"] and recs2[0].legacy["plaintext"] == msg.hex()
+    del binascii
