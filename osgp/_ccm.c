@@ -34,6 +34,7 @@ typedef unsigned char u8;
 #define GIL_RELEASE_BYTES 16384
 
 static PyObject *InvalidTag = NULL;  /* osgp._ccm_errors.InvalidTag */
+static PyObject *EncodeError = NULL; /* dlms14908.errors.EncodeError (a ValueError): local misuse */
 static PyTypeObject *KeyType = NULL;
 
 static void wipe(void *p, size_t n)
@@ -651,6 +652,26 @@ static TGT void ccm_many(job_t *jobs, size_t n, int enc)
 
 /* ---- argument helpers -------------------------------------------------------- */
 
+/* Raise dlms14908.errors.EncodeError(message, field=field); frame >= 0 prefixes the
+ * batch frame index. */
+static void local_error(const char *field, Py_ssize_t frame, const char *msg)
+{
+    PyObject *m = frame >= 0 ? PyUnicode_FromFormat("frame %zd: %s", frame, msg) : PyUnicode_FromString(msg);
+    if (!m) return;
+    PyObject *args = PyTuple_Pack(1, m);
+    Py_DECREF(m);
+    if (!args) return;
+    PyObject *kw = Py_BuildValue("{s:s}", "field", field);
+    if (!kw) { Py_DECREF(args); return; }
+    PyObject *e = PyObject_Call(EncodeError, args, kw);
+    Py_DECREF(args);
+    Py_DECREF(kw);
+    if (!e) return;
+    PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+    Py_DECREF(e);
+}
+
+
 /* Item access: macros with the full API, functions under the limited API. */
 #ifdef Py_LIMITED_API
 #define TUP_ITEM(t, i) PyTuple_GetItem((t), (i))
@@ -749,15 +770,15 @@ static int parse_fast(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
     return 0;
 }
 
-static int check_nonce(Py_ssize_t nlen, Py_ssize_t plen)
+static int check_nonce(Py_ssize_t nlen, Py_ssize_t plen, Py_ssize_t frame)
 {
     if (nlen < 7 || nlen > 13) {
-        PyErr_SetString(PyExc_ValueError, "nonce must be 7..13 bytes");
+        local_error("nonce", frame, "nonce must be 7..13 bytes");
         return -1;
     }
     int L = 15 - (int)nlen;
     if (L < 8 && ((uint64_t)plen >> (8 * L)) != 0) {
-        PyErr_SetString(PyExc_ValueError, "payload too long for this nonce length (must be < 2^(8L))");
+        local_error("data", frame, "payload too long for this nonce length (must be < 2^(8L))");
         return -1;
     }
     return 0;
@@ -773,12 +794,12 @@ static PyObject *Key_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|i:Key", kwlist, &kb, &tag_len)) return NULL;
     if (kb.len != 16) {
         PyBuffer_Release(&kb);
-        PyErr_SetString(PyExc_ValueError, "key must be 16 bytes (AES-128)");
+        local_error("key", -1, "key must be 16 bytes (AES-128)");
         return NULL;
     }
     if (tag_len < 4 || tag_len > 16 || (tag_len & 1)) {
         PyBuffer_Release(&kb);
-        PyErr_SetString(PyExc_ValueError, "tag_length must be one of 4, 6, 8, 10, 12, 14, 16");
+        local_error("tag_length", -1, "tag_length must be one of 4, 6, 8, 10, 12, 14, 16");
         return NULL;
     }
     allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
@@ -836,9 +857,9 @@ static PyObject *key_crypt(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (o[2] && o[2] != Py_None && get_buf(o[2], &aa, "associated_data") < 0) goto done;
     Py_ssize_t M = k->tag_len;
     Py_ssize_t plen = enc ? ad.n : ad.n - M;
-    if (an.n < 7 || an.n > 13) { check_nonce(an.n, 0); goto done; }
+    if (an.n < 7 || an.n > 13) { check_nonce(an.n, 0, -1); goto done; }
     if (plen < 0) { PyErr_SetNone(InvalidTag); goto done; }
-    if (check_nonce(an.n, plen) < 0) goto done;
+    if (check_nonce(an.n, plen, -1) < 0) goto done;
     res = PyBytes_FromStringAndSize(NULL, enc ? plen + M : plen);
     if (!res) goto done;
     {
@@ -904,7 +925,7 @@ static PyObject *Key_cmac_verify(PyObject *self, PyObject *const *args, Py_ssize
     if (get_buf(args[1], &tg, "tag") < 0) { rel_buf(&a); return NULL; }
     if (tg.n < 4 || tg.n > 16) {
         rel_buf(&a); rel_buf(&tg);
-        PyErr_SetString(PyExc_ValueError, "CMAC tag must be 4..16 bytes");
+        local_error("tag", -1, "CMAC tag must be 4..16 bytes");
         return NULL;
     }
     u8 t[16], diff = 0;
@@ -1022,13 +1043,7 @@ static PyObject *batch(PyObject *frames, int enc)
         j->alen = (size_t)al;
         j->nlen = (int)nl;
         Py_ssize_t plen = enc ? dl : dl - k->tag_len;
-        if (check_nonce(nl, plen < 0 ? 0 : plen) < 0) {
-            PyObject *et, *ev, *tb;
-            PyErr_Fetch(&et, &ev, &tb);
-            PyErr_Format(PyExc_ValueError, "frame %zd: %S", i, ev);
-            Py_XDECREF(et); Py_XDECREF(ev); Py_XDECREF(tb);
-            goto done;
-        }
+        if (check_nonce(nl, plen < 0 ? 0 : plen, i) < 0) goto done;
         if (plen < 0) {
             j->status = 1; /* shorter than the tag: fails, no work */
             continue;
@@ -1109,6 +1124,13 @@ PyMODINIT_FUNC PyInit__ccm(void)
     PyErr_SetString(PyExc_ImportError, "osgp._ccm: built without AES-NI support");
     return NULL;
 #endif
+    if (!EncodeError) {
+        PyObject *em = PyImport_ImportModule("dlms14908.errors");
+        if (!em) return NULL;
+        EncodeError = PyObject_GetAttrString(em, "EncodeError");
+        Py_DECREF(em);
+        if (!EncodeError) return NULL;
+    }
     PyObject *errmod = PyImport_ImportModule("osgp._ccm_errors");
     if (!errmod) return NULL;
     PyObject *it = PyObject_GetAttrString(errmod, "InvalidTag");

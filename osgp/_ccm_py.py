@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.cmac import CMAC
 
+from dlms14908.errors import EncodeError
+
 from ._ccm_errors import InvalidTag
 
 __all__ = ["InvalidTag", "Key", "encrypt_batch", "decrypt_batch", "HAVE_AESNI"]
@@ -38,9 +40,9 @@ def _b(x: object, what: str) -> bytes:
 def _check_nonce(nonce: _Buf, n: int) -> None:
     ln = len(nonce)
     if ln < 7 or ln > 13:
-        raise ValueError("nonce must be 7..13 bytes")
+        raise EncodeError("nonce must be 7..13 bytes", field="nonce")
     if n >> (8 * (15 - ln)):
-        raise ValueError("payload too long for this nonce length (must be < 2^(8L))")
+        raise EncodeError("payload too long for this nonce length (must be < 2^(8L))", field="data")
 
 
 class Key:
@@ -52,9 +54,9 @@ class Key:
         if not isinstance(key, (bytes, bytearray, memoryview)):
             raise TypeError("key must be a bytes-like object")
         if len(key) != 16:
-            raise ValueError("key must be 16 bytes (AES-128)")
+            raise EncodeError("key must be 16 bytes (AES-128)", field="key")
         if not isinstance(tag_length, int) or tag_length not in _TAG_LENGTHS:
-            raise ValueError("tag_length must be one of 4, 6, 8, 10, 12, 14, 16")
+            raise EncodeError("tag_length must be one of 4, 6, 8, 10, 12, 14, 16", field="tag_length")
         key = bytes(key)
         self._tag_length = tag_length
         self._aead = AESCCM(key, tag_length)
@@ -81,7 +83,7 @@ class Key:
         aad = None if associated_data is None else _b(associated_data, "associated_data")
         n = len(data) - self._tag_length
         if len(nonce) < 7 or len(nonce) > 13:
-            raise ValueError("nonce must be 7..13 bytes")
+            raise EncodeError("nonce must be 7..13 bytes", field="nonce")
         if n < 0:
             raise InvalidTag()
         _check_nonce(nonce, n)
@@ -99,7 +101,7 @@ class Key:
         tag = _b(tag, "tag")
         tl = len(tag)
         if tl < 4 or tl > 16:
-            raise ValueError("CMAC tag must be 4..16 bytes")
+            raise EncodeError("CMAC tag must be 4..16 bytes", field="tag")
         c = self._cmac.copy()
         c.update(_b(data, "data"))
         return compare_digest(c.finalize()[:tl], tag)
@@ -126,8 +128,9 @@ def encrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> l
     for i, (_k, nonce, data, _a) in enumerate(fs):
         try:
             _check_nonce(nonce, len(data))
-        except ValueError as e:
-            raise ValueError(f"frame {i}: {e}") from None
+        except EncodeError as e:
+            msg = str(e).split(": ", 1)[-1]
+            raise EncodeError(f"frame {i}: {msg}", field=e.field) from None
     return [k._aead.encrypt(nonce, data, aad) for k, nonce, data, aad in fs]
 
 
@@ -139,8 +142,9 @@ def decrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> l
     for i, (k, nonce, data, _a) in enumerate(fs):
         try:
             _check_nonce(nonce, max(0, len(data) - k._tag_length))
-        except ValueError as e:
-            raise ValueError(f"frame {i}: {e}") from None
+        except EncodeError as e:
+            msg = str(e).split(": ", 1)[-1]
+            raise EncodeError(f"frame {i}: {msg}", field=e.field) from None
     out: list[bytes | None] = []
     for k, nonce, data, aad in fs:
         if len(data) < k._tag_length:

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.ciphers.modes import ECB
 
+from dlms14908.errors import EncodeError
+
 __all__ = ["CtrDrbg", "SEEDLEN", "MAX_REQUEST", "RESEED_INTERVAL"]
 
 SEEDLEN = 32                 # bytes: keylen 16 + outlen 16 (SP 800-90A Table 3, AES-128)
@@ -41,7 +43,7 @@ class CtrDrbg:
         reseed_interval: int = RESEED_INTERVAL,
     ) -> None:
         if not 1 <= reseed_interval <= RESEED_INTERVAL:
-            raise ValueError("reseed_interval must be 1..2^48")
+            raise EncodeError("reseed_interval must be 1..2^48", field="reseed_interval")
         self._entropy = entropy
         self._reseed_interval = reseed_interval
         self._set_key(bytes(16))
@@ -64,13 +66,13 @@ class CtrDrbg:
     def _get_entropy(self) -> bytes:
         e = self._entropy(SEEDLEN)
         if not isinstance(e, (bytes, bytearray)) or len(e) != SEEDLEN:
-            raise ValueError("entropy source must return exactly 32 bytes")
+            raise EncodeError("entropy source must return exactly 32 bytes", field="entropy")
         return bytes(e)
 
     @staticmethod
     def _xor_seed(entropy: bytes, extra: bytes, what: str) -> bytes:
         if len(extra) > SEEDLEN:
-            raise ValueError(f"{what} must be at most {SEEDLEN} bytes (no derivation function)")
+            raise EncodeError(f"{what} must be at most {SEEDLEN} bytes (no derivation function)", field=what)
         extra = bytes(extra).ljust(SEEDLEN, b"\0")
         return (int.from_bytes(entropy, "big") ^ int.from_bytes(extra, "big")).to_bytes(SEEDLEN, "big")
 
@@ -94,7 +96,7 @@ class CtrDrbg:
     def generate(self, n: int, additional_input: bytes = b"") -> bytes:
         """Return ``n`` pseudorandom bytes (SP 800-90A §10.2.1.5.1), 0 <= n <= 65536."""
         if not isinstance(n, int) or n < 0 or n > MAX_REQUEST:
-            raise ValueError("request must be 0..65536 bytes")
+            raise EncodeError("request must be 0..65536 bytes", field="n")
         if self.reseed_counter > self._reseed_interval:
             self.reseed(additional_input)
             additional_input = b""

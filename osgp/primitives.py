@@ -15,6 +15,8 @@ key object (hot paths should cache one per peer: key schedule and CMAC subkeys).
 
 from __future__ import annotations
 
+from dlms14908.errors import EncodeError
+
 from . import _ccm_py
 from .ccm import AesCcm, InvalidTag, Key
 from .drbg import CtrDrbg
@@ -54,7 +56,7 @@ def cmac(key: KeyLike, data: _Buf) -> bytes:
 def osgp_kdf(key: KeyLike, z: _Buf, length: int) -> bytes:
     """OSGP_KDF = RFC 5433 GKDF-``length``(key, z) (= SP 800-108 CTR KDF, CMAC, r = 16, counter first)."""
     if not isinstance(length, int) or length < 1 or length > KDF_MAX_LENGTH:
-        raise ValueError(f"KDF output length must be 1..{KDF_MAX_LENGTH} bytes")
+        raise EncodeError(f"KDF output length must be 1..{KDF_MAX_LENGTH} bytes", field="length")
     k = _key(key)
     z = bytes(z)
     n = (length + 15) // 16
@@ -64,7 +66,7 @@ def osgp_kdf(key: KeyLike, z: _Buf, length: int) -> bytes:
 def osgp_mac(key: KeyLike, data: _Buf, length: int = 16) -> bytes:
     """OSGP_MAC: AES-CMAC of ``data`` truncated to ``length`` (4..16) bytes."""
     if not isinstance(length, int) or length < 4 or length > 16:
-        raise ValueError("MAC length must be 4..16 bytes")
+        raise EncodeError("MAC length must be 4..16 bytes", field="length")
     return _key(key).cmac(data)[:length]
 
 

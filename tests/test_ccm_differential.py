@@ -353,3 +353,25 @@ def test_length_sweep(impl) -> None:  # type: ignore[no-untyped-def]
             frames.append((k, nonce, ct, aad))
             cts.append(pt)
     assert impl.decrypt_batch(frames) == cts
+
+
+def test_misuse_raises_encode_error_with_field(impl) -> None:  # type: ignore[no-untyped-def]
+    from dlms14908.errors import EncodeError
+
+    with pytest.raises(EncodeError) as ei:
+        impl.Key(bytes(15))
+    assert ei.value.field == "key"
+    with pytest.raises(EncodeError) as ei:
+        impl.Key(bytes(16), 5)
+    assert ei.value.field == "tag_length"
+    k = impl.Key(bytes(16))
+    with pytest.raises(EncodeError) as ei:
+        k.encrypt(bytes(6), b"", b"")
+    assert ei.value.field == "nonce"
+    with pytest.raises(EncodeError) as ei:
+        k.encrypt(bytes(13), bytes(65536), b"")
+    assert ei.value.field == "data"
+    with pytest.raises(EncodeError) as ei:
+        impl.decrypt_batch([(k, bytes(13), bytes(9), None), (k, bytes(5), bytes(9), None)])
+    assert ei.value.field == "nonce" and "frame 1" in str(ei.value)
+    assert "00" * 8 not in str(ei.value)
