@@ -1367,8 +1367,14 @@ def _d_compact(buf: Any, pos: int, depth: int) -> tuple[Any, int]:
     end = pos + n
     if end > len(buf):
         raise _short("compact-array", pos)
-    if n and _td_min_size(td) == 0:
-        raise DecodeError("contents for a zero-size type", field="compact-array", offset=pos)
+    if n:
+        least = _td_min_size(td)
+        if least == 0:
+            raise DecodeError("contents for a zero-size type", field="compact-array", offset=pos)
+        if least > n:
+            raise DecodeError(
+                f"one element takes at least {least} octets", field="compact-array", offset=pos
+            )
     values = []
     p = pos
     while p < end:

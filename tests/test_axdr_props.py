@@ -266,6 +266,19 @@ def test_random_bytes_raise_only_decode_error(raw: bytes) -> None:
         pass
 
 
+@given(
+    st.sampled_from([b"\x01", b"\x02", b"\x13", b"\x13\x02", b"\x13\x01", b"\x04", b"\x19"]),
+    st.binary(max_size=48),
+)
+def test_random_bodies_after_container_tags_raise_only_decode_error(
+    tag: bytes, body: bytes
+) -> None:
+    try:
+        decode_all(tag + body)
+    except DecodeError as e:
+        assert e.field
+
+
 @given(data_values, st.binary(min_size=1, max_size=8), st.integers(0, 10_000))
 def test_mutated_encodings_raise_only_decode_error(value: object, junk: bytes, where: int) -> None:
     raw = bytearray(encode(value))
