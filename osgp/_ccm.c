@@ -467,6 +467,20 @@ INL __m128i lane_fetch(lane_t *l)
     return b;
 }
 
+/* Touch the data of a job that will be loaded soon (key schedule, nonce, AAD, input),
+ * so that its cache misses overlap with the current steps. */
+INL void job_prefetch(const job_t *j)
+{
+    const u8 *rk = j->key->rk;
+    __builtin_prefetch(rk);
+    __builtin_prefetch(rk + 64);
+    __builtin_prefetch(rk + 128);
+    __builtin_prefetch(j->nonce);
+    __builtin_prefetch(j->aad);
+    __builtin_prefetch(j->in);
+    __builtin_prefetch(j->out, 1);
+}
+
 static TGT void lane_load(lane_t *l, job_t *j, int enc)
 {
     const __m128i one = _mm_set_epi64x(0, 1);
@@ -634,6 +648,7 @@ INL void ccm_many_impl(job_t *jobs, size_t n, int enc, const int NL)
                 if (next < n) {
                     lane_load(l, &jobs[next++], enc);
                     active++;
+                    if (next + NL < n && jobs[next + NL].status != 1) job_prefetch(&jobs[next + NL]);
                 }
             }
         }
@@ -675,6 +690,7 @@ static void local_error(const char *field, Py_ssize_t frame, const char *msg)
 /* Item access: macros with the full API, functions under the limited API. */
 #ifdef Py_LIMITED_API
 #define TUP_ITEM(t, i) PyTuple_GetItem((t), (i))
+#define LIST_ITEM(l, i) PyList_GetItem((l), (i))
 #define TUP_SIZE(t) PyTuple_Size(t)
 #define LIST_SET(l, i, v) PyList_SetItem((l), (i), (v))
 static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
@@ -687,6 +703,7 @@ static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
 #define BYTES_WPTR(o) ((u8 *)PyBytes_AsString(o))
 #else
 #define TUP_ITEM(t, i) PyTuple_GET_ITEM((t), (i))
+#define LIST_ITEM(l, i) PyList_GET_ITEM((l), (i))
 #define TUP_SIZE(t) PyTuple_GET_SIZE(t)
 #define LIST_SET(l, i, v) PyList_SET_ITEM((l), (i), (v))
 static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
@@ -1009,8 +1026,11 @@ static PyObject *batch(PyObject *frames, int enc)
         job_t *j = &jobs[i];
         PyObject *fr;
         if (is_list) {
-            fr = PyList_GetItem(frames, i);
-            if (!fr) goto done;
+            if (i >= PyList_Size(frames)) { /* cannot shrink while we hold the GIL, but be safe */
+                PyErr_SetString(PyExc_RuntimeError, "frames changed size");
+                goto done;
+            }
+            fr = LIST_ITEM(frames, i);
             Py_INCREF(fr);
         } else {
             fr = PySequence_GetItem(frames, i);
