@@ -245,7 +245,7 @@ def test_filter_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert analyze_main(["capture", str(path), "--keys", str(keys), "-q", "--stats"]) == 1
     text = capsys.readouterr().out
     assert "█" in text and "retry" in text
-    assert analyze_main(["capture", str(path), "--keys", str(keys), "--filter", "finding=crc"]) == 1
+    assert analyze_main(["capture", str(path), "--keys", str(keys), "--tree", "--filter", "finding=crc"]) == 1
     assert "CRC mismatch" in capsys.readouterr().out
 
 

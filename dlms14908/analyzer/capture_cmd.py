@@ -6,9 +6,10 @@ memory, and decodes LonTalk (CRC checked), the Annex E proxy, the adaptation lay
 (reassembled), OSGP-AES-128-PSK (decrypted with ``--keys``: PSKs or session keys per
 Neuron ID, following the Challenge/Commission exchanges), xDLMS/ACSE (suite 0
 decrypted, block transfers followed) and COSEM values typed by class with OBIS names
-(:mod:`.engine`).  Output: a rich tree per frame (default), ``--summary`` one line
-per frame, ``--json`` JSON lines; ``--filter``, ``--stats``, ``--write-decrypted``
-(LINKTYPE 252 pcap).  Exit status 1 when any finding was reported.
+(:mod:`.engine`).  Output: one line per frame (default, ``--summary``), ``--tree`` a rich
+tree per frame, ``--json`` JSON lines; ``--filter``, ``--stats``, ``--write-decrypted``
+(LINKTYPE 252 pcap).  Exit status 1 when a finding other than a warning (retry,
+unanswered, duplicate, no-key) was reported.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--keys", metavar="FILE", help="TOML key file ([dlms], [osgp], [legacy])")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--json", action="store_true", help="JSON lines, one object per frame")
-    mode.add_argument("--summary", action="store_true", help="one line per frame")
+    mode.add_argument("--summary", action="store_true", help="one line per frame (the default)")
+    mode.add_argument("--tree", action="store_true", help="a tree of every layer per frame")
     p.add_argument("--filter", metavar="EXPR", action="append", help="show only matching frames (repeat = and)")
     p.add_argument("--stats", action="store_true", help="print statistics at the end (only stats with --quiet)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-frame output")
@@ -137,14 +139,14 @@ def analyze_file(
 
 
 def run(args: argparse.Namespace) -> int:
-    from .engine import Finding
+    from .engine import WARNING_KINDS, Finding
     from .keys import load_analyzer_keys
     from .output import Stats, compile_filter, render_tree, summary_line, to_jsonable
 
     keys = load_analyzer_keys(args.keys)
     filters = [compile_filter(e) for e in (args.filter or [])]
     out = sys.stdout
-    mode = "quiet" if args.quiet else "json" if args.json else "summary" if args.summary else "tree"
+    mode = "quiet" if args.quiet else "json" if args.json else "tree" if args.tree else "summary"
     detail = mode in ("json", "tree")
     stats = Stats(args.bitrate) if args.stats else None
     writer = None
@@ -163,21 +165,22 @@ def run(args: argparse.Namespace) -> int:
     fatal: str | None = None
     t0: float | None = None
     buf: list[str] = []
+    late: list[str] = []
     try:
         for item in analyze_file(args.file, keys=keys, detail=detail, keep_plain=writer is not None,
                                  bitrate=args.bitrate):
             if isinstance(item, Finding):
-                findings += 1
+                findings += item.kind not in WARNING_KINDS
                 if stats is not None:
                     stats.add_late(item)
                 if mode == "json":
                     buf.append(json.dumps({"finding": item.to_jsonable()}))
-                elif mode != "quiet":
-                    buf.append(f"        ! {item.kind}: {item.text} (frame {', '.join(map(str, item.frames))})")
+                else:  # not tied to the frame being printed: report on stderr
+                    late.append(f"dlms-analyze: {item.kind}: {item.text} (frame {', '.join(map(str, item.frames))})")
                 continue
             rec = item
             if rec.findings:
-                findings += len(rec.findings)
+                findings += sum(f.kind not in WARNING_KINDS for f in rec.findings)
                 if rec.route == "file" and rec.number == 1:
                     fatal = rec.findings[0].text
             if writer is not None and rec.lpdu is not None:
@@ -218,10 +221,15 @@ def run(args: argparse.Namespace) -> int:
             from rich.console import Console
 
             Console(file=out, highlight=False).print(stats.render())
+    for line in late[:1000]:
+        print(line, file=sys.stderr)
+    if len(late) > 1000:
+        print(f"dlms-analyze: ... {len(late) - 1000} more", file=sys.stderr)
     if fatal is not None and t0 is None:
-        print(f"dlms-analyze: {fatal}", file=sys.stderr)
-        return int(Exit.DECODE)
+        from ..errors import DecodeError
+
+        raise DecodeError(fatal, field="pcap.magic", offset=0)
     if findings:
-        print(f"dlms-analyze: {findings} finding(s)", file=sys.stderr)
+        print(f"dlms-analyze: {findings} record(s) with findings", file=sys.stderr)
         return int(Exit.FINDINGS)
     return int(Exit.OK)

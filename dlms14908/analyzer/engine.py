@@ -29,13 +29,17 @@ from ..errors import DecodeError, ProtocolError as DlmsError
 from .keys import AnalyzerKeys
 from .lonhdr import LonHdr, peek
 
-__all__ = ["Finding", "FrameRecord", "Analyzer", "FINDING_KINDS", "airtime"]
+__all__ = ["Finding", "FrameRecord", "Analyzer", "FINDING_KINDS", "WARNING_KINDS", "airtime"]
 
 FINDING_KINDS = (
     "crc", "malformed", "not-lon", "truncated", "bad-tag", "replay", "sequence-error",
     "auth-failure", "proxy-failure", "unanswered", "retry", "duplicate", "reassembly",
     "block-sequence", "no-key", "handshake",
 )
+
+#: kinds that are normal on a lossy channel or only say what could not be decoded: reported,
+#: but they do not make the exit status non-zero on their own
+WARNING_KINDS = frozenset({"retry", "unanswered", "duplicate", "no-key"})
 
 #: A-band power line (reference lontalk.md §4): 3.6 kbit/s, ~33.5 preamble bits
 BITRATE = 3600.0

@@ -12,8 +12,8 @@ from __future__ import annotations
 __all__ = ["LonHdr", "peek", "TPDU_TYPES", "SPDU_TYPES"]
 
 _DLEN = (0, 1, 3, 6)
-TPDU_TYPES = {0: "ACKD", 1: "UNACKD_RPT", 2: "ACK", 4: "REMINDER", 5: "REM/MSG"}
-SPDU_TYPES = {0: "REQUEST", 2: "RESPONSE", 4: "REMINDER", 5: "REM/MSG"}
+TPDU_TYPES = {0: "ACKD", 1: "UNACKD_RPT", 2: "ACK", 4: "REMINDER", 5: "REM_MSG"}
+SPDU_TYPES = {0: "REQUEST", 2: "RESPONSE", 4: "REMINDER", 5: "REM_MSG"}
 
 
 class LonHdr:

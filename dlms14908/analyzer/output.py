@@ -13,11 +13,55 @@ from .engine import Finding, FrameRecord, airtime
 __all__ = ["summary_line", "to_jsonable", "render_tree", "compile_filter", "Stats"]
 
 
+_CODE_NAMES: list[str | None] = [None] * 256
+
+
+def _code_name(code: int) -> str:
+    name = _CODE_NAMES[code]
+    if name is None:
+        from ..lon.codes import code_name
+
+        name = _CODE_NAMES[code] = f"{code_name(code)} (0x{code:02X})"
+    return name
+
+
 def _lon_text(rec: FrameRecord) -> str:
+    """The LonTalk part, in the format of :func:`.capture_cmd.summarize`."""
     h = rec.hdr
     if h is not None:
-        tn = f" tn{h.tn}" if h.tn is not None else ""
-        return f"{h.src}->{h.dst} {h.service}{tn}"
+        k = h.dst_kind
+        if k == "sn":
+            dst = f"{h.dst_subnet}/{h.dst_node}"
+        elif k == "nid":
+            dst = f"NID {h.neuron_id.hex()} via subnet {h.dst_subnet}"  # type: ignore[union-attr]
+        elif k == "group":
+            dst = f"group {h.group}"
+        elif k == "gack":
+            dst = f"{h.dst_subnet}/{h.dst_node} (group {h.group} member {h.member})"
+        else:
+            dst = f"bcast subnet {h.dst_subnet}" if h.dst_subnet else "bcast domain"
+        text = f"{h.src_subnet}/{h.src_node} -> {dst} dom {h.domain.hex() or '-'}"
+        if h.priority or h.alt_path:
+            text += f" [{'P' if h.priority else ''}{'A' if h.alt_path else ''}]"
+        if h.layer == "A":
+            text += " UNACKD"
+        else:
+            text += f" {h.service} tn{h.tn}"
+            if h.auth:
+                text += " auth"
+            if h.m_list is not None:
+                text += f" mlist {h.m_list.hex() or '-'}"
+        if h.apdu >= 0 and rec.lpdu is not None:
+            a = h.apdu
+            lp = rec.lpdu
+            code = lp[a]
+            if code & 0x80:
+                if len(lp) - 2 - a >= 2:
+                    kind = "poll" if code & 0x40 else "update"
+                    text += f" NV {kind} sel 0x{((code & 0x3F) << 8) | lp[a + 1]:04X} [{len(lp) - 4 - a}B]"
+            else:
+                text += f" {_code_name(code)} [{len(lp) - 3 - a}B]"
+        return text
     if rec.frame is not None:
         from .capture_cmd import summarize
 
@@ -26,7 +70,7 @@ def _lon_text(rec: FrameRecord) -> str:
 
 
 def summary_line(rec: FrameRecord, t0: float) -> str:
-    """``number time route lon | ltep | adaptation | osgp | xdlms  ! findings``"""
+    """``number time route crc lon | ltep | adaptation | osgp | xdlms  ! findings``"""
     parts = [_lon_text(rec)]
     if rec.ltep_text:
         parts.append(rec.ltep_text)
@@ -36,9 +80,8 @@ def summary_line(rec: FrameRecord, t0: float) -> str:
         parts.append(rec.osgp_text)
     if rec.xdlms_text:
         parts.append(rec.xdlms_text)
-    if rec.nm:
-        parts.append(rec.nm)
-    line = f"{rec.number:>7} {rec.time - t0:10.3f} " + " | ".join(p for p in parts if p)
+    crc = "" if rec.crc_ok is None else ("crc ok " if rec.crc_ok else "CRC BAD ")
+    line = f"{rec.number:>7} {rec.time - t0:10.3f} {rec.route:<9} {crc}" + " | ".join(p for p in parts if p)
     if rec.findings:
         line += "  ! " + "; ".join(f"{f.kind}: {f.text}" for f in rec.findings)
     return line
