@@ -1,16 +1,21 @@
 """``dlms-meter-sim``: the simulated DLMS/COSEM meter (IEC 62056-8-8 object set).
 
-Until the LonTalk stack (adaptation layer, OSGP channel, transports) is wired in, the meter runs
-in-process only: this command builds it and prints its object list with current values.  Use
-``dlms-cli --port sim`` to talk to the same simulator through the client.
+Without ``--port`` it builds the meter and prints its objects with their current values.  With
+``--port`` it serves the meter as a LonTalk node through the full stack (adaptation layer,
+optional OSGP-AES-128-PSK from the key file's ``[osgp]`` table, LonTalk transactions):
+``cnip://?bind=HOST:PORT`` (CN/IP over UDP), a serial URL (a real transceiver), or ``pty`` (a
+virtual U61 transceiver on a pseudo-terminal).  The URL to give ``dlms-cli --port`` is printed
+on stdout; classes 132/133 report the node's real LonTalk counters.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -32,9 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
             "Simulated electricity meter (clock, energy registers advancing with time, "
             "instantaneous values, 15-minute load profile, association LN, security setup, "
             "disconnect control, image transfer, ISO/IEC 14908 classes 130-133, utility table). "
-            "NOTE: no transport is available yet (CN/IP, serial and the simulated power-line "
-            "network come with the LonTalk stack), so this command only builds the meter "
-            "in-process and prints its objects; talk to it with 'dlms-cli --port sim'."))
+            "Without --port it only prints the meter's objects; with --port it serves the meter "
+            "over CN/IP (cnip://?bind=127.0.0.1:1628), a serial transceiver URL, or a virtual "
+            "transceiver on a pseudo-terminal (pty), and prints the port URL for dlms-cli on "
+            "stdout. 'dlms-cli --port sim' needs no server: it simulates its own network."))
+    p.add_argument("--port", metavar="URL",
+                   help="serve on cnip://?bind=HOST:PORT, a serial URL, or 'pty'")
+    p.add_argument("--meter", default="1/7", metavar="SUBNET/NODE",
+                   help="the meter's LonTalk address when serving (default 1/7)")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="stop serving after S seconds (default: until interrupted)")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     p.add_argument("--keys", metavar="FILE", help="TOML key file provisioning the management client")
     p.add_argument("--time", type=float, metavar="POSIX", help="simulated start time (default: now)")
@@ -49,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator, SimClock
         kf = load_keyfile(args.keys) if args.keys else None
         dl = kf.dlms if kf is not None else None
+        if args.port:
+            return asyncio.run(_serve(args, kf))
         clock = SimClock(args.time if args.time is not None else time.time())
         meter = MeterSimulator(
             seed=args.seed, clock=clock,
             password=dl.lls_password if dl is not None and dl.lls_password else DEFAULT_PASSWORD,
             keys=dl.keys if dl is not None else DEFAULT_KEYS)
         err = Console(stderr=True, highlight=False)
-        err.print(f"{PROG}: no transport yet; the meter runs in-process only "
-                  "(use 'dlms-cli --port sim')", markup=False)
+        err.print(f"{PROG}: not serving (no --port); the meter's objects:", markup=False)
         now = clock()
         rows = []
         for obj in meter.objects.values():
@@ -88,6 +101,100 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_guarded(PROG, go)
+
+
+async def _serve(args: argparse.Namespace, kf: object | None) -> int:
+    """Serve one simulated meter on ``args.port`` until ``args.duration`` or interruption."""
+    from ..aio_link import OsgpKeys, serve_meter
+    from ..profile import SAP_MANAGEMENT
+    from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator
+    from .common import PortError
+    from .ports import parse_meter
+
+    try:
+        addr = parse_meter(args.meter)
+    except ValueError as exc:
+        raise PortError(f"--meter: {exc}") from None
+    if addr.subnet is None or addr.node is None:
+        raise PortError("--meter: give the served meter's address as subnet/node")
+    dl = getattr(kf, "dlms", None)
+    nid = bytes((0x04, 0x5E, 0x00, 0x00, addr.subnet, addr.node))
+    sim = MeterSimulator(
+        seed=args.seed, clock=time.time if args.time is None else _offset_clock(args.time),
+        password=dl.lls_password if dl is not None and dl.lls_password else DEFAULT_PASSWORD,
+        keys=dl.keys if dl is not None else DEFAULT_KEYS,
+        system_title=dl.sender_system_title(from_client=False) if dl is not None else None,
+        node=(addr.subnet, addr.node), neuron_id=nid)
+
+    def route(server_sap: int, client_sap: int) -> object:
+        return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
+
+    psk = OsgpKeys.from_keyfile(kf).psk_for(nid)
+    err = Console(stderr=True, highlight=False)
+    closers = []
+    if args.port.strip().lower() == "pty":
+        url, node, closers = await _serve_pty(route, addr.subnet, addr.node, nid, psk)
+    else:
+        try:
+            svc = await serve_meter(args.port.strip(), route, subnet=addr.subnet, node=addr.node,
+                                    neuron_id=nid, psk=psk)
+        except OSError as exc:
+            raise PortError(f"cannot serve on {args.port}: {exc}") from None
+        node = svc.node
+        closers.append(svc.close)
+        local = svc.local_address
+        url = f"cnip://{local[0]}:{local[1]}" if local is not None else args.port
+    sim.set_counter_providers(lambda: node.link_counters()["class132"],
+                              lambda: node.link_counters()["class133"])
+    err.print(f"{PROG}: serving meter {addr} (Neuron ID {nid.hex().upper()}, system title "
+              f"{sim.system_title.hex().upper()}{', OSGP-AES-128-PSK' if psk else ''}) on {url}",
+              markup=False)
+    sys.stdout.write(url + "\n")
+    sys.stdout.flush()
+    try:
+        if args.duration is not None:
+            await asyncio.sleep(args.duration)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        for close in closers:
+            await close()
+    return 0
+
+
+def _offset_clock(start: float) -> Callable[[], float]:
+    base = time.time()
+    return lambda: start + (time.time() - base)
+
+
+async def _serve_pty(route: object, subnet: int, node_id: int, nid: bytes,
+                     psk: bytes | None) -> tuple[str, object, list]:
+    """A virtual U61 transceiver on a pseudo-terminal, joined to the meter's node by an
+    in-process power-line channel."""
+    from ..adaptation.endpoint import ServerEndpoint, address_bytes
+    from ..aio_link import DEFAULT_NNAP_ID, NodeDriver
+    from ..lon.transaction import LonConfig
+    from ..node import LonNode, Timing
+    from ..transport.channel import ChannelConfig
+    from ..transport.sim import AsyncPlChannel
+    from ..transport.virtual import VirtualTransceiver
+
+    ch = AsyncPlChannel(ChannelConfig(seed=1), time_scale=0.01)
+    vt = VirtualTransceiver("u61", channel=ch.link("mip"))
+    await vt.start()
+    channel = None
+    if psk is not None:
+        from osgp.channel import Role, SecureChannel
+        channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=DEFAULT_NNAP_ID, psk=psk)
+    lnode = LonNode(LonConfig(subnet, node_id, domain=b"\x42", neuron_id=nid),
+                    server=ServerEndpoint(route=route, channel=channel,  # type: ignore[arg-type]
+                                          dest=address_bytes(b"\x42", subnet=subnet, node=node_id)),
+                    timing=Timing(0.05), name=f"meter-{subnet}/{node_id}")
+    drv = NodeDriver(lnode, ch.link("meter"))
+    closers = [drv.close]
+    if hasattr(vt, "close"):
+        closers.append(vt.close)
+    return vt.port, lnode, closers
 
 
 if __name__ == "__main__":
