@@ -991,19 +991,22 @@ static PyType_Spec Key_spec = {
 /* ---- batch API ------------------------------------------------------------------- */
 
 /* A bytes object with `o`'s content: `o` itself (borrowed) when it is bytes, else a
- * new copy stored in *owned so that the data stays fixed while the GIL is released. */
-static PyObject *frame_bytes(PyObject *o, PyObject **owned, Py_ssize_t i, const char *what)
+ * copy kept alive by *copies (created on first use), so that the data stays fixed
+ * while the GIL is released. */
+static PyObject *frame_bytes(PyObject *o, PyObject **copies, Py_ssize_t i, const char *what)
 {
     if (PyBytes_CheckExact(o)) return o;
     if (!PyObject_CheckBuffer(o)) {
         PyErr_Format(PyExc_TypeError, "frame %zd: %s must be a bytes-like object", i, what);
         return NULL;
     }
-    *owned = PyBytes_FromObject(o);
-    return *owned;
+    if (!*copies && !(*copies = PyList_New(0))) return NULL;
+    PyObject *b = PyBytes_FromObject(o);
+    if (!b) return NULL;
+    int rc = PyList_Append(*copies, b);
+    Py_DECREF(b); /* the list keeps it */
+    return rc < 0 ? NULL : b;
 }
-
-#define NREF 5 /* per frame: the frame tuple, copies of nonce/data/aad, the output */
 
 static PyObject *batch(PyObject *frames, int enc)
 {
@@ -1011,18 +1014,19 @@ static PyObject *batch(PyObject *frames, int enc)
     Py_ssize_t n = PySequence_Size(frames);
     if (n < 0) return NULL;
     job_t *jobs = NULL;
-    PyObject **refs = NULL;
+    PyObject **refs = NULL; /* 2 per frame: the frame tuple (keeps its items alive), the output */
+    PyObject *copies = NULL;
     PyObject *result = NULL;
     Py_ssize_t filled = 0;
     if (n == 0) return PyList_New(0);
-    jobs = PyMem_Calloc((size_t)n, sizeof(job_t));
-    refs = PyMem_Calloc((size_t)n * NREF, sizeof(PyObject *));
+    jobs = PyMem_Malloc((size_t)n * sizeof(job_t));
+    refs = PyMem_Malloc((size_t)n * 2 * sizeof(PyObject *));
     if (!jobs || !refs) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject **r = refs + NREF * i;
+        PyObject **r = refs + 2 * i;
         job_t *j = &jobs[i];
         PyObject *fr;
         if (is_list) {
@@ -1036,8 +1040,10 @@ static PyObject *batch(PyObject *frames, int enc)
             fr = PySequence_GetItem(frames, i);
             if (!fr) goto done;
         }
-        r[0] = fr; /* keeps the frame's items alive while the GIL is released */
+        r[0] = fr;
+        r[1] = NULL;
         filled = i + 1;
+        j->status = 1;
         if (!PyTuple_Check(fr) || TUP_SIZE(fr) != 4) {
             PyErr_Format(PyExc_TypeError, "frame %zd: expected a (key, nonce, data, aad) tuple", i);
             goto done;
@@ -1048,14 +1054,15 @@ static PyObject *batch(PyObject *frames, int enc)
             goto done;
         }
         KeyObject *k = (KeyObject *)ko;
-        PyObject *no = frame_bytes(TUP_ITEM(fr, 1), &r[1], i, "nonce");
+        PyObject *no = frame_bytes(TUP_ITEM(fr, 1), &copies, i, "nonce");
         if (!no) goto done;
-        PyObject *dobj = frame_bytes(TUP_ITEM(fr, 2), &r[2], i, "data");
+        PyObject *dobj = frame_bytes(TUP_ITEM(fr, 2), &copies, i, "data");
         if (!dobj) goto done;
         PyObject *ao = TUP_ITEM(fr, 3);
         Py_ssize_t nl, dl, al = 0;
+        j->aad = NULL;
         if (ao != Py_None) {
-            ao = frame_bytes(ao, &r[3], i, "aad");
+            ao = frame_bytes(ao, &copies, i, "aad");
             if (!ao || bytes_ptr(ao, &j->aad, &al) < 0) goto done;
         }
         if (bytes_ptr(no, &j->nonce, &nl) < 0 || bytes_ptr(dobj, &j->in, &dl) < 0) goto done;
@@ -1064,15 +1071,13 @@ static PyObject *batch(PyObject *frames, int enc)
         j->nlen = (int)nl;
         Py_ssize_t plen = enc ? dl : dl - k->tag_len;
         if (check_nonce(nl, plen < 0 ? 0 : plen, i) < 0) goto done;
-        if (plen < 0) {
-            j->status = 1; /* shorter than the tag: fails, no work */
-            continue;
-        }
+        if (plen < 0) continue; /* shorter than the tag: fails, no work (status 1) */
         j->len = (size_t)plen;
         j->tag = j->in + plen;
-        r[4] = PyBytes_FromStringAndSize(NULL, enc ? plen + k->tag_len : plen);
-        if (!r[4]) goto done;
-        j->out = BYTES_WPTR(r[4]);
+        r[1] = PyBytes_FromStringAndSize(NULL, enc ? plen + k->tag_len : plen);
+        if (!r[1]) goto done;
+        j->out = BYTES_WPTR(r[1]);
+        j->status = 0;
     }
 #if CCM_HAVE_X86
     Py_BEGIN_ALLOW_THREADS
@@ -1084,8 +1089,8 @@ static PyObject *batch(PyObject *frames, int enc)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v;
         if (jobs[i].status == 0) {
-            v = refs[NREF * i + 4];
-            refs[NREF * i + 4] = NULL; /* stolen by the list */
+            v = refs[2 * i + 1];
+            refs[2 * i + 1] = NULL; /* stolen by the list */
         } else {
             v = Py_None;
             Py_INCREF(v);
@@ -1094,10 +1099,13 @@ static PyObject *batch(PyObject *frames, int enc)
     }
 done:
     if (refs) {
-        for (Py_ssize_t i = 0; i < filled; i++)
-            for (int q = 0; q < NREF; q++) Py_XDECREF(refs[NREF * i + q]);
+        for (Py_ssize_t i = 0; i < filled; i++) {
+            Py_XDECREF(refs[2 * i]);
+            Py_XDECREF(refs[2 * i + 1]);
+        }
         PyMem_Free(refs);
     }
+    Py_XDECREF(copies);
     PyMem_Free(jobs);
     return result;
 }
