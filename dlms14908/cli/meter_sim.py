@@ -194,7 +194,7 @@ async def _serve_pty(route: object, subnet: int, node_id: int, nid: bytes,
     closers = [drv.close]
     if hasattr(vt, "close"):
         closers.append(vt.close)
-    return vt.port, lnode, closers
+    return f"serial://{vt.port}?kind=u61&timeout=5", lnode, closers
 
 
 if __name__ == "__main__":
