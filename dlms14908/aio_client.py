@@ -125,8 +125,19 @@ class Client:
 
     # ------------------------------------------------------------------ association
     async def connect(self) -> InitiateResponse:
-        """COSEM-OPEN (AARQ/AARE, HLS-5 pass 3/4 when configured)."""
+        """COSEM-OPEN (AARQ/AARE, HLS-5 pass 3/4 when configured); after a failed
+        association or release the connection is reset first."""
+        from .client import AssocState
+        if self.conn.state in (AssocState.ERROR, AssocState.AWAITING_AARE, AssocState.AWAITING_HLS,
+                               AssocState.RELEASING) and not self.conn._busy:
+            self.conn.reset()
         return await self._run(self.conn.connect)  # type: ignore[no-any-return]
+
+    @property
+    def associated(self) -> bool:
+        """True while an association is open."""
+        from .client import AssocState
+        return self.conn.state is AssocState.ASSOCIATED
 
     async def release(self) -> None:
         """COSEM-RELEASE (RLRQ/RLRE)."""

@@ -543,3 +543,31 @@ def decode_rows(rows):
     caps = [CaptureObjectDefinition(8, Obis.parse("0-0:1.0.0.255"), 2, 0),
             CaptureObjectDefinition(3, ENERGY, 2, 0), CaptureObjectDefinition(3, Obis.parse("1-0:2.8.0.255"), 2, 0)]
     return decode_buffer(axdr.Array(rows), caps, capture_period=INTERVAL).rows
+
+
+def test_reconnect_after_timeout_during_association(meter):
+    link = LoopbackLink(meter.handler_for(0x10), latency=0.05)
+
+    async def go():
+        c = Client(link, timeout=0.01)
+        with pytest.raises(DlmsTimeout):
+            await c.connect()
+        failed = c.conn.state
+        c.timeout = 1.0
+        await c.connect()
+        return failed, c.associated, await c.get(ENERGY)
+    failed, ok, v = run(go())
+    assert failed is AssocState.ERROR and ok and v > 0
+
+
+def test_secrets_never_in_reprs():
+    s = ClientSettings.management_hls(DEFAULT_KEYS, CLIENT_ST, ciphering="ded",
+                                      dedicated_key=bytes(range(0x40, 0x50)))
+    lls = ClientSettings.management_lls(b"sup3rsecret")
+    text = repr(s) + repr(lls) + repr(Client(LoopbackLink(lambda a: a), s).conn.cipher)
+    from dlms14908.server import AssociationConfig
+    text += repr(AssociationConfig(1, secret=b"sup3rsecret", keys=DEFAULT_KEYS))
+    for secret in (DEFAULT_KEYS.ek, DEFAULT_KEYS.ak, bytes(range(0x40, 0x50)), b"sup3rsecret"):
+        assert secret.hex() not in text.lower() and secret.hex().upper() not in text
+        assert repr(secret) not in text
+    assert "sup3rsecret" not in text
