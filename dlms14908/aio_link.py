@@ -34,7 +34,8 @@ from .transport.link import FrameLink, LinkClosed, LinkError
 
 __all__ = ["StackLink", "NodeDriver", "OsgpKeys", "DEFAULT_NNAP_ID"]
 
-DEFAULT_NNAP_ID = bytes.fromhex("4e4e41500001")
+from .simnet import DEFAULT_NNAP_ID  # noqa: E402 - one definition of the default NNAP ID
+
 _HEX_JUNK = re.compile(r"[\s:_-]")
 
 
