@@ -24,7 +24,7 @@ from dlms14908.errors import AuthenticationFailed, DlmsTimeout, RemoteProtocolEr
 from dlms14908.link import ApduLink, LoopbackLink
 from dlms14908.obis import Obis
 from dlms14908.sim import DEFAULT_KEYS, DEFAULT_PASSWORD, INTERVAL, MeterSimulator, SimClock
-from dlms14908.xdlms import ActionResult, DataAccessResult
+from dlms14908.xdlms import ActionResult, DataAccessResult, EntryDescriptor
 from dlms14908.xdlms.ciphering import SecurityKeys
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
@@ -571,3 +571,26 @@ def test_secrets_never_in_reprs():
         assert secret.hex() not in text.lower() and secret.hex().upper() not in text
         assert repr(secret) not in text
     assert "sup3rsecret" not in text
+
+
+def test_with_list_services_in_blocks(meter):
+    """GET-with-list answered in datablocks and SET-with-list sent in datablocks."""
+    big = bytes(i % 97 for i in range(2500))
+    ut = Obis.parse("0-0:65.0.1.255")
+
+    async def go():
+        c, rec = hls(meter, "glo")
+        async with c:
+            res = await c.set_with_list([(AttributeRef(26, ut, 4), axdr.OctetString(big)),
+                                         (AttributeRef(131, Obis.parse("0-0:32.1.0.255"), 2),
+                                          axdr.LongUnsigned(5))])
+            got = await c.get_with_list([AttributeRef(26, ut, 4), AttributeRef(3, ENERGY, 2),
+                                         AttributeRef(7, LP, 2, EntryDescriptor(1, 40))], typed=False)
+        return res, got, rec
+    res, got, rec = run(go())
+    assert res == [DataAccessResult.SUCCESS, DataAccessResult.SUCCESS]
+    assert got[0] == big and got[1] == meter.import_export_wh(T0)[0]
+    assert list(got[2]) == meter.profile_rows()[:40]
+    session = meter.server.sessions[0x01]
+    assert session.cipher is not None and session.cipher.stats.accepted >= 8  # every block was ciphered
+    assert sum(1 for s in rec.sent if s[0] == 0xC9) >= 3  # glo-set-request blocks
