@@ -226,8 +226,15 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
                    help="machine-readable output")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error report (exit code 2, no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Read, write and operate DLMS/COSEM meters over ISO/IEC 14908 (IEC 62056-8-8). "
                     "Keys are read from --keys FILE only, never from the command line.")
