@@ -903,6 +903,71 @@ done:
     return res;
 }
 
+static const char *const into_names[] = {"nonce", "data", "associated_data", "buf"};
+
+/* encrypt_into / decrypt_into: like cryptography's AESCCM, `buf` must be exactly the
+ * output length; on a tag mismatch the plaintext written to `buf` is zeroed. */
+static PyObject *key_crypt_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int enc)
+{
+    KeyObject *k = (KeyObject *)self;
+    PyObject *o[4];
+    if (parse_fast(args, nargs, kwnames, into_names, 4, 4, o, enc ? "encrypt_into" : "decrypt_into") < 0)
+        return NULL;
+    arg_t an, ad, aa;
+    Py_buffer ob;
+    int have_ob = 0;
+    aa.has_view = 0; aa.p = NULL; aa.n = 0;
+    PyObject *res = NULL;
+    if (get_buf(o[0], &an, "nonce") < 0) return NULL;
+    if (get_buf(o[1], &ad, "data") < 0) { rel_buf(&an); return NULL; }
+    if (o[2] != Py_None && get_buf(o[2], &aa, "associated_data") < 0) goto done;
+    if (PyObject_GetBuffer(o[3], &ob, PyBUF_WRITABLE) < 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "buf must be a writable bytes-like object");
+        goto done;
+    }
+    have_ob = 1;
+    Py_ssize_t M = k->tag_len;
+    Py_ssize_t plen = enc ? ad.n : ad.n - M;
+    if (an.n < 7 || an.n > 13) { check_nonce(an.n, 0, -1); goto done; }
+    if (plen < 0) { PyErr_SetNone(InvalidTag); goto done; }
+    if (check_nonce(an.n, plen, -1) < 0) goto done;
+    Py_ssize_t need = enc ? plen + M : plen;
+    if (ob.len != need) {
+        local_error("buf", -1, "buf must be exactly the output length");
+        goto done;
+    }
+    {
+        u8 *out = (u8 *)ob.buf;
+        int rc;
+#if CCM_HAVE_X86
+        Py_BEGIN_ALLOW_THREADS
+        rc = ccm_one(k, an.p, (int)an.n, aa.p, (size_t)aa.n, ad.p, (size_t)plen, out, ad.p + plen, enc);
+        Py_END_ALLOW_THREADS
+#else
+        rc = -1;
+#endif
+        if (rc)
+            PyErr_SetNone(InvalidTag);
+        else
+            res = PyLong_FromSsize_t(need);
+    }
+done:
+    if (have_ob) PyBuffer_Release(&ob);
+    rel_buf(&an); rel_buf(&ad); rel_buf(&aa);
+    return res;
+}
+
+static PyObject *Key_encrypt_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_crypt_into(self, args, nargs, kwnames, 1);
+}
+
+static PyObject *Key_decrypt_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return key_crypt_into(self, args, nargs, kwnames, 0);
+}
+
 static PyObject *Key_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     return key_crypt(self, args, nargs, kwnames, 1);
@@ -963,6 +1028,10 @@ static PyMethodDef Key_methods[] = {
      "encrypt(nonce, data, associated_data=None) -> ciphertext || tag"},
     {"decrypt", (PyCFunction)(void (*)(void))Key_decrypt, METH_FASTCALL | METH_KEYWORDS,
      "decrypt(nonce, data, associated_data=None) -> plaintext; raises InvalidTag"},
+    {"encrypt_into", (PyCFunction)(void (*)(void))Key_encrypt_into, METH_FASTCALL | METH_KEYWORDS,
+     "encrypt_into(nonce, data, associated_data, buf) -> bytes written; buf is exactly len(data) + tag"},
+    {"decrypt_into", (PyCFunction)(void (*)(void))Key_decrypt_into, METH_FASTCALL | METH_KEYWORDS,
+     "decrypt_into(nonce, data, associated_data, buf) -> bytes written; raises InvalidTag and zeroes buf"},
     {"cmac", (PyCFunction)(void (*)(void))Key_cmac, METH_FASTCALL, "cmac(data) -> 16-byte AES-CMAC"},
     {"cmac_verify", (PyCFunction)(void (*)(void))Key_cmac_verify, METH_FASTCALL,
      "cmac_verify(data, tag) -> bool (constant time; tag 4..16 bytes, truncated CMAC)"},

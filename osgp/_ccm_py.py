@@ -92,6 +92,33 @@ class Key:
         except _CryptoInvalidTag:
             raise InvalidTag() from None
 
+    def encrypt_into(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None, buf: _Buf) -> int:
+        mv = _writable(buf)
+        out = self.encrypt(nonce, data, associated_data)
+        if len(mv) != len(out):
+            raise EncodeError("buf must be exactly the output length", field="buf")
+        mv[:] = out
+        return len(out)
+
+    def decrypt_into(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None, buf: _Buf) -> int:
+        mv = _writable(buf)
+        nonce, data = _b(nonce, "nonce"), _b(data, "data")
+        aad = None if associated_data is None else _b(associated_data, "associated_data")
+        n = len(data) - self._tag_length
+        if len(nonce) < 7 or len(nonce) > 13:
+            raise EncodeError("nonce must be 7..13 bytes", field="nonce")
+        if n < 0:
+            raise InvalidTag()
+        _check_nonce(nonce, n)
+        if len(mv) != n:
+            raise EncodeError("buf must be exactly the output length", field="buf")
+        try:
+            mv[:] = self._aead.decrypt(nonce, data, aad)
+        except _CryptoInvalidTag:
+            mv[:] = bytes(n)
+            raise InvalidTag() from None
+        return n
+
     def cmac(self, data: _Buf, /) -> bytes:
         c = self._cmac.copy()
         c.update(_b(data, "data"))
@@ -105,6 +132,16 @@ class Key:
         c = self._cmac.copy()
         c.update(_b(data, "data"))
         return compare_digest(c.finalize()[:tl], tag)
+
+
+def _writable(buf: object) -> memoryview:
+    try:
+        mv = memoryview(buf).cast("B")  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError("buf must be a writable bytes-like object") from None
+    if mv.readonly:
+        raise TypeError("buf must be a writable bytes-like object")
+    return mv
 
 
 def _frames(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]]) -> list[tuple[Key, bytes, bytes, bytes | None]]:

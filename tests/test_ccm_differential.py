@@ -330,7 +330,7 @@ class _KeyApi(Protocol):
 
 def test_both_implementations_share_the_api(impl) -> None:  # type: ignore[no-untyped-def]
     k: _KeyApi = impl.Key(bytes(16), 12)
-    for name in ("tag_length", "encrypt", "decrypt", "cmac", "cmac_verify"):
+    for name in ("tag_length", "encrypt", "decrypt", "encrypt_into", "decrypt_into", "cmac", "cmac_verify"):
         assert hasattr(k, name)
     assert {"Key", "InvalidTag", "HAVE_AESNI", "encrypt_batch", "decrypt_batch"} <= set(dir(impl))
     with pytest.raises(TypeError):
@@ -375,3 +375,38 @@ def test_misuse_raises_encode_error_with_field(impl) -> None:  # type: ignore[no
         impl.decrypt_batch([(k, bytes(13), bytes(9), None), (k, bytes(5), bytes(9), None)])
     assert ei.value.field == "nonce" and "frame 1" in str(ei.value)
     assert "00" * 8 not in str(ei.value)
+
+
+def test_into_variants_and_zeroing_on_failure(impl) -> None:  # type: ignore[no-untyped-def]
+    """decrypt_into writes into the caller's buffer, so "output zeroed on failure" is observable."""
+    from dlms14908.errors import EncodeError
+
+    rnd = random.Random(21)
+    key, nonce, aad, pt = rnd.randbytes(16), rnd.randbytes(13), rnd.randbytes(16), rnd.randbytes(64)
+    ref = AESCCM(key, 8).encrypt(nonce, pt, aad)
+    k = impl.Key(key)
+    buf = bytearray(len(pt) + 8)
+    assert k.encrypt_into(nonce, pt, aad, buf) == len(buf) and bytes(buf) == ref
+    out = bytearray(len(pt))
+    assert k.decrypt_into(nonce, ref, aad, memoryview(out)) == len(pt) and bytes(out) == pt
+    for bit in (0, 8 * 30, 8 * len(pt) + 3, 8 * len(ref) - 1):  # ciphertext and tag bits
+        out = bytearray(b"\xaa" * len(pt))
+        with pytest.raises(InvalidTag):
+            k.decrypt_into(nonce, _flip(ref, bit), aad, out)
+        assert out == bytearray(len(pt))  # no unauthenticated plaintext left behind
+    out = bytearray(b"\xaa" * len(pt))
+    with pytest.raises(InvalidTag):
+        k.decrypt_into(nonce, ref, aad + b"!", out)
+    assert out == bytearray(len(pt))
+    big = rnd.randbytes(40000)  # GIL-released size
+    ct = k.encrypt(nonce, big, aad)
+    out = bytearray(len(big))
+    with pytest.raises(InvalidTag):
+        k.decrypt_into(nonce, _flip(ct, 5), aad, out)
+    assert not any(out)
+    with pytest.raises(EncodeError):
+        k.encrypt_into(nonce, pt, aad, bytearray(len(pt) + 7))
+    with pytest.raises(EncodeError):
+        k.decrypt_into(nonce, ref, aad, bytearray(len(pt) + 1))
+    with pytest.raises(TypeError):
+        k.decrypt_into(nonce, ref, aad, bytes(len(pt)))  # read-only
