@@ -125,7 +125,7 @@ DEFAULT_CONFORMANCE = (
     Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.BLOCK_TRANSFER_WITH_ACTION | Conformance.MULTIPLE_REFERENCES
-    | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET | Conformance.PRIORITY_MGMT_SUPPORTED
+    | Conformance.PRIORITY_MGMT_SUPPORTED
 )
 
 #: bytes an APDU grows by when suite-0 ciphered (tag, length, SC, IC, tag) plus headroom

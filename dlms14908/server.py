@@ -112,7 +112,7 @@ SERVER_CONFORMANCE = (
     Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
     | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
     | Conformance.BLOCK_TRANSFER_WITH_ACTION | Conformance.MULTIPLE_REFERENCES
-    | Conformance.PRIORITY_MGMT_SUPPORTED | Conformance.ATTRIBUTE0_SUPPORTED_WITH_GET
+    | Conformance.PRIORITY_MGMT_SUPPORTED
 )
 
 _OVERHEAD = 24 + 21  # GET/ACTION block header room + suite-0 ciphering
