@@ -141,3 +141,19 @@ def test_building_a_meter_is_cheap():
     for i in range(20):
         MeterSimulator(seed=i, clock=SimClock(T0)).profile_rows()
     assert (time.perf_counter() - t) / 20 < 0.25
+
+
+def test_loopback_network_meters_by_address():
+    import asyncio
+
+    from dlms14908.aio_client import Client
+    from dlms14908.sim import LoopbackNetwork
+
+    net = LoopbackNetwork(clock=SimClock(T0), seed=1)
+    assert net.meter("1/7") is net.meter("1/7") and net.meter("1/7") is not net.meter("1/8")
+    assert net.meter("3/9").objects[Obis.parse("0-0:32.0.0.255")].value("subnet_id") == 3
+
+    async def go():
+        async with Client(net.link("1/8", 0x10)) as c:
+            return await c.get("1-0:1.8.0.255")
+    assert asyncio.run(go()) == net.meter("1/8").import_export_wh(T0)[0]

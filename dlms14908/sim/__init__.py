@@ -1,8 +1,8 @@
 """Meter simulator (issue 5 item 5): an in-process COSEM server with a realistic object set.
 
 ``MeterSimulator(seed=..., clock=SimClock(t0))`` builds one meter; ``meter.handler_for(sap)``
-is its :data:`~dlms14908.link.ApduHandler`; :class:`SimNetwork` holds meters by address for
-``--port sim``.
+is its :data:`~dlms14908.link.ApduHandler`; :class:`LoopbackNetwork` holds meters by address
+behind in-process LoopbackLinks (the full-stack ``--port sim`` network is :mod:`dlms14908.simnet`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .meter import (
     SimClock,
 )
 from .model import INTERVAL, EnergyModel
-from .network import SimNetwork
+from .network import LoopbackNetwork
 
-__all__ = ["MeterSimulator", "SimClock", "SimNetwork", "EnergyModel", "INTERVAL", "LOAD_PROFILE",
+__all__ = ["MeterSimulator", "SimClock", "LoopbackNetwork", "EnergyModel", "INTERVAL", "LOAD_PROFILE",
            "PUBLIC_OBJECTS", "DEFAULT_KEYS", "DEFAULT_PASSWORD", "CounterProvider"]

@@ -1,8 +1,8 @@
-"""The built-in simulated meter network (``--port sim``): meters created on demand per address.
+"""Simulated meters by address joined to clients by in-process LoopbackLinks (no LonTalk layers).
 
 Each address (``subnet/node`` or a Neuron ID) gets its own :class:`MeterSimulator` whose seed
-is derived from the address, so the same address always shows the same meter.  Links are
-in-process :class:`~dlms14908.link.LoopbackLink` objects (no LonTalk layers yet).
+is derived from the address, so the same address always shows the same meter.  Handy for tests
+and benchmarks of the application layer alone.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from ..link import LoopbackLink
 from ..xdlms.ciphering import SecurityKeys
 from .meter import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator
 
-__all__ = ["SimNetwork"]
+__all__ = ["LoopbackNetwork"]
 
 
-class SimNetwork:
+class LoopbackNetwork:
     """Simulated meters by address, sharing one clock and one set of secrets."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time, seed: int = 0,
