@@ -4,13 +4,22 @@ Selects the AES-NI C extension :mod:`osgp._ccm` when it is built and the CPU has
 AES-NI, else the ``cryptography`` fallback :mod:`osgp._ccm_py`; ``OSGP_PURE_PYTHON=1``
 forces the fallback.  :data:`IMPLEMENTATION` says which one is in use.
 
-``AesCcm(key, tag_length=8)`` mirrors ``cryptography``'s ``AESCCM``:
-``.encrypt(nonce, data, aad)`` returns ciphertext‖tag and ``.decrypt(nonce, data, aad)``
-raises :class:`osgp.InvalidTag`.  The same object caches the key schedule and the
-CMAC subkeys (``.cmac(data)``, ``.cmac_verify(data, tag)``).
-``encrypt_batch(frames)`` / ``decrypt_batch(frames)`` take a list of
-``(key_obj, nonce, data, aad)`` tuples (a different key per frame is fine) and
-return a list of ``bytes`` (``None`` for frames that fail verification).
+``AesCcm(key, tag_length=8)`` mirrors ``cryptography``'s ``AESCCM`` (nonce 7..13
+bytes, tag 4..16 even, payload < 2^(8L) with L = 15 - nonce length, else
+``EncodeError``, a ``ValueError``): ``.encrypt(nonce, data, aad)`` returns
+ciphertext||tag, ``.decrypt(nonce, data, aad)`` raises :class:`osgp.InvalidTag`, and
+``.encrypt_into`` / ``.decrypt_into`` write into a caller buffer of exactly the output
+length (zeroed when the tag does not verify).  The same object caches the key
+schedule and the CMAC subkeys: ``.cmac(data)``, ``.cmac_verify(data, tag)``
+(constant time, tag 4..16 bytes).  Key bytes never appear in reprs or errors and
+key objects cannot be pickled.
+
+``encrypt_batch(frames)`` / ``decrypt_batch(frames)`` take a sequence of
+``(key_obj, nonce, data, aad_or_None)`` tuples (a different key per frame is fine)
+and return a list with one ``bytes`` per frame; ``decrypt_batch`` gives ``None``
+for a frame whose tag does not verify (or that is shorter than its tag).  Argument
+errors raise for the whole batch and name the frame.  The C batch releases the GIL
+(inputs that are not ``bytes`` are copied first) and runs 4 frames interleaved.
 """
 
 from __future__ import annotations
