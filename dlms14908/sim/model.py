@@ -25,6 +25,13 @@ def _u01(seed: int, k: int, salt: bytes) -> float:
     return int.from_bytes(h, "big") / 2.0**64
 
 
+def _u01x2(seed: int, k: int) -> tuple[float, float]:
+    """Two independent uniform [0, 1) values for interval ``k``."""
+    h = hashlib.blake2b(seed.to_bytes(8, "big", signed=True) + k.to_bytes(8, "big", signed=True),
+                        digest_size=16, person=b"dlms14908-power").digest()
+    return int.from_bytes(h[:8], "big") / 2.0**64, int.from_bytes(h[8:], "big") / 2.0**64
+
+
 def tariff_of(t: float) -> int:
     """1 (day, 07:00-23:00 UTC) or 2 (night)."""
     hour = int(t // 3600) % 24
@@ -34,13 +41,15 @@ def tariff_of(t: float) -> int:
 class EnergyModel:
     """Power and energy as functions of POSIX time ``t >= start`` (``start`` interval aligned)."""
 
-    __slots__ = ("seed", "start", "_cum", "_power")
+    __slots__ = ("seed", "start", "_cum", "_power", "_base", "_pv_peak")
 
     def __init__(self, seed: int, start: float) -> None:
         self.seed = seed
         self.start = int(start // INTERVAL) * INTERVAL
         self._cum: list[Energies] = [(0, 0, 0, 0)]
         self._power: list[tuple[int, int]] = []
+        self._base = 180 + 220 * _u01(seed, 0, b"base")
+        self._pv_peak = 2500 * _u01(seed, 1, b"pv")
 
     def interval_power(self, k: int) -> tuple[int, int]:
         """(import W, export W) during interval ``k`` (0 = the one starting at ``start``)."""
@@ -51,12 +60,11 @@ class EnergyModel:
     def _compute_power(self, k: int) -> tuple[int, int]:
         t = self.start + k * INTERVAL
         hour = (t % 86400) / 3600.0
-        base = 180 + 220 * _u01(self.seed, 0, b"base")
+        u_load, u_cloud = _u01x2(self.seed, k)
         peaks = 900 * math.exp(-((hour - 7.5) ** 2) / 1.5) + 1400 * math.exp(-((hour - 19.0) ** 2) / 3.0)
-        load = base + peaks * (0.5 + _u01(self.seed, k, b"load"))
-        pv_peak = 2500 * _u01(self.seed, 1, b"pv")
+        load = self._base + peaks * (0.5 + u_load)
         sun = max(0.0, math.sin(math.pi * (hour - 6.0) / 13.0)) if 6.0 <= hour <= 19.0 else 0.0
-        pv = pv_peak * sun * (0.3 + 0.7 * _u01(self.seed, k, b"cloud"))
+        pv = self._pv_peak * sun * (0.3 + 0.7 * u_cloud)
         net = int(round(load - pv))
         return (net, 0) if net >= 0 else (0, -net)
 
