@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from . import axdr
@@ -42,10 +42,14 @@ from .obis import Obis
 from .xdlms import ABSENT, DataAccessResult, EntryDescriptor, InitiateResponse, RangeDescriptor
 from .xdlms.types import AccessSelector
 
-__all__ = ["Client", "Measurement", "ProgressCallback", "resolve_class_id"]
+__all__ = ["Client", "Measurement", "ProgressCallback", "resolve_class_id", "SCALER_ATTRIBUTE"]
 
 #: ``progress(entries_received, entries_total)`` during a profile read (estimates until done)
 ProgressCallback = Callable[[int, int], None]
+
+
+#: interface class -> index of its scaler_unit attribute (the value is attribute 2)
+SCALER_ATTRIBUTE = {3: 3, 4: 3, 5: 4}
 
 
 def resolve_class_id(obis: Obis, class_id: int | None) -> int:
@@ -83,7 +87,6 @@ def _datetime_data(x: Any) -> axdr.OctetString:
     if isinstance(x, axdr.DateTime):
         return axdr.OctetString(x.to_bytes())
     if isinstance(x, (int, float)) and not isinstance(x, bool):
-        from datetime import timezone
         x = datetime.fromtimestamp(x, timezone.utc)
     if isinstance(x, datetime):
         return axdr.OctetString(axdr.DateTime.from_datetime(x, status=0, hundredths=False).to_bytes())
@@ -181,16 +184,20 @@ class Client:
         return out
 
     async def read_register(self, obis: Obis | str, *, class_id: int = 3) -> Measurement:
-        """Value and scaler_unit of a register (one GET-with-list, scaler cached)."""
+        """Value and scaler_unit of a register (class 3 or 4; class 5: current_average_value),
+        in one GET-with-list; the scaler is cached per object."""
         ob = _obis(obis)
+        su_attr = SCALER_ATTRIBUTE.get(class_id)
+        if su_attr is None:
+            raise LocalProtocolError(f"class {class_id} has no scaler_unit")
         su = self._scalers.get(ob)
         if su is None:
             raw, su_v = await self.get_with_list(
-                [AttributeRef(class_id, ob, 2), AttributeRef(class_id, ob, 3)], typed=False)
+                [AttributeRef(class_id, ob, 2), AttributeRef(class_id, ob, su_attr)], typed=False)
             for v in (raw, su_v):
                 if isinstance(v, DataAccessError):
                     raise v
-            su = decode_attribute(class_id, 3, su_v)
+            su = decode_attribute(class_id, su_attr, su_v)
             self._scalers[ob] = su
         else:
             raw = await self._run(lambda: self.conn.get(class_id, ob, 2))

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import axdr
-from ..aio_client import Client, Measurement, resolve_class_id
+from ..aio_client import SCALER_ATTRIBUTE, Client, Measurement, resolve_class_id
 from ..client import ClientSettings
 from ..cosem import ScalerUnit, decode_attribute, get_class
 from ..cosem.classes import UnknownClass
@@ -421,7 +421,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     async def body(c: Client) -> int:
         result: dict[str, Any] = {"obis": str(obis), "name": obis.name, "class_id": cid,
                                   "attribute": args.attr}
-        if cid in (3, 4) and args.attr == 2:
+        if cid in SCALER_ATTRIBUTE and args.attr == 2:
             m = await c.read_register(obis, class_id=cid)
             result.update(value=axdr.to_jsonable(m.raw),
                           scaled={"value": m.value, "unit": m.unit.symbol if hasattr(m.unit, "symbol") else m.unit,
