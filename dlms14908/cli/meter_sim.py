@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -124,7 +125,7 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         password=dl.lls_password if dl is not None and dl.lls_password else DEFAULT_PASSWORD,
         keys=dl.keys if dl is not None else DEFAULT_KEYS,
         system_title=dl.sender_system_title(from_client=False) if dl is not None else None,
-        node=(addr.subnet, addr.node), neuron_id=nid)
+        node=(addr.subnet, addr.node), neuron_id=nid, random=os.urandom)  # fresh HLS challenges
 
     def route(server_sap: int, client_sap: int) -> object:
         return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
