@@ -21,11 +21,27 @@ from __future__ import annotations
 
 import binascii
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from osgp import keys as K
+from osgp import legacy
+from osgp import messages as M
+from osgp.ccm import AesCcm
+from osgp.channel import ReplayWindow
+
+from .. import axdr
 from .. import profile as P
+from ..adaptation.pdu import AdaptationPdu, Reassembler
+from ..cosem import decode_attribute
 from ..errors import DecodeError, ProtocolError as DlmsError
+from ..lon.codes import code_name
+from ..lon.frame import decode_frame
+from ..repeater import ltep
+from ..xdlms import DataAccessResult, DataBlockCollector, decode_apdu
+from ..xdlms import ciphering as sec
+from ..xdlms.ciphering import is_ciphered_tag
 from .keys import AnalyzerKeys
 from .lonhdr import LonHdr, peek
 
@@ -57,6 +73,10 @@ _MAX_PER_FLOW = 64
 _MAX_BLOCK_BYTES = 1 << 20
 
 
+_AL_TYPES = frozenset(t for t in P.AL_TYPES_KNOWN if t < 4)
+_AL_TEXT: dict[bytes, str] = {}
+
+
 def airtime(nbytes: int, bitrate: float = BITRATE) -> float:
     """Seconds on the channel for an LPDU of ``nbytes`` (CRC included)."""
     return (PREAMBLE_BITS + 8 * nbytes) / bitrate
@@ -73,51 +93,56 @@ class Finding:
 
 
 class FrameRecord:
-    """Everything decoded from one capture record (filled as far as the layers go)."""
+    """Everything decoded from one capture record (filled as far as the layers go).
 
-    __slots__ = (
-        "number", "time", "route", "lpdu", "crc_ok", "hdr", "frame", "findings", "meter", "nid",
-        "ltep", "ltep_text", "al", "al_text", "osgp_text", "osgp", "xdlms", "xdlms_text",
-        "apdu_raw", "values", "obis", "plain_lpdu", "kind", "direction", "legacy", "nm",
-    )
+    Unset layers keep the class defaults, so building a record costs four stores."""
+
+    crc_ok: bool | None = None
+    hdr: LonHdr | None = None
+    frame: Any = None  # reference-decoded Frame when the fast path did not apply
+    findings: list[Finding] = []  # replaced by a per-record list on the first add()
+    meter: str | None = None
+    nid: bytes | None = None
+    ltep: dict[str, Any] | None = None
+    ltep_text = ""
+    al: dict[str, Any] | None = None
+    al_text = ""
+    osgp: dict[str, Any] | None = None
+    osgp_text = ""
+    xdlms: Any = None
+    xdlms_text = ""
+    apdu_raw: bytes | None = None
+    values: list[dict[str, Any]] | None = None
+    obis: list[str] = []  # replaced by a per-record list on the first OBIS
+    plain_lpdu: bytes | None = None
+    kind = "?"
+    direction: str | None = None
+    legacy: dict[str, Any] | None = None
+    nm: str | None = None
 
     def __init__(self, number: int, time: float, route: str, lpdu: bytes | None) -> None:
         self.number = number
         self.time = time
         self.route = route
         self.lpdu = lpdu
-        self.crc_ok: bool | None = None
-        self.hdr: LonHdr | None = None
-        self.frame: Any = None  # reference-decoded Frame when the fast path did not apply
-        self.findings: list[Finding] = []
-        self.meter: str | None = None
-        self.nid: bytes | None = None
-        self.ltep: dict[str, Any] | None = None
-        self.ltep_text = ""
-        self.al: dict[str, Any] | None = None
-        self.al_text = ""
-        self.osgp: dict[str, Any] | None = None
-        self.osgp_text = ""
-        self.xdlms: Any = None
-        self.xdlms_text = ""
-        self.apdu_raw: bytes | None = None
-        self.values: list[dict[str, Any]] | None = None
-        self.obis: list[str] = []
-        self.plain_lpdu: bytes | None = None
-        self.kind = "?"
-        self.direction: str | None = None
-        self.legacy: dict[str, Any] | None = None
-        self.nm: str | None = None
 
     def add(self, kind: str, text: str, *others: int) -> None:
+        if not self.findings:
+            self.findings = []
         self.findings.append(Finding(kind, text, (self.number, *others)))
+
+    def add_obis(self, ln: str) -> None:
+        if not self.obis:
+            self.obis = []
+        if ln not in self.obis:
+            self.obis.append(ln)
 
 
 class _Pending:
-    __slots__ = ("number", "time", "meter", "dest", "chain", "sig", "tries", "answers", "leg", "retry_of")
+    __slots__ = ("number", "time", "meter", "dest", "chain", "sig", "tries", "answers", "hdr")
 
     def __init__(self, number: int, time: float, meter: Any, dest: bytes | None, chain: list[str] | None,
-                 sig: int, leg: str) -> None:
+                 sig: int, hdr: LonHdr) -> None:
         self.number = number
         self.time = time
         self.meter = meter
@@ -126,7 +151,11 @@ class _Pending:
         self.sig = sig
         self.tries = 1
         self.answers = 0
-        self.leg = leg
+        self.hdr = hdr
+
+    @property
+    def leg(self) -> str:
+        return f"{self.hdr.src}->{self.hdr.dst}"
 
 
 class _Flow:
@@ -180,7 +209,8 @@ class Analyzer:
         self.flows: OrderedDict[Any, _Flow] = OrderedDict()
         self.aliases: OrderedDict[Any, Any] = OrderedDict()  # NID flow key <-> address flow key
         self.pending: OrderedDict[Any, _Pending] = OrderedDict()
-        self.seen: OrderedDict[Any, tuple[int, str, Any, float, Any]] = OrderedDict()
+        self.seen: OrderedDict[Any, tuple[int, bytes, Any, float, Any]] = OrderedDict()
+        self._count = 0
         self.late: list[Finding] = []  # findings raised outside a frame (evictions)
         self._session_aead: dict[tuple[bytes, int], Any] = {}
         self._nnap = self.keys.nnap_id
@@ -207,8 +237,10 @@ class Analyzer:
         rec = FrameRecord(number, time, route, lpdu)
         if route != "file":
             self._last_t = time
+        self._count += 1
         try:
-            self._expire(time)
+            if not self._count & 63 or len(self.pending) > self.max_pending:
+                self._expire(time)
             if lpdu is None:
                 if route == "file":
                     rec.add("truncated", finding or "broken file")
@@ -254,7 +286,6 @@ class Analyzer:
         body = lpdu[:-2]
         h = peek(body)
         if h is None:
-            from ..lon.frame import decode_frame
 
             try:
                 rec.frame = decode_frame(body, crc=False)
@@ -265,7 +296,7 @@ class Analyzer:
             rec.kind = type(rec.frame.pdu).__name__
             return
         rec.hdr = h
-        rec.kind = h.service
+        rec.kind = h.svc
         if not ok:
             return  # a receiver drops it: show the header, keep it out of the flow state
         apdu = body[h.apdu:] if h.apdu >= 0 else b""
@@ -277,7 +308,6 @@ class Analyzer:
         layer, typ = h.layer, h.ptype
         is_req = (layer == "S" and typ in (0, 5)) or (layer == "T" and typ in (0, 5))
         is_resp = (layer == "S" and typ == 2) or (layer == "T" and typ == 2)
-        leg = f"{h.src}->{h.dst}"
         pend: _Pending | None = None
         if is_req and h.dst_kind in ("sn", "nid", "gack", "group", "bcast"):
             key = (dom, h.src_subnet, h.src_node, h.tn, layer)
@@ -291,7 +321,7 @@ class Analyzer:
                 if old is not None and old.answers == 0:
                     self.late.append(Finding("unanswered", f"request on {old.leg} not answered before tn reuse",
                                              (old.number,)))
-                pend = _Pending(rec.number, rec.time, None, None, None, sig, leg)
+                pend = _Pending(rec.number, rec.time, None, None, None, sig, h)
                 self.pending.pop(key, None)
                 self.pending[key] = pend
         elif is_resp:
@@ -311,14 +341,12 @@ class Analyzer:
         elif self.keys.legacy is not None and code in self.keys.legacy.codes:
             self._legacy(rec, apdu)
         else:
-            from ..lon.codes import code_name
 
             rec.nm = f"{code_name(code)} (0x{code:02X})"
             rec.kind = f"{h.service} {code_name(code)}"
 
     # ------------------------------------------------------------------ LTEP
     def _ltep(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool) -> None:
-        from ..repeater import ltep
 
         if not is_resp:
             try:
@@ -349,7 +377,7 @@ class Analyzer:
                 pend.dest = dest
             inner = req.apdu
             if inner and inner[0] == _AL_CODE and tkey is not None:
-                self._adaptation(rec, h, inner, tkey, tlabel, "down", [dest], pend)
+                self._adaptation(rec, h, inner, tkey, tlabel, "down", lambda: [dest], pend)
             return
         try:
             comp = ltep.decode_completion(apdu)
@@ -377,7 +405,8 @@ class Analyzer:
             rec.ltep = {"kind": "success", "length": len(comp.data)}
         data = comp.data
         if data and data[0] == _AL_CODE and pend is not None and pend.meter and pend.meter[0] is not None:
-            self._adaptation(rec, h, data, pend.meter[0], pend.meter[1], "up", [pend.dest], pend)
+            pdest = pend.dest
+            self._adaptation(rec, h, data, pend.meter[0], pend.meter[1], "up", lambda: [pdest], pend)
 
     # ------------------------------------------------------------------ adaptation
     def _adaptation_frame(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None,
@@ -388,7 +417,7 @@ class Analyzer:
                 key, label = pend.meter
             else:
                 key, label = (dom, h.src_subnet, h.src_node), h.src
-            dests = [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
+            dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]  # noqa: E731
             self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
             return
         if h.dst_kind == "sn":
@@ -405,12 +434,13 @@ class Analyzer:
             pend.meter = (key, label)
             pend.dest = dest
         direction = "down" if h.layer in ("S", "T") else "?"
-        self._adaptation(rec, h, apdu, key, label, direction, [dest, dom + bytes((h.src_subnet, h.src_node))], pend)
+        self._adaptation(rec, h, apdu, key, label, direction,
+                         lambda: [dest, dom + bytes((h.src_subnet, h.src_node))], pend)
 
     def _adaptation(self, rec: FrameRecord, h: LonHdr, msg: bytes, key: Any, label: str, direction: str,
-                    dests: list[bytes | None], pend: _Pending | None) -> None:
+                    dests: Callable[[], list[bytes | None]], pend: _Pending | None) -> None:
         flow = self._flow(key, label)
-        rec.meter = label if flow.nid is None else f"{label}"
+        rec.meter = label
         rec.nid = flow.nid
         rec.direction = direction
         pdu = msg[1:]
@@ -421,31 +451,39 @@ class Analyzer:
         typ = ctrl & 0x0F
         protected = ctrl & 0x80
         seg = ctrl & 0x40
-        if typ not in P.AL_TYPES_KNOWN:
+        first, last = bool(ctrl & 0x20), bool(ctrl & 0x10)
+        if typ not in _AL_TYPES:
             rec.add("malformed", f"adaptation: reserved type {typ}")
+            return
+        if not seg and (first or last):
+            rec.add("malformed", "adaptation: F or L set without S")
             return
         hlen = 4 if seg else 3
         if len(pdu) < hlen:
             rec.add("malformed", "adaptation: segment counter missing")
             return
         counter = pdu[3] if seg else None
-        first, last = bool(ctrl & 0x20), bool(ctrl & 0x10)
-        if not seg and (first or last):
-            rec.add("malformed", "adaptation: F or L set without S")
-            return
         header = pdu[:hlen]
         payload = pdu[hlen:]
-        tname = ("xDLMS", "security", "error", "ATM")[typ] if typ < 4 else str(typ)
-        segtxt = f" seg {counter}{'F' if first else ''}{'L' if last else ''}" if seg else ""
-        rec.al_text = f"AL {tname}{' P' if protected else ''} {pdu[1]:02X}<-{pdu[2]:02X}{segtxt}"
+        hkey = pdu[:3]
+        text = _AL_TEXT.get(hkey)
+        if text is None:
+            tname = ("xDLMS", "security", "error", "ATM")[typ]
+            text = f"AL {tname}{' P' if protected else ''} {pdu[1]:02X}<-{pdu[2]:02X}"
+            if len(_AL_TEXT) > 4096:
+                _AL_TEXT.clear()
+            _AL_TEXT[hkey] = text
+        if seg:
+            text += f" seg {counter}{'F' if first else ''}{'L' if last else ''}"
+        rec.al_text = text
         if self.detail:
-            rec.al = {"type": tname, "protected": bool(protected), "dst_sap": pdu[1], "src_sap": pdu[2],
-                      "segmented": bool(seg), "first": first, "last": last, "counter": counter,
-                      "payload_length": len(payload)}
+            rec.al = {"type": ("xDLMS", "security", "error", "ATM")[typ], "protected": bool(protected),
+                      "dst_sap": pdu[1], "src_sap": pdu[2], "segmented": bool(seg), "first": first,
+                      "last": last, "counter": counter, "payload_length": len(payload)}
         # relay copies (LTEP legs) and LonTalk retries carry the same PDU again: decode once
         sig = (key, direction, hash(pdu))
         seen = self.seen.get(sig)
-        leg = f"{h.src}->{h.dst}"
+        leg = h.addr
         tn = h.tn
         if seen is not None and rec.time - seen[3] <= _RELAY_WINDOW:
             first_no, sleg, stn, _t, cached = seen
@@ -475,7 +513,10 @@ class Analyzer:
             new_pdu = bytes((ctrl & 0x7F,)) + header[1:] + clear
             if self.keep_plain and rec.lpdu is not None:
                 rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
-        _lru_put(self.seen, sig, (rec.number, leg, tn, rec.time, self._snapshot(rec, new_pdu)), _MAX_SEEN)
+        seen_d = self.seen
+        seen_d[sig] = (rec.number, leg, tn, rec.time, self._snapshot(rec, new_pdu))
+        if len(seen_d) > _MAX_SEEN:
+            seen_d.popitem(last=False)
 
     @staticmethod
     def _snapshot(rec: FrameRecord, new_pdu: bytes | None) -> tuple[Any, ...]:
@@ -503,12 +544,11 @@ class Analyzer:
 
     # ------------------------------------------------------------------ OSGP
     def _aead(self, key: bytes) -> Any:
-        from osgp.ccm import AesCcm
 
         return AesCcm(key, P.OSGP_TAG_LEN)
 
     def _osgp(self, rec: FrameRecord, flow: _Flow, header: bytes, body: bytes, direction: str,
-              dests: list[bytes | None], management: bool) -> bytes | None:
+              dests: Callable[[], list[bytes | None]], management: bool) -> bytes | None:
         if len(body) < 5 + P.OSGP_TAG_LEN:
             rec.add("malformed", f"OSGP protected PDU of {len(body)} bytes is too short")
             return None
@@ -525,46 +565,54 @@ class Analyzer:
                 rec.add("no-key", f"no OSGP key for {rec.meter} key id {key_id} (handshake not captured?)")
             return None
         dirs = (direction,) if direction in ("down", "up") else ("down", "up")
-        win_key = None
         for d in dirs:
             wk = (d, key_id)
             win = flow.windows.get(wk)
             if win is not None and not win.check(seq):
                 rec.add("replay", f"OSGP seq {seq} is a replay or too old (highest {win.highest})")
                 return None
-        prefix = body[:5]
+        aad_head = header + body[:5]
+        tail = body[1:5] + bytes((key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))
         ct = body[5:]
         for d in dirs:
             src = self._nnap if d == "down" else flow.nid
             if src is None:
                 continue
-            nonce = src + prefix[1:5] + bytes((key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))
-            cands = []
-            for c in (flow.dest, *dests):
-                if c is not None and c not in cands:
-                    cands.append(c)
-            for dest in cands:
+            nonce = src + tail
+            plain = None
+            dest = flow.dest
+            if dest is not None:
                 try:
-                    plain = aead.decrypt(nonce, ct, header + prefix + dest)
+                    plain = aead.decrypt(nonce, ct, aad_head + dest)
                 except Exception:  # osgp.InvalidTag (C or Python implementation)
-                    continue
-                flow.dest = dest
-                win_key = (d, key_id)
-                from osgp.channel import ReplayWindow
-
-                win = flow.windows.get(win_key)
-                if win is None:
-                    win = flow.windows[win_key] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, 0)
-                    win.bitmap = 0
-                win.update(seq)
-                rec.direction = d
-                rec.osgp_text += " ok"
-                if self.detail:
-                    rec.osgp["verified"] = True  # type: ignore[index]
-                if management:
-                    self._udk(rec, flow, plain)
-                    return None
-                return bytes(plain)
+                    plain = None
+            if plain is None:
+                for c in dests():
+                    if c is None or c == flow.dest:
+                        continue
+                    try:
+                        plain = aead.decrypt(nonce, ct, aad_head + c)
+                    except Exception:  # noqa: BLE001 - InvalidTag
+                        continue
+                    dest = c
+                    break
+            if plain is None:
+                continue
+            flow.dest = dest
+            win_key = (d, key_id)
+            win = flow.windows.get(win_key)
+            if win is None:
+                win = flow.windows[win_key] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, 0)
+                win.bitmap = 0
+            win.update(seq)
+            rec.direction = d
+            rec.osgp_text += " ok"
+            if self.detail:
+                rec.osgp["verified"] = True  # type: ignore[index]
+            if management:
+                self._udk(rec, flow, plain)
+                return None
+            return bytes(plain)
         if self.detail:
             rec.osgp["verified"] = False  # type: ignore[index]
         rec.osgp_text += " BAD TAG"
@@ -583,8 +631,6 @@ class Analyzer:
         return None
 
     def _osgp_message(self, rec: FrameRecord, flow: _Flow, key: Any, data: bytes, direction: str) -> None:
-        from osgp import keys as K
-        from osgp import messages as M
 
         try:
             msg = M.decode_message(data)
@@ -659,7 +705,6 @@ class Analyzer:
                                             for k, v in _fields(msg).items() if k not in ("pd",)}}
 
     def _install(self, flow: _Flow, key_id: int, pk: bytes, initial: int) -> None:
-        from osgp.channel import ReplayWindow
 
         flow.keys[key_id] = self._aead(pk)
         flow.windows[("down", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, initial - 1)
@@ -667,8 +712,6 @@ class Analyzer:
         flow.hs["psk_key"] = pk
 
     def _udk(self, rec: FrameRecord, flow: _Flow, plain: bytes) -> None:
-        from osgp import keys as K
-        from osgp import messages as M
 
         try:
             msg = M.decode_message(plain)
@@ -691,7 +734,6 @@ class Analyzer:
 
     # ------------------------------------------------------------------ legacy OSGP
     def _legacy(self, rec: FrameRecord, apdu: bytes) -> None:
-        from osgp import legacy
 
         lk = self.keys.legacy
         assert lk is not None
@@ -722,7 +764,6 @@ class Analyzer:
     def _xdlms_segment(self, rec: FrameRecord, flow: _Flow, header: bytes, data: bytes, direction: str,
                        seg: int, first: bool, last: bool, counter: int | None) -> None:
         if seg:
-            from ..adaptation.pdu import AdaptationPdu, Reassembler
 
             if flow.reasm is None:
                 flow.reasm = Reassembler(max_reassemblies=8)
@@ -739,7 +780,6 @@ class Analyzer:
         self._xdlms(rec, flow, data, direction)
 
     def _xdlms(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> None:
-        from ..xdlms import decode_apdu
 
         rec.apdu_raw = raw
         try:
@@ -749,7 +789,6 @@ class Analyzer:
             rec.xdlms_text = f"xDLMS ? [{len(raw)}B]"
             return
         name = getattr(apdu, "NAME", type(apdu).__name__)
-        from ..xdlms.ciphering import is_ciphered_tag
 
         if is_ciphered_tag(raw[0]):
             inner = self._dlms_decrypt(rec, flow, raw, direction)
@@ -769,7 +808,6 @@ class Analyzer:
         self._service(rec, flow, apdu, name)
 
     def _dlms_decrypt(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> bytes | None:
-        from ..xdlms import ciphering as sec
 
         dl = self.keys.dlms
         if dl is None:
@@ -811,7 +849,7 @@ class Analyzer:
         if attr is not None and hasattr(attr, "instance_id"):
             o = attr.instance_id
             ln = str(o)
-            rec.obis.append(ln)
+            rec.add_obis(ln)
             idx = getattr(attr, "attribute_id", getattr(attr, "method_id", None))
             txt += f" {attr.class_id}/{ln}/{idx}"
             if iid is not None:
@@ -820,7 +858,7 @@ class Analyzer:
         for item in getattr(apdu, "attributes", None) or ():
             a = getattr(item, "attribute", item)
             if hasattr(a, "instance_id"):
-                rec.obis.append(str(a.instance_id))
+                rec.add_obis(str(a.instance_id))
                 descs.append(a)
         if descs:
             txt += " " + ", ".join(f"{a.class_id}/{a.instance_id}/{a.attribute_id}" for a in descs)
@@ -836,7 +874,6 @@ class Analyzer:
             req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
             txt += self._value(rec, req[1] if req and not isinstance(req[1], tuple) else None, apdu.result)
         elif cname == "GetResponseWithDatablock":
-            from ..xdlms import DataBlockCollector
 
             key = iid & 0x0F
             col = flow.blocks.get(key)
@@ -855,7 +892,6 @@ class Analyzer:
                     done = False
                 if done:
                     flow.blocks.pop(key, None)
-                    from .. import axdr
 
                     req = flow.requests.pop(key, None)
                     try:
@@ -869,8 +905,6 @@ class Analyzer:
         rec.xdlms_text += txt
 
     def _value(self, rec: FrameRecord, attr: Any, value: Any) -> str:
-        from .. import axdr
-        from ..xdlms import DataAccessResult
 
         if isinstance(value, DataAccessResult):
             return f" = {value.name}"
@@ -878,13 +912,11 @@ class Analyzer:
         text = _short(value)
         if attr is not None:
             ln = str(attr.instance_id)
-            if ln not in rec.obis:
-                rec.obis.append(ln)
+            rec.add_obis(ln)
             if self.detail:
                 entry.update(class_id=attr.class_id, obis=ln, name=attr.instance_id.name,
                              attribute=attr.attribute_id)
                 try:
-                    from ..cosem import decode_attribute
 
                     typed = decode_attribute(attr.class_id, attr.attribute_id, value)
                     if typed is not value:

@@ -14,6 +14,8 @@ __all__ = ["LonHdr", "peek", "TPDU_TYPES", "SPDU_TYPES"]
 _DLEN = (0, 1, 3, 6)
 TPDU_TYPES = {0: "ACKD", 1: "UNACKD_RPT", 2: "ACK", 4: "REMINDER", 5: "REM_MSG"}
 SPDU_TYPES = {0: "REQUEST", 2: "RESPONSE", 4: "REMINDER", 5: "REM_MSG"}
+_TSVC = {k: "T:" + v for k, v in TPDU_TYPES.items()}
+_SSVC = {k: "S:" + v for k, v in SPDU_TYPES.items()}
 
 
 class LonHdr:
@@ -22,7 +24,7 @@ class LonHdr:
     __slots__ = (
         "priority", "alt_path", "backlog", "pdu_fmt", "addr_fmt", "src_subnet", "src_node",
         "dst_kind", "dst_subnet", "dst_node", "group", "member", "neuron_id", "domain",
-        "layer", "ptype", "tn", "auth", "apdu", "m_list",
+        "layer", "ptype", "tn", "auth", "apdu", "m_list", "addr", "svc", "npdu",
     )
 
     def __init__(self) -> None:
@@ -35,11 +37,7 @@ class LonHdr:
     @property
     def service(self) -> str:
         """``S:REQUEST``, ``T:ACKD``, ``UNACKD`` ..."""
-        if self.layer == "T":
-            return "T:" + TPDU_TYPES.get(self.ptype, str(self.ptype))
-        if self.layer == "S":
-            return "S:" + SPDU_TYPES.get(self.ptype, str(self.ptype))
-        return "UNACKD"
+        return self.svc
 
     @property
     def src(self) -> str:
@@ -138,13 +136,16 @@ def peek(b: bytes) -> LonHdr | None:
         r.dst_subnet = b[4]
         r.neuron_id = b[5:11]
         pos = 11
+    r.addr = b[2:pos]
     dlen = _DLEN[h & 3]
     if pos + dlen > n:
         return None
     r.domain = b[pos : pos + dlen]
     pos += dlen
+    r.npdu = b[:pos]
     if pfmt == 3:
         r.layer = "A"
+        r.svc = "UNACKD"
         r.ptype = None
         r.tn = None
         r.auth = 0
@@ -159,8 +160,10 @@ def peek(b: bytes) -> LonHdr | None:
     typ = (t >> 4) & 7
     r.ptype = typ
     r.tn = t & 15
-    if typ not in (TPDU_TYPES if pfmt == 0 else SPDU_TYPES):
+    svc = (_TSVC if pfmt == 0 else _SSVC).get(typ)
+    if svc is None:
         return None
+    r.svc = svc
     if typ in (4, 5):
         if pos >= n:
             return None

@@ -25,28 +25,42 @@ def _code_name(code: int) -> str:
     return name
 
 
+_HEADS: dict[bytes, str] = {}
+
+
+def _head(h: Any) -> str:
+    k = h.dst_kind
+    if k == "sn":
+        dst = f"{h.dst_subnet}/{h.dst_node}"
+    elif k == "nid":
+        dst = f"NID {h.neuron_id.hex()} via subnet {h.dst_subnet}"
+    elif k == "group":
+        dst = f"group {h.group}"
+    elif k == "gack":
+        dst = f"{h.dst_subnet}/{h.dst_node} (group {h.group} member {h.member})"
+    else:
+        dst = f"bcast subnet {h.dst_subnet}" if h.dst_subnet else "bcast domain"
+    text = f"{h.src_subnet}/{h.src_node} -> {dst} dom {h.domain.hex() or '-'}"
+    if h.priority or h.alt_path:
+        text += f" [{'P' if h.priority else ''}{'A' if h.alt_path else ''}]"
+    return text
+
+
 def _lon_text(rec: FrameRecord) -> str:
     """The LonTalk part, in the format of :func:`.capture_cmd.summarize`."""
     h = rec.hdr
     if h is not None:
-        k = h.dst_kind
-        if k == "sn":
-            dst = f"{h.dst_subnet}/{h.dst_node}"
-        elif k == "nid":
-            dst = f"NID {h.neuron_id.hex()} via subnet {h.dst_subnet}"  # type: ignore[union-attr]
-        elif k == "group":
-            dst = f"group {h.group}"
-        elif k == "gack":
-            dst = f"{h.dst_subnet}/{h.dst_node} (group {h.group} member {h.member})"
-        else:
-            dst = f"bcast subnet {h.dst_subnet}" if h.dst_subnet else "bcast domain"
-        text = f"{h.src_subnet}/{h.src_node} -> {dst} dom {h.domain.hex() or '-'}"
-        if h.priority or h.alt_path:
-            text += f" [{'P' if h.priority else ''}{'A' if h.alt_path else ''}]"
+        key = h.npdu
+        text = _HEADS.get(key)
+        if text is None:
+            text = _head(h)
+            if len(_HEADS) > 4096:
+                _HEADS.clear()
+            _HEADS[key] = text
         if h.layer == "A":
             text += " UNACKD"
         else:
-            text += f" {h.service} tn{h.tn}"
+            text += f" {h.svc} tn{h.tn}"
             if h.auth:
                 text += " auth"
             if h.m_list is not None:
