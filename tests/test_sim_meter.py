@@ -157,3 +157,30 @@ def test_loopback_network_meters_by_address():
         async with Client(net.link("1/8", 0x10)) as c:
             return await c.get("1-0:1.8.0.255")
     assert asyncio.run(go()) == net.meter("1/8").import_export_wh(T0)[0]
+
+
+@pytest.mark.parametrize("path", ["dlms14908/client.py", "dlms14908/server.py", "dlms14908/sim/model.py",
+                                  "dlms14908/sim/meter.py"])
+def test_cores_do_no_io(path):
+    """Sans-I/O (style.md §b1): the client/server cores and the simulator import no I/O module."""
+    import ast
+    from pathlib import Path
+    tree = ast.parse((Path(__file__).resolve().parents[1] / path).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"asyncio", "serial", "socket", "select", "threading", "time", "tty", "pty"}
+
+
+def test_profile_timestamps_match_the_calendar():
+    """The simulator's fast date-time encoder agrees with datetime for many instants."""
+    import random as _random
+
+    from dlms14908.sim.meter import _dt
+    rnd = _random.Random(5)
+    for t in [0, 951_782_400, 1_709_164_800, 4_102_444_799] + [rnd.randrange(0, 4_000_000_000) for _ in range(2000)]:
+        want = axdr.DateTime.from_datetime(datetime.fromtimestamp(t, timezone.utc), status=0, hundredths=False)
+        assert bytes(_dt(t)) == want.to_bytes()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -97,9 +96,20 @@ _DT = struct.Struct(">HBBBBBBBhB")
 
 def _dt(t: float) -> axdr.OctetString:
     """COSEM date-time (UTC, deviation 0, status 0, hundredths not specified) of POSIX ``t``."""
-    g = time.gmtime(int(t))
-    return axdr.OctetString(_DT.pack(g.tm_year, g.tm_mon, g.tm_mday, g.tm_wday + 1, g.tm_hour,
-                                     g.tm_min, g.tm_sec, 0xFF, 0, 0))
+    days, sec = divmod(int(t), 86400)
+    # civil date from days since 1970-01-01 (proleptic Gregorian, era arithmetic)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    weekday = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday; COSEM Monday = 1
+    return axdr.OctetString(_DT.pack(year, month, day, weekday, sec // 3600, sec // 60 % 60, sec % 60,
+                                     0xFF, 0, 0))
 
 
 def _su(scaler: int, unit: Unit) -> ScalerUnit:
