@@ -346,7 +346,7 @@ INL int tag_mismatch(__m128i t, const u8 *tag, int M)
 
 /* enc: out = C || T (len + M bytes).  dec: in = C, tag = received tag, out = P.
  * Returns 0 on success, -1 on tag mismatch (out zeroed). */
-static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
+INL int ccm_one_impl(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
                        const u8 *in, size_t len, u8 *out, const u8 *tag, int enc)
 {
     const u8 *rk = k->rk;
@@ -402,6 +402,26 @@ static TGT int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *
         return -1;
     }
     return 0;
+}
+
+/* encrypt and decrypt specialised (enc is a compile-time constant in each) */
+static TGT int ccm_one_enc(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
+                           const u8 *in, size_t len, u8 *out)
+{
+    return ccm_one_impl(k, nonce, nlen, aad, alen, in, len, out, NULL, 1);
+}
+
+static TGT int ccm_one_dec(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
+                           const u8 *in, size_t len, u8 *out, const u8 *tag)
+{
+    return ccm_one_impl(k, nonce, nlen, aad, alen, in, len, out, tag, 0);
+}
+
+static int ccm_one(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
+                   const u8 *in, size_t len, u8 *out, const u8 *tag, int enc)
+{
+    return enc ? ccm_one_enc(k, nonce, nlen, aad, alen, in, len, out)
+               : ccm_one_dec(k, nonce, nlen, aad, alen, in, len, out, tag);
 }
 
 /* ---- multi-buffer kernel (batch API) ------------------------------------------ */
