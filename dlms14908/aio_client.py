@@ -271,8 +271,8 @@ class Client:
                 raise LocalProtocolError("entries are 1-based: (first, last) with last >= first or 0")
             sel = EntryDescriptor(first, last)
         hook = _ProfileProgress(progress) if progress is not None else None
-        buf = await self._run(lambda: self.conn.get_with_hook(
-            7, ob, 2, sel, hook.on_block if hook is not None else None))
+        buf = await self._run(lambda: self.conn.get(
+            7, ob, 2, sel, on_block=hook.on_block if hook is not None else None))
         result = decode_buffer(buf, cols, capture_period=period, sort_method=sort)
         if progress is not None:
             progress(len(result), len(result))

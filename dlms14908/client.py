@@ -349,19 +349,15 @@ _Gen = Generator[Apdu, Apdu, Any]
 
 class Exchange:
     """One confirmed service in progress: ``request`` bytes to send, ``receive(answer)``
-    returns the next APDU bytes or ``None`` when finished (then ``result`` is set).
+    returns the next APDU bytes or ``None`` when finished (then ``result`` is set)."""
 
-    ``on_block(received_bytes, first_chunk)`` (optional) is called for every data block
-    of a GET with datablocks."""
-
-    __slots__ = ("_conn", "_gen", "request", "result", "done", "on_block")
+    __slots__ = ("_conn", "_gen", "request", "result", "done")
 
     def __init__(self, conn: ClientConnection, gen: _Gen) -> None:
         self._conn = conn
         self._gen = gen
         self.result: Any = None
         self.done = False
-        self.on_block: Callable[[int, bytes], None] | None = None
         try:
             first = gen.send(None)  # type: ignore[arg-type]
         except BaseException:
@@ -646,11 +642,15 @@ class ClientConnection:
             raise ConfirmedServiceFailure(apdu)
 
     def get(self, class_id: int, obis: Obis, attribute: int,
-            selection: AccessSelector | None = None) -> Exchange:
-        """GET one attribute; result: the Data value (DataAccessError on failure)."""
-        return self._begin(self._get_gen(AttributeDescriptor(class_id, obis, attribute), selection))
+            selection: AccessSelector | None = None, *,
+            on_block: Callable[[int, bytes], None] | None = None) -> Exchange:
+        """GET one attribute; result: the Data value (DataAccessError on failure).
+        ``on_block(bytes_so_far, first_block)`` reports the progress of a block transfer."""
+        return self._begin(self._get_gen(AttributeDescriptor(class_id, obis, attribute), selection,
+                                         on_block))
 
-    def _blocks(self, iid: int, first: GetResponseWithDatablock, ex_hook: list[Any]) -> _Gen:
+    def _blocks(self, iid: int, first: GetResponseWithDatablock,
+                on_block: Callable[[int, bytes], None] | None) -> _Gen:
         coll = GetBlockCollector(max_bytes=16 << 20)
         resp: Apdu = first
         received = 0
@@ -662,8 +662,8 @@ class ClientConnection:
             if coll.receive(resp):
                 return coll.data
             received += len(resp.raw_data)
-            if ex_hook and ex_hook[0] is not None:
-                ex_hook[0](received, first_chunk)
+            if on_block is not None:
+                on_block(received, first_chunk)
             resp = yield coll.next_request(iid)
             self._check_iid(resp, iid)
             self._raise_common(resp)
@@ -671,7 +671,7 @@ class ClientConnection:
                 raise RemoteProtocolError(f"expected a GET-Response-With-Datablock, got {resp.NAME}")
 
     def _get_gen(self, desc: AttributeDescriptor, sel: AccessSelector | None,
-                 hook: list[Any] | None = None) -> _Gen:
+                 on_block: Callable[[int, bytes], None] | None = None) -> _Gen:
         iid = self._next_iid()
         resp = yield GetRequestNormal(iid, desc, sel)
         self._check_iid(resp, iid)
@@ -682,17 +682,9 @@ class ClientConnection:
                 raise DataAccessError(resp.result, what)
             return resp.result
         if isinstance(resp, GetResponseWithDatablock):
-            raw = yield from self._blocks(iid, resp, hook or [])
+            raw = yield from self._blocks(iid, resp, on_block)
             return axdr.decode_all(raw)
         raise RemoteProtocolError(f"unexpected answer to GET: {resp.NAME}")
-
-    def get_with_hook(self, class_id: int, obis: Obis, attribute: int,
-                      selection: AccessSelector | None,
-                      on_block: Callable[[int, bytes], None] | None) -> Exchange:
-        """Like :meth:`get`, reporting block progress to ``on_block(bytes_so_far, first_chunk)``."""
-        hook: list[Any] = [on_block]
-        return self._begin(self._get_gen(AttributeDescriptor(class_id, obis, attribute), selection,
-                                         hook))
 
     def get_with_list(self, refs: Sequence[AttributeRef]) -> Exchange:
         """GET-with-list; result: a list of Data values or DataAccessResult per attribute."""
@@ -709,7 +701,7 @@ class ClientConnection:
         if isinstance(resp, GetResponseWithList):
             results = list(resp.results)
         elif isinstance(resp, GetResponseWithDatablock):
-            raw = yield from self._blocks(iid, resp, [])
+            raw = yield from self._blocks(iid, resp, None)
             results = decode_data_results(raw)
         elif isinstance(resp, GetResponseNormal) and isinstance(resp.result, DataAccessResult):
             raise DataAccessError(resp.result, "get-with-list")
