@@ -85,7 +85,7 @@ from .xdlms import (
     set_request_blocks,
     split_blocks,
 )
-from .xdlms.blocks import DataBlockCollector
+from .xdlms.blocks import BlockSequenceError, DataBlockCollector
 from .xdlms.ciphering import (
     CipheringContext,
     CipheringKind,
@@ -131,6 +131,8 @@ DEFAULT_CONFORMANCE = (
 #: bytes an APDU grows by when suite-0 ciphered (tag, length, SC, IC, tag) plus headroom
 CIPHERING_OVERHEAD = 1 + 3 + 1 + 4 + 12
 BLOCK_HEADER_ROOM = 24
+#: a block transfer longer than this is refused (a peer cannot keep an exchange alive forever)
+MAX_BLOCKS = 65536
 #: plain APDUs a server may send inside a ciphered association: AARE, RLRE, EXCEPTION-Response,
 #: ConfirmedServiceError
 _PLAIN_ALLOWED = frozenset((0x61, 0x63, 0xD8, 0x0E))
@@ -661,6 +663,8 @@ class ClientConnection:
                 raise DataAccessError(resp.error, f"block {resp.block_number}")
             if coll.receive(resp):
                 return coll.data
+            if coll.last_block_number >= MAX_BLOCKS:
+                raise BlockSequenceError(f"more than {MAX_BLOCKS} blocks")
             received += len(resp.raw_data)
             if on_block is not None:
                 on_block(received, first_chunk)
@@ -839,6 +843,8 @@ class ClientConnection:
         if isinstance(resp, ActionResponseWithPblock):
             coll = DataBlockCollector(max_bytes=16 << 20)
             while not coll.add(resp.last_block, resp.block_number, resp.raw_data):
+                if coll.last_block_number >= MAX_BLOCKS:
+                    raise BlockSequenceError(f"more than {MAX_BLOCKS} blocks")
                 resp = yield ActionRequestNextPblock(iid, coll.last_block_number)
                 self._check_iid(resp, iid)
                 self._raise_common(resp)

@@ -260,3 +260,21 @@ def test_any_data_survives_set_and_get_through_client_and_server(value):
     drive(h, c.set(1, ln, 2, value))
     back = drive(h, c.get(1, ln, 2))
     assert axdr.strict_equal(back, value)
+
+
+def test_endless_block_stream_is_cut_off(monkeypatch):
+    """A peer that never sends the last block cannot keep an exchange alive forever."""
+    import dlms14908.client as client_mod
+    from dlms14908.xdlms.blocks import BlockSequenceError
+
+    monkeypatch.setattr(client_mod, "MAX_BLOCKS", 50)
+    m = _shared_meter()
+    conn = ClientConnection(ClientSettings.public())
+    drive(m.handler_for(0x10), conn.connect())
+    ex = conn.get(3, ENERGY, 2)
+    n = 0
+    with pytest.raises(BlockSequenceError, match="more than 50 blocks"):
+        while True:
+            n += 1
+            ex.receive(GetResponseWithDatablock(ex.request[2], False, n, b"\x00").to_bytes())
+    assert n == 50 and not conn._busy
