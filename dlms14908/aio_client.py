@@ -103,6 +103,7 @@ class Client:
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._scalers: dict[Obis, ScalerUnit] = {}
+        self._profiles: dict[Obis, tuple[list[CaptureObjectDefinition], int, int]] = {}
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, make: Callable[[], Exchange]) -> Any:
@@ -242,18 +243,21 @@ class Client:
                            progress: ProgressCallback | None = None) -> ProfileBuffer:
         """Read a profile generic buffer, whole or by time range (``from_``/``to``: aware
         datetimes, DateTime or POSIX seconds) or by entries (``entries=(first, last)``,
-        1-based, inclusive; 0 = up to the last).  Returns typed rows."""
+        1-based, inclusive; 0 = up to the last).  Returns typed rows.  The profile's
+        capture_objects, capture_period and sort_method are read once per client and cached."""
         ob = _obis(obis)
         if entries is not None and (from_ is not None or to is not None):
             raise LocalProtocolError("give a time range or entries, not both")
-        meta = await self.get_with_list([AttributeRef(7, ob, 3), AttributeRef(7, ob, 4),
-                                         AttributeRef(7, ob, 5)])
-        for v in meta[:2]:
-            if isinstance(v, DataAccessError):
-                raise v
-        caps: list[CaptureObjectDefinition] = meta[0]
-        period = int(meta[1])
-        sort = 1 if isinstance(meta[2], DataAccessError) else int(meta[2])
+        meta = self._profiles.get(ob)
+        if meta is None:  # capture_objects, capture_period, sort_method: read once per client
+            got = await self.get_with_list([AttributeRef(7, ob, 3), AttributeRef(7, ob, 4),
+                                            AttributeRef(7, ob, 5)])
+            for v in got[:2]:
+                if isinstance(v, DataAccessError):
+                    raise v
+            meta = (list(got[0]), int(got[1]), 1 if isinstance(got[2], DataAccessError) else int(got[2]))
+            self._profiles[ob] = meta
+        caps, period, sort = meta
         sel: AccessSelector | None = None
         cols = list(caps)
         if from_ is not None or to is not None:

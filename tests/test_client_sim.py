@@ -594,3 +594,14 @@ def test_with_list_services_in_blocks(meter):
     session = meter.server.sessions[0x01]
     assert session.cipher is not None and session.cipher.stats.accepted >= 8  # every block was ciphered
     assert sum(1 for s in rec.sent if s[0] == 0xC9) >= 3  # glo-set-request blocks
+
+
+def test_profile_metadata_is_read_once_per_client(meter):
+    async def go():
+        rec = Recorder(LoopbackLink(meter.handler_for(0x10)))
+        async with Client(rec) as c:
+            await c.read_profile(LP, entries=(1, 2))
+            n1 = len(rec.sent)
+            await c.read_profile(LP, entries=(3, 4))
+            return len(rec.sent) - n1
+    assert run(go()) == 1  # the second read is one GET, no metadata round trip
