@@ -683,3 +683,128 @@ def test_property_lossy_mixed_traffic(loss, dup, reorder, corrupt, retries, seed
     responses = [r for r in net.events["a"] if isinstance(r, ResponseReceived)]
     assert len({(r.tid, r.source.src_node) for r in responses}) == len(responses)  # no duplicate responses
     assert all(r.apdu.data == bytes((sent[r.tid][1],)) for r in responses)  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- broadcast collection
+
+
+def _query_id_responders(n: int) -> list[LonTransactions]:
+    return [node(3, 20 + i, 50 + i) for i in range(n)]
+
+
+def test_broadcast_request_collects_up_to_max_responses() -> None:
+    """DX SNReceiveResponse / EX LT_AT_BROADCAST_GROUP: deliver up to N responses, done at N."""
+    a = node(1, 1, retries=2, tx_timer=0.5)
+    others = _query_id_responders(4)
+    tid = a.request(BroadcastDest(max_responses=3), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    q = a.frames_to_send(0.0)[0]
+    assert decode_frame(q).l2.delta_backlog == 15
+    ev = []
+    for i, n in enumerate(others):
+        (m,) = n.receive_frame(q, 0.1)
+        n.respond(m.handle, bytes((0x21, i)), now=0.1)  # type: ignore[union-attr]
+        r = n.frames_to_send(0.1)[0]
+        ev += a.receive_frame(r, 0.1 + i / 100)
+        if i == 0:
+            assert a.receive_frame(r, 0.11) == []  # a duplicate of the same response
+    assert [type(e) for e in ev] == [ResponseReceived] * 3 + [MessageCompleted]
+    assert [e.apdu.data for e in ev[:3]] == [b"\x00", b"\x01", b"\x02"]  # type: ignore[union-attr]
+    assert ev[3] == MessageCompleted(tid, Service.REQUEST, 1)
+    assert a.counters.late_acks == 1  # the fourth response came after completion
+    assert a.idle and a.frames_to_send(1.0) == []
+
+
+def test_broadcast_request_completes_when_the_timer_runs_out_after_an_answer() -> None:
+    """DX XmitTimerExpiration: a broadcast with >= 1 answer terminates (success) instead of
+    retrying; every answer restarts the transmit timer."""
+    a = node(1, 1, retries=3, tx_timer=0.5)
+    others = _query_id_responders(2)
+    tid = a.request(BroadcastDest(3, max_responses=10), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    q = a.frames_to_send(0.0)[0]
+    assert decode_frame(q).address.dst_subnet == 3  # type: ignore[union-attr]
+    answers = []
+    for n in others:
+        (m,) = n.receive_frame(q, 0.1)
+        n.respond(m.handle, b"\x21" + bytes((n.config.node,)), now=0.1)  # type: ignore[union-attr]
+        answers.append(n.frames_to_send(0.1)[0])
+    assert [type(e) for e in a.receive_frame(answers[0], 0.2)] == [ResponseReceived]
+    assert a.next_timer() == pytest.approx(0.7)  # restarted by the answer
+    assert [type(e) for e in a.receive_frame(answers[1], 0.4)] == [ResponseReceived]
+    assert a.next_timer() == pytest.approx(0.9)
+    assert a.handle_timer(0.7) == []  # not due yet: no retry either
+    assert a.frames_to_send(0.7) == []
+    assert a.handle_timer(0.9) == [MessageCompleted(tid, Service.REQUEST, 1)]
+    assert a.frames_to_send(0.9) == [] and a.counters.retransmissions == 0
+
+
+def test_broadcast_without_answer_fails_after_its_retries() -> None:
+    a = node(1, 1, retries=2, tx_timer=0.5)
+    tid = a.request(BroadcastDest(max_responses=4), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    ev: list[object] = []
+    sent = len(a.frames_to_send(0.0))
+    for t in (0.5, 1.0, 1.5):
+        ev += a.handle_timer(t)
+        sent += len(a.frames_to_send(t))
+    assert sent == 3 and ev == [MessageFailed(tid, Service.REQUEST, "retries exhausted", 3)]
+
+
+def test_broadcast_tells_unconfigured_responders_apart_by_content() -> None:
+    """Unconfigured nodes all answer Query ID from subnet/node 0/0 (flex domain): two different
+    Neuron IDs are two responses, the same one twice is a duplicate."""
+    from dlms14908.lon.crc import append_crc
+    from dlms14908.lon.frame import Frame
+    from dlms14908.lon.netmgmt import QueryIdResponse, Response
+
+    a = node(1, 1, retries=1, tx_timer=0.5)
+    tid = a.request(BroadcastDest(max_responses=5), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    tn = decode_frame(a.frames_to_send(0.0)[0]).pdu.trans_no  # type: ignore[union-attr]
+
+    def answer(nid: bytes) -> bytes:
+        apdu = Response(0x61, True, QueryIdResponse(nid, bytes(8))).to_apdu()
+        return append_crc(Frame.make(SubnetNodeAddress(0, 0, 1, 1), Spdu(SpduType.RESPONSE, tn, apdu), DOM).encode(crc=False))
+
+    r1, r2 = answer(b"\x01" * 6), answer(b"\x02" * 6)
+    ev = a.receive_frame(r1, 0.1) + a.receive_frame(r1, 0.1) + a.receive_frame(r2, 0.2)
+    assert [type(e) for e in ev] == [ResponseReceived, ResponseReceived]
+    assert {e.apdu.data[:6] for e in ev} == {b"\x01" * 6, b"\x02" * 6}  # type: ignore[union-attr]
+    assert a.counters.duplicates == 1
+    assert a.handle_timer(0.7) == [MessageCompleted(tid, Service.REQUEST, 1)]
+
+
+def test_broadcast_max_responses_is_validated() -> None:
+    a = node(1, 1)
+    with pytest.raises(LocalProtocolError):
+        a.request(BroadcastDest(max_responses=0), b"\x61\x00", service=Service.REQUEST, now=0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lossy_channel_broadcast_query_id_collects_each_responder_once(seed: int) -> None:
+    """Query ID to many nodes over a lossy, duplicating channel: one completion; every
+    response reported comes from a distinct node and each node answered at most once."""
+    from dlms14908.transport.channel import ChannelConfig, PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    ch = PlChannel(ChannelConfig(loss=0.25, duplicate=0.3, reorder=0.1, seed=seed))
+    net = VirtualTimeNetwork(ch)
+    a = node(1, 1, seed, retries=3, tx_timer=1.0)
+    net.add("a", a)
+    others = {f"n{i}": node(3, 20 + i, seed + i + 1) for i in range(6)}
+    for name, n in others.items():
+        net.add(name, n)
+
+    def answer(name: str, ev: object, now: float) -> None:
+        if name != "a" and isinstance(ev, MessageReceived) and ev.handle is not None:
+            others[name].respond(ev.handle, b"\x21" + bytes((others[name].config.node,)), now=now)
+
+    net.on_event(answer)
+    tid = a.request(BroadcastDest(max_responses=15), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    net.run()
+    done = [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed))]
+    responses = [e for e in net.events["a"] if isinstance(e, ResponseReceived)]
+    assert len(done) == 1 and done[0].tid == tid
+    assert isinstance(done[0], MessageCompleted) == bool(responses)
+    nodes = [r.apdu.data[0] for r in responses]  # type: ignore[union-attr]
+    assert len(nodes) == len(set(nodes)) and set(nodes) <= {20 + i for i in range(6)}
+    for name, n in others.items():  # every node delivered the query at most once
+        assert sum(isinstance(e, MessageReceived) for e in net.events[name]) <= 1
+    assert responses, "with 25 % loss some of six nodes answer"

@@ -11,7 +11,9 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
   messages collect member acks/responses (address format 2b); a retry after some members
   answered is a REM/MSG whose M_List marks them (LSB-first bitmap) when the list fits in
-  2 bytes, otherwise a REMINDER followed by the message.  delta_backlog: 1 for unicast,
+  2 bytes, otherwise a REMINDER followed by the message.  A broadcast completes on its
+  first answer, or collects up to ``BroadcastDest.max_responses`` answers until the
+  transmit timer runs out (Query ID to many nodes).  delta_backlog: 1 for unicast,
   the outstanding acks/responses for groups, 15 for broadcast, 0 for REMINDER/ACK/AuthPDU.
 * UNACKD_RPT: sent ``1 + repeats`` times, ``repeat_timer`` apart; delta_backlog is the
   number of repeats left on the first copy, 0 on the repeats.  UNACKD: a bare APDU.
@@ -116,10 +118,19 @@ class GroupDest:
 
 @dataclass(frozen=True, slots=True)
 class BroadcastDest:
-    """Broadcast to a subnet (0 = domain-wide, format 0).  ACKD/REQUEST complete on the
-    first ack/response."""
+    """Broadcast to a subnet (0 = domain-wide, format 0).
+
+    With ``max_responses`` 1 (the default) ACKD/REQUEST complete on the first ack/response,
+    as plain broadcast does in lon-stack-dx (``SNReceiveResponse``/``TPReceiveAck``) and
+    lon-stack-ex (one expected ack).  With ``max_responses`` N > 1 (the "max responses"
+    nibble of the broadcast send address: DX ``IzotSendBroadcast``, EX address type
+    ``LT_AT_BROADCAST_GROUP``) every distinct ack/response is reported until N have arrived,
+    or until the transmit timer runs out after at least one (each answer restarts it): the
+    message then completes without further retries.  With no answer after all retries it
+    fails.  This is how one Query ID collects several nodes."""
 
     subnet: int = 0
+    max_responses: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +266,10 @@ def auth_transform(challenge: bytes, message: bytes, key: bytes) -> bytes:
     (zero once exhausted) while cycling over the key bits: 6 key bytes per pass for the
     48-bit key, 18 (bytes 0-11 then 0-5) for the 96-bit OMA key.  For OMA, ``message`` must
     already carry the 9-byte :func:`oma_address` in front of the APDU.  Described after the
-    ``Encrypt`` routine of EnOcean LON Stack DX ``lcs_tsa.c`` (reference ``lontalk.md`` §1.4).
+    ``Encrypt`` routine of EnOcean LON Stack DX ``lcs_tsa.c`` (reference ``lontalk.md`` §1.4);
+    lon-stack-ex ``LtTx::encrypt`` describes the same steps.  With a zero challenge, the OMA
+    key and the message byte-reversed it is the OSGP OMA digest, which gives a public test
+    vector (``vectors/lon/auth_transform.json``).
     """
     if len(challenge) != 8:
         raise LocalProtocolError("challenge must be 8 bytes")
@@ -293,11 +307,15 @@ def oma_address(
     subnet: int | None = None,
     node: int | None = None,
     group: int | None = None,
+    broadcast: bool = False,
 ) -> bytes:
     """The 9-byte OMA destination block: unused bytes are 0xFF.
 
     Physical (Neuron ID): ``NID(6) FF FF FF``.  Logical: ``domain(6, zero padded [I])
-    domain_len(1) subnet node(selector bit 0)`` or ``... domain_len group FF``."""
+    domain_len(1) subnet node(selector bit 0)`` or ``... domain_len group FF``.  Broadcast:
+    nine 0xFF (lon-stack-ex ``LtTx::getOmaDestData`` fills no field for it)."""
+    if broadcast:
+        return b"\xff" * 9
     if neuron_id is not None:
         return bytes(neuron_id) + b"\xff\xff\xff"
     head = bytes(domain).ljust(6, b"\x00") + bytes((len(domain),))
@@ -340,7 +358,7 @@ class _Tx:
     deadline: float | None = None
     expected: frozenset[int] = frozenset()
     answered: set[int] = field(default_factory=set)
-    responders: set[tuple[int, int]] = field(default_factory=set)
+    responders: set[tuple[object, ...]] = field(default_factory=set)
     done: bool = False
 
 
@@ -407,6 +425,8 @@ class LonTransactions:
                 raise LocalProtocolError("authenticated broadcast is not supported")
         if isinstance(dest, GroupDest) and service in (Service.ACKD, Service.REQUEST) and dest.size <= 0:
             raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
+        if isinstance(dest, BroadcastDest) and not 1 <= dest.max_responses <= 255:
+            raise LocalProtocolError("max_responses must be 1..255")
         tid = self._next_tid
         self._next_tid += 1
         cfg = self.config
@@ -498,6 +518,10 @@ class LonTransactions:
                 else:
                     ev.append(self._finish(tx, now, ok=True))
                 continue
+            if isinstance(tx.dest, BroadcastDest) and tx.responders:
+                # DX XmitTimerExpiration: a broadcast with at least one answer is done
+                ev.append(self._finish(tx, now, ok=True))
+                continue
             if retry <= tx.retries:
                 self.counters.retransmissions += 1
                 alt = retry > tx.retries - self.config.alt_path_retries
@@ -505,8 +529,7 @@ class LonTransactions:
                 tx.sent += 1
                 tx.deadline = now + tx.tx_timer
                 continue
-            ok = isinstance(tx.dest, BroadcastDest) and bool(tx.responders)
-            ev.append(self._finish(tx, now, ok=ok, reason="retries exhausted"))
+            ev.append(self._finish(tx, now, ok=False, reason="retries exhausted"))
         return ev
 
     def receive_frame(self, data: bytes, now: float) -> list[LonEvent]:
@@ -782,6 +805,8 @@ class LonTransactions:
             a = rec.pending.address
             if isinstance(a, NeuronIdAddress):
                 blk = oma_address(neuron_id=a.neuron_id)
+            elif isinstance(a, BroadcastAddress):
+                blk = oma_address(broadcast=True)
             elif isinstance(a, GroupAddress):
                 blk = oma_address(domain=c.domain, group=a.group)
             else:
@@ -888,7 +913,10 @@ class LonTransactions:
             if not isinstance(a, SubnetNodeAddress) or (a.src_subnet, a.src_node) != (d.subnet, d.node):
                 self.counters.late_acks += 1
                 return []
-        who = (a.src_subnet, a.src_node)
+        who: tuple[object, ...] = (a.src_subnet, a.src_node)
+        if isinstance(d, BroadcastDest):
+            # unconfigured nodes all answer from subnet/node 0/0: tell them apart by content
+            who += (apdu.encode() if apdu is not None else None,)
         if who in tx.responders:
             self.counters.duplicates += 1
             return []
@@ -899,6 +927,14 @@ class LonTransactions:
             ev.append(ResponseReceived(tx.tid, a, apdu))
         else:
             ev.append(AckReceived(tx.tid, a, member))
-        if not isinstance(d, GroupDest) or tx.answered >= tx.expected:
+        if isinstance(d, GroupDest):
+            done = tx.answered >= tx.expected
+        elif isinstance(d, BroadcastDest):
+            done = len(tx.responders) >= d.max_responses
+            if not done:
+                tx.deadline = now + tx.tx_timer  # each answer restarts the transmit timer (DX)
+        else:
+            done = True
+        if done:
             ev.append(self._finish(tx, now, ok=True))
         return ev
