@@ -361,3 +361,13 @@ def test_legacy_omadigest_and_rc4(tmp_path: Path) -> None:
     recs2, _ = _records(p2, _keys(text + "encrypted = false\n"))
     assert recs2[0].legacy["verified"] and recs2[0].legacy["plaintext"] == msg.hex()
     del binascii
+
+
+def test_json_line_equals_jsonable(tmp_path: Path) -> None:
+    from dlms14908.analyzer.output import to_json_line, to_jsonable
+
+    path, _k, _ = _gen(tmp_path, frames=60, meters=2, suite0=True, extras=True)
+    for keys in (None, _keys()):
+        recs, _ = _records(path, keys)
+        for r in recs:
+            assert json.loads(to_json_line(r)) == json.loads(json.dumps(to_jsonable(r)))

@@ -141,7 +141,7 @@ def analyze_file(
 def run(args: argparse.Namespace) -> int:
     from .engine import WARNING_KINDS, Finding
     from .keys import load_analyzer_keys
-    from .output import Stats, compile_filter, render_tree, summary_line, to_jsonable
+    from .output import Stats, compile_filter, render_tree, summary_line, to_json_line
 
     keys = load_analyzer_keys(args.keys)
     filters = [compile_filter(e) for e in (args.filter or [])]
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             if mode == "summary":
                 buf.append(summary_line(rec, t0 or 0.0))
             elif mode == "json":
-                buf.append(json.dumps(to_jsonable(rec)))
+                buf.append(to_json_line(rec))
             elif mode == "tree":
                 assert console is not None
                 if buf:

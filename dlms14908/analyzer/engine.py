@@ -496,7 +496,11 @@ class Analyzer:
                 rec.add("duplicate", f"same adaptation PDU as frame {first_no} in a new transaction", first_no)
         plain: bytes | None = payload
         if protected:
-            plain = self._osgp(rec, flow, header, payload, direction, dests, typ == 1)
+            if flow.keys or self.keys.osgp_enabled or self.detail or len(payload) < 13:
+                plain = self._osgp(rec, flow, header, payload, direction, dests, typ == 1)
+            else:  # nothing to verify with: show KeyID and SeqNo only
+                rec.osgp_text = f"OSGP k{payload[0]} seq {int.from_bytes(payload[1:5], 'big')}"
+                plain = None
         elif typ in (1, 2):
             self._osgp_message(rec, flow, key, payload, direction)
             plain = None
