@@ -65,3 +65,24 @@ def test_reply_on_the_wire_uses_the_public_transform() -> None:
     from osgp.legacy import oma_digest
 
     assert rp.value == oma_digest((block + Apdu(0x10, b"\x77").encode())[::-1], key)
+
+
+def test_authenticated_broadcast_oma_block_is_all_ff() -> None:
+    """lon-stack-ex getOmaDestData fills nothing for a broadcast: the OMA block stays 9 x 0xFF."""
+    from dlms14908.lon.crc import append_crc
+    from dlms14908.lon.events import MessageReceived
+    from dlms14908.lon.frame import BroadcastAddress, Frame, SubnetNodeAddress
+
+    assert oma_address(broadcast=True) == b"\xff" * 9
+    key = bytes(range(12))
+    b = LonTransactions(LonConfig(2, 5, domain=b"\x42", oma_key=key, oma=True), rng=lambda n: b"\x5a" * n)
+    apdu = Apdu(0x10, b"\x01")
+    msg = Frame.make(BroadcastAddress(1, 1, 0), Tpdu(TpduType.ACKD, 3, apdu, auth=True), b"\x42")
+    assert b.receive_frame(msg.encode(), 0.0) == []
+    (chal,) = b.frames_to_send(0.0)
+    cf = decode_frame(chal)
+    assert isinstance(cf.pdu, AuthPdu) and cf.pdu.fmt == 0 and cf.address == SubnetNodeAddress(2, 5, 1, 1)
+    value = auth_transform(cf.pdu.value, b"\xff" * 9 + apdu.encode(), key)
+    reply = Frame.make(SubnetNodeAddress(1, 1, 2, 5), AuthPdu(AuthType.REPLY_OMA, 3, 0, value), b"\x42")
+    (m,) = b.receive_frame(append_crc(reply.encode(crc=False)), 0.1)
+    assert isinstance(m, MessageReceived) and m.authenticated and m.apdu == apdu
