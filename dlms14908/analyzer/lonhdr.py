@@ -105,6 +105,8 @@ def peek(b: bytes) -> LonHdr | None:
     r.src_subnet = b[2]
     sb = b[3]
     r.src_node = sb & 0x7F
+    if afmt != 2 and not sb & 0x80:
+        return None  # selector bit 0 is only valid in format 2b
     if afmt == 0:
         r.dst_kind = "bcast"
         r.dst_subnet = b[4]
@@ -119,6 +121,8 @@ def peek(b: bytes) -> LonHdr | None:
             return None
         r.dst_subnet = b[4]
         r.dst_node = b[5] & 0x7F
+        if not b[5] & 0x80:
+            return None  # reference decoder: destination node byte must have bit 7 set
         if sb & 0x80:
             r.dst_kind = "sn"
             pos = 6
@@ -127,7 +131,9 @@ def peek(b: bytes) -> LonHdr | None:
                 return None
             r.dst_kind = "gack"
             r.group = b[6]
-            r.member = b[7] & 0x3F
+            if b[7] & 0xC0:
+                return None
+            r.member = b[7]
             pos = 8
     else:
         if n < 11:
@@ -149,7 +155,9 @@ def peek(b: bytes) -> LonHdr | None:
         r.ptype = None
         r.tn = None
         r.auth = 0
-        r.apdu = pos if pos < n else -1
+        if pos >= n:
+            return None
+        r.apdu = pos
         return r
     if pos >= n:
         return None
