@@ -217,10 +217,12 @@ class Analyzer:
         self._last_t = 0.0
 
     # ------------------------------------------------------------------ flows
-    def _flow(self, key: Any, label: str) -> _Flow:
+    def _flow(self, key: Any, label: str | None) -> _Flow:
         key = self.aliases.get(key, key)
         f = self.flows.get(key)
         if f is None:
+            if label is None:
+                label = f"nid:{key[2].hex()}" if key[1] == "nid" else f"{key[1]}/{key[2]}"
             f = _Flow(label)
             _lru_put(self.flows, key, f, self.max_flows)
         return f
@@ -305,11 +307,12 @@ class Analyzer:
     def _transport(self, rec: FrameRecord, h: LonHdr, apdu: bytes) -> None:
         dom = h.domain
         code = apdu[0] if apdu else None
-        layer, typ = h.layer, h.ptype
-        is_req = (layer == "S" and typ in (0, 5)) or (layer == "T" and typ in (0, 5))
-        is_resp = (layer == "S" and typ == 2) or (layer == "T" and typ == 2)
+        layer = h.layer
+        role = h.role
+        is_req = role == 1
+        is_resp = role == 2
         pend: _Pending | None = None
-        if is_req and h.dst_kind in ("sn", "nid", "gack", "group", "bcast"):
+        if is_req:
             key = (dom, h.src_subnet, h.src_node, h.tn, layer)
             sig = hash(apdu)
             old = self.pending.get(key)
@@ -416,12 +419,12 @@ class Analyzer:
             if pend is not None and pend.meter is not None and pend.meter[0] is not None:
                 key, label = pend.meter
             else:
-                key, label = (dom, h.src_subnet, h.src_node), h.src
+                key, label = (dom, h.src_subnet, h.src_node), None
             dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]  # noqa: E731
             self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
             return
         if h.dst_kind == "sn":
-            key, label = (dom, h.dst_subnet, h.dst_node), h.dst
+            key, label = (dom, h.dst_subnet, h.dst_node), None
             dest = dom + bytes((h.dst_subnet, h.dst_node))
         elif h.dst_kind == "nid":
             key, label = (dom, "nid", bytes(h.neuron_id)), h.dst  # type: ignore[arg-type]
@@ -440,7 +443,7 @@ class Analyzer:
     def _adaptation(self, rec: FrameRecord, h: LonHdr, msg: bytes, key: Any, label: str, direction: str,
                     dests: Callable[[], list[bytes | None]], pend: _Pending | None) -> None:
         flow = self._flow(key, label)
-        rec.meter = label
+        rec.meter = label = flow.label
         rec.nid = flow.nid
         rec.direction = direction
         pdu = msg[1:]
@@ -486,9 +489,9 @@ class Analyzer:
         leg = h.addr
         tn = h.tn
         if seen is not None and rec.time - seen[3] <= _RELAY_WINDOW:
-            first_no, sleg, stn, _t, cached = seen
+            first_no, sleg, stn, _t, cached, cached_pdu = seen
             if sleg != leg or stn == tn:
-                self._reuse(rec, cached, first_no, relay=sleg != leg, msg=msg)
+                self._reuse(rec, cached, cached_pdu, first_no, relay=sleg != leg, msg=msg)
                 return
             if protected:
                 rec.add("replay", f"protected PDU of frame {first_no} sent again in a new transaction", first_no)
@@ -518,20 +521,19 @@ class Analyzer:
             if self.keep_plain and rec.lpdu is not None:
                 rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
         seen_d = self.seen
-        seen_d[sig] = (rec.number, leg, tn, rec.time, self._snapshot(rec, new_pdu))
+        seen_d[sig] = (rec.number, leg, tn, rec.time, rec, new_pdu)
         if len(seen_d) > _MAX_SEEN:
             seen_d.popitem(last=False)
 
-    @staticmethod
-    def _snapshot(rec: FrameRecord, new_pdu: bytes | None) -> tuple[Any, ...]:
-        return (rec.osgp_text, rec.osgp, rec.xdlms, rec.xdlms_text, rec.values, rec.obis, new_pdu,
-                rec.apdu_raw, rec.nid, rec.direction)
-
-    def _reuse(self, rec: FrameRecord, cached: tuple[Any, ...], first_no: int, *, relay: bool,
+    def _reuse(self, rec: FrameRecord, first: FrameRecord, new_pdu: bytes | None, first_no: int, *, relay: bool,
                msg: bytes | None = None) -> None:
-        (rec.osgp_text, rec.osgp, rec.xdlms, rec.xdlms_text, rec.values, obis, new_pdu, rec.apdu_raw,
-         rec.nid, rec.direction) = cached
-        rec.obis = list(obis)
+        """A relay copy or retry of the PDU of frame ``first``: show what it decoded to."""
+        for name in ("osgp_text", "osgp", "xdlms", "xdlms_text", "values", "apdu_raw", "nid", "direction"):
+            v = first.__dict__.get(name)
+            if v is not None:
+                setattr(rec, name, v)
+        if first.obis:
+            rec.obis = list(first.obis)
         if new_pdu is not None and rec.lpdu is not None and self.keep_plain and msg is not None:
             rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
         rec.al_text += f" (relay of #{first_no})" if relay else f" (same PDU as #{first_no})"

@@ -24,7 +24,7 @@ class LonHdr:
     __slots__ = (
         "priority", "alt_path", "backlog", "pdu_fmt", "addr_fmt", "src_subnet", "src_node",
         "dst_kind", "dst_subnet", "dst_node", "group", "member", "neuron_id", "domain",
-        "layer", "ptype", "tn", "auth", "apdu", "m_list", "addr", "svc", "npdu",
+        "layer", "ptype", "tn", "auth", "apdu", "m_list", "addr", "svc", "npdu", "role",
     )
 
     def __init__(self) -> None:
@@ -152,6 +152,7 @@ def peek(b: bytes) -> LonHdr | None:
     if pfmt == 3:
         r.layer = "A"
         r.svc = "UNACKD"
+        r.role = 0
         r.ptype = None
         r.tn = None
         r.auth = 0
@@ -172,6 +173,7 @@ def peek(b: bytes) -> LonHdr | None:
     if svc is None:
         return None
     r.svc = svc
+    r.role = 1 if typ in (0, 5) else 2 if typ == 2 else 0  # request (ACKD/REQUEST/REM_MSG), response/ACK
     if typ in (4, 5):
         if pos >= n:
             return None
