@@ -12,6 +12,7 @@ from dlms14908.errors import (
     DlmsTimeout,
     ProtocolError,
     ProxyError,
+    TransactionFailed,
 )
 
 
@@ -23,6 +24,7 @@ from dlms14908.errors import (
         (CrcError("mismatch", field="crc"), Exit.FINDINGS),
         (DecodeError("too short", field="tag"), Exit.DECODE),
         (DlmsTimeout("no answer"), Exit.TIMEOUT),
+        (TransactionFailed("retries exhausted"), Exit.TIMEOUT),
         (ProxyError("no response", hop=1), Exit.PROXY),
         (AuthenticationFailed("bad tag"), Exit.SECURITY),
         (ProtocolError("other"), Exit.PROTOCOL),

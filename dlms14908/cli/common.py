@@ -14,6 +14,7 @@ from ..errors import (
     ProtocolError,
     ProxyError,
     SecurityError,
+    TransactionFailed,
 )
 
 
@@ -24,7 +25,7 @@ class Exit(IntEnum):
     DECODE = 3  # input could not be decoded
     KEYFILE = 4  # key file missing, unreadable or malformed
     PORT = 5  # port cannot be opened / peer unreachable
-    TIMEOUT = 6
+    TIMEOUT = 6  # no answer in time, or the LonTalk transaction failed (meter unreachable)
     PROXY = 7  # a repeater chain failed
     SECURITY = 8  # authentication / decryption failed
     PROTOCOL = 9  # any other protocol error
@@ -48,7 +49,7 @@ def exit_code_for(exc: BaseException) -> Exit:
         return Exit.FINDINGS
     if isinstance(exc, DecodeError):
         return Exit.DECODE
-    if isinstance(exc, (DlmsTimeout, TimeoutError)):
+    if isinstance(exc, (DlmsTimeout, TimeoutError, TransactionFailed)):
         return Exit.TIMEOUT
     if isinstance(exc, ProxyError):
         return Exit.PROXY
