@@ -25,6 +25,7 @@ __all__ = ["InvalidTag", "Key", "encrypt_batch", "decrypt_batch", "HAVE_AESNI"]
 
 HAVE_AESNI = False
 _TAG_LENGTHS = frozenset((4, 6, 8, 10, 12, 14, 16))
+_LIMIT = {n: 1 << (8 * (15 - n)) for n in range(7, 14)}  # payload must be < 2^(8L)
 _Buf = bytes | bytearray | memoryview
 
 
@@ -73,22 +74,26 @@ class Key:
         raise TypeError("Key objects cannot be pickled")
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        nonce, data = _b(nonce, "nonce"), _b(data, "data")
-        aad = None if associated_data is None else _b(associated_data, "associated_data")
-        _check_nonce(nonce, len(data))
-        return self._aead.encrypt(nonce, data, aad)
+        if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+            nonce, data = _b(nonce, "nonce"), _b(data, "data")
+            associated_data = None if associated_data is None else _b(associated_data, "associated_data")
+        if len(data) >= _LIMIT.get(len(nonce), 0):
+            _check_nonce(nonce, len(data))  # raises
+        return self._aead.encrypt(nonce, data, associated_data)
 
     def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        nonce, data = _b(nonce, "nonce"), _b(data, "data")
-        aad = None if associated_data is None else _b(associated_data, "associated_data")
+        if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+            nonce, data = _b(nonce, "nonce"), _b(data, "data")
+            associated_data = None if associated_data is None else _b(associated_data, "associated_data")
         n = len(data) - self._tag_length
-        if len(nonce) < 7 or len(nonce) > 13:
-            raise EncodeError("nonce must be 7..13 bytes", field="nonce")
-        if n < 0:
-            raise InvalidTag()
-        _check_nonce(nonce, n)
+        if n < 0 or n >= _LIMIT.get(len(nonce), 0):
+            if len(nonce) < 7 or len(nonce) > 13:
+                raise EncodeError("nonce must be 7..13 bytes", field="nonce")
+            if n < 0:
+                raise InvalidTag()
+            _check_nonce(nonce, n)  # raises
         try:
-            return self._aead.decrypt(nonce, data, aad)
+            return self._aead.decrypt(nonce, data, associated_data)
         except _CryptoInvalidTag:
             raise InvalidTag() from None
 
@@ -144,49 +149,68 @@ def _writable(buf: object) -> memoryview:
     return mv
 
 
-def _frames(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]]) -> list[tuple[Key, bytes, bytes, bytes | None]]:
-    out = []
-    for i, fr in enumerate(frames):
-        if not isinstance(fr, tuple) or len(fr) != 4:
-            raise TypeError(f"frame {i}: expected a (key, nonce, data, aad) tuple")
-        k, nonce, data, aad = fr
-        if not isinstance(k, Key):
-            raise TypeError(f"frame {i}: key must be an osgp Key object")
+def _frame(fr: object, i: int) -> tuple[Key, bytes, bytes, bytes | None]:
+    if not isinstance(fr, tuple) or len(fr) != 4:
+        raise TypeError(f"frame {i}: expected a (key, nonce, data, aad) tuple")
+    k, nonce, data, aad = fr
+    if type(k) is not Key:
+        raise TypeError(f"frame {i}: key must be an osgp Key object")
+    if not (type(nonce) is bytes and type(data) is bytes and (aad is None or type(aad) is bytes)):
         try:
-            out.append((k, _b(nonce, "nonce"), _b(data, "data"), None if aad is None else _b(aad, "aad")))
+            nonce, data = _b(nonce, "nonce"), _b(data, "data")
+            aad = None if aad is None else _b(aad, "aad")
         except TypeError as e:
             raise TypeError(f"frame {i}: {e}") from None
-    return out
+    return k, nonce, data, aad
+
+
+def _frame_error(e: EncodeError, i: int) -> EncodeError:
+    msg = str(e).split(": ", 1)[-1]
+    return EncodeError(f"frame {i}: {msg}", field=e.field)
 
 
 def encrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> list[bytes]:
-    """Encrypt many ``(key, nonce, plaintext, aad)`` frames; returns ciphertext‖tag per frame."""
-    fs = _frames(frames)
-    for i, (_k, nonce, data, _a) in enumerate(fs):
-        try:
-            _check_nonce(nonce, len(data))
-        except EncodeError as e:
-            msg = str(e).split(": ", 1)[-1]
-            raise EncodeError(f"frame {i}: {msg}", field=e.field) from None
-    return [k._aead.encrypt(nonce, data, aad) for k, nonce, data, aad in fs]
+    """Encrypt many ``(key, nonce, plaintext, aad)`` frames; returns ciphertext||tag per frame."""
+    out: list[bytes] = []
+    for i, fr in enumerate(frames):
+        if type(fr) is tuple and len(fr) == 4:
+            k, nonce, data, aad = fr
+            if not (type(k) is Key and type(nonce) is bytes and type(data) is bytes
+                    and (aad is None or type(aad) is bytes)):
+                k, nonce, data, aad = _frame(fr, i)
+        else:
+            k, nonce, data, aad = _frame(fr, i)
+        if len(data) >= _LIMIT.get(len(nonce), 0):
+            try:
+                _check_nonce(nonce, len(data))
+            except EncodeError as e:
+                raise _frame_error(e, i) from None
+        out.append(k._aead.encrypt(nonce, data, aad))
+    return out
 
 
 def decrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> list[bytes | None]:
-    """Decrypt and verify many ``(key, nonce, ciphertext‖tag, aad)`` frames.
+    """Decrypt and verify many ``(key, nonce, ciphertext||tag, aad)`` frames.
 
     A frame that fails verification (or is shorter than its tag) gives ``None``."""
-    fs = _frames(frames)
-    for i, (k, nonce, data, _a) in enumerate(fs):
-        try:
-            _check_nonce(nonce, max(0, len(data) - k._tag_length))
-        except EncodeError as e:
-            msg = str(e).split(": ", 1)[-1]
-            raise EncodeError(f"frame {i}: {msg}", field=e.field) from None
     out: list[bytes | None] = []
-    for k, nonce, data, aad in fs:
-        if len(data) < k._tag_length:
-            out.append(None)
-            continue
+    for i, fr in enumerate(frames):
+        if type(fr) is tuple and len(fr) == 4:
+            k, nonce, data, aad = fr
+            if not (type(k) is Key and type(nonce) is bytes and type(data) is bytes
+                    and (aad is None or type(aad) is bytes)):
+                k, nonce, data, aad = _frame(fr, i)
+        else:
+            k, nonce, data, aad = _frame(fr, i)
+        n = len(data) - k._tag_length
+        if n < 0 or n >= _LIMIT.get(len(nonce), 0):
+            try:
+                _check_nonce(nonce, max(0, n))
+            except EncodeError as e:
+                raise _frame_error(e, i) from None
+            if n < 0:
+                out.append(None)
+                continue
         try:
             out.append(k._aead.decrypt(nonce, data, aad))
         except _CryptoInvalidTag:
