@@ -808,3 +808,16 @@ def test_lossy_channel_broadcast_query_id_collects_each_responder_once(seed: int
     for name, n in others.items():  # every node delivered the query at most once
         assert sum(isinstance(e, MessageReceived) for e in net.events[name]) <= 1
     assert responses, "with 25 % loss some of six nodes answer"
+
+
+def test_transaction_numbers_wrap_to_1_not_0() -> None:
+    """DX lcs_tcs.c TransDone wraps 15 -> 1 (0 only right after a reset); EX minTxId() is 1."""
+    a, b = node(1, 1), node(2, 5)
+    seen = []
+    for i in range(17):
+        a.request(NodeDest(2, 5), bytes((0x10, i)), service=Service.UNACKD_RPT, now=float(i), retries=0)
+        f = decode_frame(a.frames_to_send(float(i))[0])
+        seen.append(f.pdu.trans_no)  # type: ignore[union-attr]
+        assert len(b.receive_frame(f.encode(), float(i))) == 1
+        a.handle_timer(float(i) + 0.5)
+    assert seen == list(range(1, 16)) + [1, 2]

@@ -587,7 +587,9 @@ class LonTransactions:
         if self._active[prio] is not None or not self._queue[prio]:
             return
         tx = self._queue[prio].popleft()
-        self._trans_no[prio] = (self._trans_no[prio] + 1) & 0x0F
+        # 1..15 after the first wrap: 0 is only the number after a reset (DX lcs_tcs.c
+        # TransDone "Wrap Around to 1", EX LtTransmitTx::minTxId)
+        self._trans_no[prio] = self._trans_no[prio] % 15 + 1
         tx.trans_no = self._trans_no[prio]
         self._active[prio] = tx
         self._send(self._message_frame(tx, first=True), now)
