@@ -164,11 +164,39 @@ INL __m128i bswap_mask(void)
     return _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-INL __m128i load_partial(const u8 *p, size_t n) /* n < 16, zero padded */
+/* pshufb controls for load_partial: byte i < n comes from the low word (i < w) or
+ * from the high word loaded at n - w; other bytes are zero.  Built at import. */
+static _Alignas(16) u8 part_shuf[16][16];
+
+static void init_part_tables(void)
 {
-    _Alignas(16) u8 t[16] = {0};
-    copy16(t, p, n);
-    return _mm_load_si128((const __m128i *)t);
+    for (int n = 0; n < 16; n++) {
+        int w = n >= 8 ? 8 : 4;
+        for (int i = 0; i < 16; i++)
+            part_shuf[n][i] = (u8)(i < n ? (i < w ? i : 8 + (i - (n - w))) : 0x80);
+    }
+}
+
+/* n < 16 bytes at p, zero padded, assembled in a register: two overlapping word
+ * loads and one shuffle, never reading outside [p, p + n) and never a byte-store /
+ * vector-load round trip (which stalls store forwarding). */
+INL __m128i load_partial(const u8 *p, size_t n)
+{
+    uint64_t lo = 0, hi = 0;
+    if (n >= 8) {
+        memcpy(&lo, p, 8);
+        memcpy(&hi, p + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t l4, h4;
+        memcpy(&l4, p, 4);
+        memcpy(&h4, p + n - 4, 4);
+        lo = l4;
+        hi = h4;
+    } else {
+        for (size_t i = 0; i < n; i++) lo |= (uint64_t)p[i] << (8 * i);
+    }
+    return _mm_shuffle_epi8(_mm_set_epi64x((long long)hi, (long long)lo),
+                            _mm_load_si128((const __m128i *)part_shuf[n]));
 }
 
 /* ---- CMAC ------------------------------------------------------------------ */
@@ -184,10 +212,12 @@ static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
         last = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(m + 16 * full)),
                              _mm_load_si128((const __m128i *)k->k1));
     } else {
-        _Alignas(16) u8 t[16] = {0};
-        copy16(t, m + 16 * full, rem);
-        t[rem] = 0x80;
-        last = _mm_xor_si128(_mm_load_si128((const __m128i *)t), _mm_load_si128((const __m128i *)k->k2));
+        /* padding 10*: 0x80 at byte rem */
+        __m128i pad = _mm_and_si128(_mm_cmpeq_epi8(_mm_set1_epi8((char)rem),
+                                                   _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                    _mm_set1_epi8((char)0x80));
+        last = _mm_xor_si128(_mm_or_si128(load_partial(m + 16 * full, rem), pad),
+                             _mm_load_si128((const __m128i *)k->k2));
     }
     x = aes_enc(k->rk, _mm_xor_si128(x, last));
     _mm_storeu_si128((__m128i *)out, x);
@@ -381,12 +411,14 @@ INL int ccm_one_impl(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aa
     }
     if (len - off) {
         size_t r = len - off;
-        _Alignas(16) u8 t[16] = {0};
-        copy16(t, in + off, r);
-        __m128i c = _mm_load_si128((const __m128i *)t);
-        _mm_store_si128((__m128i *)t, _mm_xor_si128(c, ks));
+        _Alignas(16) u8 t[16];
+        __m128i c = load_partial(in + off, r);
+        __m128i o = _mm_xor_si128(c, ks);
+        _mm_store_si128((__m128i *)t, o);
         copy16(out + off, t, r);
-        if (!enc) { memset(t + r, 0, 16 - r); c = _mm_load_si128((const __m128i *)t); }
+        if (!enc) /* plaintext tail, zero padded: mask off the keystream beyond r */
+            c = _mm_and_si128(o, _mm_cmpgt_epi8(_mm_set1_epi8((char)r),
+                                                _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
         x = aes_enc(rk, _mm_xor_si128(x, c));
         wipe(t, sizeof t);
     }
@@ -561,7 +593,10 @@ static TGT void lane_ctr_tail(lane_t *l, __m128i ks, int enc)
     _Alignas(16) u8 t[16];
     _mm_store_si128((__m128i *)t, p);
     copy16(jb->out + l->coff, t, r);
-    if (!enc) _mm_store_si128((__m128i *)l->stage[3], load_partial(t, r)); /* zero-padded plaintext */
+    if (!enc) /* zero-padded plaintext for the MAC */
+        _mm_store_si128((__m128i *)l->stage[3],
+                        _mm_and_si128(p, _mm_cmpgt_epi8(_mm_set1_epi8((char)r),
+                                                        _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))));
     wipe(t, sizeof t);
     l->ctail = 0;
 }
@@ -1233,6 +1268,7 @@ PyMODINIT_FUNC PyInit__ccm(void)
     init_tables();
     init_aad_tables();
     init_tag_tables();
+    init_part_tables();
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
         PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
