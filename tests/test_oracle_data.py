@@ -150,7 +150,8 @@ def _datetime_octets(dates: str) -> st.SearchStrategy[bytes]:
 #   wire-format disagreement).
 
 
-def scalar(name: str, max_len: int = 200, dates: str = "any") -> st.SearchStrategy[dict[str, Any]]:
+def scalar(name: str, max_len: int = 200, dates: str = "any", ascii_only: bool = False,
+           ) -> st.SearchStrategy[dict[str, Any]]:
     """Norms of one scalar type (``dates``: see "Date modes" above)."""
     def mk(v: Any) -> dict[str, Any]:
         return {"type": name, "value": v}
@@ -169,6 +170,8 @@ def scalar(name: str, max_len: int = 200, dates: str = "any") -> st.SearchStrate
     if name == "visible-string":
         return st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len).map(mk)
     if name == "utf8-string":
+        if ascii_only:
+            return st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len).map(mk)
         return st.text(st.characters(blacklist_categories=("Cs",)), max_size=max_len // 4).map(mk)
     if name == "float32":
         return st.floats(width=32, allow_nan=False).map(lambda f: mk(struct.pack(">f", f).hex().upper()))
@@ -184,15 +187,15 @@ def scalar(name: str, max_len: int = 200, dates: str = "any") -> st.SearchStrate
     raise AssertionError(name)
 
 
-def data(types: frozenset[str], max_len: int = 200, dates: str = "any",
+def data(types: frozenset[str], max_len: int = 200, dates: str = "any", ascii_only: bool = False,
          ) -> st.SearchStrategy[dict[str, Any]]:
-    leaves = st.one_of([scalar(t, max_len, dates) for t in sorted(types)])
+    leaves = st.one_of([scalar(t, max_len, dates, ascii_only) for t in sorted(types)])
 
     def extend(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
         structure = st.lists(children, max_size=6).map(lambda xs: {"type": "structure", "value": xs})
         # A-XDR arrays hold elements of one type: draw one element strategy per array
         array = st.sampled_from(sorted(types)).flatmap(
-            lambda t: st.lists(scalar(t, max_len, dates), max_size=6)
+            lambda t: st.lists(scalar(t, max_len, dates, ascii_only), max_size=6)
         ).map(lambda xs: {"type": "array", "value": xs})
         array_of_struct = st.lists(children, max_size=3).flatmap(
             lambda proto: st.lists(st.just({"type": "structure", "value": proto}), max_size=4)

@@ -28,16 +28,23 @@ from dlms_cosem.protocol.xdlms.invoke_id_and_priority import InvokeIdAndPriority
 # ----------------------------------------------------------------------------- data decode
 
 
-class _RawParser(dlms_data.DlmsDataParser):
-    """DlmsDataParser that remembers the octets each scalar was decoded from."""
+_ORIG_DECODE_DATA = dlms_data.DlmsDataParser.decode_data
 
-    def decode_data(self, data_class):  # type: ignore[no-untyped-def]
-        start = self.pointer
-        obj = super().decode_data(data_class)
-        obj._raw = bytes(self.buffer[start : self.pointer])  # type: ignore[attr-defined]
-        if self.pointer > len(self.buffer):
-            raise ValueError("dlms-cosem read past the end of the buffer")
-        return obj
+
+def _decode_data_keeping_raw(self, data_class):  # type: ignore[no-untyped-def]
+    """DlmsDataParser.decode_data, also remembering the octets each scalar came from.
+
+    Installed on the class so every parser dlms-cosem creates internally (e.g. inside
+    GetResponseWithList) keeps them too; the decoded values are untouched."""
+    start = self.pointer
+    obj = _ORIG_DECODE_DATA(self, data_class)
+    if self.pointer > len(self.buffer):
+        raise ValueError("dlms-cosem read past the end of the buffer")
+    obj._raw = bytes(self.buffer[start : self.pointer])
+    return obj
+
+
+dlms_data.DlmsDataParser.decode_data = _decode_data_keeping_raw
 
 
 def _strip_len(raw: bytes, fixed: int | None) -> bytes:
@@ -80,7 +87,7 @@ def _parse_one(data: bytes) -> dict[str, Any]:
     klass = dlms_data.DlmsDataFactory.MAP.get(tag)
     if klass is None:
         raise ValueError(f"dlms-cosem does not know tag {tag}")
-    parser = _RawParser()
+    parser = dlms_data.DlmsDataParser()
     try:
         parsed = parser.parse(bytes(data), limit=1)
     except NotImplementedError as exc:
@@ -369,7 +376,8 @@ def encode_apdu(req: dict[str, Any]) -> Any:
 def caps(req: dict[str, Any]) -> Any:
     return {"class_ids": sorted(int(x) for x in enumerations.CosemInterface),
             "data_access_results": sorted(int(x) for x in enumerations.DataAccessResult),
-            "action_results": sorted(int(x) for x in enumerations.ActionResultStatus)}
+            "action_results": sorted(int(x) for x in enumerations.ActionResultStatus),
+            "mechanisms": sorted(int(x) for x in enumerations.AuthenticationMechanism)}
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from . import venv as _venv
-from .shared_worker import INT_TYPES, NAME_TAGS, SN_ONLY_CONFORMANCE, TAG_NAMES, norm
+from .shared_worker import COSEM_CONFORMANCE_MASK, INT_TYPES, NAME_TAGS, TAG_NAMES, norm
 
 HERE = Path(__file__).resolve().parent
 
@@ -586,6 +586,14 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
 
 # ----------------------------------------------------------------------------- comparison
 
+CONFORMANCE_MASKS = {
+    # dlms-anchors §5 #3: dlms-cosem's Conformance keeps only 17 LN bits
+    "LN17": COSEM_CONFORMANCE_MASK,
+    # dlms-cosem InitiateRequest.from_bytes hands Conformance.from_bytes 3 octets, which skips
+    # its first one as the BIT STRING "unused bits" octet: the top 8 bits are lost
+    "LN17LOW16": COSEM_CONFORMANCE_MASK & 0x00FFFF,
+}
+
 # Fields an oracle cannot observe, per (oracle, apdu).  Removed from BOTH sides by
 # project(); every entry says why.
 BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
@@ -617,20 +625,20 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
             "dlms-cosem reports 0 for an absent negotiated-QoS",
     },
     ("dlmscosem", "aarq"): {
-        # dlms-anchors §5 #3: Conformance keeps only the 17 LN bits.
-        "user_information.initiate-request.proposed_conformance&SN": "SN bits dropped (§5 #3)",
+        # dlms-anchors §5 #3: Conformance keeps only the 17 LN bits (SN and reserved dropped).
+        "user_information.initiate-request.proposed_conformance&LN17LOW16": "only the 17 LN bits kept (§5 #3)",
     },
     ("dlmscosem", "aare"): {
-        "user_information.initiate-response.negotiated_conformance&SN": "SN bits dropped (§5 #3)",
+        "user_information.initiate-response.negotiated_conformance&LN17": "only the 17 LN bits kept (§5 #3)",
         "user_information.initiate-response.vaa_name":
             "dlms-cosem does not keep the VAA name (it asserts 0x0007)",
     },
     ("dlmscosem", "rlre"): {
-        "user_information.initiate-response.negotiated_conformance&SN": "SN bits dropped (§5 #3)",
+        "user_information.initiate-response.negotiated_conformance&LN17": "only the 17 LN bits kept (§5 #3)",
         "user_information.initiate-response.vaa_name": "as for aare",
     },
     ("dlmscosem", "rlrq"): {
-        "user_information.initiate-request.proposed_conformance&SN": "SN bits dropped (§5 #3)",
+        "user_information.initiate-request.proposed_conformance&LN17LOW16": "only the 17 LN bits kept (§5 #3)",
     },
 }
 
@@ -638,33 +646,34 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
 def project(oracle: str, n: dict[str, Any]) -> dict[str, Any]:
     """Copy of an APDU norm without the fields ``oracle`` cannot observe (BLIND_FIELDS).
 
-    Paths are dotted; ``name[]`` walks every element of a list; a trailing ``&SN``
-    clears the SN-only conformance bits instead of deleting the field.
+    Paths are dotted; ``name[]`` walks every element of a list; a trailing ``&MASK``
+    (a key of ``CONFORMANCE_MASKS``) keeps only those conformance bits instead of deleting
+    the field.
     """
     out = json.loads(json.dumps(n))
     paths = list(BLIND_FIELDS.get((oracle, n.get("apdu", "")), {}))
     paths += list(BLIND_FIELDS.get((oracle, "*"), {}))
     for path in paths:
-        mask_sn = path.endswith("&SN")
-        _drop(out, path.removesuffix("&SN").split("."), mask_sn)
+        path, _, mask = path.partition("&")
+        _drop(out, path.split("."), CONFORMANCE_MASKS[mask] if mask else None)
     return out
 
 
-def _drop(node: Any, keys: list[str], mask_sn: bool) -> None:
+def _drop(node: Any, keys: list[str], mask: int | None) -> None:
     if not isinstance(node, dict) or not keys:
         return
     k = keys[0]
     if k.endswith("[]"):
         for item in node.get(k[:-2]) or []:
-            _drop(item, keys[1:], mask_sn)
+            _drop(item, keys[1:], mask)
         return
     if len(keys) > 1:
-        _drop(node.get(k), keys[1:], mask_sn)
+        _drop(node.get(k), keys[1:], mask)
         return
     if k not in node:
         return
-    if mask_sn:
-        node[k] &= ~SN_ONLY_CONFORMANCE
+    if mask is not None:
+        node[k] &= mask
     else:
         del node[k]
 

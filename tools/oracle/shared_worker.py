@@ -107,6 +107,13 @@ CONFORMANCE_BITS: dict[str, int] = {
     "event-notification": 22,
     "action": 23,
 }
+# the 17 bits dlms-cosem's Conformance models (dlms-anchors §5 #3): everything but the SN
+# services and the two reserved bits 0 and 7
+COSEM_CONFORMANCE_MASK = 0xFFFFFF & ~sum(
+    1 << (23 - CONFORMANCE_BITS[n])
+    for n in ("read", "write", "unconfirmed-write", "information-report", "parameterized-access",
+              "reserved-zero", "reserved-seven")
+)
 SN_ONLY_CONFORMANCE = sum(
     1 << (23 - CONFORMANCE_BITS[n])
     for n in ("read", "write", "unconfirmed-write", "information-report", "parameterized-access")

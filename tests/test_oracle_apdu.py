@@ -1,0 +1,477 @@
+"""Differential tests of xDLMS/ACSE APDUs (IEC 62056-5-3 §9, IEC 8650 AARQ/AARE) against
+gurux-dlms and dlms-cosem.
+
+APDUs built and encoded by ``dlms14908.xdlms.encode_apdu`` are decoded by both oracles
+(long-lived workers in the oracle venv, ``tools/oracle/harness.py``) and must give the
+same normalized form as ours; APDUs encoded by dlms-cosem decode identically in ours, and
+our encoder reproduces their octets.  Fields an oracle cannot observe are removed on both
+sides by ``harness.project`` (one table, ``harness.BLIND_FIELDS``, each entry with its
+reason).  Whole services or shapes an oracle gets wrong are excluded below, each citing
+dlms-anchors.md §5 or the defect found here (``test_*_defect`` tests pin those down, so
+an exclusion that stops being needed shows up).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dlms14908.xdlms import decode_apdu, encode_apdu
+from tests.test_oracle_data import (  # noqa: F401  (session fixtures are shared)
+    COSEM_DECODE,
+    COSEM_ENCODE,
+    COSEM_ENCODE_MAX_LEN,
+    GURUX_DECODE,
+    data,
+    dlmscosem,
+    gurux,
+)
+from tools.oracle.harness import (
+    OracleError,
+    OracleWorker,
+    ours_apdu_from_norm,
+    ours_apdu_norm,
+    project,
+)
+
+pytestmark = pytest.mark.oracle
+
+# ----------------------------------------------------------------------------- vectors
+
+# dlms-vectors.md §2/§3 (plain APDUs; the ciphered ones are covered by
+# tests/test_ciphering_oracle.py).
+VECTORS = {
+    "G1": "C001C1000100002B0100FF0200",
+    "G2": "C002C100000001",
+    "G3": "C003C102000100002A0000FF0200000800000100 00FF0200",
+    "G4": "C401C1000600001391",
+    "G5": "C401C10101",
+    "G6": "C001C100070100630100FF020101020402041200080906000001 0000FF0F02120000"
+          "090C07E20601FF000300FFFF8880090C07E50106FF000300FFFFC4000100",
+    "S1": "C101C1000800000100 00FF0200090C07E50118FF0E303950FFC400",
+    "S2": "C501C100",
+    "M1": "C301C0000F0000280000FF01010911100000 1A90E6D2221FA2FD85EED61ACC22",
+    "M2": "C701C000010009111000001AFDE8857B728A3499106AA665D1",
+    "A1": "601DA109060760857405080101BE10040E01000000065F1F0400007E1F04B0",
+    "A2": "6036A1090607608574050801018A0207808B0760857405080201AC0A80083132333435363738"
+          "BE10040E01000000065F1F0400007E1F04B0",
+    "A5": "6036A1090607608574050801018A0207808B0760857405080202AC0A80083132333435363738"
+          "BE10040E01000000065F1F0400007E1FFFFF",
+    "B1": "6129A109060760857405080101A203020100A305A103020100BE10040E0800065F1F040000501F01F40007",
+    "B3": "611FA109060760857405080101A203020101A305A103020101BE0604040E010601",
+    "R1": "6203800100",
+    "R3": "6303800100",
+    "R3b": "6316800100BE11040F080100065F1F0400001E1D04C80007",
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_vectors_agree_in_all_three(gurux: OracleWorker, dlmscosem: OracleWorker, name: str) -> None:
+    raw = bytes.fromhex(VECTORS[name].replace(" ", ""))
+    ours = ours_apdu_norm(decode_apdu(raw))
+    assert encode_apdu(ours_apdu_from_norm(ours)) == raw
+    for w in (gurux, dlmscosem):
+        theirs = w.call("decode_apdu", hex=raw.hex())
+        assert project(w.name, theirs) == project(w.name, ours), w.name
+
+
+def test_vector_values_are_the_documented_ones() -> None:
+    """Spot-check the decoded meaning stated in dlms-vectors.md (not just agreement)."""
+    g4 = ours_apdu_norm(decode_apdu(bytes.fromhex(VECTORS["G4"])))
+    assert g4["result"] == {"data": {"type": "double-long-unsigned", "value": 5009}}
+    a1 = ours_apdu_norm(decode_apdu(bytes.fromhex(VECTORS["A1"])))
+    assert a1["user_information"]["initiate-request"]["proposed_conformance"] == 0x007E1F
+    assert a1["user_information"]["initiate-request"]["client_max_receive_pdu_size"] == 1200
+    b3 = ours_apdu_norm(decode_apdu(bytes.fromhex(VECTORS["B3"])))
+    assert b3["user_information"] == {"confirmed-service-error": {"service": 1, "error_type": 6, "error": 1}}
+
+
+# ----------------------------------------------------------------------------- strategies
+
+# Data inside APDUs.  gurux: the translator (pduToXml) crashes on date [26]
+# ("'GXByteBuffer' object has no attribute 'integerToHex'", see test_gurux_date_defect).
+GURUX_APDU_DATA = GURUX_DECODE - {"date"}
+ERRORS = [0, 1, 2, 3, 4, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250]
+ACTION_RESULTS = [0, 1, 2, 3, 4, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250]
+
+
+class Profile:
+    """What one oracle can decode, as strategies."""
+
+    def __init__(self, name: str, *, data_types: frozenset[str], dates: str, iip: st.SearchStrategy[int],
+                 class_id: st.SearchStrategy[int], errors: list[int], action_results: list[int],
+                 contexts: list[int], mechanisms: list[int], with_list_access: bool,
+                 set_access: bool, get_list_errors: bool, kinds: list[str],
+                 request_qos: bool = True, provider_diag: bool = True,
+                 method_class_id: st.SearchStrategy[int] | None = None,
+                 release_reason_optional: bool = True, response_qos: bool = True,
+                 normal_access: bool = True, ascii_strings: bool = False,
+                 result_errors: list[int] | None = None, error_only_last_block: bool = False) -> None:
+        self.name = name
+        self.data = data(data_types, max_len=40, dates=dates, ascii_only=ascii_strings)
+        self.iip, self.class_id = iip, class_id
+        self.errors, self.action_results = errors, action_results
+        self.contexts, self.mechanisms = contexts, mechanisms
+        self.with_list_access, self.set_access, self.get_list_errors = with_list_access, set_access, get_list_errors
+        self.kinds = kinds
+        self.request_qos, self.provider_diag = request_qos, provider_diag
+        self.method_class_id = class_id if method_class_id is None else method_class_id
+        self.release_reason_optional = release_reason_optional
+        self.response_qos = response_qos
+        self.normal_access = normal_access
+        self.result_errors = errors if result_errors is None else result_errors
+        self.error_only_last_block = error_only_last_block
+
+    def descriptor(self, member: str) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries({
+            "class_id": self.class_id if member == "attribute_id" else self.method_class_id,
+            "instance_id": st.binary(min_size=6, max_size=6).map(lambda b: b.hex().upper()),
+            member: st.integers(0, 255),
+        })
+
+    def access(self, allowed: bool) -> st.SearchStrategy[Any]:
+        if not allowed:
+            return st.none()
+        return st.one_of(st.none(), st.fixed_dictionaries(
+            {"selector": st.integers(1, 255), "parameters": self.data}))
+
+    def result(self, errors: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+        d = self.data.map(lambda n: {"data": n})
+        if not errors:
+            return d
+        return st.one_of(d, st.sampled_from(self.result_errors).map(lambda e: {"error": e}))
+
+    def initiate_request(self) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries({"initiate-request": st.fixed_dictionaries({
+            "dedicated_key": st.one_of(st.none(), st.binary(min_size=16, max_size=16).map(lambda b: b.hex().upper())),
+            "response_allowed": st.booleans(),
+            "proposed_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
+            if self.request_qos else st.none(),
+            "proposed_dlms_version_number": st.just(6),
+            "proposed_conformance": st.integers(0, 0xFFFFFF),
+            "client_max_receive_pdu_size": st.integers(12, 0xFFFF),
+        })})
+
+    def initiate_response(self) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries({"initiate-response": st.fixed_dictionaries({
+            "negotiated_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
+            if self.response_qos else st.sampled_from([None, 0]),
+            "negotiated_dlms_version_number": st.just(6),
+            "negotiated_conformance": st.integers(0, 0xFFFFFF),
+            "server_max_receive_pdu_size": st.integers(12, 0xFFFF),
+            "vaa_name": st.just(7),
+        })})
+
+    def confirmed_service_error(self) -> st.SearchStrategy[dict[str, Any]]:
+        # initiateError [1] with the initiate [6] errors 0..4 (Green Book §9.5)
+        return st.fixed_dictionaries({"confirmed-service-error": st.fixed_dictionaries({
+            "service": st.just(1), "error_type": st.just(6), "error": st.integers(0, 4)})})
+
+    def apdu(self, kind: str) -> st.SearchStrategy[dict[str, Any]]:
+        fd = st.fixed_dictionaries
+        j = st.just
+        if kind == "get-request-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "descriptor": self.descriptor("attribute_id"),
+                       "access_selection": self.access(self.normal_access)})
+        if kind == "get-request-next":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "block_number": st.integers(0, 0xFFFFFFFF)})
+        if kind == "get-request-with-list":
+            item = fd({"descriptor": self.descriptor("attribute_id"),
+                       "access_selection": self.access(self.with_list_access)})
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "items": st.lists(item, min_size=1, max_size=4)})
+        if kind == "get-response-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip, "result": self.result()})
+        if kind == "get-response-with-list":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "results": st.lists(self.result(self.get_list_errors), min_size=1, max_size=4)})
+        if kind == "get-response-with-datablock":
+            res = st.one_of(st.binary(max_size=60).map(lambda b: {"raw_data": b.hex().upper()}),
+                            st.sampled_from(self.result_errors).map(lambda e: {"error": e}))
+            out = fd({"apdu": j(kind), "invoke_id_and_priority": self.iip, "last_block": st.booleans(),
+                      "block_number": st.integers(0, 0xFFFFFFFF), "result": res})
+            if self.error_only_last_block:
+                out = out.map(lambda n: dict(n, last_block=True) if "error" in n["result"] else n)
+            return out
+        if kind == "set-request-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "descriptor": self.descriptor("attribute_id"),
+                       "access_selection": self.access(self.set_access), "value": self.data})
+        if kind == "set-request-with-list":
+            item = fd({"descriptor": self.descriptor("attribute_id"),
+                       "access_selection": self.access(self.with_list_access)})
+            return st.lists(item, min_size=1, max_size=3).flatmap(lambda items: fd({
+                "apdu": j(kind), "invoke_id_and_priority": self.iip, "items": j(items),
+                "values": st.lists(self.data, min_size=len(items), max_size=len(items))}))
+        if kind == "set-response-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "result": st.sampled_from(self.errors)})
+        if kind == "set-response-with-list":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "results": st.lists(st.sampled_from(self.errors), min_size=1, max_size=5)})
+        if kind == "action-request-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "descriptor": self.descriptor("method_id"),
+                       "parameters": st.one_of(st.none(), self.data)})
+        if kind == "action-response-normal":
+            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
+                       "result": st.sampled_from(self.action_results),
+                       "return": st.one_of(st.none(), self.result())})
+        if kind == "aarq":
+            return fd({"apdu": j(kind), "application_context_name": st.sampled_from(self.contexts),
+                       "ap_title": st.one_of(st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())),
+                       "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
+                       "authentication_value": st.one_of(st.none(), st.binary(min_size=8, max_size=16).map(
+                           lambda b: b.hex().upper())),
+                       "user_information": self.initiate_request()})
+        if kind == "aare":
+            diag = st.integers(0, 14).map(lambda d: {"acse-service-user": d})
+            if self.provider_diag:
+                diag = st.one_of(diag, st.integers(0, 2).map(lambda d: {"acse-service-provider": d}))
+            return fd({"apdu": j(kind), "application_context_name": st.sampled_from(self.contexts),
+                       "ap_title": st.one_of(st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())),
+                       "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
+                       "authentication_value": st.one_of(st.none(), st.binary(min_size=8, max_size=16).map(
+                           lambda b: b.hex().upper())),
+                       "result": st.integers(0, 2), "result_source_diagnostic": diag,
+                       "user_information": st.one_of(self.initiate_response(), self.confirmed_service_error())})
+        if kind in ("rlrq", "rlre"):
+            ui = self.initiate_request() if kind == "rlrq" else self.initiate_response()
+            reason = st.sampled_from([0, 1, 30])
+            if self.release_reason_optional:
+                reason = st.one_of(st.none(), reason)
+            return fd({"apdu": j(kind), "reason": reason,
+                       "user_information": st.one_of(st.none(), ui)})
+        raise AssertionError(kind)
+
+    def any_apdu(self) -> st.SearchStrategy[dict[str, Any]]:
+        return st.one_of([self.apdu(k) for k in self.kinds])
+
+
+ALL_KINDS = [
+    "get-request-normal", "get-request-next", "get-request-with-list", "get-response-normal",
+    "get-response-with-list", "get-response-with-datablock", "set-request-normal",
+    "set-request-with-list", "set-response-normal", "set-response-with-list",
+    "action-request-normal", "action-response-normal", "aarq", "aare", "rlrq", "rlre",
+]
+
+def gurux_profile(object_types: list[int]) -> Profile:
+    return Profile(
+    "gurux", data_types=GURUX_APDU_DATA, dates="any", iip=st.integers(0, 255),
+    # the translator turns class_id into its ObjectType enum (with-list items, ACTION) and
+    # raises on ids it does not list
+    class_id=st.sampled_from(object_types), errors=ERRORS, action_results=ACTION_RESULTS,
+    contexts=[1, 2, 3, 4], mechanisms=[0, 1, 2, 3, 4, 5, 6, 7],
+    # gurux translator defects found here (pinned by the *_defect tests below):
+    with_list_access=False,  # drops the access selection of with-list items
+    set_access=False,        # mis-parses Set-Request-Normal with an access selection
+    get_list_errors=False,   # drops data-access-result entries of Get-Response-With-List
+    request_qos=False,       # mis-parses an InitiateRequest carrying proposed-quality-of-service
+    provider_diag=False,     # reports acse-service-provider diagnostics as acse-service-user
+    response_qos=False,      # skips negotiated-QoS as if length-prefixed: only absent or 0 parse
+    # a Get-Data-Result / DataBlock-G / return-parameters data-access-result of success (0)
+    # comes out as an empty element
+    result_errors=[e for e in ERRORS if e != 0],
+    ascii_strings=True,      # prints non-ASCII strings as (ambiguous) hex: see gurux_worker._xml_data
+    release_reason_optional=False,  # RLRQ/RLRE without reason but with user-information raise
+    # action-request/response-with-list: the translator raises (ObjectType / "Invalid Command")
+    kinds=ALL_KINDS,
+    )
+
+
+@pytest.fixture(scope="session")
+def gurux_apdus(gurux: OracleWorker) -> Profile:
+    return gurux_profile(gurux.call("caps")["object_types"])
+
+# dlms-cosem covers fewer services (dlms-anchors §2 feature table, §5 #4): no SET/ACTION with-list,
+# no Set-Response-With-List, no selective access on SET, no entry descriptor; its access
+# selection model is RangeDescriptor only, so generated access selections stay off.
+COSEM_KINDS = [k for k in ALL_KINDS if k not in ("set-request-with-list", "set-response-with-list")]
+
+
+@pytest.fixture(scope="session")
+def cosem_profile(dlmscosem: OracleWorker) -> Profile:
+    caps = dlmscosem.call("caps")
+    return Profile(
+        "dlmscosem", data_types=COSEM_DECODE, dates="calendar",
+        # InvokeIdAndPriority keeps bits 0-3, 6, 7 only: reserved bits 4-5 are dropped
+        # (test_dlmscosem_iip_reserved_bits_defect)
+        iip=st.integers(0, 255).map(lambda b: b & 0xCF),
+        # class_id becomes enumerations.CosemInterface(...): only the ids it lists
+        class_id=st.sampled_from(caps["class_ids"]),
+        errors=[e for e in ERRORS if e in caps["data_access_results"]],
+        action_results=[e for e in ACTION_RESULTS if e in caps["action_results"]],
+        contexts=[1, 3],  # dlms-cosem models only LN contexts (ciphered or not)
+        mechanisms=caps["mechanisms"],
+        with_list_access=False, set_access=False, get_list_errors=True,
+        kinds=COSEM_KINDS,
+        # access selection: RangeDescriptor (selector 1, a fixed parameter shape) only, no
+        # EntryDescriptor (§5 #4); random selectors/parameters are out, vector G6 covers range
+        normal_access=False,
+        # GetResponseWithBlock refuses a data-access-result unless last-block is TRUE
+        error_only_last_block=True,
+        # InitiateRequest.from_bytes mis-reads a present proposed-quality-of-service
+        # ("Didnt receive conformance tag"), like gurux (test_*_initiate_request_qos_defect)
+        request_qos=False,
+        # ReleaseRequest/-Response.from_bytes raise on an empty body (62 00 / 63 00)
+        release_reason_optional=False,
+    )
+
+
+# ----------------------------------------------------------------------------- ours -> oracles
+
+
+@given(st.data())
+def test_ours_encoded_apdus_decode_identically_in_gurux(gurux: OracleWorker, gurux_apdus: Profile,
+                                                       d: st.DataObject) -> None:
+    n = d.draw(gurux_apdus.any_apdu())
+    raw = encode_apdu(ours_apdu_from_norm(n))
+    assert ours_apdu_norm(decode_apdu(raw)) == n
+    assert project("gurux", gurux.call("decode_apdu", hex=raw.hex())) == project("gurux", n)
+
+
+@given(st.data())
+def test_ours_encoded_apdus_decode_identically_in_dlmscosem(dlmscosem: OracleWorker, cosem_profile: Profile,
+                                                           d: st.DataObject) -> None:
+    n = d.draw(cosem_profile.any_apdu())
+    raw = encode_apdu(ours_apdu_from_norm(n))
+    assert ours_apdu_norm(decode_apdu(raw)) == n
+    assert project("dlmscosem", dlmscosem.call("decode_apdu", hex=raw.hex())) == project("dlmscosem", n)
+
+
+# ----------------------------------------------------------------------------- oracle -> ours
+
+COSEM_ENCODE_KINDS = [
+    "get-request-normal", "get-request-next", "get-request-with-list", "get-response-normal",
+    "set-request-normal", "set-response-normal", "action-request-normal", "action-response-normal",
+    "rlrq", "rlre",
+]
+
+
+@given(st.data())
+def test_dlmscosem_encoded_apdus_decode_identically_in_ours(dlmscosem: OracleWorker, cosem_profile: Profile,
+                                                           d: st.DataObject) -> None:
+    p = Profile("dlmscosem-encode", data_types=COSEM_ENCODE, dates="calendar", iip=cosem_profile.iip,
+                class_id=cosem_profile.class_id, errors=cosem_profile.errors,
+                action_results=cosem_profile.action_results, contexts=[1], mechanisms=[],
+                with_list_access=False, set_access=False, get_list_errors=True, kinds=COSEM_ENCODE_KINDS,
+                normal_access=False)
+    p.data = data(COSEM_ENCODE, max_len=COSEM_ENCODE_MAX_LEN)
+    n = d.draw(p.any_apdu())
+    if n["apdu"] == "get-response-normal" and "data" in n["result"]:
+        # dlms-anchors §5 #2: GetResponseNormal.to_bytes() raises TypeError; only the error
+        # form can be encoded by dlms-cosem (test_dlmscosem_get_response_encode_defect)
+        n["result"] = {"error": p.errors[0]}
+    if n["apdu"] in ("rlrq", "rlre"):
+        n["user_information"] = None  # the worker does not map user-information for encode
+    raw = bytes.fromhex(dlmscosem.call("encode_apdu", apdu=n))
+    assert ours_apdu_norm(decode_apdu(raw)) == n
+    assert encode_apdu(ours_apdu_from_norm(n)) == raw
+
+
+# ----------------------------------------------------------------------------- pinned oracle defects
+
+
+def _enc(n: dict[str, Any]) -> str:
+    return encode_apdu(ours_apdu_from_norm(n)).hex()
+
+
+D16 = {"type": "long-unsigned", "value": 3}
+DESC = {"class_id": 1, "instance_id": "00002A0000FF", "attribute_id": 2}
+ENTRY = {"selector": 2, "parameters": {"type": "structure", "value": [
+    {"type": "double-long-unsigned", "value": 1}, {"type": "double-long-unsigned", "value": 0},
+    {"type": "long-unsigned", "value": 1}, {"type": "long-unsigned", "value": 0}]}}
+
+
+def test_gurux_with_list_access_selection_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "get-request-with-list", "invoke_id_and_priority": 0xC1,
+         "items": [{"descriptor": DESC, "access_selection": ENTRY}]}
+    got = gurux.call("decode_apdu", hex=_enc(n))
+    assert got["items"][0]["access_selection"] is None  # silently dropped
+
+
+def test_gurux_get_response_with_list_error_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "get-response-with-list", "invoke_id_and_priority": 0xC1,
+         "results": [{"data": D16}, {"error": 1}]}
+    with pytest.raises(OracleError, match="lists 1 of Qty=02"):
+        gurux.call("decode_apdu", hex=_enc(n))
+
+
+def test_gurux_set_with_access_selection_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "set-request-normal", "invoke_id_and_priority": 0xC1, "descriptor": DESC,
+         "access_selection": ENTRY, "value": D16}
+    try:
+        got = gurux.call("decode_apdu", hex=_enc(n))
+    except OracleError:
+        return
+    assert project("gurux", got) != project("gurux", n)
+
+
+def test_gurux_date_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "get-response-normal", "invoke_id_and_priority": 0xC1,
+         "result": {"data": {"type": "date", "value": "07E50118FF"}}}
+    with pytest.raises(OracleError, match="integerToHex"):
+        gurux.call("decode_apdu", hex=_enc(n))
+    # its plain data decoder handles the same value
+    assert gurux.call("decode_data", hex="1A07E50118FF") == {"type": "date", "value": "07E50118FF"}
+
+
+def test_dlmscosem_iip_reserved_bits_defect(dlmscosem: OracleWorker) -> None:
+    n = {"apdu": "get-request-next", "invoke_id_and_priority": 0xF1, "block_number": 7}
+    got = dlmscosem.call("decode_apdu", hex=_enc(n))
+    assert got["invoke_id_and_priority"] == 0xC1
+
+
+def test_dlmscosem_get_response_encode_defect(dlmscosem: OracleWorker) -> None:
+    n = {"apdu": "get-response-normal", "invoke_id_and_priority": 0xC1, "result": {"data": D16}}
+    with pytest.raises(OracleError, match="TypeError"):
+        dlmscosem.call("encode_apdu", apdu=n)
+
+
+QOS_AARQ = {"apdu": "aarq", "application_context_name": 1, "ap_title": None, "mechanism_name": None,
+         "authentication_value": None, "user_information": {"initiate-request": {
+             "dedicated_key": None, "response_allowed": True, "proposed_quality_of_service": 1,
+             "proposed_dlms_version_number": 6, "proposed_conformance": 0x007E1F,
+             "client_max_receive_pdu_size": 1200}}}
+
+
+def test_gurux_initiate_request_qos_defect(gurux: OracleWorker) -> None:
+    n = QOS_AARQ
+    try:
+        got = gurux.call("decode_apdu", hex=_enc(n))
+    except OracleError:
+        return  # the shifted fields usually break its XML
+    assert project("gurux", got) != project("gurux", n)
+
+
+def test_gurux_acse_service_provider_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "aare", "application_context_name": 1, "ap_title": None, "mechanism_name": None,
+         "authentication_value": None, "result": 1, "result_source_diagnostic": {"acse-service-provider": 2},
+         "user_information": None}
+    got = gurux.call("decode_apdu", hex=_enc(n))
+    assert got["result_source_diagnostic"] == {"acse-service-user": 2}
+
+
+def test_gurux_release_without_reason_defect(gurux: OracleWorker) -> None:
+    n = {"apdu": "rlre", "reason": None, "user_information": {"initiate-response": {
+        "negotiated_quality_of_service": None, "negotiated_dlms_version_number": 6,
+        "negotiated_conformance": 0x001F, "server_max_receive_pdu_size": 1024, "vaa_name": 7}}}
+    with pytest.raises(OracleError):
+        gurux.call("decode_apdu", hex=_enc(n))
+
+
+def test_dlmscosem_initiate_request_qos_defect(dlmscosem: OracleWorker) -> None:
+    with pytest.raises(OracleError, match="conformance tag"):
+        dlmscosem.call("decode_apdu", hex=_enc(QOS_AARQ))
+
+
+def test_dlmscosem_empty_release_defect(dlmscosem: OracleWorker) -> None:
+    with pytest.raises(OracleError):
+        dlmscosem.call("decode_apdu", hex="6200")
+    assert ours_apdu_norm(decode_apdu(bytes.fromhex("6200"))) == {
+        "apdu": "rlrq", "reason": None, "user_information": None}
