@@ -1042,14 +1042,16 @@ static PyObject *Key_cmac(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     arg_t a;
     if (get_buf(args[0], &a, "data") < 0) return NULL;
-    u8 t[16];
+    PyObject *res = PyBytes_FromStringAndSize(NULL, 16);
+    if (res) {
 #if CCM_HAVE_X86
-    cmac_raw((KeyObject *)self, a.p, (size_t)a.n, t);
+        cmac_raw((KeyObject *)self, a.p, (size_t)a.n, BYTES_WPTR(res));
 #else
-    memset(t, 0, 16);
+        memset(BYTES_WPTR(res), 0, 16);
 #endif
+    }
     rel_buf(&a);
-    return PyBytes_FromStringAndSize((const char *)t, 16);
+    return res;
 }
 
 static PyObject *Key_cmac_verify(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
