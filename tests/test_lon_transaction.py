@@ -821,3 +821,48 @@ def test_transaction_numbers_wrap_to_1_not_0() -> None:
         assert len(b.receive_frame(f.encode(), float(i))) == 1
         a.handle_timer(float(i) + 0.5)
     assert seen == list(range(1, 16)) + [1, 2]
+
+
+def test_identical_request_after_the_numbers_wrap_is_new_and_gets_a_fresh_response() -> None:
+    """15 transactions later the same number comes round: an identical APDU is a new request,
+    not a duplicate answered with the stored (stale) RESPONSE."""
+    a, b = node(1, 1), node(2, 5, receive_timer=60.0)
+    same = b"\x11\x42"
+    first = None
+    for i in range(16):
+        t = float(i)
+        apdu = same if i in (0, 15) else bytes((0x11, i))
+        a.request(NodeDest(2, 5), apdu, service=Service.REQUEST, now=t)
+        req = a.frames_to_send(t)[0]
+        if i == 0:
+            first = req
+        evs = b.receive_frame(req, t)
+        assert len(evs) == 1, f"transaction {i} not delivered"
+        b.respond(evs[0].handle, bytes((0x01, i)), now=t)  # type: ignore[union-attr]
+        ev = a.receive_frame(b.frames_to_send(t)[0], t)
+        assert ev[0].apdu.data == bytes((i,))  # type: ignore[union-attr]
+    assert req == first  # byte for byte the same frame as transaction 0
+
+
+def test_late_copy_of_a_recent_transaction_is_still_a_duplicate() -> None:
+    a, b = node(1, 1), node(2, 5)
+    frames = []
+    for i in range(3):
+        a.request(NodeDest(2, 5), bytes((0x10, i)), now=float(i))
+        f = a.frames_to_send(float(i))[0]
+        frames.append(f)
+        assert len(b.receive_frame(f, float(i))) == 1
+        a.receive_frame(b.frames_to_send(float(i))[0], float(i))
+    assert b.receive_frame(frames[0], 3.0) == []  # two transactions later: re-acked, not delivered
+    assert len(b.frames_to_send(3.0)) == 1
+    dx = node(2, 6, records_per_source=1)  # lon-stack-dx: one record per source
+    a2 = node(1, 1)
+    fs = []
+    for i in range(2):
+        a2.request(NodeDest(2, 6), bytes((0x10, i)), now=float(i))
+        fs.append(a2.frames_to_send(float(i))[0])
+        dx.receive_frame(fs[-1], float(i))
+        a2.receive_frame(dx.frames_to_send(float(i))[0], float(i))
+    assert len(dx.receive_frame(fs[0], 2.0)) == 1  # superseded record: taken as new
+    with pytest.raises(LocalProtocolError):
+        LonConfig(1, 1, records_per_source=15)

@@ -170,6 +170,8 @@ class LonConfig:
     oma: bool = False
     "challenge incoming authenticated messages with CHALLENGE_OMA"
     max_receive_records: int = 64
+    records_per_source: int = 8
+    "receive records kept per source and priority (the newest transactions)"
 
     def __post_init__(self) -> None:
         if not 0 <= self.subnet <= 255 or not 0 <= self.node <= 127:
@@ -189,6 +191,9 @@ class LonConfig:
         for g, m in self.groups.items():
             if not 0 <= g <= 255 or not 0 <= m <= 63:
                 raise LocalProtocolError("group 0..255, member 0..63")
+        if not 1 <= self.records_per_source <= 14:
+            # more than 14 would outlive a wrap of the 15 transaction numbers
+            raise LocalProtocolError("records_per_source must be 1..14")
 
 
 @dataclass(slots=True)
@@ -374,6 +379,7 @@ class _Rx:
     challenge: bytes | None = None
     oma: bool = False
     pending: Frame | None = None  # message held while authenticating
+    seq: int = 0  # creation order
 
 
 def _apdu_bytes(apdu: AnyApdu) -> bytes:
@@ -394,6 +400,7 @@ class LonTransactions:
         self._queue: dict[bool, deque[_Tx]] = {False: deque(), True: deque()}
         self._done_soon: list[_Tx] = []  # UNACKD messages: completion reported at the next timer
         self._rx: dict[tuple[object, ...], _Rx] = {}
+        self._rx_seq = 0
 
     # ------------------------------------------------------------------ API
     def request(
@@ -742,7 +749,18 @@ class LonTransactions:
             elif rec.reply is not None:
                 self._send_reply(rec, now)
             return []
-        rec = _Rx(pdu.trans_no, apdu_bytes, now, service, alt=frame.l2.alt_path)
+        self._rx_seq += 1
+        rec = _Rx(pdu.trans_no, apdu_bytes, now, service, alt=frame.l2.alt_path, seq=self._rx_seq)
+        self._rx.pop(key, None)
+        # A source has one transaction at a time per priority and cycles through 15
+        # numbers: keep only its newest ``records_per_source`` records, so a number that
+        # comes round again (an identical APDU 15 transactions later) is a new message,
+        # while a late copy of a recent transaction is still a duplicate.  lon-stack-dx
+        # keeps exactly one (RetrieveRR by source and priority); a few more absorb
+        # reordering on IP paths and the simulated channel.
+        mine = sorted((r.seq, k) for k, r in self._rx.items() if k[:6] == key[:6])
+        for _, k in mine[: max(0, len(mine) - c.records_per_source + 1)]:
+            del self._rx[k]
         if len(self._rx) >= c.max_receive_records:
             oldest = min(self._rx, key=lambda k: self._rx[k].time)
             if now - self._rx[oldest].time <= c.receive_timer:
