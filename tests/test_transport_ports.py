@@ -258,8 +258,21 @@ def test_cnip_priority_frames_use_the_urgent_port() -> None:
         from dlms14908.lon.cnip import PORT_URGENT
 
         b = await CnipLink.open(("127.0.0.1", 1628), local=("127.0.0.1", 0))
-        assert b.urgent_port == PORT_URGENT
+        assert b.urgent_port == PORT_URGENT and b.urgent_local_address is None
         await b.close()
+        # the receiving side takes frames on its urgent port as well
+        rx = await CnipLink.open(None, local=("127.0.0.1", 0), urgent_local=("127.0.0.1", 0))
+        assert rx.urgent_local_address is not None
+        tx = await CnipLink.open(rx.local_address, local=("127.0.0.1", 0), urgent_port=rx.urgent_local_address[1])
+        try:
+            await tx.send(prio)
+            await tx.send(E1)
+            assert {await rx.recv(), await rx.recv()} == {prio, E1}
+            await rx.send(E1)  # the peer was learned from the urgent datagram
+            assert await tx.recv() == E1
+        finally:
+            await tx.close()
+            await rx.close()
 
     run(main())
 

@@ -2,7 +2,8 @@
 
 Each LPDU (with CRC) travels in one CN/IP data packet (type 0x01, protocol 0; header codec
 :mod:`dlms14908.lon.cnip`, reference ``lontalk.md`` §3.2).  Default ports: 1628 (normal) and
-1629 (urgent, used for priority frames when the peer port is the default).  Only data
+1629 (urgent, used for priority frames when the peer port is the default; a link bound to
+1628 also listens on 1629, or on ``urgent_local``).  Only data
 packets are handled; the CN/IP configuration-server exchange (device registration, channel
 membership) is out of scope - peers are configured explicitly.
 """
@@ -47,6 +48,7 @@ class CnipLink(BaseLink):
         self._seq = 0
         self._t0 = 0.0
         self._transport: asyncio.DatagramTransport | None = None
+        self._urgent_transport: asyncio.DatagramTransport | None = None
         self.icmp_errors = 0
         self.last_sequence: dict[tuple[Any, ...], int] = {}
 
@@ -58,19 +60,41 @@ class CnipLink(BaseLink):
         local: tuple[str, int] = ("0.0.0.0", PORT_NORMAL),
         session: int | None = None,
         urgent_port: int | None = None,
+        urgent_local: tuple[str, int] | None = None,
     ) -> CnipLink:
-        """Bind ``local`` (port 0 = any) and talk to ``peer`` (None: answer whoever sends first)."""
+        """Bind ``local`` (port 0 = any) and talk to ``peer`` (None: answer whoever sends first).
+
+        Priority frames go to the peer's ``urgent_port`` (1629 when the peer uses 1628).
+        Incoming frames are also taken on ``urgent_local``, which defaults to port 1629
+        when ``local`` is port 1628."""
         loop = asyncio.get_running_loop()
         if urgent_port is None and peer is not None and peer[1] == PORT_NORMAL:
             urgent_port = PORT_URGENT
+        if urgent_local is None and local[1] == PORT_NORMAL:
+            urgent_local = (local[0], PORT_URGENT)
         link = cls(peer, session=session, urgent_port=urgent_port)
         try:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Proto(link), local_addr=local)
         except OSError as exc:
             raise LinkError(f"cannot bind UDP {local[0]}:{local[1]}: {exc}") from None
         link._transport = transport
+        if urgent_local is not None:
+            try:
+                link._urgent_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Proto(link), local_addr=urgent_local
+                )
+            except OSError as exc:
+                transport.close()
+                raise LinkError(f"cannot bind UDP {urgent_local[0]}:{urgent_local[1]}: {exc}") from None
         link._t0 = loop.time()
         return link
+
+    @property
+    def urgent_local_address(self) -> tuple[str, int] | None:
+        """Where urgent (priority) frames are received, when bound separately."""
+        if self._urgent_transport is None:
+            return None
+        return self._urgent_transport.get_extra_info("sockname")[:2]
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -96,8 +120,9 @@ class CnipLink(BaseLink):
         if self.closed:
             return
         self._mark_closed()
-        if self._transport is not None:
-            self._transport.close()
+        for t in (self._transport, self._urgent_transport):
+            if t is not None:
+                t.close()
 
     def _on_datagram(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
