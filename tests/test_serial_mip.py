@@ -395,6 +395,41 @@ def test_pty_noise_rejects_cpfail_and_spontaneous_reset() -> None:
     asyncio.run(main())
 
 
+def test_pty_startup_bytes_resync_and_layer_switch_cross_the_tty() -> None:
+    """The start-up of reference §2.3 as bytes on the real tty: CpResync 7E 07 00 7B,
+    then set-L5 (CpNiCmdShort 0xD0), read the UID (local NM 0x22 data message), set-L2 0xD1,
+    status 0xE0; after a spontaneous interface reset the host resyncs again."""
+
+    def downlink(raw: bytes) -> list[int]:
+        seen = []
+        for item in LlpDecoder().feed(raw):
+            if isinstance(item, NiMessage):
+                seen.append(item.cmd)
+            elif isinstance(item, CodePacket) and item.type in (CpType.NI_CMD_SHORT, CpType.RESYNC):
+                seen.append(item.param if item.type == CpType.NI_CMD_SHORT else -1)
+        return seen
+
+    async def main() -> None:
+        async with VirtualTransceiver("u50") as vt:
+            link = await SerialLink.open(vt.port, config=_cfg("u50"))
+            try:
+                raw = bytes(vt.raw_in)
+                # no reset report heard within reset_wait: the host resets the MIP (niRESET)
+                assert raw.startswith(bytes.fromhex("7e06502c" "7e07007b"))
+                assert downlink(raw) == [0x50, -1, 0xD0, 0x22, 0xD1, 0xE0]
+                vt.raw_in.clear()
+                vt.power_up()
+                for _ in range(100):
+                    await asyncio.sleep(0.01)
+                    if link.driver.resets == 2 and link.driver.ready:
+                        break
+                assert link.driver.ready and downlink(bytes(vt.raw_in))[:1] == [-1]
+            finally:
+                await link.close()
+
+    asyncio.run(main())
+
+
 def test_pty_host_wire_bytes_match_reference_layout() -> None:
     async def main() -> None:
         async with VirtualTransceiver("u50") as vt:
