@@ -125,11 +125,13 @@ def test_capture_json_and_findings(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_bytes(path.read_bytes() + buf.getvalue()[24:])
     code, out, err = _run(["capture", "--json", str(path)], capsys)
     assert code == Exit.FINDINGS
-    recs = json.loads(out)
+    recs = [json.loads(line) for line in out.splitlines()]  # one JSON object per record
     assert [r["number"] for r in recs] == [1, 2, 3]
-    assert "not CN/IP" in recs[0]["finding"]
-    assert recs[1]["finding"] == "CRC mismatch" and recs[1]["crc_ok"] is False
-    assert "finding" not in recs[2] and recs[2]["frame"]["apdu"]["code"] == 0x51
+    assert "not CN/IP" in recs[0]["findings"][0]["text"]
+    assert recs[1]["crc_ok"] is False and "CRC mismatch" in recs[1]["findings"][0]["text"]
+    assert recs[2]["crc_ok"] is True and not recs[2].get("findings")
+    assert recs[2]["lon"]["src_subnet"] == 1 and recs[2]["lon"]["dst_subnet"] == 3
+    assert "0x51" in recs[2]["message"]
     assert "2 record(s)" in err
 
 
