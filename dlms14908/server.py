@@ -154,6 +154,8 @@ class AssociationConfig:
     access: AccessPolicy = FULL_ACCESS
     conformance: Conformance = SERVER_CONFORMANCE
     pre_established: bool = False
+    #: the client's system title, needed for ciphering in a pre-established association
+    client_system_title: bytes | None = None
 
 
 class ServerState(enum.Enum):
@@ -260,6 +262,11 @@ class CosemServer:
             if cfg is None:
                 return None
             s = self.sessions[client_sap] = ServerSession(cfg)
+            if cfg.pre_established and cfg.keys is not None and cfg.client_system_title is not None:
+                s.cipher = CipheringContext(cfg.keys, own_system_title=self.system_title,
+                                            peer_system_title=cfg.client_system_title)
+                s.client_system_title = cfg.client_system_title
+                s.ciphered = cfg.require_ciphering
         return s
 
     def handler_for(self, client_sap: int) -> ApduHandler:

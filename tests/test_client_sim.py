@@ -605,3 +605,29 @@ def test_profile_metadata_is_read_once_per_client(meter):
             await c.read_profile(LP, entries=(3, 4))
             return len(rec.sent) - n1
     assert run(go()) == 1  # the second read is one GET, no metadata round trip
+
+
+def test_pre_established_ciphered_association(clock):
+    from dlms14908.server import AssociationConfig
+    from dlms14908.xdlms import decode_apdu
+    meter = MeterSimulator(seed=3, clock=clock)
+    meter.server.configs[0x21] = AssociationConfig(0x21, pre_established=True, keys=DEFAULT_KEYS,
+                                                   client_system_title=CLIENT_ST, require_ciphering=True)
+    s = ClientSettings(client_sap=0x21, pre_established=True, keys=DEFAULT_KEYS, system_title=CLIENT_ST,
+                       server_system_title=meter.system_title, ciphering="glo")
+
+    async def go():
+        rec = Recorder(LoopbackLink(meter.handler_for(0x21)))
+        async with Client(rec, s) as c:
+            v = await c.get(ENERGY)
+        return v, rec
+    v, rec = run(go())
+    assert v == meter.import_export_wh(T0)[0]
+    assert [x[0] for x in rec.sent] == [0xC8] and [x[0] for x in rec.received] == [0xCC]
+    # a plain request is refused when ciphering is required; a replayed ciphered one too
+    h = meter.handler_for(0x21)
+    from dlms14908.xdlms import AttributeDescriptor, GetRequestNormal
+    refused = decode_apdu(h(GetRequestNormal(0xC1, AttributeDescriptor(3, ENERGY, 2)).to_bytes()))
+    assert refused.NAME == "exception-response" and refused.service_error.name == "DECIPHERING_ERROR"
+    replay = decode_apdu(h(rec.sent[0]))
+    assert replay.service_error.name == "INVOCATION_COUNTER_ERROR"
