@@ -228,6 +228,24 @@ class Client:
         cid = resolve_class_id(ob, class_id)
         return await self._run(lambda: self.conn.action(cid, ob, method, parameter))
 
+    async def set_unconfirmed(self, obis: Obis | str, value: Any, *, class_id: int | None = None,
+                              attr: int = 2) -> None:
+        """SET without confirmation (the link's unconfirmed/broadcast send; no answer)."""
+        ob = _obis(obis)
+        cid = resolve_class_id(ob, class_id)
+        data = value if _is_data(value) else encode_attribute(cid, attr, value)
+        async with self._lock:
+            apdu = self.conn.unconfirmed_set(cid, ob, attr, data)
+            await self.link.send(apdu)
+
+    async def action_unconfirmed(self, obis: Obis | str, method: int, parameter: Any = ABSENT, *,
+                                 class_id: int | None = None) -> None:
+        """ACTION without confirmation (no answer)."""
+        ob = _obis(obis)
+        cid = resolve_class_id(ob, class_id)
+        async with self._lock:
+            await self.link.send(self.conn.unconfirmed_action(cid, ob, method, parameter))
+
     async def action_with_list(self, items: Sequence[tuple[MethodRef, Any]]) -> list[Any]:
         """ACTION-with-list; one ActionResponseItem per method."""
         return await self._run(lambda: self.conn.action_with_list(items))  # type: ignore[no-any-return]

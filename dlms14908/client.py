@@ -836,6 +836,22 @@ class ClientConnection:
             raise DataAccessError(rp, what)
         return rp
 
+    # -- unconfirmed (e.g. broadcast over UNACKD_RPT) --------------------------------------
+    def unconfirmed_set(self, class_id: int, obis: Obis, attribute: int, value: Any) -> bytes:
+        """A SET-Request-Normal with the service-class bit cleared: the server acts and does
+        not answer.  Returns the (ciphered when applicable) APDU to send with ``send``."""
+        if self._state is not AssocState.ASSOCIATED:
+            raise LocalProtocolError(f"not associated (state {self._state.value})")
+        iid = self._next_iid() & ~0x40
+        return self._wrap(SetRequestNormal(iid, AttributeDescriptor(class_id, obis, attribute), value))
+
+    def unconfirmed_action(self, class_id: int, obis: Obis, method: int, parameter: Any = ABSENT) -> bytes:
+        """An ACTION-Request-Normal with the service-class bit cleared (no answer)."""
+        if self._state is not AssocState.ASSOCIATED:
+            raise LocalProtocolError(f"not associated (state {self._state.value})")
+        iid = self._next_iid() & ~0x40
+        return self._wrap(ActionRequestNormal(iid, MethodDescriptor(class_id, obis, method), parameter))
+
     def _action_answer(self, iid: int, resp: Apdu) -> _Gen:
         """Check an ACTION answer; collect ACTION-Response-With-Pblock blocks into one."""
         self._check_iid(resp, iid)

@@ -317,6 +317,8 @@ class CosemServer:
             if handler is None:
                 return _exc(StateError.SERVICE_UNKNOWN, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
             resp = handler(self, sess, apdu, now)
+            if not getattr(apdu, "invoke_id_and_priority", 0x40) & 0x40:
+                return None  # unconfirmed service: acted upon, never answered
         out = resp.to_bytes()
         if was_ciphered and sess.cipher is not None:
             return sess.cipher.protect(out, kind=sess.kind)

@@ -631,3 +631,23 @@ def test_pre_established_ciphered_association(clock):
     assert refused.NAME == "exception-response" and refused.service_error.name == "DECIPHERING_ERROR"
     replay = decode_apdu(h(rec.sent[0]))
     assert replay.service_error.name == "INVOCATION_COUNTER_ERROR"
+
+
+def test_unconfirmed_services_get_no_answer(meter, clock):
+    answers: list = []
+    h = meter.handler_for(0x01)
+
+    def spy(apdu: bytes):
+        r = h(apdu)
+        answers.append(r)
+        return r
+
+    async def go():
+        c = Client(LoopbackLink(spy), ClientSettings.management_hls(DEFAULT_KEYS, CLIENT_ST))
+        async with c:
+            await c.set_unconfirmed("0-0:32.1.0.255", axdr.LongUnsigned(99))
+            await c.action_unconfirmed("0-0:96.3.10.255", 1, axdr.Integer(0))
+            return await c.get("0-0:32.1.0.255"), await c.get("0-0:96.3.10.255", attr=3)
+    timeout, state = run(go())
+    assert timeout == 99 and state.name == "DISCONNECTED"
+    assert answers.count(None) == 2  # the two unconfirmed requests were not answered
