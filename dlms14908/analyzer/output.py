@@ -128,7 +128,11 @@ def to_jsonable(rec: FrameRecord) -> dict[str, Any]:
     elif rec.frame is not None:
         from ..lon.frame import frame_to_jsonable
 
-        out["lon"] = frame_to_jsonable(rec.frame)
+        lon = frame_to_jsonable(rec.frame)
+        apdu = lon.get("apdu") if isinstance(lon, dict) else None
+        if isinstance(apdu, dict) and apdu.get("code") in (0x60, 0x63, 0x65) and "data" in apdu:
+            apdu["data"] = "<redacted: may carry key material>"  # NM update domain / key
+        out["lon"] = lon
     if rec.meter is not None:
         out["meter"] = rec.meter
     if rec.nid is not None:
