@@ -18,6 +18,7 @@ from typing import Any
 
 from . import axdr
 from .client import (
+    AssocState,
     AttributeRef,
     ClientConnection,
     ClientSettings,
@@ -131,7 +132,6 @@ class Client:
     async def connect(self) -> InitiateResponse:
         """COSEM-OPEN (AARQ/AARE, HLS-5 pass 3/4 when configured); after a failed
         association or release the connection is reset first."""
-        from .client import AssocState
         if self.conn.state in (AssocState.ERROR, AssocState.AWAITING_AARE, AssocState.AWAITING_HLS,
                                AssocState.RELEASING) and not self.conn._busy:
             self.conn.reset()
@@ -140,7 +140,6 @@ class Client:
     @property
     def associated(self) -> bool:
         """True while an association is open."""
-        from .client import AssocState
         return self.conn.state is AssocState.ASSOCIATED
 
     async def release(self) -> None:
@@ -149,7 +148,6 @@ class Client:
 
     async def close(self) -> None:
         """Release the association when one is open (errors ignored) and close the link."""
-        from .client import AssocState
         try:
             if self.conn.state is AssocState.ASSOCIATED and not self.conn.settings.pre_established:
                 await self.release()
