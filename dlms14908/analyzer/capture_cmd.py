@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             rec = item
             if rec.findings:
-                findings += sum(f.kind not in WARNING_KINDS for f in rec.findings)
+                findings += any(f.kind not in WARNING_KINDS for f in rec.findings)
                 if rec.route == "file" and rec.number == 1:
                     fatal = rec.findings[0].text
             if writer is not None and rec.lpdu is not None:
