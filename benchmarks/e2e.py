@@ -133,6 +133,10 @@ def _reachable(roots: list[Any]) -> dict[int, int]:
         o = stack.pop()
         if id(o) in seen or isinstance(o, skip):
             continue
+        # CPython 3.11 keeps small instance dicts as inline values that neither getsizeof nor
+        # get_referents report; touching __dict__ materialises the dict so that it is counted.
+        if not isinstance(o, dict):
+            getattr(o, "__dict__", None)
         seen[id(o)] = sys.getsizeof(o)
         stack.extend(gc.get_referents(o))
     return seen

@@ -31,6 +31,7 @@ __all__ = ["SimMeter", "SimNetwork", "DEFAULT_DOMAIN", "DEFAULT_NNAP_ID", "defau
 DEFAULT_DOMAIN = b"\x42"
 DEFAULT_NNAP_ID = bytes.fromhex("4e4e41500001")  # "NNAP" 00 01
 _HEAD = "head-end"
+_OSGP_CONFIG: object | None = None
 
 
 @dataclass(slots=True)
@@ -98,10 +99,14 @@ class SimNetwork:
 
     @staticmethod
     def _osgp_config() -> object:
-        from osgp.channel import ChannelConfig as OsgpConfig
+        global _OSGP_CONFIG
+        if _OSGP_CONFIG is None:
+            from osgp.channel import ChannelConfig as OsgpConfig
 
-        # in-memory channels: nothing is durable, so replay windows are not snapshotted per frame
-        return OsgpConfig(rx_save_interval=0)
+            # in-memory channels: nothing is durable, so replay windows are not snapshotted per
+            # frame; one frozen config shared by every channel of every simulated network
+            _OSGP_CONFIG = OsgpConfig(rx_save_interval=0)
+        return _OSGP_CONFIG
 
     def _config(self, subnet: int, node: int, neuron_id: bytes | None = None) -> LonConfig:
         # receive records must outlive a whole chain exchange so that retries stay duplicates

@@ -38,6 +38,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from types import MappingProxyType
 from typing import Protocol
 
 from dlms14908 import profile as P
@@ -421,7 +422,8 @@ class SequencePersistence(Protocol):
 
 
 class MemoryPersistence:
-    """The default: nothing survives the process (tests, analyzers)."""
+    """Keeps reservations and the latest snapshots in this process (tests, tools that want
+    to look at what would have been saved)."""
 
     def __init__(self) -> None:
         self.ceilings: dict[str, int] = {}
@@ -435,6 +437,28 @@ class MemoryPersistence:
 
     def __repr__(self) -> str:
         return f"<MemoryPersistence slots={len(self.ceilings)}>"
+
+
+class _Volatile:
+    """The default persistence: nothing survives the process, so nothing is copied (the
+    channel's own state is all there is).  One shared, stateless instance."""
+
+    __slots__ = ()
+
+    def reserve(self, slot: str, ceiling: int) -> None:
+        pass
+
+    def save_snapshot(self, snapshot: ChannelSnapshot | BroadcastSnapshot) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<volatile persistence>"
+
+
+_VOLATILE = _Volatile()
+# shared read-only stand-in for a channel's empty key tables (most channels never get one)
+_NO_KEYS: MappingProxyType[int, object] = MappingProxyType({})
+_DEFAULT_CONFIG = ChannelConfig()
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -474,15 +498,31 @@ class ReplayWindow:
 
 
 class _TxKey:
-    __slots__ = ("key_id", "key", "aead", "next_seq", "ceiling", "slot")
+    __slots__ = ("key_id", "key", "aead", "next_seq", "ceiling", "_owner", "_kind", "_gen")
 
-    def __init__(self, key_id: int, key: bytes, next_seq: int, ceiling: int, slot: str) -> None:
+    def __init__(
+        self,
+        key_id: int,
+        key: bytes,
+        next_seq: int,
+        ceiling: int,
+        slot: str | SecureChannel | BroadcastSender,
+        kind: str = "",
+        gen: int = 0,
+    ) -> None:
         self.key_id = key_id
         self.key = key
         self.aead = AesCcm(key, P.OSGP_TAG_LEN)
         self.next_seq = next_seq
         self.ceiling = ceiling
-        self.slot = slot
+        # the reservation slot is "<owner's name>/<kind>/<generation>", built when used (a
+        # reservation per seq_block frames, snapshots), or given whole (restored snapshots)
+        self._owner, self._kind, self._gen = slot, kind, gen
+
+    @property
+    def slot(self) -> str:
+        o = self._owner
+        return o if isinstance(o, str) else f"{o.name}/{self._kind}/{self._gen}"
 
     def __repr__(self) -> str:
         return f"<TxKey id={self.key_id} next_seq={self.next_seq} ceiling={self.ceiling}>"
@@ -494,10 +534,11 @@ class _TxKey:
 class _RxKey:
     __slots__ = ("key_id", "key", "aead", "window")
 
-    def __init__(self, key_id: int, key: bytes, window: ReplayWindow) -> None:
+    def __init__(self, key_id: int, key: bytes, window: ReplayWindow, aead: AesCcm | None = None) -> None:
         self.key_id = key_id
         self.key = key
-        self.aead = AesCcm(key, P.OSGP_TAG_LEN)
+        # a key used both ways (the session key PK) shares one key schedule with its _TxKey
+        self.aead = AesCcm(key, P.OSGP_TAG_LEN) if aead is None else aead
         self.window = window
 
     def __repr__(self) -> str:
@@ -506,6 +547,19 @@ class _RxKey:
     def snapshot(self, role: str) -> KeySnapshot:
         w = self.window
         return KeySnapshot(role, self.key_id, self.key, highest=w.highest, bitmap=w.bitmap)
+
+
+class _Counts:
+    """The live, mutable counters behind :attr:`SecureChannel.counters`."""
+
+    __slots__ = tuple(Counters.__dataclass_fields__)
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def freeze(self) -> Counters:
+        return Counters(*(getattr(self, name) for name in self.__slots__))
 
 
 def _allocate(tx: _TxKey, persistence: SequencePersistence, block: int) -> int:
@@ -596,9 +650,14 @@ class SecureChannel:
         psk: the LNAP's 16-byte pre-shared key.
         config: tunables.
         random: OSGP_CSPRNG, ``random(n) -> bytes`` (default: a CtrDrbg from os.urandom).
-        persistence: durable reservations and snapshots (default: in memory).
+        persistence: durable reservations and snapshots (default: none, nothing is durable;
+            :class:`MemoryPersistence` keeps them in memory).
         name: the snapshot/slot name (default derived from role and IDs).
     """
+
+    __slots__ = ("role", "local_id", "peer_id", "_psk", "config", "_random", "_persist", "_name", "_state",
+                 "_generation", "_hs", "_last_commission", "_uc_tx", "_uc_tx_next", "_uc_rx", "_bc_rx",
+                 "_uc_pending", "_other_pending", "_consecutive", "_unsaved", "_c", "_errors")
 
     def __init__(
         self,
@@ -618,12 +677,10 @@ class SecureChannel:
         self.local_id = _check_id(local_id, "local_id")
         self.peer_id = _check_id(peer_id, "peer_id")
         self._psk = check_key(psk, "psk", P.OSGP_PSK_LEN)
-        lnap_id = self.local_id if role is Role.LNAP else self.peer_id
-        self._kek = derive_kek(self._psk, lnap_id)
-        self.config = config or ChannelConfig()
+        self.config = config or _DEFAULT_CONFIG
         self._random: RandomSource = random or _default_random()
-        self._persist: SequencePersistence = persistence or MemoryPersistence()
-        self.name = name or f"{role.value}:{self.local_id.hex()}-{self.peer_id.hex()}"
+        self._persist: SequencePersistence = persistence or _VOLATILE
+        self._name = name
         self._state = ChannelState.NONE
         self._generation = 0
         self._hs: _Handshake | None = None
@@ -631,24 +688,13 @@ class SecureChannel:
         self._uc_tx: _TxKey | None = None
         self._uc_tx_next: _TxKey | None = None
         self._uc_rx: dict[int, _RxKey] = {}
-        self._bc_rx: dict[int, _RxKey] = {}
+        self._bc_rx: dict[int, _RxKey] = _NO_KEYS  # type: ignore[assignment]  # own dict on first key
         self._uc_pending: tuple[int, bytes] | None = None
-        self._other_pending: dict[int, KeyKind] = {}
+        self._other_pending: dict[int, KeyKind] = _NO_KEYS  # type: ignore[assignment]
         self._consecutive = 0
         self._unsaved = 0
-        self._c: dict[str, int] = {f: 0 for f in Counters.__dataclass_fields__}
-        self._errors = _TokenBucket(self.config.error_burst, self.config.error_interval)
-        self._handlers: dict[type, Callable[[Message, bytes, float], list[ChannelEvent]]] = (
-            {
-                ChallengeResponse: self._nnap_challenge_response,  # type: ignore[dict-item]
-                CommissionResponse: self._nnap_commission_response,  # type: ignore[dict-item]
-            }
-            if role is Role.NNAP
-            else {
-                ChallengeRequest: self._lnap_challenge_request,  # type: ignore[dict-item]
-                CommissionRequest: self._lnap_commission_request,  # type: ignore[dict-item]
-            }
-        )
+        self._c = _Counts()
+        self._errors: _TokenBucket | None = None  # made on the first error message
 
     def __repr__(self) -> str:
         return (
@@ -661,12 +707,22 @@ class SecureChannel:
 
     # -- public state ----------------------------------------------------------------------
     @property
+    def name(self) -> str:
+        """The snapshot/slot name (by default derived from role and IDs)."""
+        return self._name or f"{self.role.value}:{self.local_id.hex()}-{self.peer_id.hex()}"
+
+    @property
     def state(self) -> ChannelState:
         return self._state
 
     @property
     def counters(self) -> Counters:
-        return Counters(**self._c)
+        return self._c.freeze()
+
+    @property
+    def _kek(self) -> bytes:
+        # K_kek is needed only for UpdateDomainKeys: derived when used, not kept per channel
+        return derive_kek(self._psk, self.local_id if self.role is Role.LNAP else self.peer_id)
 
     @property
     def tx_key_id(self) -> int | None:
@@ -701,7 +757,8 @@ class SecureChannel:
 
     # -- helpers ---------------------------------------------------------------------------
     def _count(self, name: str) -> None:
-        self._c[name] += 1
+        c = self._c
+        setattr(c, name, getattr(c, name) + 1)
 
     def _drop(
         self, reason: DropReason, counter: str, key_id: int | None = None, seq: int | None = None
@@ -712,6 +769,8 @@ class SecureChannel:
     def _maybe_error(
         self, message: AuthenticationFailure | SequenceError, now: float
     ) -> list[ChannelEvent]:
+        if self._errors is None:
+            self._errors = _TokenBucket(self.config.error_burst, self.config.error_interval)
         if self._errors.take(now):
             self._count("errors_sent")
             return [SendError(message.encode())]
@@ -733,17 +792,29 @@ class SecureChannel:
         self._last_commission = None
         self._uc_tx = self._uc_tx_next = None
         self._uc_rx.clear()
-        self._bc_rx.clear()
+        self._bc_rx = _NO_KEYS  # type: ignore[assignment]
         self._uc_pending = None
-        self._other_pending.clear()
+        self._other_pending = _NO_KEYS  # type: ignore[assignment]
+
+    def _bc_keys(self) -> dict[int, _RxKey]:
+        """The broadcast receive keys, for writing (made on the first key)."""
+        if self._bc_rx is _NO_KEYS:
+            self._bc_rx = {}
+        return self._bc_rx
+
+    def _pending_kinds(self) -> dict[int, KeyKind]:
+        if self._other_pending is _NO_KEYS:
+            self._other_pending = {}
+        return self._other_pending
 
     def _new_tx(self, kind: str, key_id: int, key: bytes, first_seq: int) -> _TxKey:
         self._generation += 1
-        return _TxKey(key_id, key, first_seq, first_seq, f"{self.name}/{kind}/{self._generation}")
+        return _TxKey(key_id, key, first_seq, first_seq, self, kind, self._generation)
 
     def _save(self) -> None:
         self._unsaved = 0
-        self._persist.save_snapshot(self.snapshot())
+        if self._persist is not _VOLATILE:  # nothing to build when nothing is kept
+            self._persist.save_snapshot(self.snapshot())
 
     def _next_key_id(self) -> int:
         used = set(self._uc_rx) | ({self._uc_tx.key_id} if self._uc_tx else set())
@@ -866,11 +937,11 @@ class SecureChannel:
 
     def _install_session(self, pk: bytes, key_id: int, *, tx_first: int, rx_first: int) -> None:
         """A fresh CryptoContext: new unicast key both ways; broadcast keys stay."""
-        self._uc_tx = self._new_tx("uc", key_id, pk, tx_first)
+        tx = self._uc_tx = self._new_tx("uc", key_id, pk, tx_first)
         self._uc_tx_next = None
         self._uc_pending = None
         self._uc_rx = {
-            key_id: _RxKey(key_id, pk, ReplayWindow(self.config.unicast_window, rx_first - 1))
+            key_id: _RxKey(key_id, pk, ReplayWindow(self.config.unicast_window, rx_first - 1), tx.aead)
         }
 
     # -- handshake: LNAP -------------------------------------------------------------------
@@ -983,10 +1054,10 @@ class SecureChannel:
             if isinstance(msg, AuthenticationFailure):
                 return [PeerErrorReported("authentication-failure", msg.key_id, msg.seq)]
             return [PeerErrorReported("sequence-error", msg.key_id, msg.expected_min_seq)]
-        handler = self._handlers.get(type(msg))
+        handler = _HANDLERS[self.role].get(type(msg))
         if handler is None:  # wrong role, or a message that must be protected
             return self._drop(DropReason.UNEXPECTED, "unexpected")
-        return handler(msg, raw, now)
+        return handler(self, msg, raw, now)
 
     # -- protected PDUs ----------------------------------------------------------------------
     def protect(self, plaintext: bytes, *, header: bytes, dest: bytes, now: float) -> bytes:
@@ -1119,7 +1190,7 @@ class SecureChannel:
         """NNAP: send this LNAP the broadcast key (the pending one, else the current one)."""
         self._require_nnap_commissioned()
         key_id, key = sender._distribution_key()
-        self._other_pending[key_id] = KeyKind.BROADCAST
+        self._pending_kinds()[key_id] = KeyKind.BROADCAST
         return self._udk(key_id, P.OSGP_UDK_FLAG_BROADCAST, key)
 
     def send_oma_key(self, oma_key: bytes, key_id: int, now: float) -> list[ChannelEvent]:
@@ -1130,7 +1201,7 @@ class SecureChannel:
         )
         if not 0 <= key_id <= P.OSGP_KEY_ID_MAX:
             raise EncodeError("must be 0..255", field="key_id")
-        self._other_pending[key_id] = KeyKind.OMA
+        self._pending_kinds()[key_id] = KeyKind.OMA
         return self._udk(key_id, P.OSGP_UDK_FLAG_OMA, key)
 
     def _lnap_update_domain_keys(self, msg: UpdateDomainKeys) -> list[ChannelEvent]:
@@ -1160,8 +1231,9 @@ class SecureChannel:
                 return answer(P.OSGP_STATUS_SUCCESS)  # retransmission
             if have is not None and len(self._bc_rx) == 1:
                 return answer(P.OSGP_STATUS_REJECTED)  # would replace the active key in place
-            self._bc_rx.pop(msg.key_id, None)
-            self._bc_rx[msg.key_id] = _RxKey(
+            bc = self._bc_keys()
+            bc.pop(msg.key_id, None)
+            bc[msg.key_id] = _RxKey(
                 msg.key_id, key, ReplayWindow(self.config.broadcast_window)
             )
             events = answer(P.OSGP_STATUS_SUCCESS) + [KeyInstalled(msg.key_id, KeyKind.BROADCAST)]
@@ -1193,7 +1265,9 @@ class SecureChannel:
                 self._uc_rx[key_id] = _RxKey(key_id, key, ReplayWindow(self.config.unicast_window))
                 self._save()
             return [KeyUpdateConfirmed(key_id, KeyKind.UNICAST, ok)]
-        kind = self._other_pending.pop(msg.key_id, None)
+        kind = self._other_pending.get(msg.key_id)
+        if kind is not None:
+            del self._other_pending[msg.key_id]
         if kind is None:
             return self._drop(DropReason.UNEXPECTED, "unexpected")
         return [KeyUpdateConfirmed(msg.key_id, kind, ok)]
@@ -1245,7 +1319,8 @@ class SecureChannel:
         ch._state = snap.state
         ch._generation = snap.generation
         ch._consecutive = snap.consecutive_failures
-        ch._c.update({k: getattr(snap.counters, k) for k in ch._c})
+        for k in _Counts.__slots__:
+            setattr(ch._c, k, getattr(snap.counters, k))
         for k in snap.keys:
             if k.role in ("uc-tx", "uc-tx-next"):
                 if k.slot is None:
@@ -1260,12 +1335,26 @@ class SecureChannel:
                     k.key_id, k.key, ReplayWindow(ch.config.unicast_window, k.highest, k.bitmap)
                 )
             elif k.role == "bc-rx":
-                ch._bc_rx[k.key_id] = _RxKey(
+                ch._bc_keys()[k.key_id] = _RxKey(
                     k.key_id, k.key, ReplayWindow(ch.config.broadcast_window, k.highest, k.bitmap)
                 )
             else:
                 raise DecodeError(f"unknown key role {k.role!r}", field="snapshot.keys.role")
         return ch
+
+
+_Handler = Callable[[SecureChannel, Message, bytes, float], list[ChannelEvent]]
+# class-level dispatch of unprotected handshake messages: role -> message type -> handler
+_HANDLERS: dict[Role, dict[type, _Handler]] = {
+    Role.NNAP: {
+        ChallengeResponse: SecureChannel._nnap_challenge_response,  # type: ignore[dict-item]
+        CommissionResponse: SecureChannel._nnap_commission_response,  # type: ignore[dict-item]
+    },
+    Role.LNAP: {
+        ChallengeRequest: SecureChannel._lnap_challenge_request,  # type: ignore[dict-item]
+        CommissionRequest: SecureChannel._lnap_commission_request,  # type: ignore[dict-item]
+    },
+}
 
 
 # --------------------------------------------------------------------------- broadcast (NNAP)
@@ -1287,7 +1376,7 @@ class BroadcastSender:
     ) -> None:
         self.source_id = _check_id(source_id, "source_id")
         self._random: RandomSource = random or _default_random()
-        self._persist: SequencePersistence = persistence or MemoryPersistence()
+        self._persist: SequencePersistence = persistence or _VOLATILE
         self.name = name or f"bc:{self.source_id.hex()}"
         if seq_block < 1:
             raise EncodeError("must be >= 1", field="seq_block")
@@ -1318,9 +1407,9 @@ class BroadcastSender:
             return self._next.key_id
         key_id = 0 if self._tx is None else (self._tx.key_id + 1) % (P.OSGP_KEY_ID_MAX + 1)
         self._generation += 1
-        slot = f"{self.name}/bc/{self._generation}"
         self._next = _TxKey(
-            key_id, self._random(P.OSGP_KEY_LEN), P.OSGP_SEQ_FIRST, P.OSGP_SEQ_FIRST, slot
+            key_id, self._random(P.OSGP_KEY_LEN), P.OSGP_SEQ_FIRST, P.OSGP_SEQ_FIRST, self, "bc",
+            self._generation,
         )
         self._persist.save_snapshot(self.snapshot())
         return key_id

@@ -188,10 +188,12 @@ class ClientEndpoint:
         self.max_segment = max_segment
         self.max_apdu = max_apdu
         self.counters = EndpointCounters()
-        self._queue: list[AdaptationPdu] = []
+        # segments still to send / response segments received: a shared empty tuple while
+        # there are none (an idle endpoint holds no per-exchange buffers)
+        self._queue: list[AdaptationPdu] | tuple[()] = ()
         self._confirmed = False
         self._state = "idle"  # idle | hs1 | hs2 | sending | receiving
-        self._parts: list[bytes] = []
+        self._parts: list[bytes] | tuple[()] = ()
         self._size = 0
         self._next_counter = 0
 
@@ -224,7 +226,7 @@ class ClientEndpoint:
         self._queue = list(segment_apdu(bytes(apdu), dst_sap=self.server_sap, src_sap=self.client_sap,
                                         max_segment=self.max_segment, protected=False))
         self._confirmed = confirmed
-        self._parts, self._size, self._next_counter = [], 0, 0
+        self._parts, self._size, self._next_counter = (), 0, 0
         if not self._commissioned():
             ch = self.channel
             self.counters.handshakes += 1
@@ -239,13 +241,16 @@ class ClientEndpoint:
     def abort(self) -> None:
         """Forget the running exchange (after a transport failure)."""
         self._state = "idle"
-        self._queue = []
-        self._parts = []
+        self._queue = ()
+        self._parts = ()
 
     def _next_segment(self, now: float) -> Step:
-        pdu = self._queue.pop(0)
-        last = not self._queue
+        queue = self._queue
+        assert isinstance(queue, list)
+        pdu = queue.pop(0)
+        last = not queue
         if last:
+            self._queue = ()
             self._state = "receiving" if self._confirmed else "idle"
         return Send(self._seal(pdu, now), confirmed=last and self._confirmed)
 
@@ -327,12 +332,14 @@ class ClientEndpoint:
         self._size += len(payload)
         if self._size > self.max_apdu:
             raise DecodeError(f"response exceeds {self.max_apdu} bytes", field="adaptation.payload")
-        self._parts.append(payload)
+        if not self._parts:
+            self._parts = []
+        self._parts.append(payload)  # type: ignore[union-attr]
         self._next_counter = (self._next_counter + 1) & 0xFF
         if pdu.last:
             self._state = "idle"
             out = b"".join(self._parts)
-            self._parts = []
+            self._parts = ()
             return Done(out)
         pull = AdaptationPdu(P.AL_TYPE_XDLMS, self.server_sap, self.client_sap, b"", segmented=True,
                              counter=self._next_counter)

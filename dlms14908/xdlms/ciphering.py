@@ -27,8 +27,6 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
@@ -219,12 +217,20 @@ class SecurityKeys:
     ak: bytes = field(repr=False)
     bk: bytes | None = field(default=None, repr=False)
     dk: bytes | None = field(default=None, repr=False)
+    _gcm: dict[bytes, AESGCM] = field(default_factory=dict, init=False, repr=False, compare=False)
+    "AES-GCM objects (key schedules) of these keys, made on first use"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ek", _key_bytes(self.ek, "ek"))
         object.__setattr__(self, "ak", _key_bytes(self.ak, "ak"))
         object.__setattr__(self, "bk", _key_bytes(self.bk, "bk", optional=True))
         object.__setattr__(self, "dk", _key_bytes(self.dk, "dk", optional=True))
+
+    def _aead(self, key: bytes) -> AESGCM:
+        g = self._gcm.get(key)
+        if g is None:
+            g = self._gcm[key] = AESGCM(key)
+        return g
 
     def __repr__(self) -> str:
         have = ", ".join(
@@ -405,7 +411,7 @@ def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeade
 # --- receive-side bookkeeping --------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class SecurityStats:
     """Counters of a receiving security context (mutable, cheap)."""
 
@@ -423,6 +429,8 @@ class InvocationCounterCheck:
     :meth:`check` never changes state; :meth:`commit` records an IC after the
     whole APDU verified, so a rejected APDU leaves no trace but the counter of
     rejections."""
+
+    __slots__ = ("last_seen", "rejected")
 
     def __init__(self, last_seen: int | None = None) -> None:
         self.last_seen = last_seen
@@ -452,46 +460,44 @@ def _iv(system_title: bytes, invocation_counter: int) -> bytes:
     return system_title + struct.pack(">I", invocation_counter)
 
 
-def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+def _ctr(gcm: AESGCM, iv: bytes, data: bytes) -> bytes:
     # Encryption only is GCM's counter mode without tag: the keystream starts at
     # inc32(J0) = IV || 00000002.  XOR with it is its own inverse, so one GCM
     # encryption (tag dropped) both enciphers and deciphers.
-    return AESGCM(key).encrypt(iv, data, None)[: len(data)]
+    return gcm.encrypt(iv, data, None)[: len(data)]
 
 
-def _seal(key: bytes, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
+def _seal(gcm: AESGCM, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
     """body || tag for the given SC (suite 0)."""
     scb = bytes((sc,))
     auth, enc = sc & SC_AUTHENTICATION, sc & SC_ENCRYPTION
     if auth and enc:
-        out = AESGCM(key).encrypt(iv, plain, scb + ak)
-        return out[: len(plain)] + out[len(plain) : len(plain) + TAG_LENGTH]
+        return gcm.encrypt(iv, plain, scb + ak)[: len(plain) + TAG_LENGTH]
     if enc:
-        return _ctr(key, iv, plain)
+        return _ctr(gcm, iv, plain)
     if auth:
-        return plain + AESGCM(key).encrypt(iv, b"", scb + ak + plain)[:TAG_LENGTH]
+        return plain + gcm.encrypt(iv, b"", scb + ak + plain)[:TAG_LENGTH]
     return plain
 
 
-def _open(key: bytes, ak: bytes, iv: bytes, h: SecurityHeader) -> bytes:
+def _open(gcm: AESGCM, ak: bytes, iv: bytes, h: SecurityHeader) -> bytes:
     scb = bytes((h.security_control,))
     if h.authenticated and h.encrypted:
         assert h.auth_tag is not None
-        dec = Cipher(
-            algorithms.AES(key), modes.GCM(iv, h.auth_tag, min_tag_length=TAG_LENGTH)
-        ).decryptor()
-        dec.authenticate_additional_data(scb + ak)
-        plain = dec.update(h.body)
-        try:
-            dec.finalize()
-        except InvalidTag:
-            raise AuthenticationFailed("GCM tag does not verify") from None
+        # GCM with a 12-byte tag, on the cached key schedule: counter mode gives the
+        # candidate plaintext P; encrypting P again yields exactly the ciphertext we got and
+        # the tag over (AAD, ciphertext), compared in constant time before P is released.
+        body = h.body
+        plain = gcm.encrypt(iv, body, None)[: len(body)]
+        if not hmac.compare_digest(gcm.encrypt(iv, plain, scb + ak)[len(body) : len(body) + TAG_LENGTH],
+                                   h.auth_tag):
+            raise AuthenticationFailed("GCM tag does not verify")
         return plain
     if h.encrypted:
-        return _ctr(key, iv, h.body)
+        return _ctr(gcm, iv, h.body)
     if h.authenticated:
         assert h.auth_tag is not None
-        expect = AESGCM(key).encrypt(iv, b"", scb + ak + h.body)[:TAG_LENGTH]
+        expect = gcm.encrypt(iv, b"", scb + ak + h.body)[:TAG_LENGTH]
         if not hmac.compare_digest(expect, h.auth_tag):
             raise AuthenticationFailed("GMAC tag does not verify")
         return h.body
@@ -557,7 +563,7 @@ def protect(
     content = (
         bytes((security_control,))
         + struct.pack(">I", invocation_counter)
-        + _seal(key, keys.ak, _iv(st, invocation_counter), security_control, plain)
+        + _seal(keys._aead(key), keys.ak, _iv(st, invocation_counter), security_control, plain)
     )
     head = bytes((tag,))
     if k.general:
@@ -618,7 +624,7 @@ def decipher(
         st_stats.policy_rejections += 1
         raise
     try:
-        plain = _open(key, keys.ak, _iv(st, h.invocation_counter), h)
+        plain = _open(keys._aead(key), keys.ak, _iv(st, h.invocation_counter), h)
     except AuthenticationFailed:
         st_stats.authentication_failures += 1
         raise
@@ -666,6 +672,9 @@ class CipheringContext:
     the peer's system title and an :class:`InvocationCounterCheck` for what it
     sends, a receive policy (``require``) and :class:`SecurityStats`.  Each
     :meth:`protect` uses a fresh IC; the IC space is never wrapped around."""
+
+    __slots__ = ("keys", "own_system_title", "peer_system_title", "next_invocation_counter",
+                 "security_control", "require", "receive", "stats")
 
     def __init__(
         self,
@@ -789,7 +798,7 @@ def hls_gmac(
     except SecurityError as exc:
         raise LocalProtocolError(str(exc)) from None
     scb = bytes((security_control,))
-    tag = AESGCM(key).encrypt(_iv(st, invocation_counter), b"", scb + keys.ak + bytes(challenge))
+    tag = keys._aead(key).encrypt(_iv(st, invocation_counter), b"", scb + keys.ak + bytes(challenge))
     return scb + struct.pack(">I", invocation_counter) + tag[:TAG_LENGTH]
 
 
