@@ -747,6 +747,7 @@ static void local_error(const char *field, Py_ssize_t frame, const char *msg)
 #ifdef Py_LIMITED_API
 #define TUP_ITEM(t, i) PyTuple_GetItem((t), (i))
 #define LIST_ITEM(l, i) PyList_GetItem((l), (i))
+#define LIST_SIZE(l) PyList_Size(l)
 #define TUP_SIZE(t) PyTuple_Size(t)
 #define LIST_SET(l, i, v) PyList_SetItem((l), (i), (v))
 static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
@@ -760,6 +761,7 @@ static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
 #else
 #define TUP_ITEM(t, i) PyTuple_GET_ITEM((t), (i))
 #define LIST_ITEM(l, i) PyList_GET_ITEM((l), (i))
+#define LIST_SIZE(l) PyList_GET_SIZE(l)
 #define TUP_SIZE(t) PyTuple_GET_SIZE(t)
 #define LIST_SET(l, i, v) PyList_SET_ITEM((l), (i), (v))
 static inline int bytes_ptr(PyObject *o, const u8 **p, Py_ssize_t *n)
@@ -1157,7 +1159,7 @@ static PyObject *batch(PyObject *frames, int enc)
         job_t *j = &jobs[i];
         PyObject *fr;
         if (is_list) {
-            if (i >= PyList_Size(frames)) { /* cannot shrink while we hold the GIL, but be safe */
+            if (i >= LIST_SIZE(frames)) { /* cannot shrink while we hold the GIL, but be safe */
                 PyErr_SetString(PyExc_RuntimeError, "frames changed size");
                 goto done;
             }
