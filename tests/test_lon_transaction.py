@@ -866,3 +866,21 @@ def test_late_copy_of_a_recent_transaction_is_still_a_duplicate() -> None:
     assert len(dx.receive_frame(fs[0], 2.0)) == 1  # superseded record: taken as new
     with pytest.raises(LocalProtocolError):
         LonConfig(1, 1, records_per_source=15)
+
+
+@pytest.mark.parametrize("retries, alts", [(0, [True]), (1, [True, True]), (2, [False, True, True]),
+                                           (4, [False, False, False, True, True])])
+def test_last_two_transmissions_use_the_alternate_path(retries: int, alts: list[bool]) -> None:
+    """DX: the first try is on the alternate path when retryCount <= ALT_PATH_COUNT (1), a
+    retry when retriesLeft <= 2; EX: m_nRetries < 2.  Either way the last two tries."""
+    a = node(1, 1, retries=retries, tx_timer=0.5)
+    a.request(NodeDest(2, 5), b"\x10", now=0.0)
+    got = [decode_frame(f).l2.alt_path for f in a.frames_to_send(0.0)]
+    for k in range(1, retries + 1):
+        a.handle_timer(0.5 * k)
+        got += [decode_frame(f).l2.alt_path for f in a.frames_to_send(0.5 * k)]
+    assert got == alts
+    r = node(1, 1, repeats=1, repeat_timer=0.5)
+    r.request(NodeDest(2, 5), b"\x10", service=Service.UNACKD_RPT, now=0.0)
+    r.handle_timer(0.5)
+    assert [decode_frame(f).l2.alt_path for f in r.frames_to_send(0.5)] == [False, False]  # never for repeats

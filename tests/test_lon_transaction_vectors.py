@@ -63,14 +63,17 @@ def test_challenge_to_authenticated_e2_is_e9(frames: dict[str, bytes]) -> None:
 
 def test_fifth_ackd_transaction_is_e2(frames: dict[str, bytes]) -> None:
     # the sender side: 1/1, domain 42, the 5th ACKD transaction to 2/5 carries tn5: E2
-    node = LonTransactions(LonConfig(1, 1, domain=b"\x42", retries=0, tx_timer=1.0))
+    # (default 3 retries: the first try is on the primary path, as in E2; the receiver acks each)
+    node = LonTransactions(LonConfig(1, 1, domain=b"\x42"))
+    peer = LonTransactions(LonConfig(2, 5, domain=b"\x42"))
     apdu = decode_frame(frames["E2"]).apdu
     assert apdu is not None
-    for _ in range(5):
-        node.request(NodeDest(2, 5), apdu, now=0.0)
-    sent = node.frames_to_send(0.0)
-    for t in (1.0, 2.0, 3.0, 4.0):
-        node.handle_timer(t)
-        sent += node.frames_to_send(t)
+    sent = []
+    for i in range(5):
+        node.request(NodeDest(2, 5), apdu, now=float(i))
+        (f,) = node.frames_to_send(float(i))
+        sent.append(f)
+        peer.receive_frame(f, float(i))
+        node.receive_frame(peer.frames_to_send(float(i))[0], float(i))
     assert [decode_frame(f).pdu.trans_no for f in sent] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
     assert sent[4] == frames["E2"]

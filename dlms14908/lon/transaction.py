@@ -599,7 +599,11 @@ class LonTransactions:
         self._trans_no[prio] = self._trans_no[prio] % 15 + 1
         tx.trans_no = self._trans_no[prio]
         self._active[prio] = tx
-        self._send(self._message_frame(tx, first=True), now)
+        # the last ``alt_path_retries`` transmissions use the alternate path, the first one
+        # too when there are fewer retries (DX SendNewMsg ``retryCount <= ALT_PATH_COUNT``,
+        # EX ``LtTransmitTx::altPath`` ``m_nRetries < 2``); repeated service never does
+        alt = tx.service is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
+        self._send(self._message_frame(tx, first=True, alt=alt), now)
         tx.sent = 1
         tx.deadline = now + tx.tx_timer
 
