@@ -17,6 +17,7 @@
  * (abi3 wheel) when OSGP_CCM_LIMITED_API=1 is set. */
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -638,38 +639,84 @@ static TGT void lane_finish(lane_t *l, __m128i x, int enc)
     l->rk = dummy_rk;
 }
 
-/* Process jobs[0..n) (entries with status 1 are skipped) with NL lanes interleaved. */
-INL void ccm_many_impl(job_t *jobs, size_t n, int enc, const int NL)
+/* Multi-buffer state: 4 lanes, the next job, the number of busy lanes. */
+#define NL 4
+typedef struct {
+    lane_t lanes[NL];
+    job_t *jobs;
+    size_t n, next;
+    int active, enc;
+} mb_t;
+
+INL void mb_refill(mb_t *m, lane_t *l)
+{
+    while (m->next < m->n && m->jobs[m->next].status == 1) m->next++;
+    if (m->next < m->n) {
+        lane_load(l, &m->jobs[m->next++], m->enc);
+        m->active++;
+        if (m->next + NL < m->n && m->jobs[m->next + NL].status != 1) job_prefetch(&m->jobs[m->next + NL]);
+    }
+}
+
+INL void mb_init(mb_t *m, job_t *jobs, size_t n, int enc, __m128i *x)
+{
+    m->jobs = jobs;
+    m->n = n;
+    m->next = 0;
+    m->active = 0;
+    m->enc = enc;
+#pragma GCC unroll 4
+    for (int q = 0; q < NL; q++) {
+        m->lanes[q].job = NULL;
+        m->lanes[q].rk = dummy_rk;
+        x[q] = _mm_setzero_si128();
+        mb_refill(m, &m->lanes[q]);
+    }
+}
+
+/* before the AES rounds of a step: MAC input block and counter block per lane */
+INL void mb_in(mb_t *m, __m128i *x, __m128i *c, const u8 **k)
 {
     const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
-    lane_t lanes[8];
-    __m128i x[8], c[8];
-    size_t next = 0;
-    int active = 0;
-#pragma GCC unroll 8
+#pragma GCC unroll 4
     for (int q = 0; q < NL; q++) {
-        lanes[q].job = NULL;
-        lanes[q].rk = dummy_rk;
-        x[q] = _mm_setzero_si128();
-        while (next < n && jobs[next].status == 1) next++;
-        if (next < n) {
-            lane_load(&lanes[q], &jobs[next++], enc);
-            active++;
+        lane_t *l = &m->lanes[q];
+        k[q] = l->rk;
+        c[q] = _mm_setzero_si128();
+        if (l->job) {
+            x[q] = _mm_xor_si128(x[q], lane_fetch(l));
+            c[q] = lane_ctr_in(l, bs, one);
         }
     }
-    while (active) {
-        const u8 *k[8];
-#pragma GCC unroll 8
-        for (int q = 0; q < NL; q++) {
-            lane_t *l = &lanes[q];
-            k[q] = l->rk;
-            c[q] = _mm_setzero_si128();
-            if (l->job) {
-                x[q] = _mm_xor_si128(x[q], lane_fetch(l));
-                c[q] = lane_ctr_in(l, bs, one);
-            }
+}
+
+/* after the AES rounds: use the keystream, finish and refill lanes */
+INL void mb_post(mb_t *m, __m128i *x, const __m128i *c)
+{
+#pragma GCC unroll 4
+    for (int q = 0; q < NL; q++) {
+        lane_t *l = &m->lanes[q];
+        if (!l->job) continue;
+        lane_ctr_out(l, c[q], m->enc);
+        if (--l->mac_left == 0) {
+            lane_finish(l, x[q], m->enc);
+            m->active--;
+            x[q] = _mm_setzero_si128();
+            mb_refill(m, l);
         }
-#pragma GCC unroll 8
+    }
+}
+
+/* AES-NI on xmm registers: 8 independent blocks per step. */
+static TGT void ccm_many_xmm(job_t *jobs, size_t n, int enc)
+{
+    mb_t m;
+    __m128i x[NL], c[NL];
+    const u8 *k[NL];
+    mb_init(&m, jobs, n, enc, x);
+    while (m.active) {
+        mb_in(&m, x, c, k);
+#pragma GCC unroll 4
         for (int q = 0; q < NL; q++) {
             __m128i r = RK(k[q], 0);
             x[q] = _mm_xor_si128(x[q], r);
@@ -677,46 +724,68 @@ INL void ccm_many_impl(job_t *jobs, size_t n, int enc, const int NL)
         }
 #pragma GCC unroll 9
         for (int i = 1; i < 10; i++) {
-#pragma GCC unroll 8
+#pragma GCC unroll 4
             for (int q = 0; q < NL; q++) {
                 __m128i r = RK(k[q], i);
                 x[q] = _mm_aesenc_si128(x[q], r);
                 c[q] = _mm_aesenc_si128(c[q], r);
             }
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 4
         for (int q = 0; q < NL; q++) {
             __m128i r = RK(k[q], 10);
             x[q] = _mm_aesenclast_si128(x[q], r);
             c[q] = _mm_aesenclast_si128(c[q], r);
         }
-#pragma GCC unroll 8
-        for (int q = 0; q < NL; q++) {
-            lane_t *l = &lanes[q];
-            if (!l->job) continue;
-            lane_ctr_out(l, c[q], enc);
-            if (--l->mac_left == 0) {
-                lane_finish(l, x[q], enc);
-                active--;
-                x[q] = _mm_setzero_si128();
-                while (next < n && jobs[next].status == 1) next++;
-                if (next < n) {
-                    lane_load(l, &jobs[next++], enc);
-                    active++;
-                    if (next + NL < n && jobs[next + NL].status != 1) job_prefetch(&jobs[next + NL]);
-                }
-            }
-        }
+        mb_post(&m, x, c);
     }
+}
+
+/* VAES on ymm registers: a lane's MAC block and CTR block share the lane's key, so
+ * they travel together in one 256-bit register (half the AES instructions). */
+#define TGT_VAES __attribute__((target("aes,sse4.1,avx,avx2,vaes")))
+static TGT_VAES void ccm_many_ymm(job_t *jobs, size_t n, int enc)
+{
+    mb_t m;
+    __m128i x[NL], c[NL];
+    const u8 *k[NL];
+    mb_init(&m, jobs, n, enc, x);
+    while (m.active) {
+        mb_in(&m, x, c, k);
+        __m256i v[NL];
+#pragma GCC unroll 4
+        for (int q = 0; q < NL; q++)
+            v[q] = _mm256_xor_si256(_mm256_set_m128i(c[q], x[q]), _mm256_broadcastsi128_si256(RK(k[q], 0)));
+#pragma GCC unroll 9
+        for (int i = 1; i < 10; i++) {
+#pragma GCC unroll 4
+            for (int q = 0; q < NL; q++)
+                v[q] = _mm256_aesenc_epi128(v[q], _mm256_broadcastsi128_si256(RK(k[q], i)));
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < NL; q++) {
+            v[q] = _mm256_aesenclast_epi128(v[q], _mm256_broadcastsi128_si256(RK(k[q], 10)));
+            x[q] = _mm256_castsi256_si128(v[q]);
+            c[q] = _mm256_extracti128_si256(v[q], 1);
+        }
+        mb_post(&m, x, c);
+    }
+    _mm256_zeroupper();
 }
 
 /* 4 lanes: 8 AES blocks in flight per step fill the AES unit while every MAC chain
  * waits on its own latency.  Measured no faster here: 5, 6 or 8 lanes, an AVX-512
  * build with 32 registers, and per-step descriptor windows without data-dependent
- * branches. */
-static TGT void ccm_many(job_t *jobs, size_t n, int enc)
+ * branches.  VAES (ymm) measured 20-30 % faster than xmm AES-NI and is picked at
+ * import when the CPU has it (OSGP_CCM_KERNEL=xmm forces the xmm kernel). */
+static int use_vaes = 0;
+
+static void ccm_many(job_t *jobs, size_t n, int enc)
 {
-    ccm_many_impl(jobs, n, enc, 4);
+    if (use_vaes)
+        ccm_many_ymm(jobs, n, enc);
+    else
+        ccm_many_xmm(jobs, n, enc);
 }
 
 #endif /* CCM_HAVE_X86 */
@@ -1289,6 +1358,11 @@ PyMODINIT_FUNC PyInit__ccm(void)
         Py_DECREF(em);
         if (!EncodeError) return NULL;
     }
+    {
+        const char *kern = getenv("OSGP_CCM_KERNEL");
+        use_vaes = !(kern && strcmp(kern, "xmm") == 0) && __builtin_cpu_supports("avx2") &&
+                   __builtin_cpu_supports("vaes");
+    }
     PyObject *errmod = PyImport_ImportModule("osgp._ccm_errors");
     if (!errmod) return NULL;
     PyObject *it = PyObject_GetAttrString(errmod, "InvalidTag");
@@ -1302,6 +1376,7 @@ PyMODINIT_FUNC PyInit__ccm(void)
     if (PyModule_AddObjectRef(m, "Key", (PyObject *)kt) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "InvalidTag", it) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "HAVE_AESNI", Py_True) < 0) goto fail;
+    if (PyModule_AddStringConstant(m, "KERNEL", use_vaes ? "vaes-ymm" : "aesni-xmm") < 0) goto fail;
     Py_XDECREF((PyObject *)KeyType);
     KeyType = kt;
     Py_XDECREF(InvalidTag);

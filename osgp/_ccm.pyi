@@ -6,6 +6,7 @@ from ._ccm_errors import InvalidTag as InvalidTag
 _Buffer = bytes | bytearray | memoryview
 
 HAVE_AESNI: bool
+KERNEL: str  # batch kernel in use: "vaes-ymm" or "aesni-xmm"
 
 @final
 class Key:

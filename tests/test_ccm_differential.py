@@ -410,3 +410,41 @@ def test_into_variants_and_zeroing_on_failure(impl) -> None:  # type: ignore[no-
         k.decrypt_into(nonce, ref, aad, bytearray(len(pt) + 1))
     with pytest.raises(TypeError):
         k.decrypt_into(nonce, ref, aad, bytes(len(pt)))  # read-only
+
+
+_KERNEL_CHECK = """
+import random
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from osgp import _ccm
+rnd = random.Random(17)
+frames, want = [], []
+for i in range(700):
+    key, tl = rnd.randbytes(16), rnd.choice(range(4, 17, 2))
+    nonce = rnd.randbytes(rnd.randint(7, 13))
+    pt, aad = rnd.randbytes(rnd.choice([0, 3, 16, 64, rnd.randint(0, 700)])), rnd.randbytes(rnd.randint(0, 40))
+    ct = AESCCM(key, tl).encrypt(nonce, pt, aad or None)
+    assert _ccm.encrypt_batch([(_ccm.Key(key, tl), nonce, pt, aad)]) == [ct]
+    if i % 5 == 0:
+        ct = bytes([ct[0] ^ 1]) + ct[1:]
+        pt = None
+    frames.append((_ccm.Key(key, tl), nonce, ct, aad))
+    want.append(pt)
+assert _ccm.decrypt_batch(frames) == want
+print(_ccm.KERNEL)
+"""
+
+
+@pytest.mark.parametrize("kernel", ["xmm", "default"])
+def test_batch_kernels(kernel: str) -> None:
+    """Both batch kernels (VAES ymm where the CPU has it, AES-NI xmm) against cryptography."""
+    require(_ccm_c is not None, "built osgp._ccm extension")
+    env = {k: v for k, v in os.environ.items() if k not in ("OSGP_PURE_PYTHON", "OSGP_CCM_KERNEL")}
+    if kernel == "xmm":
+        env["OSGP_CCM_KERNEL"] = "xmm"
+    out = subprocess.run([sys.executable, "-c", _KERNEL_CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = out.stdout.strip()
+    if kernel == "xmm":
+        assert got == "aesni-xmm"
+    else:
+        assert got in ("vaes-ymm", "aesni-xmm") and got == _ccm_c.KERNEL
