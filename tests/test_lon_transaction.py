@@ -336,8 +336,10 @@ def test_multicast_member_acks_and_rem_msg_reminder() -> None:
         if i != 1:  # member 2's ack is lost
             ev_a += a.receive_frame(ack[0], 0.2)
     assert [e.member for e in ev_a] == [1, 3]  # type: ignore[union-attr]
-    assert a.handle_timer(0.5) == []
-    rem = decode_frame(a.frames_to_send(0.5)[0])
+    assert a.next_timer() == pytest.approx(0.7)  # the last ack (0.2) restarted the timer (DX)
+    assert a.handle_timer(0.5) == [] and a.frames_to_send(0.5) == []
+    assert a.handle_timer(0.7) == []
+    rem = decode_frame(a.frames_to_send(0.7)[0])
     assert rem.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\xaa"), m_list=b"\x0a")  # members 1, 3
     assert rem.l2.delta_backlog == 1  # one acknowledgement still outstanding
     # members 1 and 3 see their bit and stay quiet; member 2 re-acks its duplicate
@@ -358,13 +360,13 @@ def test_multicast_large_group_sends_reminder_then_message_and_reports_missing()
         m = node(3, 20 + mem, groups={9: mem})
         m.receive_frame(msg, 0.1)
         a.receive_frame(m.frames_to_send(0.1)[0], 0.1)
-    a.handle_timer(0.5)
-    pair = [decode_frame(f) for f in a.frames_to_send(0.5)]
+    a.handle_timer(0.6)  # 0.5 after the last ack
+    pair = [decode_frame(f) for f in a.frames_to_send(0.6)]
     assert [type(p.pdu) for p in pair] == [Tpdu, Tpdu]
     assert pair[0].pdu == Tpdu(TpduType.REMINDER, 1, None, m_list=bytes((0x01, 0x00, 0x02)))
     assert pair[1].pdu.type is TpduType.ACKD  # type: ignore[union-attr]
     assert all(p.l2.alt_path for p in pair)  # last retries go on the alternate path
-    ev = a.handle_timer(1.0)
+    ev = a.handle_timer(1.1)
     assert len(ev) == 1 and isinstance(ev[0], MessageFailed) and ev[0].tid == tid
     assert ev[0].missing == tuple(m for m in range(20) if m not in (0, 17))
 
@@ -609,8 +611,8 @@ def test_multicast_request_session_reminder() -> None:
     r0 = m0.frames_to_send(0.1)
     assert isinstance(a.receive_frame(r0[0], 0.2)[0], ResponseReceived)
     m1.frames_to_send(0.1)  # member 1's response is lost
-    a.handle_timer(0.5)
-    (rem,) = a.frames_to_send(0.5)
+    a.handle_timer(0.7)  # 0.5 after member 0's response
+    (rem,) = a.frames_to_send(0.7)
     remf = decode_frame(rem)
     assert remf.pdu == Spdu(SpduType.REM_MSG, 1, Apdu(0x11, b"\x05"), m_list=b"\x01")
     assert m0.receive_frame(rem, 0.6) == [] and m0.frames_to_send(0.6) == []

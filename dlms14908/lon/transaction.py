@@ -955,10 +955,12 @@ class LonTransactions:
             done = tx.answered >= tx.expected
         elif isinstance(d, BroadcastDest):
             done = len(tx.responders) >= d.max_responses
-            if not done:
-                tx.deadline = now + tx.tx_timer  # each answer restarts the transmit timer (DX)
         else:
             done = True
+        if not done:
+            # each new answer restarts the transmit timer (DX TPReceiveAck/SNReceiveResponse):
+            # members still answering on a slow channel are not pre-empted by a retry
+            tx.deadline = now + tx.tx_timer
         if done:
             ev.append(self._finish(tx, now, ok=True))
         return ev
