@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,3 +46,54 @@ def test_meter_sim_serves_cnip_and_reports_real_link_counters(tmp_path):
             p.stderr.close()
         if p.stdout:
             p.stdout.close()
+
+
+def _start_meter_sim(*args: str) -> tuple[subprocess.Popen[str], str]:
+    p = subprocess.Popen([sys.executable, "-m", "dlms14908.cli.meter_sim", *args, "--duration", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    assert p.stdout is not None
+    url = p.stdout.readline().strip()
+    if not url:
+        p.kill()
+        raise AssertionError(p.stderr.read() if p.stderr else "dlms-meter-sim did not start")
+    return p, url
+
+
+def _stop(p: subprocess.Popen[str]) -> str:
+    p.kill()
+    p.wait(timeout=10)
+    err = p.stderr.read() if p.stderr else ""
+    for f in (p.stdout, p.stderr):
+        if f:
+            f.close()
+    return err
+
+
+@pytest.mark.parametrize("how", [("--cnip", "127.0.0.1:0"), ("--port", "cnip://?bind=127.0.0.1:0")],
+                         ids=["cnip-option", "port-url"])
+def test_meter_sim_cnip_prints_a_connectable_url_and_serves_successive_head_ends(tmp_path, how):
+    """``--cnip 127.0.0.1:0`` prints ``cnip://127.0.0.1:PORT``; a second (third) dlms-cli
+    process, on a new ephemeral UDP port, is answered too (the meter answers the sender of the
+    latest packet, not the first head-end it ever heard)."""
+    p, url = _start_meter_sim(*how, "--meter", "2/7")
+    try:
+        assert url.startswith("cnip://127.0.0.1:") and int(url.rsplit(":", 1)[1]) > 0, url
+        env = _env()
+        env["DLMS14908_STATE_DIR"] = str(tmp_path)
+        values = []
+        for _ in range(3):
+            r = subprocess.run([sys.executable, "-m", "dlms14908.cli.main", "--port", url, "--meter", "2/7",
+                                "--timeout", "5", "--json", "read", "1-0:1.8.0.255"],
+                               capture_output=True, text=True, env=env, timeout=60)
+            assert r.returncode == 0, r.stderr
+            values.append(json.loads(r.stdout)["scaled"]["value"])
+        assert values == sorted(values)  # the same meter, energy never decreases
+    finally:
+        _stop(p)
+
+
+def test_meter_sim_help_tells_how_to_connect():
+    r = subprocess.run([sys.executable, "-m", "dlms14908.cli.meter_sim", "--help"], capture_output=True,
+                       text=True, env=_env(), timeout=60)
+    assert r.returncode == 0
+    assert "--cnip" in r.stdout and "dlms-cli --port cnip://127.0.0.1:" in r.stdout

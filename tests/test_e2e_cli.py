@@ -129,22 +129,38 @@ def _start_meter(kind: str, psk: str = "") -> tuple[subprocess.Popen[str], str]:
     return p, line
 
 
+def _start_meter_sim(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """The real ``dlms-meter-sim`` tool serving over CN/IP on loopback; returns its URL."""
+    p = subprocess.Popen([sys.executable, "-m", "dlms14908.cli.meter_sim", "--cnip", "127.0.0.1:0",
+                          "--duration", "60", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    url = p.stdout.readline().strip()
+    if not url:
+        p.kill()
+        raise AssertionError(p.stderr.read() if p.stderr else "dlms-meter-sim did not start")
+    return p, url
+
+
 @pytest.mark.parametrize("osgp", [False, True], ids=["plain", "osgp"])
 def test_cli_cnip_loopback(tmp_path: Path, osgp: bool) -> None:
-    proc, port = _start_meter("cnip", PSK if osgp else "")
+    keys = keyfile(tmp_path, True) if osgp else None
+    proc, url = _start_meter_sim("--meter", "2/7", *(["--keys", keys] if keys else []))
     try:
-        args = ["--port", f"cnip://127.0.0.1:{port}", "--meter", "2/7", "--json"]
-        if osgp:
-            args += ["--keys", keyfile(tmp_path, True)]
-        r = cli(*args, "read", "1-0:1.8.0.255")
-        assert r.returncode == 0, r.stderr
-        assert "1-0:1.8.0.255" in r.stdout
-        r = cli("--port", f"cnip://127.0.0.1:{port}", "--meter", "2/9", "--timeout", "2", "read", "1-0:1.8.0.255")
-        assert r.returncode not in (0, 70) and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert "Traceback" not in r.stderr
+        assert ("OSGP-AES-128-PSK" in proc.stderr.readline()) == osgp  # type: ignore[union-attr]
+        args = ["--port", url, "--meter", "2/7", "--json"] + (["--keys", keys] if keys else [])
+        for _ in range(2):  # successive head-end processes (new UDP ports) are all answered
+            r = cli(*args, "read", "1-0:1.8.0.255")
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["obis"] == "1-0:1.8.0.255"
+        r = cli("--port", url, "--meter", "2/9", "--timeout", "2", "read", "1-0:1.8.0.255")
+        assert r.returncode == 6, r.stderr  # Exit.TIMEOUT: no node 2/9 on this port
+        assert len(r.stderr.strip().splitlines()) == 1 and "2/9" in r.stderr and "Traceback" not in r.stderr
     finally:
         proc.kill()
         proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
 
 
 def test_cli_pty_transceiver(tmp_path: Path) -> None:

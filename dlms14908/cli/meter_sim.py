@@ -3,9 +3,14 @@
 Without ``--port`` it builds the meter and prints its objects with their current values.  With
 ``--port`` it serves the meter as a LonTalk node through the full stack (adaptation layer,
 optional OSGP-AES-128-PSK from the key file's ``[osgp]`` table, LonTalk transactions):
-``cnip://?bind=HOST:PORT`` (CN/IP over UDP), a serial URL (a real transceiver), or ``pty`` (a
-virtual U61 transceiver on a pseudo-terminal).  The URL to give ``dlms-cli --port`` is printed
-on stdout; classes 132/133 report the node's real LonTalk counters.
+``cnip://?bind=HOST:PORT`` or ``--cnip HOST:PORT`` (CN/IP over UDP; port 0 = any free port),
+a serial URL (a real transceiver), or ``pty`` (a virtual U61 transceiver on a
+pseudo-terminal).  The URL to give ``dlms-cli --port`` is printed on stdout (with the port
+actually bound); classes 132/133 report the node's real LonTalk counters.
+
+Over CN/IP the meter answers the sender of the latest data packet: every ``dlms-cli`` run
+binds a new ephemeral UDP port, and a meter that kept answering the first head-end it heard
+would leave every later run without an answer.
 """
 
 from __future__ import annotations
@@ -35,15 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description=(
-            "Simulated electricity meter (clock, energy registers advancing with time, "
-            "instantaneous values, 15-minute load profile, association LN, security setup, "
-            "disconnect control, image transfer, ISO/IEC 14908 classes 130-133, utility table). "
-            "Without --port it only prints the meter's objects; with --port it serves the meter "
-            "over CN/IP (cnip://?bind=127.0.0.1:1628), a serial transceiver URL, or a virtual "
-            "transceiver on a pseudo-terminal (pty), and prints the port URL for dlms-cli on "
-            "stdout. 'dlms-cli --port sim' needs no server: it simulates its own network."))
-    p.add_argument("--port", metavar="URL",
-                   help="serve on cnip://?bind=HOST:PORT, a serial URL, or 'pty'")
+            "A simulated DLMS/COSEM electricity meter: clock, energy registers advancing with\n"
+            "time, instantaneous values, 15-minute load profile, association LN, security setup,\n"
+            "disconnect control, image transfer, ISO/IEC 14908 classes 130-133, utility table.\n\n"
+            "Without --port/--cnip it prints the meter's objects and exits. With them it serves\n"
+            "the meter through the full IEC 62056-8-8 stack over CN/IP (UDP), a serial\n"
+            "transceiver URL, or a virtual U61 transceiver on a pseudo-terminal ('pty'), and\n"
+            "prints the --port URL for dlms-cli on stdout.\n"
+            "'dlms-cli --port sim' needs no server: it simulates its own network."),
+        epilog=(
+            "example:\n"
+            "  $ dlms-meter-sim --cnip 127.0.0.1:0 --meter 1/7\n"
+            "  cnip://127.0.0.1:40123            (stdout: the URL with the port bound)\n"
+            "  $ dlms-cli --port cnip://127.0.0.1:40123 --meter 1/7 read 1-0:1.8.0.255\n"
+            "Any number of dlms-cli runs may follow one another against the same meter; the\n"
+            "meter answers the latest sender. --keys FILE provisions [dlms] (lls_password,\n"
+            "ek/ak) and [osgp] (psk) exactly as dlms-cli reads them."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--port", metavar="URL",
+                       help="serve on cnip://?bind=HOST:PORT, a serial URL, or 'pty'")
+    where.add_argument("--cnip", metavar="HOST:PORT",
+                       help="serve over CN/IP (UDP) bound to HOST:PORT (port 0 = any free port); "
+                            "the same as --port cnip://?bind=HOST:PORT")
     p.add_argument("--meter", default="1/7", metavar="SUBNET/NODE",
                    help="the meter's LonTalk address when serving (default 1/7)")
     p.add_argument("--duration", type=float, metavar="S",
@@ -57,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cnip:
+        args.port = f"cnip://?bind={args.cnip.strip()}"
 
     def go() -> int:
         from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator, SimClock
@@ -109,6 +130,8 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
     from ..aio_link import OsgpKeys, serve_meter
     from ..profile import SAP_MANAGEMENT
     from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator
+    from ..errors import LocalProtocolError
+    from ..transport.link import LinkError
     from .common import PortError
     from .ports import parse_meter
 
@@ -131,7 +154,7 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
 
     psk = OsgpKeys.from_keyfile(kf).psk_for(nid)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     closers = []
     if args.port.strip().lower() == "pty":
         url, node, closers = await _serve_pty(route, addr.subnet, addr.node, nid, psk)
@@ -139,12 +162,19 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         try:
             svc = await serve_meter(args.port.strip(), route, subnet=addr.subnet, node=addr.node,
                                     neuron_id=nid, psk=psk)
-        except OSError as exc:
+        except (OSError, OverflowError, LinkError, LocalProtocolError) as exc:
             raise PortError(f"cannot serve on {args.port}: {exc}") from None
         node = svc.node
         closers.append(svc.close)
+        _answer_latest_sender(svc.driver.link)
         local = svc.local_address
-        url = f"cnip://{local[0]}:{local[1]}" if local is not None else args.port
+        url = args.port
+        if local is not None:
+            host = local[0]
+            if host in ("0.0.0.0", "::", ""):
+                err.print(f"{PROG}: listening on all interfaces, UDP port {local[1]}", markup=False)
+                host = "127.0.0.1"
+            url = f"cnip://{host}:{local[1]}"
     sim.set_counter_providers(lambda: node.link_counters()["class132"],
                               lambda: node.link_counters()["class133"])
     err.print(f"{PROG}: serving meter {addr} (Neuron ID {nid.hex().upper()}, system title "
@@ -161,6 +191,30 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         for close in closers:
             await close()
     return 0
+
+
+def _answer_latest_sender(link: object) -> None:
+    """Make a CN/IP link that was opened without a peer answer the sender of the latest valid
+    data packet (it otherwise stays bound to the first head-end it ever heard: a second
+    ``dlms-cli`` process, on another ephemeral port, would never be answered)."""
+    from ..errors import DecodeError
+    from ..lon.cnip import CnipPacketType, decode_packet
+    from ..transport.udp import CnipLink
+
+    if not isinstance(link, CnipLink) or link.peer is not None:
+        return
+    inner = link._on_datagram  # noqa: SLF001 - CnipLink has no option for this (yet)
+
+    def on_datagram(data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        try:
+            pkt = decode_packet(data)
+        except DecodeError:
+            pkt = None
+        if pkt is not None and pkt.packet_type == CnipPacketType.DATA and pkt.protocol == 0 and pkt.payload:
+            link.peer = (addr[0], addr[1])
+        inner(data, addr)
+
+    link._on_datagram = on_datagram  # type: ignore[method-assign]  # noqa: SLF001
 
 
 def _offset_clock(start: float) -> Callable[[], float]:
