@@ -40,7 +40,9 @@ def test_cli_sim_through_two_repeaters(tmp_path: Path, osgp: bool) -> None:
     r = cli("--port", "sim", "--meter", "4/1", "--via", "2/10,3/10", "--keys", keyfile(tmp_path, osgp),
             "--json", "read", "1-0:1.8.0.255")
     assert r.returncode == 0, r.stderr
-    assert "simulated" in r.stderr and "repeater-2/10" in r.stderr and "via repeater-2/10, repeater-3/10" in r.stderr
+    assert "simulated" in r.stderr and "repeater at 2/10" in r.stderr and "repeater at 3/10" in r.stderr
+    assert "meter at 4/1 (Neuron ID 045E00000401), via 2/10 -> 3/10" in r.stderr
+    assert "head-end head-end" not in r.stderr
     assert ("OSGP-AES-128-PSK" in r.stderr) == osgp
     doc = _value(r.stdout)
     assert "1-0:1.8.0.255" in json.dumps(doc)

@@ -158,11 +158,30 @@ class CliSimNetwork:
         m.simulator = sim
         return m
 
+    def describe(self) -> list[str]:
+        """One line for the channel and head-end, one per repeater and meter."""
+        net = self.net
+        cfg = net.channel.config
+        hc = net.head.config
+        lines = [f"simulated power-line channel: {cfg.bit_rate:.0f} bit/s, {cfg.loss:.0%} frame loss, "
+                 f"virtual time; head-end at {hc.subnet}/{hc.node}"]
+        for r in net.repeaters.values():
+            lines.append(f"repeater at {r.config.subnet}/{r.config.node} (Annex E proxy)")
+        for m in net.meters.values():
+            hops = [f"{net.repeaters[h].config.subnet}/{net.repeaters[h].config.node}" if h in net.repeaters
+                    else h for h in m.via]
+            extra = [f"via {' -> '.join(hops)}"] if hops else []
+            if m.psk:
+                extra.append("OSGP-AES-128-PSK")
+            tail = f", {', '.join(extra)}" if extra else ""
+            lines.append(f"meter at {m.address[0]}/{m.address[1]} (Neuron ID {m.neuron_id.hex().upper()}){tail}")
+        return lines
+
     def announce(self) -> None:
-        lines = self.net.describe().splitlines()
-        new = [ln for ln in lines if ln not in self._announced]
+        """Print the lines of :meth:`describe` not printed yet on stderr."""
+        new = [ln for ln in self.describe() if ln not in self._announced]
         for ln in new:
-            print(f"dlms-cli: sim: {ln.strip()}", file=sys.stderr)
+            print(f"dlms-cli: sim: {ln}", file=sys.stderr)
         self._announced.update(new)
 
 
