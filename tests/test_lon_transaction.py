@@ -886,3 +886,23 @@ def test_last_two_transmissions_use_the_alternate_path(retries: int, alts: list[
     r.request(NodeDest(2, 5), b"\x10", service=Service.UNACKD_RPT, now=0.0)
     r.handle_timer(0.5)
     assert [decode_frame(f).l2.alt_path for f in r.frames_to_send(0.5)] == [False, False]  # never for repeats
+
+
+def test_group_retry_without_any_answer_is_rem_msg_with_empty_m_list() -> None:
+    """DX XmitTimerExpiration: ackCount 0 -> M_List length 0, REM/MSG; EX setMap likewise."""
+    a = node(1, 1, retries=1, tx_timer=0.5)
+    m = node(2, 60, groups={8: 1})
+    tid = a.request(GroupDest(8, 2), b"\x10\x33", now=0.0)
+    (first,) = a.frames_to_send(0.0)
+    assert decode_frame(first).pdu == Tpdu(TpduType.ACKD, 1, Apdu(0x10, b"\x33"))  # lost
+    a.handle_timer(0.5)
+    (retry,) = a.frames_to_send(0.5)
+    rf = decode_frame(retry)
+    assert rf.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\x33"), m_list=b"")
+    assert retry[-6:-2] == bytes.fromhex("51001033")  # REM/MSG tn1, M_List length 0, APDU
+    assert rf.l2.delta_backlog == 2 and rf.l2.alt_path
+    (ev,) = m.receive_frame(retry, 0.6)  # a member that missed the first copy takes it as new
+    assert isinstance(ev, MessageReceived) and ev.apdu == Apdu(0x10, b"\x33")
+    (ack,) = m.frames_to_send(0.6)
+    assert [type(e) for e in a.receive_frame(ack, 0.6)] == [AckReceived]
+    assert a.handle_timer(1.1) == [MessageFailed(tid, Service.ACKD, "retries exhausted", 2, (0,))]

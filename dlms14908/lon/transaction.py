@@ -9,9 +9,9 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
 * ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times; the last
   ``alt_path_retries`` retries set the L2 alt_path bit (the PL secondary carrier); ACKs,
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
-  messages collect member acks/responses (address format 2b); a retry after some members
-  answered is a REM/MSG whose M_List marks them (LSB-first bitmap) when the list fits in
-  2 bytes, otherwise a REMINDER followed by the message.  A broadcast completes on its
+  messages collect member acks/responses (address format 2b); every retry is a REM/MSG whose
+  M_List marks the members that answered (LSB-first bitmap, empty when none has) when the
+  list fits in 2 bytes, otherwise a REMINDER followed by the message.  A broadcast completes on its
   first answer, or collects up to ``BroadcastDest.max_responses`` answers until the
   transmit timer runs out (Query ID to many nodes).  delta_backlog: 1 for unicast,
   the outstanding acks/responses for groups, 15 for broadcast, 0 for REMINDER/ACK/AuthPDU.
@@ -655,8 +655,10 @@ class LonTransactions:
         return encode_frame(frame)
 
     def _retransmit(self, tx: _Tx, now: float, alt: bool) -> None:
-        if isinstance(tx.dest, GroupDest) and tx.answered:
-            ml = m_list_encode(tx.answered)
+        if isinstance(tx.dest, GroupDest):
+            # every group retry carries the M_List, empty while nobody has answered (DX
+            # XmitTimerExpiration ``length = 0``; EX ``LtAckMap::setMap``)
+            ml = m_list_encode(tx.answered) if tx.answered else b""
             if len(ml) <= 2:
                 self._send(self._message_frame(tx, first=False, alt=alt, m_list=ml), now)
                 return
