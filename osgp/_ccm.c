@@ -202,12 +202,14 @@ INL __m128i load_partial(const u8 *p, size_t n)
 
 /* ---- CMAC ------------------------------------------------------------------ */
 
+/* CBC-MAC chain with the next block folded into the last round key:
+ * aesenclast(s, rk10) ^ m ^ rk0 == aesenclast(s, rk10 ^ m ^ rk0), so the chain is
+ * 10 AES rounds per block with no XOR in between (the XORs run off the chain). */
 static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
 {
-    __m128i x = _mm_setzero_si128(), last;
+    const u8 *rk = k->rk;
+    __m128i last;
     size_t full = n ? (n - 1) / 16 : 0; /* blocks before the last one */
-    for (size_t i = 0; i < full; i++)
-        x = aes_enc(k->rk, _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)(m + 16 * i))));
     size_t rem = n - 16 * full;
     if (n && rem == 16) {
         last = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(m + 16 * full)),
@@ -220,7 +222,25 @@ static TGT void cmac_raw(const KeyObject *k, const u8 *m, size_t n, u8 *out)
         last = _mm_xor_si128(_mm_or_si128(load_partial(m + 16 * full, rem), pad),
                              _mm_load_si128((const __m128i *)k->k2));
     }
-    x = aes_enc(k->rk, _mm_xor_si128(x, last));
+    const __m128i r0 = RK(rk, 0), r10 = RK(rk, 10), r0r10 = _mm_xor_si128(r0, r10);
+    __m128i x = _mm_xor_si128(full ? _mm_loadu_si128((const __m128i *)m) : last, r0);
+    for (size_t i = 0; i <= full; i++) {
+        x = _mm_aesenc_si128(x, RK(rk, 1));
+        x = _mm_aesenc_si128(x, RK(rk, 2));
+        x = _mm_aesenc_si128(x, RK(rk, 3));
+        x = _mm_aesenc_si128(x, RK(rk, 4));
+        x = _mm_aesenc_si128(x, RK(rk, 5));
+        x = _mm_aesenc_si128(x, RK(rk, 6));
+        x = _mm_aesenc_si128(x, RK(rk, 7));
+        x = _mm_aesenc_si128(x, RK(rk, 8));
+        x = _mm_aesenc_si128(x, RK(rk, 9));
+        if (i < full) {
+            __m128i nxt = i + 1 < full ? _mm_loadu_si128((const __m128i *)(m + 16 * (i + 1))) : last;
+            x = _mm_aesenclast_si128(x, _mm_xor_si128(nxt, r0r10));
+        } else {
+            x = _mm_aesenclast_si128(x, r10);
+        }
+    }
     _mm_storeu_si128((__m128i *)out, x);
 }
 
@@ -377,52 +397,92 @@ INL int tag_mismatch(__m128i t, const u8 *tag, int M)
 
 /* enc: out = C || T (len + M bytes).  dec: in = C, tag = received tag, out = P.
  * Returns 0 on success, -1 on tag mismatch (out zeroed). */
+#define ROUNDS_1_9(rk, v)                                     \
+    do {                                                      \
+        for (int _i = 1; _i < 10; _i++) v = _mm_aesenc_si128(v, RK(rk, _i)); \
+    } while (0)
+
+/* Single message.  The CBC-MAC chain (latency-bound) runs with each next block
+ * folded into the previous block's last round key (see cmac_raw); the keystream is
+ * computed two blocks ahead in the same rounds, so on decrypt the next plaintext
+ * block is known before the chain needs it.
+ * enc: out = C || T (len + M bytes).  dec: in = C, tag = received tag, out = P.
+ * Returns 0 on success, -1 on tag mismatch (out zeroed). */
 INL int ccm_one_impl(const KeyObject *k, const u8 *nonce, int nlen, const u8 *aad, size_t alen,
-                       const u8 *in, size_t len, u8 *out, const u8 *tag, int enc)
+                     const u8 *in, size_t len, u8 *out, const u8 *tag, int enc)
 {
     const u8 *rk = k->rk;
     int M = k->tag_len;
     const __m128i bs = bswap_mask(), one = _mm_set_epi64x(0, 1);
-    __m128i x, s0;
-    __m128i ctr = ccm_b0(nonce, nlen, alen, len, M, &x);
-    s0 = _mm_shuffle_epi8(ctr, bs);
-    AES2(rk, x, s0);
+    const __m128i r0 = RK(rk, 0), r10 = RK(rk, 10), r0r10 = _mm_xor_si128(r0, r10);
+    __m128i b0;
+    __m128i ctr = ccm_b0(nonce, nlen, alen, len, M, &b0); /* byte-swapped A0 */
+    /* B0's rounds together with S0 = E(A0), ks1 = E(A1), ks2 = E(A2) */
+    __m128i x = _mm_xor_si128(b0, r0);
+    __m128i s0 = _mm_xor_si128(_mm_shuffle_epi8(ctr, bs), r0);
+    ctr = _mm_add_epi64(ctr, one);
+    __m128i ksa = _mm_xor_si128(_mm_shuffle_epi8(ctr, bs), r0);
+    ctr = _mm_add_epi64(ctr, one);
+    __m128i ksb = _mm_xor_si128(_mm_shuffle_epi8(ctr, bs), r0);
+    for (int i = 1; i < 10; i++) {
+        __m128i r = RK(rk, i);
+        x = _mm_aesenc_si128(x, r);
+        s0 = _mm_aesenc_si128(s0, r);
+        ksa = _mm_aesenc_si128(ksa, r);
+        ksb = _mm_aesenc_si128(ksb, r);
+    }
+    s0 = _mm_aesenclast_si128(s0, r10);
+    ksa = _mm_aesenclast_si128(ksa, r10);
+    ksb = _mm_aesenclast_si128(ksb, r10);
+    /* x: the current block after rounds 1..9; "fold(b)" finishes it and starts b */
+#define FOLD(b) x = _mm_aesenclast_si128(x, _mm_xor_si128((b), r0r10))
     if (alen) {
         size_t used;
-        x = aes_enc(rk, _mm_xor_si128(x, ccm_aad_head(aad, alen, &used)));
+        FOLD(ccm_aad_head(aad, alen, &used));
+        ROUNDS_1_9(rk, x);
         const u8 *a = aad + used;
         size_t rem = alen - used;
-        for (; rem >= 16; rem -= 16, a += 16)
-            x = aes_enc(rk, _mm_xor_si128(x, _mm_loadu_si128((const __m128i *)a)));
-        if (rem) x = aes_enc(rk, _mm_xor_si128(x, load_partial(a, rem)));
+        for (; rem >= 16; rem -= 16, a += 16) {
+            FOLD(_mm_loadu_si128((const __m128i *)a));
+            ROUNDS_1_9(rk, x);
+        }
+        if (rem) {
+            FOLD(load_partial(a, rem));
+            ROUNDS_1_9(rk, x);
+        }
     }
-    /* payload: MAC chain of block i and keystream of block i+1 in the same rounds */
-    ctr = _mm_add_epi64(ctr, one);
-    __m128i ks = _mm_shuffle_epi8(ctr, bs);
-    if (len) ks = aes_enc(rk, ks);
-    size_t off = 0;
-    for (; len - off >= 16; off += 16) {
-        __m128i c = _mm_loadu_si128((const __m128i *)(in + off));
-        __m128i o = _mm_xor_si128(c, ks);
-        _mm_storeu_si128((__m128i *)(out + off), o);
-        x = _mm_xor_si128(x, enc ? c : o);
-        ctr = _mm_add_epi64(ctr, one);
-        ks = _mm_shuffle_epi8(ctr, bs);
-        AES2(rk, x, ks);
-    }
-    if (len - off) {
+    const __m128i idx = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (size_t off = 0; off < len; off += 16) {
         size_t r = len - off;
-        _Alignas(16) u8 t[16];
-        __m128i c = load_partial(in + off, r);
-        __m128i o = _mm_xor_si128(c, ks);
-        _mm_store_si128((__m128i *)t, o);
-        copy16(out + off, t, r);
-        if (!enc) /* plaintext tail, zero padded: mask off the keystream beyond r */
-            c = _mm_and_si128(o, _mm_cmpgt_epi8(_mm_set1_epi8((char)r),
-                                                _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
-        x = aes_enc(rk, _mm_xor_si128(x, c));
-        wipe(t, sizeof t);
+        __m128i c, o, p;
+        if (r >= 16) {
+            c = _mm_loadu_si128((const __m128i *)(in + off));
+            o = _mm_xor_si128(c, ksa);
+            _mm_storeu_si128((__m128i *)(out + off), o);
+            p = enc ? c : o;
+        } else {
+            _Alignas(16) u8 t[16];
+            c = load_partial(in + off, r);
+            o = _mm_xor_si128(c, ksa);
+            _mm_store_si128((__m128i *)t, o);
+            copy16(out + off, t, r);
+            wipe(t, sizeof t);
+            p = enc ? c : _mm_and_si128(o, _mm_cmpgt_epi8(_mm_set1_epi8((char)r), idx));
+        }
+        FOLD(p);
+        /* this block's rounds, and the keystream two blocks ahead */
+        ctr = _mm_add_epi64(ctr, one);
+        __m128i kn = _mm_xor_si128(_mm_shuffle_epi8(ctr, bs), r0);
+        for (int i = 1; i < 10; i++) {
+            __m128i rr = RK(rk, i);
+            x = _mm_aesenc_si128(x, rr);
+            kn = _mm_aesenc_si128(kn, rr);
+        }
+        ksa = ksb;
+        ksb = _mm_aesenclast_si128(kn, r10);
     }
+#undef FOLD
+    x = _mm_aesenclast_si128(x, r10);
     __m128i tv = _mm_xor_si128(x, s0);
     if (enc) {
         _Alignas(16) u8 T[16];
