@@ -288,3 +288,34 @@ def test_serial_url_options_are_validated() -> None:
             await open_port("cnip://127.0.0.1:notaport")
 
     run(main())
+
+
+def test_async_broadcast_query_id_collects_every_meter() -> None:
+    """One broadcast Query ID over the simulated channel returns the answers of all meters
+    (BroadcastDest.max_responses), each once, in one Outcome."""
+    from dlms14908.lon.transaction import BroadcastDest
+
+    async def main() -> None:
+        sim = AsyncPlChannel(ChannelConfig(seed=3), time_scale=0.02)
+        head = AsyncLonNode(await open_port("sim://head", channel=sim), LonConfig(1, 1, domain=b"\x42", tx_timer=0.3))
+        meters = [AsyncLonNode(await open_port(f"sim://m{i}", channel=sim), LonConfig(2, 10 + i, domain=b"\x42"))
+                  for i in range(4)]
+
+        async def serve(n: AsyncLonNode) -> None:
+            while True:
+                m = await n.receive()
+                if m.handle is not None:
+                    n.respond(m.handle, bytes((0x21, n.lon.config.node)))
+
+        tasks = [asyncio.create_task(serve(n)) for n in meters]
+        try:
+            out = await head.send(BroadcastDest(max_responses=10), b"\x61\x00", service=Service.REQUEST)
+            assert sorted(r.apdu.data[0] for r in out.responses) == [10, 11, 12, 13]  # type: ignore[union-attr]
+            assert out.completed.transmissions == 1
+        finally:
+            for t in tasks:
+                t.cancel()
+            for n in (head, *meters):
+                await n.close()
+
+    run(main())
