@@ -269,8 +269,10 @@ def test_random_bytes_only_decode_error(data: bytes) -> None:
         pass
     else:
         assert msg.encode() == data
-    for req in (0x61, 0x51, 0x6A, 0x67, 0x60):
+    for req in range(0x50, 0x80):  # every NM/ND request code
         try:
-            decode_response(req, data)
+            resp = decode_response(req, data)
         except DecodeError:
             pass
+        else:
+            assert resp.encode() == data
