@@ -6,21 +6,25 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
 * :meth:`LonTransactions.request` queues a message and returns a local transaction id
   (``tid``).  One transaction per priority is on the wire at a time (LonTalk keeps one
   transmit record per priority); each gets the next 4-bit transaction number of its priority.
-* ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times; the last
-  ``alt_path_retries`` retries set the L2 alt_path bit (the PL secondary carrier); ACKs,
+* ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times (numbers
+  1..15, 0 never reused); the last ``alt_path_retries`` transmissions (the first one too if
+  there are fewer retries) set the L2 alt_path bit (the PL secondary carrier); ACKs,
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
-  messages collect member acks/responses (address format 2b); every retry is a REM/MSG whose
-  M_List marks the members that answered (LSB-first bitmap, empty when none has) when the
-  list fits in 2 bytes, otherwise a REMINDER followed by the message.  A broadcast completes on its
-  first answer, or collects up to ``BroadcastDest.max_responses`` answers until the
-  transmit timer runs out (Query ID to many nodes).  delta_backlog: 1 for unicast,
-  the outstanding acks/responses for groups, 15 for broadcast, 0 for REMINDER/ACK/AuthPDU.
+  messages collect member acks/responses (address format 2b); every retry is a REM/MSG
+  whose M_List marks the members that answered (LSB-first bitmap, empty when none has)
+  when the list fits in 2 bytes, otherwise a REMINDER followed by the message.  A
+  broadcast completes on its first answer, or collects up to
+  ``BroadcastDest.max_responses`` answers until the transmit timer runs out (Query ID to
+  many nodes).  Every new group/broadcast answer restarts the transmit timer.
+  delta_backlog: 1 for unicast, the outstanding acks/responses for groups, 15 for
+  broadcast, 0 for REMINDER/ACK/AuthPDU.
 * UNACKD_RPT: sent ``1 + repeats`` times, ``repeat_timer`` apart; delta_backlog is the
   number of repeats left on the first copy, 0 on the repeats.  UNACKD: a bare APDU.
 * Every message ends in exactly one :class:`MessageCompleted` or :class:`MessageFailed`.
-* Receive records (source, priority, group) hold the last transaction number and APDU for
-  ``receive_timer`` seconds: a duplicate (same number and APDU) is not delivered again, but
-  its ACK or stored RESPONSE is re-sent; reminders re-ack when our member bit is clear.
+* Receive records (source, priority, group) hold the transaction number and APDU of the
+  newest ``records_per_source`` transactions for ``receive_timer`` seconds: a duplicate
+  (same number and APDU) is not delivered again, but its ACK or stored RESPONSE is re-sent;
+  reminders re-ack when our member bit is clear.
 * Authentication: a message with the auth bit set is held, a CHALLENGE (8 random bytes) is
   returned; the sender answers with :func:`auth_transform` of the challenge, the APDU and
   its 48-bit key (OMA: 96-bit key, the OMA destination address prefixed).  Only a matching
