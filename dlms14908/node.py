@@ -111,12 +111,18 @@ def _index_for(ms: float) -> tuple[int, bool]:
     return len(LONG_TIMERS_MS) - 1, True
 
 
+# L2 header 1 + NPDU header 1 + source 2 + Neuron ID destination 7 + 1-byte domain + SPDU
+# header 1 + CRC 2 around the largest APDU
+_MAX_LPDU = P.AL_LON_MAX_APDU + 15
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """Transaction timers derived from the channel: ``frame_time`` is the airtime of the
-    largest frame the adaptation layer produces (a 200-byte protected segment)."""
+    largest frame the adaptation layer produces (an ``AL_LON_MAX_APDU`` APDU in an LPDU
+    addressed by Neuron ID: :data:`_MAX_LPDU`)."""
 
-    frame_time: float = airtime(260)
+    frame_time: float = airtime(_MAX_LPDU)
     margin: float = 0.2
     retries: int = 3
     repeater_retries: int = 3
@@ -125,7 +131,7 @@ class Timing:
     def for_bit_rate(cls, bit_rate: float = A_BAND_BPS, **kw: float) -> Timing:
         from .transport.channel import ChannelConfig
 
-        return cls(frame_time=airtime(260, ChannelConfig(bit_rate=bit_rate)), **kw)  # type: ignore[arg-type]
+        return cls(frame_time=airtime(_MAX_LPDU, ChannelConfig(bit_rate=bit_rate)), **kw)  # type: ignore[arg-type]
 
     @property
     def direct_timer(self) -> float:
@@ -272,8 +278,12 @@ class LonNode:
         return self.lon.frames_to_send(now)
 
     def next_timer(self) -> float | None:
-        ts = [t for t in (self.lon.next_timer(), self.server.next_timer() if self.server else None) if t is not None]
-        return min(ts) if ts else None
+        t = self.lon.next_timer()
+        if self.server is not None:
+            st = self.server.next_timer()
+            if st is not None and (t is None or st < t):
+                t = st
+        return t
 
     def handle_timer(self, now: float) -> list[LonEvent | NodeEvent]:
         out = self._handle(self.lon.handle_timer(now), now)

@@ -52,9 +52,19 @@ SAP_PUBLIC_CLIENT = 0x10
 SAP_MANAGEMENT_CLIENT = 0x01
 """Management client (our default for LLS/HLS associations) [D]."""
 
+AL_LON_MAX_APDU = 255
+"""Largest LonTalk APDU (message code + data) one frame may carry: lon-stack-dx
+``MAX_DATA_SIZE`` (reference ``osgp-62056-8-8.md`` §1.2) [C].  Every adaptation frame,
+proxy wrapping included, stays within it."""
 AL_MAX_SEGMENT_DEFAULT = 200
-"""Default payload bytes per segment: fits a LonTalk APDU with the adaptation header
-and the secured-container overhead (KeyID 1 + SeqNo 4 + tag 8)."""
+"""Default payload bytes per request segment (head-end -> meter): code 1 + header 4 (with
+counter) + secured-container overhead 13 (KeyID 1 + SeqNo 4 + tag 8) + 200 = 218 bytes,
+leaving 37 bytes of ``AL_LON_MAX_APDU`` for the Annex E proxy header (0x4D, ProxyHeader,
+hops, ProxyTxCtrl, SICB, target address) when the request goes through repeaters."""
+AL_MAX_RESPONSE_SEGMENT_DEFAULT = 236
+"""Default payload bytes per response segment (meter -> head-end).  A response comes back
+through a repeater chain behind only the 1-byte success completion code (0x4D), so
+0x4D 1 + code 1 + header 4 + secured-container overhead 13 + 236 = 255 = ``AL_LON_MAX_APDU``."""
 AL_MAX_APDU = 65535
 """Upper bound of a reassembled APDU; larger is refused (bounded memory)."""
 AL_MAX_REASSEMBLIES = 64

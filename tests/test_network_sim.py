@@ -138,3 +138,32 @@ def test_identical_unprotected_requests_never_get_a_stale_response() -> None:
     ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01)
     for k in range(1, 41):
         assert net.run_exchange(ep, net.route_to(m), b"\x01\x02") == k.to_bytes(2, "big") * 150
+
+
+@pytest.mark.parametrize("meter,via", [("d", None), ("m", None), ("m", ("r1",))])
+def test_every_frame_fits_the_lontalk_apdu_limit(meter: str, via: tuple[str, ...] | None) -> None:
+    """Protected maximum-size segments both ways, direct and through a 3-repeater chain: no
+    frame carries an APDU above lon-stack-dx MAX_DATA_SIZE (profile.AL_LON_MAX_APDU = 255),
+    and the largest response frame uses it fully (the 236-byte response segment)."""
+    from dlms14908.profile import AL_LON_MAX_APDU, AL_MAX_RESPONSE_SEGMENT_DEFAULT
+
+    psk = bytes(range(16))
+    net = SimNetwork(ChannelConfig(), seed=3)
+    for i, (sn, nd) in enumerate(((2, 10), (3, 10), (4, 10)), 1):
+        net.add_repeater(f"r{i}", sn, nd)
+    net.add_meter("m", 5, 1, echo, via=("r1", "r2", "r3"), psk=psk)
+    net.add_meter("d", 2, 1, echo, psk=psk)
+    sizes: list[tuple[str, int]] = []
+    net.frame_taps.append(lambda name, frame, t: sizes.append((name, len(decode_frame(frame).apdu.encode())))
+                          if decode_frame(frame).apdu is not None else None)
+    m = net.meters[meter]
+    ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01, psk=psk)
+    apdu = bytes(range(256)) * 4
+    assert net.run_exchange(ep, net.route_to(m, via), apdu) == b"\xAA" + apdu[::-1]
+    assert max(n for _, n in sizes) <= AL_LON_MAX_APDU
+    # the meter's full response segments: code + header(4) + KeyID/SeqNo/tag(13) + 236 bytes,
+    # one byte more (0x4D) once relayed by the agent
+    full = 1 + 4 + 13 + AL_MAX_RESPONSE_SEGMENT_DEFAULT
+    assert any(name == meter and n == full for name, n in sizes)
+    if m.via and via is None:
+        assert any(name == "r1" and n == full + 1 == AL_LON_MAX_APDU for name, n in sizes)

@@ -54,15 +54,15 @@ def drive(c: ClientEndpoint, s: ServerEndpoint, apdu: bytes, log: list[tuple[boo
 
 
 @pytest.mark.parametrize("osgp", [False, True])
-@pytest.mark.parametrize("size", [1, 200, 201, 450, 5000])
+@pytest.mark.parametrize("size", [1, 78, 79, 200, 201, 450, 5000])
 def test_exchange_shapes(osgp: bool, size: int) -> None:
     c, s = pair(osgp)
     apdu = bytes(i & 0xFF for i in range(size))
     log: list[tuple[bool, bytes, bytes | None]] = []
     assert drive(c, s, apdu, log) == handler(apdu)
     hs = 2 if osgp else 0
-    req_segs = -(-size // 200)
-    resp_segs = -(-3 * size // 200)
+    req_segs = -(-size // P.AL_MAX_SEGMENT_DEFAULT)  # 200
+    resp_segs = -(-3 * size // P.AL_MAX_RESPONSE_SEGMENT_DEFAULT)  # 236
     assert len(log) == hs + req_segs + resp_segs - 1
     msgs = log[hs:]
     # every request segment but the last goes unconfirmed (ACKD), the last as REQUEST

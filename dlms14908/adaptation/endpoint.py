@@ -392,7 +392,7 @@ class ServerEndpoint:
         channel: SecureChannel | None = None,
         dest: bytes = b"",
         require_protection: bool = True,
-        max_segment: int = P.AL_MAX_SEGMENT_DEFAULT,
+        max_segment: int = P.AL_MAX_RESPONSE_SEGMENT_DEFAULT,
         inactivity_timeout: int = 0,
         max_apdu: int = P.AL_MAX_APDU,
     ) -> None:
@@ -432,12 +432,16 @@ class ServerEndpoint:
 
     # -- timers -------------------------------------------------------------------------
     def next_timer(self) -> float | None:
-        ts = [t for t in (self.reassembler.next_timer(),) if t is not None]
+        t = self.reassembler.next_timer()
         if self._pending:
-            ts.append(min(o.deadline for o in self._pending.values()))
+            pt = min(o.deadline for o in self._pending.values())
+            if t is None or pt < t:
+                t = pt
         if self._inactivity and self.in_communication and self.last_rx is not None:
-            ts.append(self.last_rx + self._inactivity * 60.0)
-        return min(ts) if ts else None
+            it = self.last_rx + self._inactivity * 60.0
+            if t is None or it < t:
+                t = it
+        return t
 
     def handle_timer(self, now: float) -> None:
         before = self.reassembler.dropped_count

@@ -237,7 +237,9 @@ class Reassembler:
         return None
 
     def next_timer(self) -> float | None:
-        return min((p.deadline for p in self._partials.values()), default=None)
+        if not self._partials:
+            return None
+        return min(p.deadline for p in self._partials.values())
 
     def handle_timer(self, now: float) -> None:
         for key, p in list(self._partials.items()):
