@@ -156,8 +156,8 @@ def peek(b: bytes) -> LonHdr | None:
         r.ptype = None
         r.tn = None
         r.auth = 0
-        if pos >= n:
-            return None
+        if pos >= n or (b[pos] & 0x80 and n - pos < 2):
+            return None  # no APDU, or a network-variable APDU without its 2-byte selector
         r.apdu = pos
         return r
     if pos >= n:
@@ -187,7 +187,7 @@ def peek(b: bytes) -> LonHdr | None:
             return None  # ACK / REMINDER carry nothing more: let the reference decoder judge
         r.apdu = -1
     else:
-        if pos >= n:
+        if pos >= n or (b[pos] & 0x80 and n - pos < 2):
             return None
         r.apdu = pos
     return r
