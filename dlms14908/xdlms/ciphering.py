@@ -152,6 +152,8 @@ class CipheringKind(str, Enum):
         return self in (CipheringKind.GENERAL_GLOBAL, CipheringKind.GENERAL_DEDICATED)
 
 
+_GLO_TAGS: dict[int, int] = dict(GLOBAL_CIPHERED_TAGS)
+
 # ciphered tag -> (kind, plain tag or None)
 _TAG_INFO: dict[int, tuple[CipheringKind, int | None]] = {
     **{c: (CipheringKind.GLOBAL, p) for p, c in GLOBAL_CIPHERED_TAGS.items()},
@@ -362,7 +364,7 @@ def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeade
     ``data`` is the APDU's bytes or a decoded APDU object with ``to_bytes()``.
     Raises :class:`DecodeError` (naming the field) on anything malformed,
     including an unsupported security suite or the compression bit."""
-    buf = _as_bytes(data)
+    buf = data if type(data) is bytes else _as_bytes(data)
     if not buf:
         raise DecodeError("empty input", field="apdu tag", offset=0)
     tag = buf[0]
@@ -372,7 +374,7 @@ def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeade
     kind, service = info
     pos = 1
     system_title = None
-    if kind.general:
+    if service is None:  # general-glo / general-ded: the system title is in the APDU
         n, pos = _decode_length(buf, pos, "system title")
         if n != SYSTEM_TITLE_LENGTH:
             raise DecodeError(
@@ -382,7 +384,11 @@ def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeade
             raise DecodeError("truncated", field="system title", offset=pos)
         system_title = buf[pos : pos + n]
         pos += n
-    n, pos = _decode_length(buf, pos, "ciphered content")
+    if pos < len(buf) and buf[pos] < 0x80:  # short length form
+        n = buf[pos]
+        pos += 1
+    else:
+        n, pos = _decode_length(buf, pos, "ciphered content")
     if pos + n != len(buf):
         raise DecodeError(
             f"length {n} does not match the {len(buf) - pos} bytes present",
@@ -394,7 +400,8 @@ def parse_protected(data: bytes | bytearray | memoryview | Any) -> SecurityHeade
             "shorter than SC + invocation counter", field="security header", offset=pos
         )
     sc = buf[pos]
-    _check_sc(sc, offset=pos)
+    if sc & (SC_COMPRESSION | SC_SUITE_MASK):
+        _check_sc(sc, offset=pos)
     (ic,) = struct.unpack_from(">I", buf, pos + 1)
     pos += 5
     rest = buf[pos:]
@@ -481,8 +488,9 @@ def _seal(gcm: AESGCM, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
 
 
 def _open(gcm: AESGCM, ak: bytes, iv: bytes, h: SecurityHeader) -> bytes:
-    scb = bytes((h.security_control,))
-    if h.authenticated and h.encrypted:
+    sc = h.security_control
+    scb = bytes((sc,))
+    if sc & SC_AUTHENTICATION and sc & SC_ENCRYPTION:
         assert h.auth_tag is not None
         # GCM with a 12-byte tag, on the cached key schedule: counter mode gives the
         # candidate plaintext P; encrypting P again yields exactly the ciphertext we got and
@@ -511,6 +519,14 @@ def _system_title(value: object, name: str = "system_title") -> bytes:
     if len(b) != SYSTEM_TITLE_LENGTH:
         raise EncodeError(f"must be {SYSTEM_TITLE_LENGTH} bytes, got {len(b)}", field=name)
     return b
+
+
+_U32 = struct.Struct(">I")
+# every SC byte _check_local_sc accepts: suite 0, no compression, authentication and/or
+# encryption, with or without the broadcast-key bit
+_VALID_LOCAL_SC = frozenset(
+    b | sc for b in (0, SC_BROADCAST) for sc in (SC_AUTHENTICATION, SC_ENCRYPTION, SC_AUTHENTICATION | SC_ENCRYPTION)
+)
 
 
 def _check_local_sc(sc: int) -> None:
@@ -545,30 +561,34 @@ def protect(
     is 0x10, 0x20 or 0x30, optionally with the broadcast-key bit 0x40.
     Raises :class:`EncodeError` for bad arguments and :class:`SecurityError`
     when the key the SC selects is not configured."""
-    plain = bytes(plain_apdu)
+    plain = plain_apdu if type(plain_apdu) is bytes else bytes(plain_apdu)
     if not plain:
         raise EncodeError("empty APDU", field="plain_apdu")
-    k = _kind(kind)
-    st = _system_title(system_title)
+    k = kind if type(kind) is CipheringKind else _kind(kind)
+    st = (system_title if type(system_title) is bytes and len(system_title) == SYSTEM_TITLE_LENGTH
+          else _system_title(system_title))
     if not isinstance(invocation_counter, int) or not 0 <= invocation_counter <= 0xFFFFFFFF:
         raise EncodeError("must be 0..2**32-1", field="invocation_counter")
-    _check_local_sc(security_control)
-    if k.dedicated and security_control & SC_BROADCAST:
-        raise EncodeError("broadcast key bit set on dedicated ciphering", field="security_control")
-    tag = ciphered_tag(plain[0], k)
-    try:
-        key = keys.encryption_key(k, security_control)
-    except SecurityError as exc:
-        raise LocalProtocolError(str(exc)) from None
-    content = (
-        bytes((security_control,))
-        + struct.pack(">I", invocation_counter)
-        + _seal(keys._aead(key), keys.ak, _iv(st, invocation_counter), security_control, plain)
-    )
+    if type(security_control) is not int or security_control not in _VALID_LOCAL_SC:
+        _check_local_sc(security_control)
+    tag = _GLO_TAGS.get(plain[0]) if k is CipheringKind.GLOBAL else None
+    if tag is not None and not security_control & SC_BROADCAST:
+        key = keys.ek  # the common case: glo-ciphering under the global unicast key
+    else:
+        if k.dedicated and security_control & SC_BROADCAST:
+            raise EncodeError("broadcast key bit set on dedicated ciphering", field="security_control")
+        tag = ciphered_tag(plain[0], k)
+        try:
+            key = keys.encryption_key(k, security_control)
+        except SecurityError as exc:
+            raise LocalProtocolError(str(exc)) from None
+    ic = _U32.pack(invocation_counter)
+    body = _seal(keys._aead(key), keys.ak, st + ic, security_control, plain)
+    n = 5 + len(body)  # SC || IC || body
     head = bytes((tag,))
-    if k.general:
+    if tag >= GENERAL_GLO_CIPHERING:  # general-glo / general-ded carry the system title
         head += _encode_length(SYSTEM_TITLE_LENGTH) + st
-    return head + _encode_length(len(content)) + content
+    return b"".join((head, bytes((n,)) if n < 0x80 else _encode_length(n), bytes((security_control,)), ic, body))
 
 
 def decipher(
@@ -602,12 +622,14 @@ def decipher(
         raise SecurityError(
             f"security control 0x{h.security_control:02X} lacks required protection 0x{missing:02X}"
         )
-    if h.kind.general:
+    if h.service_tag is None:  # general-glo / general-ded: the title is in the APDU
         assert h.system_title is not None
         if system_title is not None and bytes(system_title) != h.system_title:
             st_stats.policy_rejections += 1
             raise SecurityError("system title in the APDU differs from the expected sender")
         st = h.system_title
+    elif type(system_title) is bytes and len(system_title) == SYSTEM_TITLE_LENGTH:
+        st = system_title
     else:
         if system_title is None:
             raise LocalProtocolError(f"{h.kind.value}-ciphering needs the sender's system title")
@@ -618,13 +640,16 @@ def decipher(
         except ReplayError:
             st_stats.replays += 1
             raise
+    if h.kind is CipheringKind.GLOBAL and not h.security_control & SC_BROADCAST:
+        key = keys.ek
+    else:
+        try:
+            key = keys.encryption_key(h.kind, h.security_control)
+        except SecurityError:
+            st_stats.policy_rejections += 1
+            raise
     try:
-        key = keys.encryption_key(h.kind, h.security_control)
-    except SecurityError:
-        st_stats.policy_rejections += 1
-        raise
-    try:
-        plain = _open(keys._aead(key), keys.ak, _iv(st, h.invocation_counter), h)
+        plain = _open(keys._aead(key), keys.ak, st + _U32.pack(h.invocation_counter), h)
     except AuthenticationFailed:
         st_stats.authentication_failures += 1
         raise
