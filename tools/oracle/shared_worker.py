@@ -154,6 +154,8 @@ def serve(handlers: dict[str, Callable[[dict[str, Any]], Any]]) -> None:
                 break
             if op == "ping":
                 reply = {"id": req.get("id"), "ok": True, "result": "pong"}
+            elif op == "modules":  # lets the harness check no project code leaked in
+                reply = {"id": req.get("id"), "ok": True, "result": sorted(sys.modules)}
             else:
                 handler = handlers.get(str(op))
                 if handler is None:
