@@ -911,7 +911,7 @@ class Analyzer:
         rec.xdlms_text += txt
 
     def _value(self, rec: FrameRecord, attr: Any, value: Any) -> str:
-
+        """Record one attribute value (typed by its class when the request is known)."""
         if isinstance(value, DataAccessResult):
             return f" = {value.name}"
         entry: dict[str, Any] = {"data": axdr.to_jsonable(value)} if self.detail else {}
@@ -919,20 +919,29 @@ class Analyzer:
         if attr is not None:
             ln = str(attr.instance_id)
             rec.add_obis(ln)
+            typed = value
+            if type(value) not in _PLAIN_SCALARS:  # scalars are never retyped: skip the lookup
+                try:
+                    typed = decode_attribute(attr.class_id, attr.attribute_id, value)
+                except (DlmsError, ValueError, TypeError, KeyError):
+                    typed = value
             if self.detail:
                 entry.update(class_id=attr.class_id, obis=ln, name=attr.instance_id.name,
                              attribute=attr.attribute_id)
-                try:
-
-                    typed = decode_attribute(attr.class_id, attr.attribute_id, value)
-                    if typed is not value:
-                        entry["typed"] = _typed_jsonable(typed)
-                except (DlmsError, ValueError, TypeError, KeyError):
-                    pass
+                if typed is not value:
+                    entry["typed"] = _typed_jsonable(typed)
+            if typed is not value:
+                text = _short(typed)
             text = f"{text} ({ln})"
         if self.detail:
             rec.values = (rec.values or []) + [entry]
         return f" = {text}"
+
+
+_PLAIN_SCALARS = frozenset({
+    axdr.DoubleLongUnsigned, axdr.DoubleLong, axdr.LongUnsigned, axdr.Long, axdr.Unsigned, axdr.Integer,
+    axdr.Long64, axdr.Long64Unsigned, axdr.Float32, axdr.Float64, bool, type(None),
+})
 
 
 def _short(value: Any) -> str:
