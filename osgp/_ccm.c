@@ -1165,14 +1165,10 @@ static PyObject *Key_decrypt(PyObject *self, PyObject *const *args, Py_ssize_t n
     return key_crypt(self, args, nargs, kwnames, 0);
 }
 
-static PyObject *Key_cmac(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *Key_cmac(PyObject *self, PyObject *arg)
 {
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "cmac() takes exactly one argument");
-        return NULL;
-    }
     arg_t a;
-    if (get_buf(args[0], &a, "data") < 0) return NULL;
+    if (get_buf(arg, &a, "data") < 0) return NULL;
     PyObject *res = PyBytes_FromStringAndSize(NULL, 16);
     if (res) {
 #if CCM_HAVE_X86
@@ -1221,7 +1217,7 @@ static PyMethodDef Key_methods[] = {
      "encrypt_into(nonce, data, associated_data, buf) -> bytes written; buf is exactly len(data) + tag"},
     {"decrypt_into", (PyCFunction)(void (*)(void))Key_decrypt_into, METH_FASTCALL | METH_KEYWORDS,
      "decrypt_into(nonce, data, associated_data, buf) -> bytes written; raises InvalidTag and zeroes buf"},
-    {"cmac", (PyCFunction)(void (*)(void))Key_cmac, METH_FASTCALL, "cmac(data) -> 16-byte AES-CMAC"},
+    {"cmac", Key_cmac, METH_O, "cmac(data) -> 16-byte AES-CMAC"},
     {"cmac_verify", (PyCFunction)(void (*)(void))Key_cmac_verify, METH_FASTCALL,
      "cmac_verify(data, tag) -> bool (constant time; tag 4..16 bytes, truncated CMAC)"},
     {NULL, NULL, 0, NULL},
