@@ -34,7 +34,7 @@ from ..obis import Obis
 from ..profile import SAP_MANAGEMENT_CLIENT, SAP_PUBLIC_CLIENT
 from ..xdlms.ciphering import CipheringKind
 from .common import KeyFileError, run_guarded
-from .ports import SIM_NOTICE, MeterAddress, open_link, parse_meter, parse_via
+from .ports import SIM_NOTICE, MeterAddress, is_sim, open_link, parse_meter, parse_via
 
 __all__ = ["main", "build_parser", "parse_value", "DEFAULT_CLIENT_SYSTEM_TITLE"]
 
@@ -290,7 +290,7 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
         return ClientSettings.public()
     dl = kf.dlms if kf is not None else None
     if dl is None:
-        if args.port.strip().lower() == "sim":
+        if is_sim(args.port):
             from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD
             _note("no --keys: using the simulator's lab secrets")
             if args.auth == "lls":
@@ -368,7 +368,7 @@ def _note(text: str) -> None:
 
 def _session(args: argparse.Namespace, body: Callable[[Client], Coroutine[Any, Any, int]]) -> int:
     kf = load_keyfile(args.keys) if getattr(args, "keys", None) else None
-    if args.port.strip().lower() == "sim":
+    if is_sim(args.port):
         _note(SIM_NOTICE)
     settings = _settings(args, kf)
     sap = SAP_PUBLIC_CLIENT if args.client == "public" else SAP_MANAGEMENT_CLIENT

@@ -5,7 +5,10 @@ a meter address, a repeater chain, keys and a capture file turn into an
 Every port runs the full IEC 62056-8-8 stack (adaptation layer → optional
 OSGP-AES-128-PSK → LonTalk transactions → transport):
 
-* ``sim`` — the built-in simulated power-line network (3.6 kbit/s A-band, virtual time):
+* ``sim`` or ``sim://?loss=0.1&seed=7&down=2/11`` — the built-in simulated power-line
+  network (3.6 kbit/s A-band, virtual time; ``loss``: frame loss probability, ``seed``:
+  the channel's random seed, ``down``: comma-separated subnet/node addresses of nodes that
+  are switched off, to see a meter or repeater fail):
   a :class:`~dlms14908.simnet.SimNetwork` whose meters are :class:`~dlms14908.sim.MeterSimulator`
   instances created on demand per address (classes 132/133 report their node's real
   LonTalk counters); ``--via`` repeaters are created on demand too and really run the
@@ -35,7 +38,8 @@ from ..link import ApduLink
 from ..profile import SAP_MANAGEMENT, SAP_PUBLIC_CLIENT
 from .common import PortError
 
-__all__ = ["MeterAddress", "parse_meter", "parse_via", "open_link", "sim_network", "SIM_NOTICE"]
+__all__ = ["MeterAddress", "parse_meter", "parse_via", "open_link", "sim_network", "SIM_NOTICE", "is_sim",
+           "parse_sim_url"]
 
 SIM_NOTICE = "using the built-in simulated meter network (--port sim)"
 
@@ -84,17 +88,49 @@ def parse_via(text: str) -> tuple[MeterAddress, ...]:
 _SIM: Any = None
 
 
+def is_sim(port_url: str) -> bool:
+    """True for the built-in simulated network: ``sim``, ``sim://`` or ``sim://?options``."""
+    u = port_url.strip().lower()
+    return u in ("sim", "sim:", "sim://") or u.startswith(("sim?", "sim://?"))
+
+
+def parse_sim_url(port_url: str) -> dict[str, Any]:
+    """The options of a ``sim`` URL: ``loss`` (0..1), ``seed`` (int), ``down`` (addresses).
+    PortError names a bad option."""
+    from urllib.parse import parse_qsl
+
+    _, _, query = port_url.strip().partition("?")
+    out: dict[str, Any] = {"loss": 0.0, "seed": 0, "down": ()}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        try:
+            if key == "loss":
+                out["loss"] = float(value)
+                if not 0.0 <= out["loss"] < 1.0:
+                    raise ValueError("must be within 0..1")
+            elif key == "seed":
+                out["seed"] = int(value)
+            elif key == "down":
+                out["down"] = out["down"] + parse_via(value)
+            else:
+                raise PortError(f"--port {port_url}: unknown sim option {key!r} (known: loss, seed, down)")
+        except ValueError as exc:
+            raise PortError(f"--port {port_url}: sim option {key}: {exc}") from None
+    return out
+
+
 class CliSimNetwork:
     """The process-wide ``--port sim`` network: a virtual-time power line with meters and
     repeaters created on demand (one :class:`~dlms14908.sim.MeterSimulator` per address)."""
 
-    def __init__(self, keys: KeyFile | None = None, *, seed: int = 0) -> None:
+    def __init__(self, keys: KeyFile | None = None, *, seed: int = 0, loss: float = 0.0,
+                 down: tuple[MeterAddress, ...] = ()) -> None:
         from ..aio_link import OsgpKeys
         from ..simnet import SimNetwork
         from ..transport.channel import ChannelConfig
 
         self.osgp = OsgpKeys.from_keyfile(keys)
-        self.net = SimNetwork(ChannelConfig(seed=seed), nnap_id=self.osgp.nnap_id, seed=seed)
+        self.net = SimNetwork(ChannelConfig(seed=seed, loss=loss), nnap_id=self.osgp.nnap_id, seed=seed)
+        self.down = {(a.subnet, a.node) for a in down if a.neuron_id is None}
         self._t0 = time.time()
         dl = keys.dlms if keys is not None else None
         self._password = dl.lls_password if dl is not None and dl.lls_password else None
@@ -115,7 +151,13 @@ class CliSimNetwork:
             raise PortError("--via: repeaters are given as subnet/node")
         name = f"repeater-{addr.subnet}/{addr.node}"
         self.net.add_repeater(name, addr.subnet, addr.node)
+        self._switch_off(name, (addr.subnet, addr.node))
         return name
+
+    def _switch_off(self, name: str, address: tuple[int | None, int | None]) -> None:
+        """A node listed in ``down`` stays on the channel but never receives or answers."""
+        if address in self.down:
+            self.net.nodes.pop(name, None)
 
     def meter(self, addr: MeterAddress, via: tuple[MeterAddress, ...] | None = None) -> Any:
         """The :class:`~dlms14908.simnet.SimMeter` at ``addr`` (created on first use)."""
@@ -156,6 +198,7 @@ class CliSimNetwork:
                                psk=self.osgp.psk_for(nid), via=chain)
         holder["node"] = m.node
         m.simulator = sim
+        self._switch_off(m.name, (subnet, node))
         return m
 
     def describe(self) -> list[str]:
@@ -166,13 +209,16 @@ class CliSimNetwork:
         lines = [f"simulated power-line channel: {cfg.bit_rate:.0f} bit/s, {cfg.loss:.0%} frame loss, "
                  f"virtual time; head-end at {hc.subnet}/{hc.node}"]
         for r in net.repeaters.values():
-            lines.append(f"repeater at {r.config.subnet}/{r.config.node} (Annex E proxy)")
+            off = ", switched off" if (r.config.subnet, r.config.node) in self.down else ""
+            lines.append(f"repeater at {r.config.subnet}/{r.config.node} (Annex E proxy){off}")
         for m in net.meters.values():
             hops = [f"{net.repeaters[h].config.subnet}/{net.repeaters[h].config.node}" if h in net.repeaters
                     else h for h in m.via]
             extra = [f"via {' -> '.join(hops)}"] if hops else []
             if m.psk:
                 extra.append("OSGP-AES-128-PSK")
+            if m.address in self.down:
+                extra.append("switched off")
             tail = f", {', '.join(extra)}" if extra else ""
             lines.append(f"meter at {m.address[0]}/{m.address[1]} (Neuron ID {m.neuron_id.hex().upper()}){tail}")
         return lines
@@ -185,11 +231,12 @@ class CliSimNetwork:
         self._announced.update(new)
 
 
-def sim_network(keys: KeyFile | None = None) -> CliSimNetwork:
-    """The process-wide simulated network (provisioned from the key file)."""
+def sim_network(keys: KeyFile | None = None, port_url: str = "sim") -> CliSimNetwork:
+    """The process-wide simulated network (provisioned from the key file, configured by the
+    ``sim`` URL's options on first use)."""
     global _SIM
     if _SIM is None:
-        _SIM = CliSimNetwork(keys)
+        _SIM = CliSimNetwork(keys, **parse_sim_url(port_url))
     return _SIM  # type: ignore[no-any-return]
 
 
@@ -262,8 +309,8 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
             writer = open_capture(capture)
         except OSError as exc:
             raise PortError(f"--capture {capture}: {exc}") from None
-    if port_url.strip().lower() in ("sim", "sim://"):
-        cli = sim_network(keys)
+    if is_sim(port_url):
+        cli = sim_network(keys, port_url)
         m = cli.meter(meter, via)
         cli.announce()
         net = cli.net
