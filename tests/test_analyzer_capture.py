@@ -371,3 +371,27 @@ def test_json_line_equals_jsonable(tmp_path: Path) -> None:
         recs, _ = _records(path, keys)
         for r in recs:
             assert json.loads(to_json_line(r)) == json.loads(json.dumps(to_jsonable(r)))
+
+
+def test_peer_errors_and_duplicate_answers(tmp_path: Path) -> None:
+    from dlms14908 import profile as Pr
+    from dlms14908.adaptation.pdu import AdaptationPdu, encode_pdu
+    from osgp.messages import AuthenticationFailure, SequenceError
+
+    def err(msg: bytes) -> bytes:
+        return bytes((Pr.AL_MSG_CODE,)) + encode_pdu(AdaptationPdu(Pr.AL_TYPE_ERROR, 1, 1, msg))
+
+    path = tmp_path / "e.pcap"
+    with open(path, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        req = G.lpdu((1, 1), (1, 10), 0, 3, bytes((Pr.AL_MSG_CODE,)) + bytes.fromhex("000101c001c100030100010800ff0200"))
+        w.write_frame(req, 1.0)
+        answer = G.lpdu((1, 10), (1, 1), 2, 3, err(SequenceError(key_id=0, expected_min_seq=77).encode()))
+        w.write_frame(answer, 1.1)
+        w.write_frame(answer, 1.2)  # answered twice, asked once
+        w.write_frame(G.lpdu((1, 10), (1, 1), 2, 4, err(AuthenticationFailure(key_id=2, seq=9).encode())), 1.3)
+    recs, late = _records(path, _keys())
+    kinds = [[f.kind for f in r.findings] for r in recs]
+    assert kinds == [[], ["sequence-error"], ["duplicate"], ["auth-failure"]]  # a copy is not re-judged
+    assert "77" in recs[1].findings[0].text and recs[0].xdlms_text.startswith("get-request-normal 3/1-0:1.8.0.255/2")
+    assert not late
