@@ -102,6 +102,9 @@ def test_extras_findings_segments_blocks_proxy(tmp_path: Path) -> None:
     assert bytes.fromhex(seg[0].values[0]["data"]["value"]) == bytes((i * 7) & 0xFF for i in range(450))
     blk = [r for r in recs if "complete" in r.xdlms_text]
     assert [x["value"] for x in blk[0].values[0]["data"]["value"]] == [1000 + j for j in range(30)]
+    # UpdateDomainKeys followed: the next request under the new unicast key decrypts
+    assert any("new unicast key id 1 followed" in r.osgp_text for r in recs)
+    assert by_no[n["rekeyed_read"]].osgp_text.startswith("OSGP k1 ") and by_no[n["rekeyed_read"]].osgp_text.endswith("ok")
     # nothing else went wrong
     expected = {"retry", "replay", "crc", "unanswered", "proxy-failure"}
     assert {k for k, _ in kinds} == expected

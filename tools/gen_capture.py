@@ -186,6 +186,25 @@ class Generator:
                 break
             msg = nxt[0]
 
+    def renew_key(self, m: _Meter) -> None:
+        """UpdateDomainKeys (flags 0: new unicast key) and its response, both protected."""
+        from osgp.channel import SendProtected
+
+        dest = DOMAIN + bytes(m.addr)
+        msg = next(e.data for e in m.nnap.renew_unicast_key(0.0) if isinstance(e, SendProtected))
+        down = AdaptationPdu(P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, b"", True)
+        hdr = header_bytes(down)
+        body = m.nnap.protect(msg, header=hdr, dest=dest, now=0.0)
+        tn = self.next_tn()
+        self.write(lpdu(HEAD_END, m.addr, 0, tn, bytes((P.AL_MSG_CODE,)) + hdr + body))
+        ev = m.lnap.receive_protected(body, header=hdr, dest=dest, now=0.0, management=True)
+        reply = next(e.data for e in ev if isinstance(e, SendProtected))
+        up = AdaptationPdu(P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT_CLIENT, P.SAP_MANAGEMENT, b"", True)
+        uhdr = header_bytes(up)
+        ubody = m.lnap.protect(reply, header=uhdr, dest=dest, now=0.0)
+        self.write(lpdu(m.addr, HEAD_END, 2, tn, bytes((P.AL_MSG_CODE,)) + uhdr + ubody))
+        m.nnap.receive_protected(ubody, header=uhdr, dest=dest, now=0.0, management=True)
+
     def _cipher(self, m: _Meter, apdu: bytes, *, up: bool) -> bytes:
         if not self.suite0:
             return apdu
@@ -295,6 +314,8 @@ def generate(out: BinaryIO, *, frames: int, route: str = "cnip", meters: int = 4
         bad[-1] ^= 0x55
         g.result.notes["crc"] = g.write(bytes(bad))
         g.result.notes["unanswered"] = g.read(m0, answer=False)[0]
+        g.renew_key(m0)
+        g.result.notes["rekeyed_read"] = g.read(m0)[0]
     k = 0
     while g.result.frames < frames - 1:
         g.read(g.meters[k % meters])
