@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools import gen_capture as G  # noqa: E402
+from tools import gen_capture as G
 
 CACHE = ROOT / ".cache" / "analyzer-bench"
 
@@ -64,8 +64,13 @@ def run(cmd: list[str]) -> dict[str, float]:
     wall = time.perf_counter() - t
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024, "exit": code,
-            "stderr": err.decode(errors="replace")[-300:]}
+    return {
+        "wall": wall,
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "rss_mb": ru.ru_maxrss / 1024,
+        "exit": code,
+        "stderr": err.decode(errors="replace")[-300:],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--meters", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--skip-tshark-json", action="store_true", help="tshark -T json takes long: skip it")
+    ap.add_argument(
+        "--skip-tshark-json", action="store_true", help="tshark -T json takes long: skip it"
+    )
     a = ap.parse_args(argv)
     tshark = shutil.which("tshark")
     big, keys = capture(a.frames, a.meters)
     small, _ = capture(max(1000, a.frames // 5), a.meters)
-    ours = [sys.executable, "-c", "import sys; from dlms14908.analyzer.cli import main; sys.exit(main())",
-            "capture"]
+    ours = [
+        sys.executable,
+        "-c",
+        "import sys; from dlms14908.analyzer.cli import main; sys.exit(main())",
+        "capture",
+    ]
     runs: dict[str, dict[str, float]] = {}
     plan = [
         ("ours summary", ours + [str(big), "--summary"]),
@@ -98,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         r["frames_per_s_wall"] = n / r["wall"]
         r["frames_per_s_cpu"] = n / r["cpu"] if r["cpu"] else 0.0
         runs[name] = r
-        print(f"{name:30s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
-              f"{r['frames_per_s_cpu']:9.0f} frames/s (cpu)  peak RSS {r['rss_mb']:6.1f} MB  exit {r['exit']}",
-              file=sys.stderr)
+        print(
+            f"{name:30s} wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  "
+            f"{r['frames_per_s_cpu']:9.0f} frames/s (cpu)  peak RSS {r['rss_mb']:6.1f} MB  exit {r['exit']}",
+            file=sys.stderr,
+        )
         if name.startswith("ours") and r["exit"] != 0:
             print(f"our analyzer reported findings or failed:\n{r['stderr']}", file=sys.stderr)
             return 2
@@ -116,13 +129,19 @@ def main(argv: list[str] | None = None) -> int:
         "json vs tshark -T json (wall)": ratio("ours json", "tshark -T json", "wall"),
         "json vs tshark -T json (cpu)": ratio("ours json", "tshark -T json", "cpu"),
         "json --keys vs tshark -T json (cpu)": ratio("ours json --keys", "tshark -T json", "cpu"),
-        "peak RSS growth, 5x frames": ratio("ours json --keys (1/5 size)", "ours json --keys", "rss_mb"),
+        "peak RSS growth, 5x frames": ratio(
+            "ours json --keys (1/5 size)", "ours json --keys", "rss_mb"
+        ),
     }
     for k, v in ratios.items():
         if v is not None:
             print(f"{k:40s} {v:6.2f}x", file=sys.stderr)
     if a.json:
-        print(json.dumps({"frames": a.frames, "meters": a.meters, "runs": runs, "ratios": ratios}, indent=2))
+        print(
+            json.dumps(
+                {"frames": a.frames, "meters": a.meters, "runs": runs, "ratios": ratios}, indent=2
+            )
+        )
     return 0
 
 

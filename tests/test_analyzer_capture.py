@@ -30,7 +30,7 @@ from dlms14908.pcap import LonCaptureWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tools import gen_capture as G  # noqa: E402
+from tools import gen_capture as G
 
 
 def _gen(tmp_path: Path, name: str = "g.pcap", **kw) -> tuple[Path, Path, G.GenResult]:
@@ -87,7 +87,9 @@ def test_extras_findings_segments_blocks_proxy(tmp_path: Path) -> None:
     path, _k, res = _gen(tmp_path, frames=60, meters=2, suite0=True, extras=True)
     recs, late = _records(path, _keys())
     by_no = {r.number: r for r in recs}
-    kinds = {(f.kind, f.frames[0]) for r in recs for f in r.findings} | {(f.kind, f.frames[0]) for f in late}
+    kinds = {(f.kind, f.frames[0]) for r in recs for f in r.findings} | {
+        (f.kind, f.frames[0]) for f in late
+    }
     n = res.notes
     assert ("retry", n["retry"]) in kinds
     assert ("replay", n["replay"]) in kinds
@@ -99,12 +101,16 @@ def test_extras_findings_segments_blocks_proxy(tmp_path: Path) -> None:
     # segmented response reassembled (through the pulls), block transfer followed
     seg = [r for r in recs if "reassembled" in r.al_text]
     assert len(seg) == 1 and seg[0].values[0]["data"]["type"] == "octet-string"
-    assert bytes.fromhex(seg[0].values[0]["data"]["value"]) == bytes((i * 7) & 0xFF for i in range(450))
+    assert bytes.fromhex(seg[0].values[0]["data"]["value"]) == bytes(
+        (i * 7) & 0xFF for i in range(450)
+    )
     blk = [r for r in recs if "complete" in r.xdlms_text]
     assert [x["value"] for x in blk[0].values[0]["data"]["value"]] == [1000 + j for j in range(30)]
     # UpdateDomainKeys followed: the next request under the new unicast key decrypts
     assert any("new unicast key id 1 followed" in r.osgp_text for r in recs)
-    assert by_no[n["rekeyed_read"]].osgp_text.startswith("OSGP k1 ") and by_no[n["rekeyed_read"]].osgp_text.endswith("ok")
+    assert by_no[n["rekeyed_read"]].osgp_text.startswith("OSGP k1 ") and by_no[
+        n["rekeyed_read"]
+    ].osgp_text.endswith("ok")
     # nothing else went wrong
     expected = {"retry", "replay", "crc", "unanswered", "proxy-failure"}
     assert {k for k, _ in kinds} == expected
@@ -113,14 +119,31 @@ def test_extras_findings_segments_blocks_proxy(tmp_path: Path) -> None:
 def test_sim_session_values_equal_simulator(tmp_path: Path) -> None:
     cap = tmp_path / "sim.pcap"
     keys = tmp_path / "k.toml"
-    keys.write_text('[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
-                    'system_title = "4D4D4D0000BC614E"\n[osgp]\npsk = "00112233445566778899AABBCCDDEEFF"\n')
+    keys.write_text(
+        '[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
+        'system_title = "4D4D4D0000BC614E"\n[osgp]\npsk = "00112233445566778899AABBCCDDEEFF"\n'
+    )
     keys.chmod(0o600)
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from dlms14908.cli.main import main; sys.exit(main())",
-         "--keys", str(keys), "--capture", str(cap), "--via", "1/3", "--client", "management",
-         "read", "1-0:1.8.0.255"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from dlms14908.cli.main import main; sys.exit(main())",
+            "--keys",
+            str(keys),
+            "--capture",
+            str(cap),
+            "--via",
+            "1/3",
+            "--client",
+            "management",
+            "read",
+            "1-0:1.8.0.255",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     shown = int(re.search(r"= (\d+) Wh", proc.stdout).group(1))
@@ -132,7 +155,9 @@ def test_sim_session_values_equal_simulator(tmp_path: Path) -> None:
     assert any(r.ltep_text.startswith("LTEP") for r in recs)
 
 
-def test_wrong_keys_give_findings_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_keys_give_findings_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, keys, _ = _gen(tmp_path, frames=30, meters=1)
     bad = tmp_path / "bad.toml"
     bad.write_text(G.KEYFILE.replace("00112233", "99112233"))
@@ -155,10 +180,17 @@ def test_session_keys_table(tmp_path: Path) -> None:
     # recompute K_uc from the generator's deterministic RANDs through the capture's handshake
     recs, _ = _records(path, _keys())
     hs = {r.osgp["message"]: r.osgp for r in recs[:4]}
-    pk = derive_session_keys(G.PSK, rand_c=bytes.fromhex(hs["ChallengeResponse"]["rand_c"]), id_c=G.meter_nid(0),
-                             rand_s=bytes.fromhex(hs["ChallengeRequest"]["rand_s"]), id_s=G.NNAP_ID).pk
-    text = (f'[osgp]\nnnap_id = "{G.NNAP_ID.hex()}"\n[osgp.sessions]\n'
-            f'"{G.meter_nid(0).hex()}" = {{ key_id = 0, key = "{pk.hex()}" }}\n')
+    pk = derive_session_keys(
+        G.PSK,
+        rand_c=bytes.fromhex(hs["ChallengeResponse"]["rand_c"]),
+        id_c=G.meter_nid(0),
+        rand_s=bytes.fromhex(hs["ChallengeRequest"]["rand_s"]),
+        id_s=G.NNAP_ID,
+    ).pk
+    text = (
+        f'[osgp]\nnnap_id = "{G.NNAP_ID.hex()}"\n[osgp.sessions]\n'
+        f'"{G.meter_nid(0).hex()}" = {{ key_id = 0, key = "{pk.hex()}" }}\n'
+    )
     # drop the handshake: only the protected reads remain
     cut = tmp_path / "cut.pcap"
     with open(cut, "wb") as f:
@@ -167,10 +199,14 @@ def test_session_keys_table(tmp_path: Path) -> None:
             w.write_frame(r.lpdu, r.time)
     recs2, late2 = _records(cut, _keys(text))
     assert all(not r.findings for r in recs2) and not late2
-    assert [v for _, v in _read_values(recs2)] == [G.expected_value(0, i) for i in range(res.reads[0])]
+    assert [v for _, v in _read_values(recs2)] == [
+        G.expected_value(0, i) for i in range(res.reads[0])
+    ]
 
 
-def test_truncated_garbage_and_random_never_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_garbage_and_random_never_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, keys, _ = _gen(tmp_path, frames=20, meters=1, route="upper-pdu")
     data = path.read_bytes()
     trunc = tmp_path / "t.pcap"
@@ -185,7 +221,10 @@ def test_truncated_garbage_and_random_never_crash(tmp_path: Path, capsys: pytest
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.binary(max_size=80), min_size=1, max_size=8), st.sampled_from(["upper-pdu", "cnip", "user0"]))
+@given(
+    st.lists(st.binary(max_size=80), min_size=1, max_size=8),
+    st.sampled_from(["upper-pdu", "cnip", "user0"]),
+)
 def test_random_records_only_findings(records: list[bytes], route: str) -> None:
     buf = io.BytesIO()
     w = LonCaptureWriter(buf, route)  # type: ignore[arg-type]
@@ -224,8 +263,18 @@ def test_mutated_frames_only_findings(tmp_path: Path) -> None:
 
 def test_filter_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, keys, res = _gen(tmp_path, frames=60, meters=2, extras=True)
-    rc = analyze_main(["capture", str(path), "--keys", str(keys), "--json", "--stats",
-                       "--filter", "obis=1-0:1.8.0.255 and node=1/11"])
+    rc = analyze_main(
+        [
+            "capture",
+            str(path),
+            "--keys",
+            str(keys),
+            "--json",
+            "--stats",
+            "--filter",
+            "obis=1-0:1.8.0.255 and node=1/11",
+        ]
+    )
     out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rc == 1  # the extras carry findings
     frames = [o for o in out if "number" in o]
@@ -242,13 +291,21 @@ def test_filter_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
             compile_filter(bad)
     f = compile_filter("not finding and (service=get-response or service=challenge)")
     recs, _ = _records(path, _keys())
-    assert sum(map(f, recs)) == sum(1 for r in recs if not r.findings and (
-        "get-response" in r.xdlms_text or "Challenge" in r.osgp_text))
+    assert sum(map(f, recs)) == sum(
+        1
+        for r in recs
+        if not r.findings and ("get-response" in r.xdlms_text or "Challenge" in r.osgp_text)
+    )
     # stats in text with a chart; tree output renders
     assert analyze_main(["capture", str(path), "--keys", str(keys), "-q", "--stats"]) == 1
     text = capsys.readouterr().out
     assert "█" in text and "retry" in text
-    assert analyze_main(["capture", str(path), "--keys", str(keys), "--tree", "--filter", "finding=crc"]) == 1
+    assert (
+        analyze_main(
+            ["capture", str(path), "--keys", str(keys), "--tree", "--filter", "finding=crc"]
+        )
+        == 1
+    )
     assert "CRC mismatch" in capsys.readouterr().out
 
 
@@ -264,29 +321,56 @@ def test_stats_counts(tmp_path: Path) -> None:
     assert sum(m["bytes"] for m in d["meters"].values()) == sum(len(r.lpdu) for r in recs)
 
 
-def test_write_decrypted_opens_in_tshark(tmp_path: Path, tshark: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_write_decrypted_opens_in_tshark(
+    tmp_path: Path, tshark: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, keys, res = _gen(tmp_path, frames=30, meters=1, suite0=True, route="cnip")
     out = tmp_path / "dec.pcap"
-    assert analyze_main(["capture", str(path), "--keys", str(keys), "-q", "--write-decrypted", str(out)]) == 0
+    assert (
+        analyze_main(
+            ["capture", str(path), "--keys", str(keys), "-q", "--write-decrypted", str(out)]
+        )
+        == 0
+    )
     capsys.readouterr()
     recs, _ = _records(out)  # no keys needed any more
     assert len(recs) == res.frames and all(r.crc_ok for r in recs)
     assert not any(r.al and r.al["protected"] for r in recs)
-    assert [v for _, v in _read_values(recs)] == [G.expected_value(0, i) for i in range(res.reads[0])]
-    p = subprocess.run([tshark, "-n", "-r", str(out), "-T", "fields", "-e", "frame.number", "-e", "lon.pdufmt",
-                        "-e", "data.data"], capture_output=True, text=True, timeout=60)
+    assert [v for _, v in _read_values(recs)] == [
+        G.expected_value(0, i) for i in range(res.reads[0])
+    ]
+    p = subprocess.run(
+        [
+            tshark,
+            "-n",
+            "-r",
+            str(out),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "lon.pdufmt",
+            "-e",
+            "data.data",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     rows = [line.split("\t") for line in p.stdout.splitlines()]
     assert len(rows) == res.frames and all(r[1] == "0x01" for r in rows)  # SPDU, as we wrote
     # tshark's data bytes (after the 0x3D code) hold our plaintext GET response, CRC last
     last = recs[-1]
-    assert rows[-1][2] == last.lpdu[last.hdr.apdu + 1:].hex()
+    assert rows[-1][2] == last.lpdu[last.hdr.apdu + 1 :].hex()
     assert "c401" in rows[-1][2]
 
 
 def test_pcapng_and_serial_log(tmp_path: Path) -> None:
     path, _k, res = _gen(tmp_path, frames=12, meters=1, route="upper-pdu")
     recs, _ = _records(path, _keys())
+
     # pcapng: SHB, IDB (LINKTYPE 252), one EPB per frame
     def block(t: int, body: bytes) -> bytes:
         body += b"\0" * (-len(body) % 4)
@@ -355,7 +439,12 @@ def test_legacy_omadigest_and_rc4(tmp_path: Path) -> None:
         w.write_frame(frame(ct[:-1] + bytes((ct[-1] ^ 1,))), 2.0)
     text = f'[legacy]\noma_key = "{key.hex()}"\ncodes = [0x3E]\n'
     recs, _ = _records(p, _keys(text))
-    assert recs[0].legacy == {"code": 0x3E, "verified": True, "encrypted": True, "plaintext": msg.hex()}
+    assert recs[0].legacy == {
+        "code": 0x3E,
+        "verified": True,
+        "encrypted": True,
+        "plaintext": msg.hex(),
+    }
     assert [f.kind for f in recs[1].findings] == ["bad-tag"]
     # digest-only mode
     p2 = tmp_path / "legacy2.pcap"
@@ -387,14 +476,31 @@ def test_peer_errors_and_duplicate_answers(tmp_path: Path) -> None:
     path = tmp_path / "e.pcap"
     with open(path, "wb") as f:
         w = LonCaptureWriter(f, "upper-pdu")
-        req = G.lpdu((1, 1), (1, 10), 0, 3, bytes((Pr.AL_MSG_CODE,)) + bytes.fromhex("000101c001c100030100010800ff0200"))
+        req = G.lpdu(
+            (1, 1),
+            (1, 10),
+            0,
+            3,
+            bytes((Pr.AL_MSG_CODE,)) + bytes.fromhex("000101c001c100030100010800ff0200"),
+        )
         w.write_frame(req, 1.0)
-        answer = G.lpdu((1, 10), (1, 1), 2, 3, err(SequenceError(key_id=0, expected_min_seq=77).encode()))
+        answer = G.lpdu(
+            (1, 10), (1, 1), 2, 3, err(SequenceError(key_id=0, expected_min_seq=77).encode())
+        )
         w.write_frame(answer, 1.1)
         w.write_frame(answer, 1.2)  # answered twice, asked once
-        w.write_frame(G.lpdu((1, 10), (1, 1), 2, 4, err(AuthenticationFailure(key_id=2, seq=9).encode())), 1.3)
+        w.write_frame(
+            G.lpdu((1, 10), (1, 1), 2, 4, err(AuthenticationFailure(key_id=2, seq=9).encode())), 1.3
+        )
     recs, late = _records(path, _keys())
     kinds = [[f.kind for f in r.findings] for r in recs]
-    assert kinds == [[], ["sequence-error"], ["duplicate"], ["auth-failure"]]  # a copy is not re-judged
-    assert "77" in recs[1].findings[0].text and recs[0].xdlms_text.startswith("get-request-normal 3/1-0:1.8.0.255/2")
+    assert kinds == [
+        [],
+        ["sequence-error"],
+        ["duplicate"],
+        ["auth-failure"],
+    ]  # a copy is not re-judged
+    assert "77" in recs[1].findings[0].text and recs[0].xdlms_text.startswith(
+        "get-request-normal 3/1-0:1.8.0.255/2"
+    )
     assert not late

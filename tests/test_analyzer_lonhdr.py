@@ -13,8 +13,20 @@ from hypothesis import strategies as st
 from dlms14908.analyzer.lonhdr import peek
 from dlms14908.errors import DecodeError
 from dlms14908.lon.frame import (
-    Apdu, BroadcastAddress, Frame, GroupAckAddress, GroupAddress, NeuronIdAddress, NvApdu, Spdu, SpduType,
-    SubnetNodeAddress, Tpdu, TpduType, decode_frame, encode_frame,
+    Apdu,
+    BroadcastAddress,
+    Frame,
+    GroupAckAddress,
+    GroupAddress,
+    NeuronIdAddress,
+    NvApdu,
+    Spdu,
+    SpduType,
+    SubnetNodeAddress,
+    Tpdu,
+    TpduType,
+    decode_frame,
+    encode_frame,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +43,13 @@ def _same(body: bytes) -> None:
     assert h.domain == f.domain
     assert bool(h.priority) == f.l2.priority and bool(h.alt_path) == f.l2.alt_path
     assert h.backlog == f.l2.delta_backlog
-    kind = {BroadcastAddress: "bcast", GroupAddress: "group", SubnetNodeAddress: "sn",
-            GroupAckAddress: "gack", NeuronIdAddress: "nid"}[type(a)]
+    kind = {
+        BroadcastAddress: "bcast",
+        GroupAddress: "group",
+        SubnetNodeAddress: "sn",
+        GroupAckAddress: "gack",
+        NeuronIdAddress: "nid",
+    }[type(a)]
     assert h.dst_kind == kind
     if kind in ("sn", "gack"):
         assert (h.dst_subnet, h.dst_node) == (a.dst_subnet, a.dst_node)
@@ -51,7 +68,7 @@ def _same(body: bytes) -> None:
     if apdu is None:
         assert h.apdu == -1
     else:
-        assert body[h.apdu:] == apdu.encode()
+        assert body[h.apdu :] == apdu.encode()
 
 
 def test_public_frame_vectors() -> None:
@@ -72,8 +89,10 @@ _addr = st.one_of(
     st.builds(GroupAckAddress, _u8, _node, _u8, _node, _u8, st.integers(0, 63)),
     st.builds(NeuronIdAddress, _u8, _node, _u8, st.binary(min_size=6, max_size=6)),
 )
-_apdu = st.one_of(st.builds(Apdu, st.integers(0, 0x7F), st.binary(max_size=20)),
-                  st.builds(NvApdu, st.integers(0, 0x3FFF), st.binary(max_size=8), st.integers(0, 1)))
+_apdu = st.one_of(
+    st.builds(Apdu, st.integers(0, 0x7F), st.binary(max_size=20)),
+    st.builds(NvApdu, st.integers(0, 0x3FFF), st.binary(max_size=8), st.integers(0, 1)),
+)
 _tn = st.integers(0, 15)
 _pdu = st.one_of(
     _apdu,
@@ -83,8 +102,14 @@ _pdu = st.one_of(
 )
 
 
-@given(_addr, _pdu, st.sampled_from([b"", b"\x42", b"\x01\x02\x03", bytes(range(6))]),
-       st.booleans(), st.booleans(), st.integers(0, 63))
+@given(
+    _addr,
+    _pdu,
+    st.sampled_from([b"", b"\x42", b"\x01\x02\x03", bytes(range(6))]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 63),
+)
 def test_random_frames_agree(addr, pdu, domain, pri, alt, backlog) -> None:  # type: ignore[no-untyped-def]
     try:
         frame = Frame.make(addr, pdu, domain, priority=pri, alt_path=alt, delta_backlog=backlog)
@@ -107,8 +132,11 @@ def test_random_bytes(data: bytes) -> None:
             raise AssertionError("peek accepted what the reference decoder refuses") from None
 
 
-@given(st.sampled_from(VECS), st.lists(st.tuples(st.integers(0, 300), st.integers(1, 255)), max_size=3),
-       st.integers(0, 4))
+@given(
+    st.sampled_from(VECS),
+    st.lists(st.tuples(st.integers(0, 300), st.integers(1, 255)), max_size=3),
+    st.integers(0, 4),
+)
 def test_mutated_vectors(vec, flips, cut) -> None:  # type: ignore[no-untyped-def]
     """Bit-flipped / shortened public frames: peek accepts only what the reference accepts,
     and then agrees with it field by field."""

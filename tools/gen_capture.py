@@ -29,15 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dlms14908 import axdr  # noqa: E402
-from dlms14908 import profile as P  # noqa: E402
-from dlms14908.adaptation.pdu import AdaptationPdu, encode_pdu, header_bytes  # noqa: E402
-from dlms14908.obis import Obis  # noqa: E402
-from dlms14908.pcap import LonCaptureWriter  # noqa: E402
-from dlms14908.xdlms import (  # noqa: E402
-    AttributeDescriptor, GetRequestNext, GetRequestNormal, GetResponseNormal, GetResponseWithDatablock,
+from dlms14908 import axdr
+from dlms14908 import profile as P
+from dlms14908.adaptation.pdu import AdaptationPdu, encode_pdu, header_bytes
+from dlms14908.obis import Obis
+from dlms14908.pcap import LonCaptureWriter
+from dlms14908.xdlms import (
+    AttributeDescriptor,
+    GetRequestNext,
+    GetRequestNormal,
+    GetResponseNormal,
+    GetResponseWithDatablock,
 )
-from osgp.channel import ChannelConfig, Role, SecureChannel, SendHandshake  # noqa: E402
+from osgp.channel import ChannelConfig, Role, SecureChannel, SendHandshake
 
 PSK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 NNAP_ID = bytes.fromhex("4e4e41500001")
@@ -87,8 +91,15 @@ class _Rand:
         return out[:n]
 
 
-def lpdu(src: tuple[int, int], dst: tuple[int, int] | bytes, spdu_type: int, tn: int, apdu: bytes,
-         *, backlog: int = 0) -> bytes:
+def lpdu(
+    src: tuple[int, int],
+    dst: tuple[int, int] | bytes,
+    spdu_type: int,
+    tn: int,
+    apdu: bytes,
+    *,
+    backlog: int = 0,
+) -> bytes:
     """An LPDU with CRC: SPDU, subnet/node (2a) or Neuron ID (3) addressing, 1-byte domain."""
     if isinstance(dst, bytes):
         addr = bytes((src[0], 0x80 | src[1], 0)) + dst
@@ -96,7 +107,13 @@ def lpdu(src: tuple[int, int], dst: tuple[int, int] | bytes, spdu_type: int, tn:
     else:
         addr = bytes((src[0], 0x80 | src[1], dst[0], 0x80 | dst[1]))
         afmt = 2
-    body = bytes((backlog & 0x3F, (1 << 4) | (afmt << 2) | 1)) + addr + DOMAIN + bytes(((spdu_type << 4) | tn,)) + apdu
+    body = (
+        bytes((backlog & 0x3F, (1 << 4) | (afmt << 2) | 1))
+        + addr
+        + DOMAIN
+        + bytes(((spdu_type << 4) | tn,))
+        + apdu
+    )
     return body + (binascii.crc_hqx(body, 0xFFFF) ^ 0xFFFF).to_bytes(2, "big")
 
 
@@ -120,8 +137,16 @@ class GenResult:
 
 
 class Generator:
-    def __init__(self, out: BinaryIO, *, route: str = "cnip", meters: int = 4, seed: int = 1,
-                 suite0: bool = False, t0: float = 1_700_000_000.0) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        *,
+        route: str = "cnip",
+        meters: int = 4,
+        seed: int = 1,
+        suite0: bool = False,
+        t0: float = 1_700_000_000.0,
+    ) -> None:
         self.w = LonCaptureWriter(out, route)  # type: ignore[arg-type]
         self.t = t0
         self.tn = 0
@@ -133,10 +158,22 @@ class Generator:
         for k in range(meters):
             nid = meter_nid(k)
             s = seed.to_bytes(4, "big") + bytes((k & 0xFF,))
-            nnap = SecureChannel(role=Role.NNAP, local_id=NNAP_ID, peer_id=nid, psk=PSK, config=cfg,
-                                 random=_Rand(b"S" + s))
-            lnap = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=NNAP_ID, psk=PSK, config=cfg,
-                                 random=_Rand(b"C" + s))
+            nnap = SecureChannel(
+                role=Role.NNAP,
+                local_id=NNAP_ID,
+                peer_id=nid,
+                psk=PSK,
+                config=cfg,
+                random=_Rand(b"S" + s),
+            )
+            lnap = SecureChannel(
+                role=Role.LNAP,
+                local_id=nid,
+                peer_id=NNAP_ID,
+                psk=PSK,
+                config=cfg,
+                random=_Rand(b"C" + s),
+            )
             self.meters.append(_Meter(k, meter_addr(k), nid, nnap, lnap))
 
     # -- low level -----------------------------------------------------------------------
@@ -151,18 +188,44 @@ class Generator:
         return self.tn
 
     @staticmethod
-    def _al(typ: int, payload: bytes, *, protected: bool = False, seg: tuple[bool, bool, int] | None = None) -> AdaptationPdu:
+    def _al(
+        typ: int,
+        payload: bytes,
+        *,
+        protected: bool = False,
+        seg: tuple[bool, bool, int] | None = None,
+    ) -> AdaptationPdu:
         if seg is None:
             return AdaptationPdu(typ, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, payload, protected)
         first, last, counter = seg
-        return AdaptationPdu(typ, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, payload, protected, True, first, last,
-                             counter)
+        return AdaptationPdu(
+            typ,
+            P.SAP_MANAGEMENT,
+            P.SAP_MANAGEMENT_CLIENT,
+            payload,
+            protected,
+            True,
+            first,
+            last,
+            counter,
+        )
 
-    def protected(self, m: _Meter, plain: bytes, *, up: bool, seg: tuple[bool, bool, int] | None = None) -> bytes:
+    def protected(
+        self, m: _Meter, plain: bytes, *, up: bool, seg: tuple[bool, bool, int] | None = None
+    ) -> bytes:
         pdu = self._al(P.AL_TYPE_XDLMS, b"", protected=True, seg=seg)
         if up:
-            pdu = AdaptationPdu(pdu.type, P.SAP_MANAGEMENT_CLIENT, P.SAP_MANAGEMENT, b"", True, pdu.segmented,
-                                pdu.first, pdu.last, pdu.counter)
+            pdu = AdaptationPdu(
+                pdu.type,
+                P.SAP_MANAGEMENT_CLIENT,
+                P.SAP_MANAGEMENT,
+                b"",
+                True,
+                pdu.segmented,
+                pdu.first,
+                pdu.last,
+                pdu.counter,
+            )
         hdr = header_bytes(pdu)
         dest = DOMAIN + bytes(m.addr)
         ch = m.lnap if up else m.nnap
@@ -192,7 +255,9 @@ class Generator:
 
         dest = DOMAIN + bytes(m.addr)
         msg = next(e.data for e in m.nnap.renew_unicast_key(0.0) if isinstance(e, SendProtected))
-        down = AdaptationPdu(P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, b"", True)
+        down = AdaptationPdu(
+            P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, b"", True
+        )
         hdr = header_bytes(down)
         body = m.nnap.protect(msg, header=hdr, dest=dest, now=0.0)
         tn = self.next_tn()
@@ -223,14 +288,25 @@ class Generator:
         req = GetRequestNormal(iid, AttributeDescriptor(3, OBIS_ENERGY, 2)).to_bytes()
         resp = GetResponseNormal(iid, axdr.DoubleLongUnsigned(expected_value(m.k, i))).to_bytes()
         tn = self.next_tn()
-        frame = lpdu(HEAD_END, m.addr, 0, tn, self.protected(m, self._cipher(m, req, up=False), up=False), backlog=1)
+        frame = lpdu(
+            HEAD_END,
+            m.addr,
+            0,
+            tn,
+            self.protected(m, self._cipher(m, req, up=False), up=False),
+            backlog=1,
+        )
         self.last_request = frame
         a = self.write(frame)
         if retry:
             self.write(frame, dt=1.0)
         if not answer:
             return a, 0
-        b = self.write(lpdu(m.addr, HEAD_END, 2, tn, self.protected(m, self._cipher(m, resp, up=True), up=True)))
+        b = self.write(
+            lpdu(
+                m.addr, HEAD_END, 2, tn, self.protected(m, self._cipher(m, resp, up=True), up=True)
+            )
+        )
         m.reads += 1
         self.result.reads[m.k] = m.reads
         return a, b
@@ -239,17 +315,39 @@ class Generator:
         """A GET whose response is longer than one segment: the client pulls segments 1.."""
         value = bytes((i * 7) & 0xFF for i in range(size))
         iid = 0xC0 | (m.reads & 0x0F)
-        req = GetRequestNormal(iid, AttributeDescriptor(1, Obis.parse("0-0:96.1.0.255"), 2)).to_bytes()
+        req = GetRequestNormal(
+            iid, AttributeDescriptor(1, Obis.parse("0-0:96.1.0.255"), 2)
+        ).to_bytes()
         resp = self._cipher(m, GetResponseNormal(iid, axdr.OctetString(value)).to_bytes(), up=True)
         tn = self.next_tn()
-        self.write(lpdu(HEAD_END, m.addr, 0, tn, self.protected(m, self._cipher(m, req, up=False), up=False)))
-        parts = [resp[i:i + max_seg] for i in range(0, len(resp), max_seg)]
+        self.write(
+            lpdu(
+                HEAD_END, m.addr, 0, tn, self.protected(m, self._cipher(m, req, up=False), up=False)
+            )
+        )
+        parts = [resp[i : i + max_seg] for i in range(0, len(resp), max_seg)]
         n = len(parts)
-        self.write(lpdu(m.addr, HEAD_END, 2, tn, self.protected(m, parts[0], up=True, seg=(True, n == 1, 0))))
+        self.write(
+            lpdu(
+                m.addr, HEAD_END, 2, tn, self.protected(m, parts[0], up=True, seg=(True, n == 1, 0))
+            )
+        )
         for c in range(1, n):
             tn = self.next_tn()
-            self.write(lpdu(HEAD_END, m.addr, 0, tn, self.protected(m, b"", up=False, seg=(False, False, c))))
-            self.write(lpdu(m.addr, HEAD_END, 2, tn, self.protected(m, parts[c], up=True, seg=(False, c == n - 1, c))))
+            self.write(
+                lpdu(
+                    HEAD_END, m.addr, 0, tn, self.protected(m, b"", up=False, seg=(False, False, c))
+                )
+            )
+            self.write(
+                lpdu(
+                    m.addr,
+                    HEAD_END,
+                    2,
+                    tn,
+                    self.protected(m, parts[c], up=True, seg=(False, c == n - 1, c)),
+                )
+            )
         m.reads += 1
         return value
 
@@ -258,26 +356,50 @@ class Generator:
         value = axdr.Array([axdr.DoubleLongUnsigned(1000 + j) for j in range(30)])
         raw = axdr.encode(value)
         step = (len(raw) + blocks - 1) // blocks
-        chunks = [raw[i:i + step] for i in range(0, len(raw), step)]
+        chunks = [raw[i : i + step] for i in range(0, len(raw), step)]
         iid = 0xC0 | (m.reads & 0x0F)
-        req = GetRequestNormal(iid, AttributeDescriptor(7, Obis.parse("1-0:99.1.0.255"), 2)).to_bytes()
+        req = GetRequestNormal(
+            iid, AttributeDescriptor(7, Obis.parse("1-0:99.1.0.255"), 2)
+        ).to_bytes()
         for j, chunk in enumerate(chunks, 1):
             tn = self.next_tn()
-            self.write(lpdu(HEAD_END, m.addr, 0, tn, self.protected(m, self._cipher(m, req, up=False), up=False)))
+            self.write(
+                lpdu(
+                    HEAD_END,
+                    m.addr,
+                    0,
+                    tn,
+                    self.protected(m, self._cipher(m, req, up=False), up=False),
+                )
+            )
             blk = GetResponseWithDatablock(iid, j == len(chunks), j, chunk).to_bytes()
-            self.write(lpdu(m.addr, HEAD_END, 2, tn, self.protected(m, self._cipher(m, blk, up=True), up=True)))
+            self.write(
+                lpdu(
+                    m.addr,
+                    HEAD_END,
+                    2,
+                    tn,
+                    self.protected(m, self._cipher(m, blk, up=True), up=True),
+                )
+            )
             req = GetRequestNext(iid, j).to_bytes()
         m.reads += 1
         return [1000 + j for j in range(30)]
 
-    def proxy_failure(self, m: _Meter, repeaters: tuple[tuple[int, int], ...] = ((1, 3), (1, 5))) -> int:
+    def proxy_failure(
+        self, m: _Meter, repeaters: tuple[tuple[int, int], ...] = ((1, 3), (1, 5))
+    ) -> int:
         """An LTEP request via two repeaters that fails at the second (0x4C, count 0)."""
         from dlms14908.repeater import ltep
 
-        inner = self.protected(m, GetRequestNormal(0xC1, AttributeDescriptor(3, OBIS_ENERGY, 2)).to_bytes(), up=False)
+        inner = self.protected(
+            m, GetRequestNormal(0xC1, AttributeDescriptor(3, OBIS_ENERGY, 2)).to_bytes(), up=False
+        )
         req = ltep.ProxyRequest(
             hops=tuple(ltep.Hop(node=n, subnet=s) for s, n in repeaters[1:]),
-            sicb=ltep.Sicb(ltep.AddressType.SUBNET_NODE, ltep.ServiceType.REQUEST, ltep.TxCtrl(3, 8)),
+            sicb=ltep.Sicb(
+                ltep.AddressType.SUBNET_NODE, ltep.ServiceType.REQUEST, ltep.TxCtrl(3, 8)
+            ),
             target=ltep.SubnetNodeTarget(node=m.addr[1], subnet=m.addr[0]),
             apdu=inner,
             txctrl=ltep.TxCtrl(3, 8),
@@ -286,12 +408,24 @@ class Generator:
         self.write(lpdu(HEAD_END, repeaters[0], 0, tn, ltep.encode_request(req)))
         fwd = ltep.without_first_hop(req)
         self.write(lpdu(repeaters[0], repeaters[1], 0, tn, ltep.encode_request(fwd)))
-        self.write(lpdu(repeaters[1], repeaters[0], 2, tn, ltep.encode_completion(ltep.ProxyFailure(0))))
-        return self.write(lpdu(repeaters[0], HEAD_END, 2, tn, ltep.encode_completion(ltep.ProxyFailure(0))))
+        self.write(
+            lpdu(repeaters[1], repeaters[0], 2, tn, ltep.encode_completion(ltep.ProxyFailure(0)))
+        )
+        return self.write(
+            lpdu(repeaters[0], HEAD_END, 2, tn, ltep.encode_completion(ltep.ProxyFailure(0)))
+        )
 
 
-def generate(out: BinaryIO, *, frames: int, route: str = "cnip", meters: int = 4, seed: int = 1,
-             suite0: bool = False, extras: bool = False) -> GenResult:
+def generate(
+    out: BinaryIO,
+    *,
+    frames: int,
+    route: str = "cnip",
+    meters: int = 4,
+    seed: int = 1,
+    suite0: bool = False,
+    extras: bool = False,
+) -> GenResult:
     """Write about ``frames`` frames (handshakes first, then reads round-robin)."""
     g = Generator(out, route=route, meters=meters, seed=seed, suite0=suite0)
     for m in g.meters:
@@ -308,7 +442,9 @@ def generate(out: BinaryIO, *, frames: int, route: str = "cnip", meters: int = 4
         # replay: the old protected request again, in a new transaction
         body = old[:-2]
         body = body[:7] + bytes(((body[7] & 0xF0) | g.next_tn(),)) + body[8:]
-        g.result.notes["replay"] = g.write(body + (binascii.crc_hqx(body, 0xFFFF) ^ 0xFFFF).to_bytes(2, "big"))
+        g.result.notes["replay"] = g.write(
+            body + (binascii.crc_hqx(body, 0xFFFF) ^ 0xFFFF).to_bytes(2, "big")
+        )
         # a corrupted CRC
         bad = bytearray(g.last_request)
         bad[-1] ^= 0x55
@@ -336,8 +472,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keyfile", help="also write the matching TOML key file here")
     a = ap.parse_args(argv)
     with open(a.out, "wb") as f:
-        r = generate(f, frames=a.frames, route=a.route, meters=a.meters, seed=a.seed, suite0=a.suite0,
-                     extras=a.extras)
+        r = generate(
+            f,
+            frames=a.frames,
+            route=a.route,
+            meters=a.meters,
+            seed=a.seed,
+            suite0=a.suite0,
+            extras=a.extras,
+        )
     if a.keyfile:
         Path(a.keyfile).write_text(KEYFILE)
         Path(a.keyfile).chmod(0o600)

@@ -35,7 +35,7 @@ from ..lon.frame import (
     Tpdu,
 )
 
-__all__ = ["register", "run", "summarize", "analyze_file"]
+__all__ = ["analyze_file", "register", "run", "summarize"]
 
 _EPILOG = """key file tables: [dlms] (suite 0: ek, ak, system_title ...), [osgp] psk / nnap_id /
 [osgp.meters] "NID" = "PSK" / [osgp.sessions] "NID" = { key_id = 1, key = "..." },
@@ -60,11 +60,19 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--json", action="store_true", help="JSON lines, one object per frame")
     mode.add_argument("--summary", action="store_true", help="one line per frame (the default)")
     mode.add_argument("--tree", action="store_true", help="a tree of every layer per frame")
-    p.add_argument("--filter", metavar="EXPR", action="append", help="show only matching frames (repeat = and)")
-    p.add_argument("--stats", action="store_true", help="print statistics at the end (only stats with --quiet)")
+    p.add_argument(
+        "--filter", metavar="EXPR", action="append", help="show only matching frames (repeat = and)"
+    )
+    p.add_argument(
+        "--stats", action="store_true", help="print statistics at the end (only stats with --quiet)"
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no per-frame output")
-    p.add_argument("--write-decrypted", metavar="OUT", help="write the frames, decrypted, as LINKTYPE 252 pcap")
-    p.add_argument("--bitrate", type=float, default=3600.0, help="channel bit rate for airtime (default 3600)")
+    p.add_argument(
+        "--write-decrypted", metavar="OUT", help="write the frames, decrypted, as LINKTYPE 252 pcap"
+    )
+    p.add_argument(
+        "--bitrate", type=float, default=3600.0, help="channel bit rate for airtime (default 3600)"
+    )
     p.set_defaults(func=run)
 
 
@@ -167,8 +175,9 @@ def run(args: argparse.Namespace) -> int:
     buf: list[str] = []
     late: list[str] = []
     try:
-        for item in analyze_file(args.file, keys=keys, detail=detail, keep_plain=writer is not None,
-                                 bitrate=args.bitrate):
+        for item in analyze_file(
+            args.file, keys=keys, detail=detail, keep_plain=writer is not None, bitrate=args.bitrate
+        ):
             if isinstance(item, Finding):
                 findings += item.kind not in WARNING_KINDS
                 if stats is not None:
@@ -176,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
                 if mode == "json":
                     buf.append(json.dumps({"finding": item.to_jsonable()}))
                 else:  # not tied to the frame being printed: report on stderr
-                    late.append(f"dlms-analyze: {item.kind}: {item.text} (frame {', '.join(map(str, item.frames))})")
+                    late.append(
+                        f"dlms-analyze: {item.kind}: {item.text} (frame {', '.join(map(str, item.frames))})"
+                    )
                 continue
             rec = item
             if rec.findings:

@@ -28,14 +28,15 @@ from typing import Any
 from osgp import keys as K
 from osgp import legacy
 from osgp import messages as M
-from osgp.ccm import AesCcm
+from osgp.ccm import AesCcm, InvalidTag
 from osgp.channel import ReplayWindow
 
 from .. import axdr
 from .. import profile as P
 from ..adaptation.pdu import AdaptationPdu, Reassembler
 from ..cosem import decode_attribute
-from ..errors import DecodeError, ProtocolError as DlmsError
+from ..errors import DecodeError
+from ..errors import ProtocolError as DlmsError
 from ..lon.codes import code_name
 from ..lon.frame import decode_frame
 from ..repeater import ltep
@@ -45,12 +46,25 @@ from ..xdlms.ciphering import is_ciphered_tag
 from .keys import AnalyzerKeys
 from .lonhdr import LonHdr, peek
 
-__all__ = ["Finding", "FrameRecord", "Analyzer", "FINDING_KINDS", "WARNING_KINDS", "airtime"]
+__all__ = ["FINDING_KINDS", "WARNING_KINDS", "Analyzer", "Finding", "FrameRecord", "airtime"]
 
 FINDING_KINDS = (
-    "crc", "malformed", "not-lon", "truncated", "bad-tag", "replay", "sequence-error",
-    "auth-failure", "proxy-failure", "unanswered", "retry", "duplicate", "reassembly",
-    "block-sequence", "no-key", "handshake",
+    "crc",
+    "malformed",
+    "not-lon",
+    "truncated",
+    "bad-tag",
+    "replay",
+    "sequence-error",
+    "auth-failure",
+    "proxy-failure",
+    "unanswered",
+    "retry",
+    "duplicate",
+    "reassembly",
+    "block-sequence",
+    "no-key",
+    "handshake",
 )
 
 #: kinds that are normal on a lossy channel or only say what could not be decoded: reported,
@@ -139,10 +153,18 @@ class FrameRecord:
 
 
 class _Pending:
-    __slots__ = ("number", "time", "meter", "dest", "chain", "sig", "tries", "answers", "hdr")
+    __slots__ = ("answers", "chain", "dest", "hdr", "meter", "number", "sig", "time", "tries")
 
-    def __init__(self, number: int, time: float, meter: Any, dest: bytes | None, chain: list[str] | None,
-                 sig: int, hdr: LonHdr) -> None:
+    def __init__(
+        self,
+        number: int,
+        time: float,
+        meter: Any,
+        dest: bytes | None,
+        chain: list[str] | None,
+        sig: int,
+        hdr: LonHdr,
+    ) -> None:
         self.number = number
         self.time = time
         self.meter = meter
@@ -161,8 +183,22 @@ class _Pending:
 class _Flow:
     """Per-meter state: OSGP keys, replay windows, handshake, reassembly, xDLMS tracking."""
 
-    __slots__ = ("label", "nid", "keys", "windows", "hs", "dest", "reasm", "requests", "blocks",
-                 "client_st", "server_st", "frames", "bytes", "airtime")
+    __slots__ = (
+        "airtime",
+        "blocks",
+        "bytes",
+        "client_st",
+        "dest",
+        "frames",
+        "hs",
+        "keys",
+        "label",
+        "nid",
+        "reasm",
+        "requests",
+        "server_st",
+        "windows",
+    )
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -198,8 +234,16 @@ class Analyzer:
     ``detail``: build JSON-able layer views (for --json / tree output); the summary
     mode leaves them out.  ``keep_plain``: build the decrypted LPDU for write-back."""
 
-    def __init__(self, keys: AnalyzerKeys | None = None, *, detail: bool = True, keep_plain: bool = False,
-                 bitrate: float = BITRATE, max_flows: int = _MAX_FLOWS, max_pending: int = _MAX_PENDING) -> None:
+    def __init__(
+        self,
+        keys: AnalyzerKeys | None = None,
+        *,
+        detail: bool = True,
+        keep_plain: bool = False,
+        bitrate: float = BITRATE,
+        max_flows: int = _MAX_FLOWS,
+        max_pending: int = _MAX_PENDING,
+    ) -> None:
         self.keys = keys or AnalyzerKeys()
         self.detail = detail
         self.keep_plain = keep_plain
@@ -234,8 +278,9 @@ class Analyzer:
             _lru_put(self.aliases, nkey, self.aliases.get(key, key), self.max_flows)
 
     # ------------------------------------------------------------------ entry point
-    def process(self, number: int, time: float, route: str, lpdu: bytes | None,
-                finding: str | None = None) -> FrameRecord:
+    def process(
+        self, number: int, time: float, route: str, lpdu: bytes | None, finding: str | None = None
+    ) -> FrameRecord:
         rec = FrameRecord(number, time, route, lpdu)
         if route != "file":
             self._last_t = time
@@ -251,7 +296,15 @@ class Analyzer:
                 rec.kind = "non-LonTalk"
                 return rec
             self._lon(rec, lpdu)
-        except (DecodeError, DlmsError, ValueError, KeyError, IndexError, TypeError, OverflowError) as exc:
+        except (
+            DecodeError,
+            DlmsError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            OverflowError,
+        ) as exc:
             rec.add("malformed", f"analyzer: {type(exc).__name__}: {exc}")
         return rec
 
@@ -261,20 +314,31 @@ class Analyzer:
         self.late.clear()
         for p in self.pending.values():
             if p.answers == 0 and p.tries:
-                out.append(Finding("unanswered", f"request on {p.leg} never answered (capture ended)", (p.number,)))
+                out.append(
+                    Finding(
+                        "unanswered",
+                        f"request on {p.leg} never answered (capture ended)",
+                        (p.number,),
+                    )
+                )
         self.pending.clear()
         return out
 
     def _expire(self, now: float) -> None:
         pend = self.pending
         while pend:
-            key, p = next(iter(pend.items()))
+            p = next(iter(pend.values()))
             if now - p.time <= _TX_TIMEOUT and len(pend) <= self.max_pending:
                 break
             pend.popitem(last=False)
             if p.answers == 0:
-                self.late.append(Finding("unanswered", f"request on {p.leg} not answered within {_TX_TIMEOUT:.0f} s",
-                                         (p.number,)))
+                self.late.append(
+                    Finding(
+                        "unanswered",
+                        f"request on {p.leg} not answered within {_TX_TIMEOUT:.0f} s",
+                        (p.number,),
+                    )
+                )
 
     # ------------------------------------------------------------------ LonTalk
     def _lon(self, rec: FrameRecord, lpdu: bytes) -> None:
@@ -288,7 +352,6 @@ class Analyzer:
         body = lpdu[:-2]
         h = peek(body)
         if h is None:
-
             try:
                 rec.frame = decode_frame(body, crc=False)
             except DecodeError as exc:
@@ -301,7 +364,7 @@ class Analyzer:
         rec.kind = h.svc
         if not ok:
             return  # a receiver drops it: show the header, keep it out of the flow state
-        apdu = body[h.apdu:] if h.apdu >= 0 else b""
+        apdu = body[h.apdu :] if h.apdu >= 0 else b""
         self._transport(rec, h, apdu)
 
     def _transport(self, rec: FrameRecord, h: LonHdr, apdu: bytes) -> None:
@@ -318,12 +381,21 @@ class Analyzer:
             old = self.pending.get(key)
             if old is not None and old.sig == sig and rec.time - old.time <= _TX_TIMEOUT:
                 old.tries += 1
-                rec.add("retry", f"retry #{old.tries - 1} of the request in frame {old.number}", old.number)
+                rec.add(
+                    "retry",
+                    f"retry #{old.tries - 1} of the request in frame {old.number}",
+                    old.number,
+                )
                 pend = old
             else:
                 if old is not None and old.answers == 0:
-                    self.late.append(Finding("unanswered", f"request on {old.leg} not answered before tn reuse",
-                                             (old.number,)))
+                    self.late.append(
+                        Finding(
+                            "unanswered",
+                            f"request on {old.leg} not answered before tn reuse",
+                            (old.number,),
+                        )
+                    )
                 pend = _Pending(rec.number, rec.time, None, None, None, sig, h)
                 self.pending.pop(key, None)
                 self.pending[key] = pend
@@ -334,7 +406,11 @@ class Analyzer:
                 if pend is not None:
                     pend.answers += 1
                     if pend.answers > pend.tries:
-                        rec.add("duplicate", f"more answers than requests for frame {pend.number}", pend.number)
+                        rec.add(
+                            "duplicate",
+                            f"more answers than requests for frame {pend.number}",
+                            pend.number,
+                        )
         if code is None:
             return
         if code == _AL_CODE:
@@ -344,12 +420,13 @@ class Analyzer:
         elif self.keys.legacy is not None and code in self.keys.legacy.codes:
             self._legacy(rec, apdu)
         else:
-
             rec.nm = f"{code_name(code)} (0x{code:02X})"
             rec.kind = f"{h.service} {code_name(code)}"
 
     # ------------------------------------------------------------------ LTEP
-    def _ltep(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool) -> None:
+    def _ltep(
+        self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool
+    ) -> None:
 
         if not is_resp:
             try:
@@ -358,7 +435,10 @@ class Analyzer:
                 rec.add("malformed", f"LTEP: {exc}")
                 return
             tgt = req.target
-            chain = [h.dst] + [f"{hp.subnet if hp.subnet is not None else h.dst_subnet}/{hp.node}" for hp in req.hops]
+            chain = [h.dst] + [
+                f"{hp.subnet if hp.subnet is not None else h.dst_subnet}/{hp.node}"
+                for hp in req.hops
+            ]
             if isinstance(tgt, ltep.NeuronIdTarget):
                 tkey: Any = (h.domain, "nid", bytes(tgt.neuron_id))
                 tlabel = f"nid:{tgt.neuron_id.hex()}"
@@ -372,8 +452,13 @@ class Analyzer:
                 tkey, tlabel, dest = None, type(tgt).__name__, None
             rec.ltep_text = f"LTEP {len(req.hops)} hop(s) -> {tlabel}"
             if self.detail:
-                rec.ltep = {"kind": "request", "count": len(req.hops), "chain": chain, "target": tlabel,
-                            "service": req.sicb.service.name}
+                rec.ltep = {
+                    "kind": "request",
+                    "count": len(req.hops),
+                    "chain": chain,
+                    "target": tlabel,
+                    "service": req.sicb.service.name,
+                }
             if pend is not None:
                 pend.chain = chain
                 pend.meter = (tkey, tlabel)
@@ -393,13 +478,24 @@ class Analyzer:
             if chain:
                 i = len(chain) - 1 - comp.count
                 if 0 <= i < len(chain):
-                    nxt = chain[i + 1] if i + 1 < len(chain) else (pend.meter[1] if pend and pend.meter else "target")
+                    nxt = (
+                        chain[i + 1]
+                        if i + 1 < len(chain)
+                        else (pend.meter[1] if pend and pend.meter else "target")
+                    )
                     where = f": hop {chain[i]} could not reach {nxt}"
             rec.ltep_text = f"LTEP failure count {comp.count}{where}"
             if self.detail:
-                rec.ltep = {"kind": "failure", "count": comp.count, "failing_hop": where[2:] or None}
-            rec.add("proxy-failure", f"proxy chain failed (count {comp.count}){where}",
-                    *((pend.number,) if pend else ()))
+                rec.ltep = {
+                    "kind": "failure",
+                    "count": comp.count,
+                    "failing_hop": where[2:] or None,
+                }
+            rec.add(
+                "proxy-failure",
+                f"proxy chain failed (count {comp.count}){where}",
+                *((pend.number,) if pend else ()),
+            )
             if pend is not None and pend.meter:
                 rec.meter = pend.meter[1]
             return
@@ -407,20 +503,29 @@ class Analyzer:
         if self.detail:
             rec.ltep = {"kind": "success", "length": len(comp.data)}
         data = comp.data
-        if data and data[0] == _AL_CODE and pend is not None and pend.meter and pend.meter[0] is not None:
+        if (
+            data
+            and data[0] == _AL_CODE
+            and pend is not None
+            and pend.meter
+            and pend.meter[0] is not None
+        ):
             pdest = pend.dest
-            self._adaptation(rec, h, data, pend.meter[0], pend.meter[1], "up", lambda: [pdest], pend)
+            self._adaptation(
+                rec, h, data, pend.meter[0], pend.meter[1], "up", lambda: [pdest], pend
+            )
 
     # ------------------------------------------------------------------ adaptation
-    def _adaptation_frame(self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None,
-                          is_resp: bool) -> None:
+    def _adaptation_frame(
+        self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool
+    ) -> None:
         dom = h.domain
         if is_resp:
             if pend is not None and pend.meter is not None and pend.meter[0] is not None:
                 key, label = pend.meter
             else:
                 key, label = (dom, h.src_subnet, h.src_node), None
-            dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]  # noqa: E731
+            dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
             self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
             return
         if h.dst_kind == "sn":
@@ -437,11 +542,28 @@ class Analyzer:
             pend.meter = (key, label)
             pend.dest = dest
         direction = "down" if h.layer in ("S", "T") else "?"
-        self._adaptation(rec, h, apdu, key, label, direction,
-                         lambda: [dest, dom + bytes((h.src_subnet, h.src_node))], pend)
+        self._adaptation(
+            rec,
+            h,
+            apdu,
+            key,
+            label,
+            direction,
+            lambda: [dest, dom + bytes((h.src_subnet, h.src_node))],
+            pend,
+        )
 
-    def _adaptation(self, rec: FrameRecord, h: LonHdr, msg: bytes, key: Any, label: str, direction: str,
-                    dests: Callable[[], list[bytes | None]], pend: _Pending | None) -> None:
+    def _adaptation(
+        self,
+        rec: FrameRecord,
+        h: LonHdr,
+        msg: bytes,
+        key: Any,
+        label: str,
+        direction: str,
+        dests: Callable[[], list[bytes | None]],
+        pend: _Pending | None,
+    ) -> None:
         flow = self._flow(key, label)
         rec.meter = label = flow.label
         rec.nid = flow.nid
@@ -480,9 +602,17 @@ class Analyzer:
             text += f" seg {counter}{'F' if first else ''}{'L' if last else ''}"
         rec.al_text = text
         if self.detail:
-            rec.al = {"type": ("xDLMS", "security", "error", "ATM")[typ], "protected": bool(protected),
-                      "dst_sap": pdu[1], "src_sap": pdu[2], "segmented": bool(seg), "first": first,
-                      "last": last, "counter": counter, "payload_length": len(payload)}
+            rec.al = {
+                "type": ("xDLMS", "security", "error", "ATM")[typ],
+                "protected": bool(protected),
+                "dst_sap": pdu[1],
+                "src_sap": pdu[2],
+                "segmented": bool(seg),
+                "first": first,
+                "last": last,
+                "counter": counter,
+                "payload_length": len(payload),
+            }
         # relay copies (LTEP legs) and LonTalk retries carry the same PDU again: decode once
         sig = (key, direction, hash(pdu))
         seen = self.seen.get(sig)
@@ -494,9 +624,17 @@ class Analyzer:
                 self._reuse(rec, cached, cached_pdu, first_no, relay=sleg != leg, msg=msg)
                 return
             if protected:
-                rec.add("replay", f"protected PDU of frame {first_no} sent again in a new transaction", first_no)
+                rec.add(
+                    "replay",
+                    f"protected PDU of frame {first_no} sent again in a new transaction",
+                    first_no,
+                )
             elif payload:
-                rec.add("duplicate", f"same adaptation PDU as frame {first_no} in a new transaction", first_no)
+                rec.add(
+                    "duplicate",
+                    f"same adaptation PDU as frame {first_no} in a new transaction",
+                    first_no,
+                )
         plain: bytes | None = payload
         if protected:
             if flow.keys or self.keys.osgp_enabled or self.detail or len(payload) < 13:
@@ -525,10 +663,27 @@ class Analyzer:
         if len(seen_d) > _MAX_SEEN:
             seen_d.popitem(last=False)
 
-    def _reuse(self, rec: FrameRecord, first: FrameRecord, new_pdu: bytes | None, first_no: int, *, relay: bool,
-               msg: bytes | None = None) -> None:
+    def _reuse(
+        self,
+        rec: FrameRecord,
+        first: FrameRecord,
+        new_pdu: bytes | None,
+        first_no: int,
+        *,
+        relay: bool,
+        msg: bytes | None = None,
+    ) -> None:
         """A relay copy or retry of the PDU of frame ``first``: show what it decoded to."""
-        for name in ("osgp_text", "osgp", "xdlms", "xdlms_text", "values", "apdu_raw", "nid", "direction"):
+        for name in (
+            "osgp_text",
+            "osgp",
+            "xdlms",
+            "xdlms_text",
+            "values",
+            "apdu_raw",
+            "nid",
+            "direction",
+        ):
             v = first.__dict__.get(name)
             if v is not None:
                 setattr(rec, name, v)
@@ -544,7 +699,7 @@ class Analyzer:
         i = body.rfind(old_msg)
         if i < 0:
             return None
-        new = body[:i] + bytes((_AL_CODE,)) + new_pdu + body[i + len(old_msg):]
+        new = body[:i] + bytes((_AL_CODE,)) + new_pdu + body[i + len(old_msg) :]
         crc = binascii.crc_hqx(new, 0xFFFF) ^ 0xFFFF
         return new + crc.to_bytes(2, "big")
 
@@ -553,8 +708,16 @@ class Analyzer:
 
         return AesCcm(key, P.OSGP_TAG_LEN)
 
-    def _osgp(self, rec: FrameRecord, flow: _Flow, header: bytes, body: bytes, direction: str,
-              dests: Callable[[], list[bytes | None]], management: bool) -> bytes | None:
+    def _osgp(
+        self,
+        rec: FrameRecord,
+        flow: _Flow,
+        header: bytes,
+        body: bytes,
+        direction: str,
+        dests: Callable[[], list[bytes | None]],
+        management: bool,
+    ) -> bytes | None:
         if len(body) < 5 + P.OSGP_TAG_LEN:
             rec.add("malformed", f"OSGP protected PDU of {len(body)} bytes is too short")
             return None
@@ -568,7 +731,10 @@ class Analyzer:
             aead = self._session_key(flow, key_id)
         if aead is None:
             if self.keys.osgp_enabled:
-                rec.add("no-key", f"no OSGP key for {rec.meter} key id {key_id} (handshake not captured?)")
+                rec.add(
+                    "no-key",
+                    f"no OSGP key for {rec.meter} key id {key_id} (handshake not captured?)",
+                )
             return None
         dirs = (direction,) if direction in ("down", "up") else ("down", "up")
         for d in dirs:
@@ -590,7 +756,7 @@ class Analyzer:
             if dest is not None:
                 try:
                     plain = aead.decrypt(nonce, ct, aad_head + dest)
-                except Exception:  # osgp.InvalidTag (C or Python implementation)
+                except InvalidTag:
                     plain = None
             if plain is None:
                 for c in dests():
@@ -598,7 +764,7 @@ class Analyzer:
                         continue
                     try:
                         plain = aead.decrypt(nonce, ct, aad_head + c)
-                    except Exception:  # noqa: BLE001 - InvalidTag
+                    except InvalidTag:
                         continue
                     dest = c
                     break
@@ -622,7 +788,10 @@ class Analyzer:
         if self.detail:
             rec.osgp["verified"] = False  # type: ignore[index]
         rec.osgp_text += " BAD TAG"
-        rec.add("bad-tag", f"OSGP tag does not verify (key id {key_id}, seq {seq}): wrong key or altered frame")
+        rec.add(
+            "bad-tag",
+            f"OSGP tag does not verify (key id {key_id}, seq {seq}): wrong key or altered frame",
+        )
         return None
 
     def _session_key(self, flow: _Flow, key_id: int) -> Any:
@@ -636,7 +805,9 @@ class Analyzer:
             return aead
         return None
 
-    def _osgp_message(self, rec: FrameRecord, flow: _Flow, key: Any, data: bytes, direction: str) -> None:
+    def _osgp_message(
+        self, rec: FrameRecord, flow: _Flow, key: Any, data: bytes, direction: str
+    ) -> None:
 
         try:
             msg = M.decode_message(data)
@@ -660,8 +831,14 @@ class Analyzer:
                 if self.keys.osgp_enabled:
                     rec.add("no-key", f"no PSK for Neuron ID {msg.id_c.hex()}")
                 return
-            sk = K.derive_session_keys(psk, rand_c=msg.rand_c, id_c=msg.id_c, rand_s=msg.rand_s, id_s=msg.id_s,
-                                       csuite=msg.csuite)
+            sk = K.derive_session_keys(
+                psk,
+                rand_c=msg.rand_c,
+                id_c=msg.id_c,
+                rand_s=msg.rand_s,
+                id_s=msg.id_s,
+                csuite=msg.csuite,
+            )
             if not K.handshake_mac_verify(sk.sk, msg.mac_input(), msg.mac):
                 rec.add("bad-tag", "ChallengeResponse MAC does not verify (wrong PSK?)")
                 hs["failed"] = True
@@ -678,9 +855,12 @@ class Analyzer:
                 rec.add("bad-tag", "CommissionRequest MAC does not verify")
                 return
             try:
-                pd = self._aead(sk.pk).decrypt(K.commission_pd_nonce(msg.id_s), msg.pd,
-                                               K.commission_pd_aad(msg.rand_c, msg.rand_s, msg.id_s, msg.csuite))
-            except Exception:
+                pd = self._aead(sk.pk).decrypt(
+                    K.commission_pd_nonce(msg.id_s),
+                    msg.pd,
+                    K.commission_pd_aad(msg.rand_c, msg.rand_s, msg.id_s, msg.csuite),
+                )
+            except InvalidTag:
                 rec.add("bad-tag", "CommissionRequest PD block does not verify")
                 return
             initial = int.from_bytes(pd[:4], "big")
@@ -691,8 +871,13 @@ class Analyzer:
         elif isinstance(msg, M.CommissionResponse):
             sk = hs.get("keys")
             if sk is not None and "id_c" in hs:
-                mac_in = K.commission_response_mac_input(data[:2], rand_c=hs["rand_c"], rand_s=hs["rand_s"],
-                                                         id_c=hs["id_c"], id_s=hs["id_s"])
+                mac_in = K.commission_response_mac_input(
+                    data[:2],
+                    rand_c=hs["rand_c"],
+                    rand_s=hs["rand_s"],
+                    id_c=hs["id_c"],
+                    id_s=hs["id_s"],
+                )
                 if not K.handshake_mac_verify(sk.sk, mac_in, msg.mac):
                     rec.add("bad-tag", "CommissionResponse MAC does not verify")
                     return
@@ -702,19 +887,32 @@ class Analyzer:
             else:
                 rec.osgp_text += " channel established"
         elif isinstance(msg, M.AuthenticationFailure):
-            rec.add("auth-failure", f"peer reports AuthenticationFailure for key id {msg.key_id} seq {msg.seq}")
+            rec.add(
+                "auth-failure",
+                f"peer reports AuthenticationFailure for key id {msg.key_id} seq {msg.seq}",
+            )
         elif isinstance(msg, M.SequenceError):
-            rec.add("sequence-error",
-                    f"peer reports SequenceError for key id {msg.key_id}, expected seq >= {msg.expected_min_seq}")
+            rec.add(
+                "sequence-error",
+                f"peer reports SequenceError for key id {msg.key_id}, expected seq >= {msg.expected_min_seq}",
+            )
         if self.detail:
-            rec.osgp = {"message": name, **{k: (v.hex() if isinstance(v, bytes) else v)
-                                            for k, v in _fields(msg).items() if k not in ("pd",)}}
+            rec.osgp = {
+                "message": name,
+                **{
+                    k: (v.hex() if isinstance(v, bytes) else v)
+                    for k, v in _fields(msg).items()
+                    if k not in ("pd",)
+                },
+            }
 
     def _install(self, flow: _Flow, key_id: int, pk: bytes, initial: int) -> None:
 
         flow.keys[key_id] = self._aead(pk)
         flow.windows[("down", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, initial - 1)
-        flow.windows[("up", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, P.OSGP_SEQ_FIRST - 1)
+        flow.windows[("up", key_id)] = ReplayWindow(
+            P.OSGP_REPLAY_WINDOW_UNICAST, P.OSGP_SEQ_FIRST - 1
+        )
         flow.hs["psk_key"] = pk
 
     def _udk(self, rec: FrameRecord, flow: _Flow, plain: bytes) -> None:
@@ -751,10 +949,12 @@ class Analyzer:
             else:
                 if len(data) < legacy.DIGEST_LEN:
                     raise DecodeError("shorter than its digest", field="digest")
-                plain = data[:-legacy.DIGEST_LEN]
+                plain = data[: -legacy.DIGEST_LEN]
                 import hmac
 
-                if not hmac.compare_digest(legacy.oma_digest(plain, lk.oma_key), data[-legacy.DIGEST_LEN:]):
+                if not hmac.compare_digest(
+                    legacy.oma_digest(plain, lk.oma_key), data[-legacy.DIGEST_LEN :]
+                ):
                     raise DlmsError("legacy OSGP digest does not verify")
         except DecodeError as exc:
             rec.add("malformed", f"legacy OSGP: {exc}")
@@ -763,17 +963,33 @@ class Analyzer:
             rec.add("bad-tag", "legacy OSGP OMA digest does not verify")
             rec.legacy = {"code": apdu[0], "verified": False}
             return
-        rec.legacy = {"code": apdu[0], "verified": True, "encrypted": lk.encrypted, "plaintext": plain.hex()}
+        rec.legacy = {
+            "code": apdu[0],
+            "verified": True,
+            "encrypted": lk.encrypted,
+            "plaintext": plain.hex(),
+        }
         rec.osgp_text = f"legacy OSGP 0x{apdu[0]:02X} digest ok{' decrypted' if lk.encrypted else ''} [{len(plain)}B]"
 
     # ------------------------------------------------------------------ xDLMS
-    def _xdlms_segment(self, rec: FrameRecord, flow: _Flow, header: bytes, data: bytes, direction: str,
-                       seg: int, first: bool, last: bool, counter: int | None) -> None:
+    def _xdlms_segment(
+        self,
+        rec: FrameRecord,
+        flow: _Flow,
+        header: bytes,
+        data: bytes,
+        direction: str,
+        seg: int,
+        first: bool,
+        last: bool,
+        counter: int | None,
+    ) -> None:
         if seg:
-
             if flow.reasm is None:
                 flow.reasm = Reassembler(max_reassemblies=8)
-            pdu = AdaptationPdu(header[0] & 0x0F, header[1], header[2], data, False, True, first, last, counter)
+            pdu = AdaptationPdu(
+                header[0] & 0x0F, header[1], header[2], data, False, True, first, last, counter
+            )
             whole = flow.reasm.feed((direction, header[1], header[2]), pdu, rec.time)
             while flow.reasm.dropped:
                 d = flow.reasm.dropped.pop(0)
@@ -813,7 +1029,9 @@ class Analyzer:
         rec.xdlms = apdu
         self._service(rec, flow, apdu, name)
 
-    def _dlms_decrypt(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> bytes | None:
+    def _dlms_decrypt(
+        self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str
+    ) -> bytes | None:
 
         dl = self.keys.dlms
         if dl is None:
@@ -875,12 +1093,15 @@ class Analyzer:
             req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
             descs_r = req[1] if req and isinstance(req[1], tuple) else ()
             for i, result in enumerate(apdu.results):
-                txt += (";" if i else "") + self._value(rec, descs_r[i] if i < len(descs_r) else None, result)
+                txt += (";" if i else "") + self._value(
+                    rec, descs_r[i] if i < len(descs_r) else None, result
+                )
         elif cname == "GetResponseNormal":
             req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
-            txt += self._value(rec, req[1] if req and not isinstance(req[1], tuple) else None, apdu.result)
+            txt += self._value(
+                rec, req[1] if req and not isinstance(req[1], tuple) else None, apdu.result
+            )
         elif cname == "GetResponseWithDatablock":
-
             key = iid & 0x0F
             col = flow.blocks.get(key)
             if col is None or apdu.block_number == 1:
@@ -926,8 +1147,12 @@ class Analyzer:
                 except (DlmsError, ValueError, TypeError, KeyError):
                     typed = value
             if self.detail:
-                entry.update(class_id=attr.class_id, obis=ln, name=attr.instance_id.name,
-                             attribute=attr.attribute_id)
+                entry.update(
+                    class_id=attr.class_id,
+                    obis=ln,
+                    name=attr.instance_id.name,
+                    attribute=attr.attribute_id,
+                )
                 if typed is not value:
                     entry["typed"] = _typed_jsonable(typed)
             if typed is not value:
@@ -938,10 +1163,22 @@ class Analyzer:
         return f" = {text}"
 
 
-_PLAIN_SCALARS = frozenset({
-    axdr.DoubleLongUnsigned, axdr.DoubleLong, axdr.LongUnsigned, axdr.Long, axdr.Unsigned, axdr.Integer,
-    axdr.Long64, axdr.Long64Unsigned, axdr.Float32, axdr.Float64, bool, type(None),
-})
+_PLAIN_SCALARS = frozenset(
+    {
+        axdr.DoubleLongUnsigned,
+        axdr.DoubleLong,
+        axdr.LongUnsigned,
+        axdr.Long,
+        axdr.Unsigned,
+        axdr.Integer,
+        axdr.Long64,
+        axdr.Long64Unsigned,
+        axdr.Float32,
+        axdr.Float64,
+        bool,
+        type(None),
+    }
+)
 
 
 def _short(value: Any) -> str:

@@ -30,7 +30,13 @@ from typing import Any
 from ..cli.common import KeyFileError
 from ..keyfile import DlmsKeyTable, KeyFile, hex_field, load_keyfile
 
-__all__ = ["OsgpSessionKey", "LegacyKeys", "AnalyzerKeys", "load_analyzer_keys", "keys_from_keyfile"]
+__all__ = [
+    "AnalyzerKeys",
+    "LegacyKeys",
+    "OsgpSessionKey",
+    "keys_from_keyfile",
+    "load_analyzer_keys",
+]
 
 DEFAULT_NNAP_ID = bytes.fromhex("4e4e41500001")
 
@@ -90,7 +96,9 @@ def _parse_sessions(raw: Any) -> tuple[OsgpSessionKey, ...]:
     return tuple(out)
 
 
-def _parse_osgp(table: Any) -> tuple[bytes | None, dict[bytes, bytes], bytes, tuple[OsgpSessionKey, ...]]:
+def _parse_osgp(
+    table: Any,
+) -> tuple[bytes | None, dict[bytes, bytes], bytes, tuple[OsgpSessionKey, ...]]:
     if not isinstance(table, dict):
         raise KeyFileError("[osgp]: must be a table")
     unknown = set(table) - {"psk", "nnap_id", "meters", "sessions"}

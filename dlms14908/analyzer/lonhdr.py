@@ -9,7 +9,7 @@ which is the reference decoder and raises the proper ``DecodeError``.
 
 from __future__ import annotations
 
-__all__ = ["LonHdr", "peek", "TPDU_TYPES", "SPDU_TYPES"]
+__all__ = ["SPDU_TYPES", "TPDU_TYPES", "LonHdr", "peek"]
 
 _DLEN = (0, 1, 3, 6)
 TPDU_TYPES = {0: "ACKD", 1: "UNACKD_RPT", 2: "ACK", 4: "REMINDER", 5: "REM_MSG"}
@@ -22,9 +22,30 @@ class LonHdr:
     """Decoded header fields; ``apdu`` is the offset of the APDU or -1 when there is none."""
 
     __slots__ = (
-        "priority", "alt_path", "backlog", "pdu_fmt", "addr_fmt", "src_subnet", "src_node",
-        "dst_kind", "dst_subnet", "dst_node", "group", "member", "neuron_id", "domain",
-        "layer", "ptype", "tn", "auth", "apdu", "m_list", "addr", "svc", "npdu", "role",
+        "addr",
+        "addr_fmt",
+        "alt_path",
+        "apdu",
+        "auth",
+        "backlog",
+        "domain",
+        "dst_kind",
+        "dst_node",
+        "dst_subnet",
+        "group",
+        "layer",
+        "m_list",
+        "member",
+        "neuron_id",
+        "npdu",
+        "pdu_fmt",
+        "priority",
+        "ptype",
+        "role",
+        "src_node",
+        "src_subnet",
+        "svc",
+        "tn",
     )
 
     def __init__(self) -> None:
@@ -58,9 +79,13 @@ class LonHdr:
 
     def to_jsonable(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "priority": bool(self.priority), "alt_path": bool(self.alt_path),
-            "delta_backlog": self.backlog, "pdu_format": ("TPDU", "SPDU", "AuthPDU", "APDU")[self.pdu_fmt],
-            "address_format": self.dst_kind, "src_subnet": self.src_subnet, "src_node": self.src_node,
+            "priority": bool(self.priority),
+            "alt_path": bool(self.alt_path),
+            "delta_backlog": self.backlog,
+            "pdu_format": ("TPDU", "SPDU", "AuthPDU", "APDU")[self.pdu_fmt],
+            "address_format": self.dst_kind,
+            "src_subnet": self.src_subnet,
+            "src_node": self.src_node,
             "domain": self.domain.hex(),
         }
         if self.dst_kind in ("sn", "gack"):
@@ -173,7 +198,9 @@ def peek(b: bytes) -> LonHdr | None:
     if svc is None:
         return None
     r.svc = svc
-    r.role = 1 if typ in (0, 5) else 2 if typ == 2 else 0  # request (ACKD/REQUEST/REM_MSG), response/ACK
+    r.role = (
+        1 if typ in (0, 5) else 2 if typ == 2 else 0
+    )  # request (ACKD/REQUEST/REM_MSG), response/ACK
     if typ in (4, 5):
         if pos >= n:
             return None

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import DecodeError
 from .engine import Finding, FrameRecord, airtime
 
-__all__ = ["summary_line", "to_jsonable", "to_json_line", "render_tree", "compile_filter", "Stats"]
+__all__ = ["Stats", "compile_filter", "render_tree", "summary_line", "to_json_line", "to_jsonable"]
 
 
 _CODE_NAMES: list[str | None] = [None] * 256
@@ -110,8 +110,14 @@ _KEYISH = re.compile(r"(^|_)(dedicated_key|key|ek|ak|bk|dk|kek)$")
 
 def _redact(tree: Any) -> Any:
     if isinstance(tree, dict):
-        return {k: ("<redacted>" if isinstance(k, str) and _KEYISH.search(k) and v not in (None, "", b"")
-                    else _redact(v)) for k, v in tree.items()}
+        return {
+            k: (
+                "<redacted>"
+                if isinstance(k, str) and _KEYISH.search(k) and v not in (None, "", b"")
+                else _redact(v)
+            )
+            for k, v in tree.items()
+        }
     if isinstance(tree, list):
         return [_redact(v) for v in tree]
     return tree
@@ -191,8 +197,10 @@ def to_json_line(rec: FrameRecord) -> str:
         lon += f', "service": "{h.svc}", "trans_no": {h.tn}, "auth": {_B[h.auth]}'
         if h.m_list is not None:
             lon += f', "m_list": "{h.m_list.hex()}"'
-    parts = [f'{{"number": {rec.number}, "time": {rec.time!r}, "route": {_dumps(rec.route)}, '
-             f'"length": {len(rec.lpdu)}, "crc_ok": {_B[bool(rec.crc_ok)]}, "lon": {{{lon}}}']
+    parts = [
+        f'{{"number": {rec.number}, "time": {rec.time!r}, "route": {_dumps(rec.route)}, '
+        f'"length": {len(rec.lpdu)}, "crc_ok": {_B[bool(rec.crc_ok)]}, "lon": {{{lon}}}'
+    ]
     if rec.meter is not None:
         parts.append(f', "meter": {_dumps(rec.meter)}')
     if rec.nid is not None:
@@ -210,8 +218,10 @@ def to_json_line(rec: FrameRecord) -> str:
         o = rec.osgp
         if len(o) == 3 and "seq" in o:
             v = o["verified"]
-            parts.append(f', "osgp": {{"key_id": {o["key_id"]}, "seq": {o["seq"]}, '
-                         f'"verified": {"null" if v is None else _B[v]}}}')
+            parts.append(
+                f', "osgp": {{"key_id": {o["key_id"]}, "seq": {o["seq"]}, '
+                f'"verified": {"null" if v is None else _B[v]}}}'
+            )
         else:
             parts.append(f', "osgp": {_dumps(o)}')
     rest = {}
@@ -243,7 +253,9 @@ def render_tree(rec: FrameRecord, t0: float) -> Any:
     from rich.tree import Tree
 
     data = to_jsonable(rec)
-    title = f"[bold]#{rec.number}[/] {rec.time - t0:.3f}s {escape(rec.route)} {escape(_lon_text(rec))}"
+    title = (
+        f"[bold]#{rec.number}[/] {rec.time - t0:.3f}s {escape(rec.route)} {escape(_lon_text(rec))}"
+    )
     tree = Tree(title)
 
     def add(node: Any, key: str, value: Any) -> None:
@@ -372,7 +384,9 @@ def _term(tok: str) -> Callable[[FrameRecord], bool]:
 
         def nid_match(r: FrameRecord) -> bool:
             h = r.hdr
-            return r.nid == nid or (h is not None and h.neuron_id is not None and bytes(h.neuron_id) == nid)
+            return r.nid == nid or (
+                h is not None and h.neuron_id is not None and bytes(h.neuron_id) == nid
+            )
 
         return nid_match
     if name == "obis":
@@ -384,7 +398,10 @@ def _term(tok: str) -> Callable[[FrameRecord], bool]:
         v = value.lower()
 
         def svc(r: FrameRecord) -> bool:
-            return any(v in (t or "").lower() for t in (r.kind, r.xdlms_text, r.nm, r.osgp_text, r.ltep_text))
+            return any(
+                v in (t or "").lower()
+                for t in (r.kind, r.xdlms_text, r.nm, r.osgp_text, r.ltep_text)
+            )
 
         return svc
     if name == "crc":
@@ -447,8 +464,10 @@ class Stats:
             "xdlms_services": dict(self.services.most_common()),
             "retries": self.findings.get("retry", 0),
             "failures": {k: v for k, v in self.findings.items() if k != "retry"},
-            "meters": {k: {"frames": v[0], "bytes": v[1], "airtime_s": round(v[2], 3)}
-                       for k, v in sorted(self.meters.items(), key=lambda kv: -kv[1][2])},
+            "meters": {
+                k: {"frames": v[0], "bytes": v[1], "airtime_s": round(v[2], 3)}
+                for k, v in sorted(self.meters.items(), key=lambda kv: -kv[1][2])
+            },
             "bitrate": self.bitrate,
         }
 
@@ -457,7 +476,10 @@ class Stats:
         from rich.table import Table
 
         d = self.to_jsonable()
-        t1 = Table(title=f"{d['frames']} frames, {d['bytes']} bytes, {d['duration']:.1f} s", show_edge=False)
+        t1 = Table(
+            title=f"{d['frames']} frames, {d['bytes']} bytes, {d['duration']:.1f} s",
+            show_edge=False,
+        )
         t1.add_column("frame type")
         t1.add_column("count", justify="right")
         for k, v in d["types"].items():
@@ -477,7 +499,9 @@ class Stats:
         top = max((v["airtime_s"] for _, v in meters), default=0.0) or 1.0
         for k, v in meters[:20]:
             bar = "█" * max(1, round(30 * v["airtime_s"] / top)) if v["airtime_s"] else ""
-            t3.add_row(k, str(v["frames"]), str(v["bytes"]), f"{v['airtime_s']:.2f}", f"[cyan]{bar}[/]")
+            t3.add_row(
+                k, str(v["frames"]), str(v["bytes"]), f"{v['airtime_s']:.2f}", f"[cyan]{bar}[/]"
+            )
         if len(meters) > 20:
             t3.add_row(f"... {len(meters) - 20} more", "", "", "", "")
         return Group(t1, t2, t3)

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from .. import pcap
 from ..errors import DecodeError
 
-__all__ = ["Record", "iter_capture", "CHUNK"]
+__all__ = ["CHUNK", "Record", "iter_capture"]
 
 Record = tuple[int, float, str, "bytes | None", "str | None"]
 CHUNK = 1 << 20
@@ -68,11 +68,23 @@ def _iter_classic(f: BinaryIO, head: bytes) -> Iterator[Record]:
             pos = 0
             if len(buf) < 16:
                 if buf:
-                    yield (index + 1, 0.0, "file", None, f"truncated record header at byte {offset}")
+                    yield (
+                        index + 1,
+                        0.0,
+                        "file",
+                        None,
+                        f"truncated record header at byte {offset}",
+                    )
                 return
         sec, frac, caplen, _orig = unpack(buf, pos)
         if caplen > pcap.MAX_RECORD:
-            yield (index + 1, 0.0, "file", None, f"record length {caplen} at byte {offset} exceeds {pcap.MAX_RECORD}")
+            yield (
+                index + 1,
+                0.0,
+                "file",
+                None,
+                f"record length {caplen} at byte {offset} exceeds {pcap.MAX_RECORD}",
+            )
             return
         end = pos + 16 + caplen
         if end > len(buf):
@@ -80,8 +92,13 @@ def _iter_classic(f: BinaryIO, head: bytes) -> Iterator[Record]:
             pos = 0
             end = 16 + caplen
             if end > len(buf):
-                yield (index + 1, 0.0, "file", None,
-                       f"truncated record at byte {offset}: needs {caplen} bytes, file has {len(buf) - 16}")
+                yield (
+                    index + 1,
+                    0.0,
+                    "file",
+                    None,
+                    f"truncated record at byte {offset}: needs {caplen} bytes, file has {len(buf) - 16}",
+                )
                 return
         index += 1
         ts = sec + frac * scale
@@ -92,7 +109,10 @@ def _iter_classic(f: BinaryIO, head: bytes) -> Iterator[Record]:
             # Ethernet II / IPv4 (no options) / UDP 1628|1629 / CN/IP data packet without extension
             if (
                 caplen >= 62
-                and data[12] == 8 and data[13] == 0 and data[14] == 0x45 and data[23] == 17
+                and data[12] == 8
+                and data[13] == 0
+                and data[14] == 0x45
+                and data[23] == 17
                 and not (data[20] & 0x3F or data[21])
             ):
                 dport = (data[36] << 8) | data[37]
@@ -100,7 +120,10 @@ def _iter_classic(f: BinaryIO, head: bytes) -> Iterator[Record]:
                 size = (data[42] << 8) | data[43]
                 if (
                     (dport in _CNIP_PORTS or sport in _CNIP_PORTS)
-                    and data[44] == 1 and data[45] == 1 and data[46] == 0 and data[47] == 0
+                    and data[44] == 1
+                    and data[45] == 1
+                    and data[46] == 0
+                    and data[47] == 0
                     and 20 <= size <= caplen - 42
                     and ((data[38] << 8) | data[39]) == size + 8
                 ):
@@ -157,7 +180,9 @@ class _Prefixed(io.RawIOBase):
 def _iter_serial_log(f: BinaryIO, head: bytes) -> Iterator[Record]:
     import io
 
-    stream = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, f)), encoding="utf-8", errors="replace")  # type: ignore[arg-type]
+    stream = io.TextIOWrapper(
+        io.BufferedReader(_Prefixed(head, f)), encoding="utf-8", errors="replace"
+    )  # type: ignore[arg-type]
     index = 0
     for line in stream:
         line = line.strip()
