@@ -174,7 +174,12 @@ def test_public_client_cannot_write(net, capsys):
     (["--port", "/dev/nonexistent-tty", "read", "1-0:1.8.0.255"], Exit.PORT, "nonexistent-tty"),
     (["--keys", "/nonexistent/keys.toml", "read", "1-0:1.8.0.255"], Exit.KEYFILE, "no such key file"),
     (["read", "1-0:1.8.0.255", "-c", "4"], Exit.PROTOCOL, "object-class-inconsistent"),
-    (["read", "0-0:200.0.0.255"], Exit.PROTOCOL, "give the interface class"),
+    (["read", "0-0:200.0.0.255"], Exit.USAGE, "give its interface class with -c CLASS"),
+    (["profile", "--from", "2026-01-02", "--to", "2026-01-01"], Exit.USAGE, "is after --to"),
+    (["--port", "cnip://nonexistent.invalid:1628", "read", "1-0:1.8.0.255"], Exit.PORT, "cannot resolve"),
+    (["--port", "cnip://127.0.0.1:99999", "read", "1-0:1.8.0.255"], Exit.PORT, "out of range"),
+    (["--port", "socket://127.0.0.1:9", "read", "1-0:1.8.0.255"], Exit.PORT, "Connection refused"),
+    (["--port", "bogus://x", "read", "1-0:1.8.0.255"], Exit.PORT, "unknown port scheme"),
 ])
 def test_errors_are_one_line_with_distinct_codes(net, capsys, argv, code, needle):
     with pytest.raises(SystemExit) if code == Exit.USAGE else _nullctx() as ex:
@@ -314,3 +319,14 @@ def test_meter_sim_lists_objects(capsys):
     assert "not serving" in err
     assert meter_sim.main(["--seed", "3", "--time", str(T0)]) == 0
     assert "simulated meter" in capsys.readouterr().out
+
+
+def test_readable_key_file_warns_in_one_line(net, capsys, tmp_path):
+    p = tmp_path / "keys.toml"
+    p.write_text(f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
+    p.chmod(0o644)
+    code, out, err = run(capsys, "--client", "management", "--keys", str(p), "read", "1-0:1.8.0.255")
+    assert code == 0, err
+    warn = [ln for ln in err.splitlines() if "warning" in ln]
+    assert warn == [f"dlms-cli: warning: key file {p} is accessible by group or others (mode 0644); chmod 600 it"]
+    assert EK not in err and AK not in err and EK not in out and AK not in out

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import fields, is_dataclass
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from ..client import ClientSettings
 from ..cosem import ScalerUnit, decode_attribute, get_class
 from ..cosem.classes import UnknownClass
 from ..errors import DecodeError, EncodeError
-from ..keyfile import KeyFile, load_keyfile
+from ..keyfile import KeyFile, KeyFileWarning, load_keyfile
 from ..obis import Obis
 from ..profile import SAP_MANAGEMENT_CLIENT, SAP_PUBLIC_CLIENT
 from ..xdlms.ciphering import CipheringKind
@@ -44,6 +45,17 @@ DEFAULT_CLIENT_SYSTEM_TITLE = b"DLC\x00\x00\x00\x00\x01"
 
 
 # --------------------------------------------------------------------------- argument types
+
+
+def _class_of(obis: Obis, class_id: int | None) -> int:
+    """The interface class given with -c, or the usual one of ``obis``; a usage error when
+    neither is known."""
+    from ..errors import LocalProtocolError
+
+    try:
+        return resolve_class_id(obis, class_id)
+    except LocalProtocolError:
+        raise _UsageError(f"{obis}: unknown object, give its interface class with -c CLASS") from None
 
 
 def _obis_arg(text: str) -> Obis:
@@ -313,7 +325,7 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
         invocation_counter=load_invocation_counter(_ic_key(args, st)))
 
 
-_STDERR = Console(stderr=True, highlight=False)
+_STDERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # Suite 0 forbids reusing an invocation counter under one key, and a meter refuses any IC not
@@ -366,8 +378,20 @@ def _note(text: str) -> None:
     _STDERR.print(f"{PROG}: {text}", markup=False)
 
 
+def _load_keys(path: str | None) -> KeyFile | None:
+    """The key file; its warnings (e.g. readable by others) become one ``warning:`` line."""
+    if not path:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KeyFileWarning)
+        kf = load_keyfile(path)
+    for w in caught:
+        _note(f"warning: {w.message}")
+    return kf
+
+
 def _session(args: argparse.Namespace, body: Callable[[Client], Coroutine[Any, Any, int]]) -> int:
-    kf = load_keyfile(args.keys) if getattr(args, "keys", None) else None
+    kf = _load_keys(getattr(args, "keys", None))
     if is_sim(args.port):
         _note(SIM_NOTICE)
     settings = _settings(args, kf)
@@ -416,7 +440,7 @@ def _class_name(cid: int) -> str:
 
 def cmd_read(args: argparse.Namespace) -> int:
     obis: Obis = args.obis
-    cid = resolve_class_id(obis, args.class_id)
+    cid = _class_of(obis, args.class_id)
 
     async def body(c: Client) -> int:
         result: dict[str, Any] = {"obis": str(obis), "name": obis.name, "class_id": cid,
@@ -446,7 +470,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     obis: Obis = args.obis
-    cid = resolve_class_id(obis, args.class_id)
+    cid = _class_of(obis, args.class_id)
     value = args.parsed_value
 
     async def body(c: Client) -> int:
@@ -461,7 +485,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_action(args: argparse.Namespace) -> int:
     obis: Obis = args.obis
-    cid = resolve_class_id(obis, args.class_id)
+    cid = _class_of(obis, args.class_id)
     param = args.parsed_value if args.value is not None else axdr.Integer(0)
 
     async def body(c: Client) -> int:
@@ -479,6 +503,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     obis: Obis = args.obis
     if args.entries is not None and (args.from_ is not None or args.to is not None):
         raise _UsageError("give --from/--to or --entries, not both")
+    if args.from_ is not None and args.to is not None and args.from_ > args.to:
+        raise _UsageError(f"--from {args.from_.isoformat()} is after --to {args.to.isoformat()}")
 
     async def body(c: Client) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

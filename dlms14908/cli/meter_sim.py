@@ -21,13 +21,14 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
 
 from ..cosem import decode_attribute
-from ..keyfile import load_keyfile
+from ..keyfile import KeyFileWarning, load_keyfile
 from .common import run_guarded
 from .main import render
 
@@ -81,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator, SimClock
-        kf = load_keyfile(args.keys) if args.keys else None
+        kf = None
+        if args.keys:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", KeyFileWarning)
+                kf = load_keyfile(args.keys)
+            for w in caught:
+                print(f"{PROG}: warning: {w.message}", file=sys.stderr)
         dl = kf.dlms if kf is not None else None
         if args.port:
             return asyncio.run(_serve(args, kf))

@@ -293,6 +293,26 @@ def _route(meter: MeterAddress, via: tuple[MeterAddress, ...] | None) -> Any:
     return Route(dest, tuple(chain))  # type: ignore[arg-type]
 
 
+async def _resolve_cnip(url: str) -> None:
+    """Resolve the host of a ``cnip://host:port`` URL up front: an unknown host is a PortError
+    (UDP sends to it would otherwise fail silently, looking like a meter that never answers)."""
+    import asyncio
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise PortError(f"{url}: {exc}") from None
+    if not host:
+        return
+    try:
+        await asyncio.get_running_loop().getaddrinfo(host, port or 1628, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise PortError(f"{url}: cannot resolve {host!r} ({exc.strerror or exc})") from None
+
+
 def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] | None,
               keys: KeyFile | None, capture: str | None, *,
               client_sap: int = SAP_PUBLIC_CLIENT) -> ApduLink:
@@ -357,6 +377,7 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
         opts: dict[str, Any] = {}
         if url.lower().startswith("cnip:"):
             opts["local"] = ("0.0.0.0", 0)
+            await _resolve_cnip(url)
         link = await open_port(url, **opts)
         timing = Timing(frame_time=0.05) if url.lower().startswith("cnip:") else Timing()
         head = LonNode(LonConfig(1, 126, domain=domain, receive_timer=120.0), timing=timing, name="head-end")
