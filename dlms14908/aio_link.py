@@ -212,7 +212,8 @@ class OsgpKeys:
             return cls()
         if not isinstance(table, dict):
             raise KeyFileError("[osgp]: must be a table")
-        unknown = set(table) - {"psk", "nnap_id", "meters"}
+        # [osgp.sessions] holds captured session keys for dlms-analyze; a live link derives its own
+        unknown = set(table) - {"psk", "nnap_id", "meters", "sessions"}
         if unknown:
             raise KeyFileError(f"[osgp]: unknown field(s) {', '.join(sorted(unknown))}")
         psk = _hex(table["psk"], "[osgp] psk", 16) if "psk" in table else None
