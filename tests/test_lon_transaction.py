@@ -906,3 +906,30 @@ def test_group_retry_without_any_answer_is_rem_msg_with_empty_m_list() -> None:
     (ack,) = m.frames_to_send(0.6)
     assert [type(e) for e in a.receive_frame(ack, 0.6)] == [AckReceived]
     assert a.handle_timer(1.1) == [MessageFailed(tid, Service.ACKD, "retries exhausted", 2, (0,))]
+
+
+def test_reminder_pair_members_answer_once_and_acked_members_stay_quiet() -> None:
+    """M_List > 2 bytes: REMINDER then the ACKD.  DX ReceiveRem: a member whose bit is clear
+    ignores the REMINDER and acks the message that follows (one ACK, not two); a member
+    whose bit is set marks the transaction done and does not ack the following copy."""
+    a = node(1, 1, retries=1, tx_timer=0.5)
+    acked = node(3, 40, groups={9: 17})  # member 17: its ack arrives
+    lost = node(3, 41, groups={9: 1})  # member 1: its ack is lost
+    tid = a.request(GroupDest(9, 18), b"\x10\x07", now=0.0)
+    (msg,) = a.frames_to_send(0.0)
+    for m in (acked, lost):
+        (ev,) = m.receive_frame(msg, 0.1)
+        assert isinstance(ev, MessageReceived)
+    a.receive_frame(acked.frames_to_send(0.1)[0], 0.1)
+    lost.frames_to_send(0.1)  # lost on the channel
+    a.handle_timer(0.6)
+    reminder, again = a.frames_to_send(0.6)
+    assert decode_frame(reminder).pdu == Tpdu(TpduType.REMINDER, 1, None, m_list=bytes((0, 0, 0x02)))
+    for m in (acked, lost):
+        assert m.receive_frame(reminder, 0.7) == [] and m.frames_to_send(0.7) == []
+        assert m.receive_frame(again, 0.7) == []  # never delivered twice
+    assert acked.frames_to_send(0.7) == []  # done: its ack is known to the sender
+    (ack,) = lost.frames_to_send(0.7)  # exactly one ACK for the pair
+    ev = a.receive_frame(ack, 0.8)
+    assert [type(e) for e in ev] == [AckReceived] and ev[0].member == 1  # type: ignore[union-attr]
+    assert tid and a.counters.retransmissions == 1

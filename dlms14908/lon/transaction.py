@@ -384,6 +384,7 @@ class _Rx:
     oma: bool = False
     pending: Frame | None = None  # message held while authenticating
     seq: int = 0  # creation order
+    done: bool = False  # the sender has our reply (its M_List says so): no more re-sends
 
 
 def _apdu_bytes(apdu: AnyApdu) -> bytes:
@@ -741,12 +742,14 @@ class LonTransactions:
             assert pdu.m_list is not None
             me = c.groups.get(a.group) if isinstance(a, GroupAddress) else None
             if me is not None and me in m_list_members(pdu.m_list):
-                return []  # we already answered
-            if kind in (TpduType.REMINDER, SpduType.REMINDER):
+                # our answer arrived: the retry that follows a REMINDER needs none (DX
+                # ReceiveRem marks the record DONE)
                 if rec is not None and rec.trans_no == pdu.trans_no and rec.reply is not None:
-                    self.counters.duplicates += 1
-                    rec.alt = frame.l2.alt_path
-                    self._send_reply(rec, now)
+                    rec.done = True
+                return []
+            if kind in (TpduType.REMINDER, SpduType.REMINDER):
+                # the message itself follows the REMINDER and is answered then (DX ReceiveRem:
+                # "it will be followed by the retry, so we simply ignore it"): one reply, not two
                 return []
         assert pdu.apdu is not None
         apdu_bytes = pdu.apdu.encode()
@@ -756,7 +759,7 @@ class LonTransactions:
             rec.alt = frame.l2.alt_path
             if rec.challenge is not None and not rec.delivered:
                 self._send_challenge(frame, rec, pdu.trans_no, now)  # re-challenge
-            elif rec.reply is not None:
+            elif rec.reply is not None and not rec.done:
                 self._send_reply(rec, now)
             return []
         self._rx_seq += 1
