@@ -255,3 +255,32 @@ def test_cli_dead_node_is_one_line_naming_the_hop(capsys: Any, monkeypatch: Any,
 def test_cli_bad_sim_option_is_a_port_error(capsys: Any, monkeypatch: Any) -> None:
     rc, _, err = _main(capsys, monkeypatch, "--port", "sim://?bogus=1", "read", "1-0:1.8.0.255")
     assert rc == 5 and "unknown sim option 'bogus'" in err
+
+
+def test_cli_sim_info_and_class_131_are_the_nodes_own_settings(capsys: Any, monkeypatch: Any,
+                                                                tmp_path: Path) -> None:
+    """Class 130 reports the node's real address, Neuron ID and domain; class 131's inactivity
+    timeout is the serving adaptation endpoint's, and writing it changes the endpoint."""
+    from dlms14908.cli import ports
+
+    monkeypatch.setenv("DLMS14908_STATE_DIR", str(tmp_path / "state"))
+    code, out, err = _main(capsys, monkeypatch, "--port", "sim", "--meter", "3/44", "--json", "info")
+    assert code == 0, err
+    objs = {o["class_id"]: o["attributes"] for o in json.loads(out)["objects"]}
+    m = ports._SIM.net.find_meter("3/44")
+    assert bytes.fromhex(objs[130]["domain_id"]["value"]) == ports._SIM.net.domain == m.node.config.domain
+    assert (objs[130]["subnet_id"]["value"], objs[130]["node_id"]["value"]) == (3, 44)
+    assert bytes.fromhex(objs[130]["unique_node_id"]["value"]) == m.neuron_id
+    assert objs[131]["inactivity_timeout"]["value"] == m.server.inactivity_timeout == 300
+    # read as the 4th request (AARQ, 130, 131, 132); 133 and the RLRQ came after
+    assert objs[132]["messages_received"]["value"] == 4 == m.node.lon.counters.class132()["messages_received"] - 2
+
+    # management client writes class 131: the endpoint of the same process-wide meter follows
+    cli_sim = ports._SIM
+    from dlms14908.cli import main as cli_main
+
+    rc = cli_main.main(["--port", "sim", "--meter", "3/44", "--client", "management", "set",
+                        "0-0:32.1.0.255", "-a", "2", "u16:15"])
+    capsys.readouterr()
+    assert rc == 0 and ports._SIM is cli_sim
+    assert m.server.inactivity_timeout == 15

@@ -184,6 +184,7 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
             url = f"cnip://{host}:{local[1]}"
     sim.set_counter_providers(lambda: node.link_counters()["class132"],
                               lambda: node.link_counters()["class133"])
+    sim.bind_protocol_setup(node.server)  # class 131: the endpoint's real inactivity timeout
     err.print(f"{PROG}: serving meter {addr} (Neuron ID {nid.hex().upper()}, system title "
               f"{sim.system_title.hex().upper()}{', OSGP-AES-128-PSK' if psk else ''}) on {url}",
               markup=False)

@@ -189,7 +189,7 @@ class CliSimNetwork:
 
         sim = MeterSimulator(seed=seed, clock=self.clock, password=self._password or DEFAULT_PASSWORD,
                              keys=self._keys or DEFAULT_KEYS, system_title=self._system_title,
-                             node=(subnet, node), neuron_id=nid, counters=(c132, c133))
+                             node=(subnet, node), neuron_id=nid, counters=(c132, c133), domain=self.net.domain)
 
         def route(server_sap: int, client_sap: int) -> Any:
             return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
@@ -198,6 +198,7 @@ class CliSimNetwork:
                                psk=self.osgp.psk_for(nid), via=chain)
         holder["node"] = m.node
         m.simulator = sim
+        sim.bind_protocol_setup(m.server)  # class 131 is the endpoint's real inactivity timeout
         self._switch_off(m.name, (subnet, node))
         return m
 

@@ -281,6 +281,23 @@ def _counters(cls: type[CosemObject]) -> type[CosemObject]:
     return Fed
 
 
+class _BoundSetup(Iso14908ProtocolSetup):
+    """Class 131 whose ``inactivity_timeout`` is the serving node's own setting (an object with
+    an ``inactivity_timeout`` property in minutes, e.g. the adaptation ServerEndpoint)."""
+
+    target: Any = None
+
+    def get(self, index: int, *, selection: Any = None, now: float | None = None) -> Any:
+        if index == 2 and self.target is not None:
+            self._data[2] = axdr.LongUnsigned(int(self.target.inactivity_timeout))
+        return super().get(index, selection=selection, now=now)
+
+    def set(self, index: int, value: Any, *, selection: Any = None, now: float | None = None) -> None:
+        super().set(index, value, selection=selection, now=now)
+        if index == 2 and self.target is not None:
+            self.target.inactivity_timeout = int(self._data[2])
+
+
 _FedStatus = _counters(Iso14908ProtocolStatus)
 _FedDiagnostic = _counters(Iso14908Diagnostic)
 
@@ -306,7 +323,8 @@ class MeterSimulator:
                  max_receive_pdu_size: int = 1024, node: tuple[int, int] = (1, 7),
                  neuron_id: bytes | None = None,
                  counters: tuple[CounterProvider | None, CounterProvider | None] = (None, None),
-                 random: Callable[[int], bytes] | None = None) -> None:
+                 random: Callable[[int], bytes] | None = None, domain: bytes = b"\x42",
+                 inactivity_timeout: int = 300) -> None:
         self.seed = seed
         self.clock = clock
         now = clock()
@@ -322,6 +340,8 @@ class MeterSimulator:
         self.outages: list[tuple[float, float | None]] = []
         self.password = password
         self.keys = keys
+        self.domain = bytes(domain)
+        self._inactivity = inactivity_timeout
         self._build(node, profile_entries, counters, max_receive_pdu_size)
         mechs = [MechanismName.LOWEST] if not require_ciphering else []
         if password is not None:
@@ -406,10 +426,10 @@ class MeterSimulator:
             _Disconnect(self),
             _ImageTransfer(),
             Iso14908Identification(node_id=node[1], subnet_id=node[0],
-                                   domain_id=axdr.OctetString(b"\x4c"),
+                                   domain_id=axdr.OctetString(self.domain),
                                    program_id=axdr.OctetString(bytes.fromhex("9F FF FF 05 01 0A 04 01")),
                                    unique_node_id=axdr.OctetString(self.neuron_id)),
-            Iso14908ProtocolSetup(inactivity_timeout=300),
+            _BoundSetup(inactivity_timeout=self._inactivity),
             _FedStatus(),
             _FedDiagnostic(),
             CosemObject(Obis(0, 0, 65, 0, 1, 255), class_id=26, table_id=1,
@@ -430,6 +450,13 @@ class MeterSimulator:
         """Feed classes 132 (protocol status) and 133 (diagnostic) from live counters."""
         self.objects[Obis(0, 0, 32, 2, 0, 255)].provider = status  # type: ignore[attr-defined]
         self.objects[Obis(0, 0, 32, 3, 0, 255)].provider = diagnostic  # type: ignore[attr-defined]
+
+    def bind_protocol_setup(self, target: Any) -> None:
+        """Make class 131 ``inactivity_timeout`` read and write ``target.inactivity_timeout``
+        (minutes; the serving adaptation endpoint), set to this meter's value now."""
+        obj = self.objects[Obis(0, 0, 32, 1, 0, 255)]
+        target.inactivity_timeout = int(obj._data[2])  # noqa: SLF001 - our own object
+        obj.target = target  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ convenience
     @property
