@@ -330,3 +330,16 @@ def test_readable_key_file_warns_in_one_line(net, capsys, tmp_path):
     warn = [ln for ln in err.splitlines() if "warning" in ln]
     assert warn == [f"dlms-cli: warning: key file {p} is accessible by group or others (mode 0644); chmod 600 it"]
     assert EK not in err and AK not in err and EK not in out and AK not in out
+
+
+def test_help_names_every_exit_code_and_port_form(capsys):
+    with pytest.raises(SystemExit) as ex:
+        cli.main(["--help"])
+    assert ex.value.code == 0
+    out = capsys.readouterr().out
+    codes = out[out.index("exit codes:"):]
+    for code in Exit:
+        if code not in (Exit.OK, Exit.FINDINGS):  # dlms-cli never reports findings
+            assert f"{int(code)} " in codes, code
+    for form in ("cnip://HOST:PORT", "/dev/ttyUSB0", "socket://", "rfc2217://", "sim://?loss=", "[osgp]", "tshark"):
+        assert form in " ".join(out.split()), form

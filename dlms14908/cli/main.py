@@ -221,13 +221,19 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
     d: Any = argparse.SUPPRESS if sub else None
     g = p.add_argument_group("connection")
     g.add_argument("--port", default=d if sub else "sim", metavar="URL",
-                   help="port URL; 'sim' = the built-in simulated meter network (default)")
+                   help="cnip://HOST:PORT (CN/IP over UDP), /dev/ttyUSB0 or serial://DEV?kind=u61 "
+                        "(transceiver), socket://HOST:PORT, rfc2217://HOST:PORT, or 'sim' = the "
+                        "built-in simulated network (default; sim://?loss=0.1&seed=N&down=2/11 "
+                        "for a lossy channel or switched-off nodes)")
     g.add_argument("--meter", type=_meter_arg, default=d if sub else MeterAddress(1, 7),
                    metavar="ADDR", help="subnet/node (e.g. 1/7) or 12-hex-digit Neuron ID (default 1/7)")
-    g.add_argument("--keys", default=d, metavar="FILE", help="TOML key file ([dlms] table)")
+    g.add_argument("--keys", default=d, metavar="FILE",
+                   help="TOML key file: [dlms] ek, ak, dk, lls_password, system titles; "
+                        "[osgp] psk, nnap_id, [osgp.meters] NEURON_ID = PSK (turns on OSGP-AES-128-PSK)")
     g.add_argument("--via", type=_via_arg, default=d, metavar="CHAIN",
-                   help="repeater chain, first hop first (e.g. 1/3,1/5)")
-    g.add_argument("--capture", default=d, metavar="FILE", help="record the session as pcap")
+                   help="Annex E repeater chain, first hop first (e.g. 1/3,1/5)")
+    g.add_argument("--capture", default=d, metavar="FILE",
+                   help="record every frame as pcap (LINKTYPE 252; tshark -r FILE opens it)")
     g.add_argument("--client", choices=("public", "management"), default=d if sub else "public",
                    help="public client (SAP 0x10, no security) or management client (SAP 0x01)")
     g.add_argument("--auth", choices=("lls", "hls"), default=d,
@@ -236,6 +242,23 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
                    help="seconds to wait for each answer (default 10)")
     g.add_argument("--json", action="store_true", default=d if sub else False,
                    help="machine-readable output")
+
+
+_EPILOG = """\
+examples:
+  dlms-cli read 1-0:1.8.0.255                          (built-in simulated network)
+  dlms-cli --port cnip://127.0.0.1:1628 --meter 1/7 --json read 0-0:1.0.0.255
+  dlms-cli --port /dev/ttyUSB0 --meter 4/1 --via 2/10,3/10 --keys keys.toml \\
+           --client management profile --from 2026-01-01T00:00 --to 2026-01-02T00:00
+  dlms-cli --keys keys.toml --client management set 0-0:1.0.0.255 -a 3 i16:60
+  dlms-cli --keys keys.toml --client management action 0-0:96.3.10.255 -m 1
+
+exit codes:
+  0 ok, 2 usage (bad OBIS, value, address), 3 undecodable answer, 4 key file,
+  5 port cannot be opened, 6 timeout / meter did not answer, 7 repeater chain failed
+  (the message names the hop), 8 authentication or decryption failed, 9 other protocol
+  error (e.g. access denied by the meter), 70 internal error.
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -249,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Read, write and operate DLMS/COSEM meters over ISO/IEC 14908 (IEC 62056-8-8). "
-                    "Keys are read from --keys FILE only, never from the command line.")
+                    "Keys are read from --keys FILE only, never from the command line.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_globals(parser, sub=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -259,23 +283,27 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = cmd("read", "read one attribute (registers: value with scaler and unit)")
-    p.add_argument("obis", type=_obis_arg, metavar="OBIS")
+    p.add_argument("obis", type=_obis_arg, metavar="OBIS", help="logical name, e.g. 1-0:1.8.0.255")
     p.add_argument("-a", "--attr", type=int, default=2, help="attribute index (default 2)")
     p.add_argument("-c", "--class", dest="class_id", type=int, help="interface class (guessed if omitted)")
     p.set_defaults(func=cmd_read)
 
     p = cmd("set", "write one attribute")
-    p.add_argument("obis", type=_obis_arg, metavar="OBIS")
+    p.add_argument("obis", type=_obis_arg, metavar="OBIS", help="logical name, e.g. 1-0:1.8.0.255")
     p.add_argument("-a", "--attr", type=int, required=True, help="attribute index")
     p.add_argument("-c", "--class", dest="class_id", type=int, help="interface class (guessed if omitted)")
-    p.add_argument("value", metavar="VALUE", help="TYPE:VALUE, e.g. u16:5, octets:0102, str:abc, null")
+    p.add_argument("value", metavar="VALUE",
+                   help="TYPE:VALUE with TYPE one of i8 i16 i32 i64 u8 u16 u32 u64 enum bool f32 f64 "
+                        "octets(hex) str utf8 bits obis datetime(ISO 8601), or null; "
+                        "e.g. u16:5, octets:0102, datetime:2026-01-01T00:00Z")
     p.set_defaults(func=cmd_set)
 
     p = cmd("action", "invoke a method")
-    p.add_argument("obis", type=_obis_arg, metavar="OBIS")
+    p.add_argument("obis", type=_obis_arg, metavar="OBIS", help="logical name, e.g. 1-0:1.8.0.255")
     p.add_argument("-m", "--method", type=int, required=True, help="method index")
     p.add_argument("-c", "--class", dest="class_id", type=int, help="interface class (guessed if omitted)")
-    p.add_argument("value", nargs="?", metavar="VALUE", help="parameter TYPE:VALUE (default i8:0)")
+    p.add_argument("value", nargs="?", metavar="VALUE",
+                   help="parameter TYPE:VALUE as for set (default i8:0)")
     p.set_defaults(func=cmd_action)
 
     p = cmd("profile", "read a profile generic buffer (all, by time range or by entries)")
