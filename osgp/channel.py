@@ -50,7 +50,6 @@ from osgp.keys import (
     commission_pd_aad,
     commission_pd_nonce,
     commission_response_mac_input,
-    data_nonce,
     derive_kek,
     derive_session_keys,
     handshake_mac,
@@ -590,9 +589,12 @@ def _seal(
     if len(plaintext) > _MAX_PLAINTEXT:
         raise EncodeError(f"at most {_MAX_PLAINTEXT} bytes per protected PDU", field="plaintext")
     seq = _allocate(tx, persistence, block)
-    prefix = bytes((tx.key_id,)) + seq.to_bytes(P.OSGP_SEQ_LEN, "big")
-    nonce = data_nonce(source_id, seq, tx.key_id, header[0])
-    return prefix + tx.aead.encrypt(nonce, bytes(plaintext), bytes(header) + prefix + bytes(dest))
+    seq_bytes = seq.to_bytes(P.OSGP_SEQ_LEN, "big")
+    prefix = bytes((tx.key_id,)) + seq_bytes
+    # data_nonce(source_id, seq, key_id, ctrl) and AAD = header || KeyID || SeqNo || dest
+    nonce = b"".join((source_id, seq_bytes, bytes((tx.key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))))
+    aad = b"".join((header, prefix, dest))
+    return prefix + tx.aead.encrypt(nonce, plaintext if type(plaintext) is bytes else bytes(plaintext), aad)
 
 
 class _TokenBucket:
@@ -1096,11 +1098,12 @@ class SecureChannel:
         (plus a rate-limited error message for unicast); nothing else changes."""
         if self._state is ChannelState.FAILED:
             return self._drop(DropReason.NOT_READY, "not_ready")
-        buf = bytes(body)
+        buf = body if type(body) is bytes else bytes(body)
         if not header or len(buf) < PROTECTED_OVERHEAD:
             return self._drop(DropReason.MALFORMED, "malformed")
         key_id = buf[0]
-        seq = int.from_bytes(buf[1:_PREFIX_LEN], "big")
+        seq_bytes = buf[1:_PREFIX_LEN]
+        seq = int.from_bytes(seq_bytes, "big")
         table = self._bc_rx if broadcast else self._uc_rx
         rx = table.get(key_id)
         if rx is None:
@@ -1118,11 +1121,11 @@ class SecureChannel:
                     SequenceError(key_id=key_id, expected_min_seq=expected), now
                 )
             return events
-        nonce = data_nonce(self.peer_id, seq, key_id, header[0])
+        # data_nonce(peer_id, seq, key_id, ctrl), from the bytes at hand
+        nonce = b"".join((self.peer_id, seq_bytes, bytes((key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))))
+        aad = b"".join((header, buf[:_PREFIX_LEN], dest))
         try:
-            plain = rx.aead.decrypt(
-                nonce, buf[_PREFIX_LEN:], bytes(header) + buf[:_PREFIX_LEN] + bytes(dest)
-            )
+            plain = rx.aead.decrypt(nonce, buf[_PREFIX_LEN:], aad)
         except InvalidTag:
             events = [FrameDropped(DropReason.AUTH, key_id, seq)]
             if broadcast:
@@ -1134,8 +1137,8 @@ class SecureChannel:
         # Verified: only now does any state change.
         rx.window.update(seq)
         self._consecutive = 0
-        self._count("frames_ok")
-        events = self._on_verified(rx, broadcast)
+        self._c.frames_ok += 1
+        events = [] if len(table) == 1 else self._on_verified(rx, broadcast)
         self._unsaved += 1
         if self.config.rx_save_interval and self._unsaved >= self.config.rx_save_interval:
             self._save()  # the window is durable before the frame is delivered

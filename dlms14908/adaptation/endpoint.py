@@ -57,7 +57,7 @@ from osgp.channel import (
     SendProtected,
 )
 
-from .pdu import AdaptationPdu, Reassembler, decode_pdu, encode_pdu, header_bytes, segment_apdu
+from .pdu import AdaptationPdu, Reassembler, decode_pdu_at, encode_pdu, header_bytes, segment_apdu
 
 __all__ = [
     "ApduHandler",
@@ -114,7 +114,7 @@ def _decode_message(data: bytes) -> AdaptationPdu:
     if data[0] != P.AL_MSG_CODE:
         raise DecodeError(f"message code 0x{data[0]:02X} is not the adaptation code",
                           field="lon.apdu.code", offset=0)
-    return decode_pdu(memoryview(data)[1:])
+    return decode_pdu_at(data if type(data) is bytes else bytes(data), 1)
 
 
 @dataclass(slots=True)
@@ -209,11 +209,9 @@ class ClientEndpoint:
         self.counters.tx_pdus += 1
         if ch is None:
             return _message(pdu)
-        p = AdaptationPdu(pdu.type, pdu.dst_sap, pdu.src_sap, b"", True, pdu.segmented, pdu.first, pdu.last,
-                          pdu.counter)
-        hdr = header_bytes(p)
+        hdr = header_bytes(pdu, protected=True)
         body = ch.protect(pdu.payload, header=hdr, dest=self.dest, now=now)
-        return _CODE + hdr + body
+        return b"".join((_CODE, hdr, body))
 
     def _commissioned(self) -> bool:
         ch = self.channel
@@ -466,7 +464,7 @@ class ServerEndpoint:
         :attr:`dest`), bound into the AAD of the request and of its response.
         Returns the RESPONSE data for a REQUEST, or None (nothing to answer: ACKD
         delivery, or a dropped PDU, which is counted)."""
-        self._cur_dest = self.dest if dest is None else bytes(dest)
+        self._cur_dest = self.dest if dest is None else dest if type(dest) is bytes else bytes(dest)
         try:
             pdu = _decode_message(data)
         except DecodeError:
@@ -507,21 +505,29 @@ class ServerEndpoint:
         protected = pdu.protected
         if pdu.segmented and not pdu.first and not payload:
             return self._serve_pull(key, pdu, protected, now)
-        before = self.reassembler.dropped_count
-        apdu = self.reassembler.feed(key, AdaptationPdu(pdu.type, pdu.dst_sap, pdu.src_sap, payload, False,
-                                                        pdu.segmented, pdu.first, pdu.last, pdu.counter), now)
-        self.counters.reassembly_dropped += self.reassembler.dropped_count - before
-        self.reassembler.dropped.clear()
+        ra = self.reassembler
+        before = ra.dropped_count
+        if pdu.segmented:
+            apdu = ra.feed(key, AdaptationPdu(pdu.type, pdu.dst_sap, pdu.src_sap, payload, False,
+                                              pdu.segmented, pdu.first, pdu.last, pdu.counter), now)
+        else:
+            apdu = ra.feed_whole(key, payload)
+        if ra.dropped_count != before:
+            self.counters.reassembly_dropped += ra.dropped_count - before
+        ra.dropped.clear()
         if apdu is None:
             if confirmed:  # a REQUEST for a middle segment: acknowledge with an empty PDU
                 return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, pdu.src_sap, pdu.dst_sap, b""), protected, now)
             return None
-        self._pending.pop(key, None)
+        if self._pending:
+            self._pending.pop(key, None)
         response = handler(apdu)
         if not confirmed:
             return None
         if not response:
             return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, pdu.src_sap, pdu.dst_sap, b""), protected, now)
+        if len(response) <= self.max_segment and type(response) is bytes:  # one unsegmented PDU
+            return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, pdu.src_sap, pdu.dst_sap, response), protected, now)
         segs = list(segment_apdu(response, dst_sap=pdu.src_sap, src_sap=pdu.dst_sap, max_segment=self.max_segment))
         if len(segs) > 1:
             if len(self._pending) >= _MAX_PENDING_RESPONSES:
@@ -550,12 +556,10 @@ class ServerEndpoint:
         self.counters.tx_pdus += 1
         if not protected:
             return _message(pdu)
-        p = AdaptationPdu(pdu.type, pdu.dst_sap, pdu.src_sap, b"", True, pdu.segmented, pdu.first, pdu.last,
-                          pdu.counter)
-        hdr = header_bytes(p)
+        hdr = header_bytes(pdu, protected=True)
         assert self.channel is not None
         body = self.channel.protect(pdu.payload, header=hdr, dest=self._cur_dest, now=now)
-        return _CODE + hdr + body
+        return b"".join((_CODE, hdr, body))
 
     def _on_security(self, pdu: AdaptationPdu, now: float) -> bytes | None:
         ch = self.channel

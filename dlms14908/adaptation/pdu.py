@@ -28,6 +28,7 @@ __all__ = [
     "AdaptationPdu",
     "encode_pdu",
     "decode_pdu",
+    "decode_pdu_at",
     "header_bytes",
     "segment_apdu",
     "Reassembler",
@@ -60,23 +61,37 @@ class AdaptationPdu:
         )
 
 
-def header_bytes(pdu: AdaptationPdu) -> bytes:
-    """The header (ctrl, SAPs, counter): also the AAD prefix of a protected PDU."""
-    if pdu.type not in P.AL_TYPES_KNOWN:
-        raise EncodeError(f"unknown adaptation type {pdu.type}", field="adaptation.type")
-    for name, sap in (("dst_sap", pdu.dst_sap), ("src_sap", pdu.src_sap)):
-        if not 0 <= sap <= 0xFF:
-            raise EncodeError(f"{sap} is not a 1-byte SAP", field=f"adaptation.{name}")
-    if pdu.segmented != (pdu.counter is not None):
+def header_bytes(pdu: AdaptationPdu, *, protected: bool | None = None) -> bytes:
+    """The header (ctrl, SAPs, counter): also the AAD prefix of a protected PDU.
+
+    ``protected`` overrides the PDU's P bit (the header of the protected form of a
+    plain PDU, without building a second PDU)."""
+    typ, dst, src, counter = pdu.type, pdu.dst_sap, pdu.src_sap, pdu.counter
+    if typ not in P.AL_TYPES_KNOWN:
+        raise EncodeError(f"unknown adaptation type {typ}", field="adaptation.type")
+    if not 0 <= dst <= 0xFF:
+        raise EncodeError(f"{dst} is not a 1-byte SAP", field="adaptation.dst_sap")
+    if not 0 <= src <= 0xFF:
+        raise EncodeError(f"{src} is not a 1-byte SAP", field="adaptation.src_sap")
+    ctrl = typ
+    if pdu.protected if protected is None else protected:
+        ctrl |= P.AL_CTRL_PROTECTED
+    if counter is None:
+        if pdu.segmented:
+            raise EncodeError("a segment counter is present exactly when S = 1", field="adaptation.counter")
+        if pdu.first or pdu.last:
+            raise EncodeError("F/L flags need S = 1", field="adaptation.ctrl")
+        return bytes((ctrl, dst, src))
+    if not pdu.segmented:
         raise EncodeError("a segment counter is present exactly when S = 1", field="adaptation.counter")
-    if not pdu.segmented and (pdu.first or pdu.last):
-        raise EncodeError("F/L flags need S = 1", field="adaptation.ctrl")
-    hdr = bytes((pdu.ctrl, pdu.dst_sap, pdu.src_sap))
-    if pdu.counter is not None:
-        if not 0 <= pdu.counter <= 0xFF:
-            raise EncodeError(f"{pdu.counter} is not a 1-byte counter", field="adaptation.counter")
-        hdr += bytes((pdu.counter,))
-    return hdr
+    if not 0 <= counter <= 0xFF:
+        raise EncodeError(f"{counter} is not a 1-byte counter", field="adaptation.counter")
+    ctrl |= P.AL_CTRL_SEGMENTED
+    if pdu.first:
+        ctrl |= P.AL_CTRL_FIRST
+    if pdu.last:
+        ctrl |= P.AL_CTRL_LAST
+    return bytes((ctrl, dst, src, counter))
 
 
 def encode_pdu(pdu: AdaptationPdu) -> bytes:
@@ -85,39 +100,36 @@ def encode_pdu(pdu: AdaptationPdu) -> bytes:
 
 def decode_pdu(data: bytes | bytearray | memoryview) -> AdaptationPdu:
     """Decode one adaptation PDU (the LonTalk message data after the message code)."""
-    data = bytes(data)
-    if len(data) < P.AL_HEADER_LEN:
+    return decode_pdu_at(data if type(data) is bytes else bytes(data), 0)
+
+
+def decode_pdu_at(data: bytes, start: int) -> AdaptationPdu:
+    """:func:`decode_pdu` of ``data[start:]`` without copying it first (offsets in errors
+    are relative to ``start``)."""
+    n = len(data) - start
+    if n < P.AL_HEADER_LEN:
         raise DecodeError(
-            f"{len(data)} byte(s), the header needs {P.AL_HEADER_LEN}", field="adaptation.header", offset=0
+            f"{max(n, 0)} byte(s), the header needs {P.AL_HEADER_LEN}", field="adaptation.header", offset=0
         )
-    ctrl, dst, src = data[0], data[1], data[2]
+    ctrl, dst, src = data[start], data[start + 1], data[start + 2]
     typ = ctrl & P.AL_CTRL_TYPE_MASK
     if typ not in P.AL_TYPES_KNOWN:
         raise DecodeError(f"reserved type {typ}", field="adaptation.ctrl.type", offset=0)
+    protected = bool(ctrl & P.AL_CTRL_PROTECTED)
+    if not ctrl & (P.AL_CTRL_SEGMENTED | P.AL_CTRL_FIRST | P.AL_CTRL_LAST):
+        return AdaptationPdu(typ, dst, src, data[start + P.AL_HEADER_LEN :], protected)
     seg = bool(ctrl & P.AL_CTRL_SEGMENTED)
     first, last = bool(ctrl & P.AL_CTRL_FIRST), bool(ctrl & P.AL_CTRL_LAST)
-    if not seg and (first or last):
+    if not seg:
         raise DecodeError("F or L set without S", field="adaptation.ctrl", offset=0)
     pos = P.AL_HEADER_LEN
-    counter = None
-    if seg:
-        if len(data) <= pos:
-            raise DecodeError("segment counter missing", field="adaptation.counter", offset=pos)
-        counter = data[pos]
-        pos += P.AL_SEGMENT_COUNTER_LEN
-        if first and counter != 0:
-            raise DecodeError(f"first segment has counter {counter}", field="adaptation.counter", offset=pos - 1)
-    return AdaptationPdu(
-        type=typ,
-        dst_sap=dst,
-        src_sap=src,
-        payload=data[pos:],
-        protected=bool(ctrl & P.AL_CTRL_PROTECTED),
-        segmented=seg,
-        first=first,
-        last=last,
-        counter=counter,
-    )
+    if n <= pos:
+        raise DecodeError("segment counter missing", field="adaptation.counter", offset=pos)
+    counter = data[start + pos]
+    pos += P.AL_SEGMENT_COUNTER_LEN
+    if first and counter != 0:
+        raise DecodeError(f"first segment has counter {counter}", field="adaptation.counter", offset=pos - 1)
+    return AdaptationPdu(typ, dst, src, data[start + pos :], protected, seg, first, last, counter)
 
 
 def segment_apdu(
@@ -138,7 +150,7 @@ def segment_apdu(
     if len(apdu) > P.AL_MAX_APDU:
         raise EncodeError(f"{len(apdu)} bytes exceeds {P.AL_MAX_APDU}", field="apdu")
     if len(apdu) <= max_segment:
-        yield AdaptationPdu(type, dst_sap, src_sap, bytes(apdu), protected)
+        yield AdaptationPdu(type, dst_sap, src_sap, apdu if apdu.__class__ is bytes else bytes(apdu), protected)
         return
     n = (len(apdu) + max_segment - 1) // max_segment
     for i in range(n):
@@ -198,6 +210,13 @@ class Reassembler:
         self.dropped_count += 1
         if len(self.dropped) < 1000:
             self.dropped.append(ReassemblyDropped(key, reason))
+
+    def feed_whole(self, key: Hashable, payload: bytes) -> bytes:
+        """An unsegmented PDU's payload (what :meth:`feed` does with one, without a PDU
+        object): it interrupts any reassembly under ``key`` and is the whole APDU."""
+        if key in self._partials:
+            self._drop(key, "unsegmented PDU interrupted a reassembly")
+        return payload
 
     def feed(self, key: Hashable, pdu: AdaptationPdu, now: float) -> bytes | None:
         if not pdu.segmented:
