@@ -4,7 +4,8 @@
 1. ``pip install -e .[test]`` (builds the osgp._ccm C extension in place);
 2. tshark through apt-get when it is missing (root, non-interactive);
 3. the isolated oracle venv (gurux-dlms, dlms-cosem) under ``.cache/``;
-4. pytest over ``tests/`` (extra arguments are passed to pytest).
+4. pytest over ``tests/`` (extra arguments are passed to pytest), then the C
+   extension's extra checks (second kernel, optional build, stubtest).
 
 Under ``CI=true`` a missing oracle is an error, never a skip.
 """
@@ -49,7 +50,21 @@ def main() -> int:
     if not any(a.startswith("-n") for a in args):
         cmd += ["-n", "2"]
     print("+", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    rc = subprocess.call(cmd)
+    # The C CCM extension: its plain (non-VAES) batch kernel, the optional-build
+    # packaging tests (no compiler -> fallback), and its .pyi against the module.
+    extra = [
+        (dict(os.environ, OSGP_CCM_KERNEL="xmm"),
+         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+          "tests/test_ccm_vectors.py", "tests/test_ccm_differential.py"]),
+        (None, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--run-slow",
+                "tests/test_ccm_build.py"]),
+        (None, [sys.executable, "-m", "mypy.stubtest", "osgp._ccm"]),
+    ]
+    for env, extra_cmd in extra:
+        print("+", " ".join(extra_cmd), flush=True)
+        rc = rc or subprocess.call(extra_cmd, env=env)
+    return rc
 
 
 if __name__ == "__main__":
