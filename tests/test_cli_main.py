@@ -343,3 +343,30 @@ def test_help_names_every_exit_code_and_port_form(capsys):
             assert f"{int(code)} " in codes, code
     for form in ("cnip://HOST:PORT", "/dev/ttyUSB0", "socket://", "rfc2217://", "sim://?loss=", "[osgp]", "tshark"):
         assert form in " ".join(out.split()), form
+
+
+def test_via_extends_the_timeout_to_the_chain_worst_case():
+    """A --timeout shorter than the repeater chain's own retries would turn a proxy failure
+    naming the hop into an anonymous timeout: the link waits at least the chain's worst case."""
+    import asyncio
+
+    from dlms14908.node import Route, Timing
+    from dlms14908.lon.transaction import NodeDest
+    from dlms14908.repeater.rules import NodeAddress
+
+    async def go():
+        direct = ports.open_link("cnip://127.0.0.1:9", ports.parse_meter("1/7"), None, None, None)
+        chained = ports.open_link("cnip://127.0.0.1:9", ports.parse_meter("1/7"), ports.parse_via("1/3"),
+                                  None, None)
+        try:
+            await direct._get()
+            await chained._get()
+            return direct.min_timeout, chained.min_timeout
+        finally:
+            await direct.close()
+            await chained.close()
+
+    d, c = asyncio.run(go())
+    assert d == 0.0
+    want = Timing(frame_time=0.05).worst_case(Route(NodeDest(1, 7), (NodeAddress(1, 3),)))
+    assert c == want and c > 10.0  # longer than the default --timeout

@@ -239,7 +239,8 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--auth", choices=("lls", "hls"), default=d,
                    help="management authentication (default: hls when the key file has ek/ak)")
     g.add_argument("--timeout", type=_positive, default=d if sub else 10.0, metavar="S",
-                   help="seconds to wait for each answer (default 10)")
+                   help="seconds to wait for each answer (default 10; with --via at least the "
+                        "repeater chain's own retry time, so a failing hop is named)")
     g.add_argument("--json", action="store_true", default=d if sub else False,
                    help="machine-readable output")
 

@@ -249,6 +249,10 @@ class _LazyLink:
         self._what = what
         self._link: Any = None
         self._closed = False
+        #: set by the opener: the LonTalk worst case of one exchange step on this route (all
+        #: retries of every hop); a shorter --timeout would cut a repeater chain short and turn
+        #: a proxy failure naming the hop into an anonymous timeout
+        self.min_timeout = 0.0
 
     async def _get(self) -> Any:
         if self._closed:
@@ -268,7 +272,7 @@ class _LazyLink:
 
     async def request(self, apdu: bytes, *, timeout: float) -> bytes:
         link = await self._get()
-        return await link.request(apdu, timeout=timeout)  # type: ignore[no-any-return]
+        return await link.request(apdu, timeout=max(timeout, self.min_timeout))  # type: ignore[no-any-return]
 
     async def send(self, apdu: bytes) -> None:
         link = await self._get()
@@ -383,6 +387,9 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
         timing = Timing(frame_time=0.05) if url.lower().startswith("cnip:") else Timing()
         head = LonNode(LonConfig(1, 126, domain=domain, receive_timer=120.0), timing=timing, name="head-end")
         drv = NodeDriver(head, link, capture=writer)
+        if route.chain:
+            lazy.min_timeout = timing.worst_case(route)
         return StackLink(drv, ep, route, on_close=drv.close)
 
-    return _LazyLink(opener, port_url)  # type: ignore[return-value]
+    lazy = _LazyLink(opener, port_url)
+    return lazy  # type: ignore[return-value]
