@@ -251,6 +251,16 @@ def _apdu_norm(obj: Any) -> dict[str, Any]:
     if isinstance(obj, xdlms.ActionResponseNormalWithError):
         return {"apdu": "action-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
                 "result": int(obj.status), "return": {"error": int(obj.error)}}
+    if isinstance(obj, xdlms.DataNotification):
+        return {"apdu": "data-notification",
+                "long_invoke_id_and_priority": int.from_bytes(obj.long_invoke_id_and_priority.to_bytes(), "big"),
+                # dlms-cosem turns the date-time into a datetime.datetime (status and
+                # "not specified" fields are gone): only its presence is reported
+                "date_time": None if obj.date_time is None else "present",
+                "body": _parse_one(obj.body)}
+    if isinstance(obj, xdlms.ExceptionResponse):
+        return {"apdu": "exception-response", "state_error": int(obj.state_error),
+                "service_error": int(obj.service_error)}
     if isinstance(obj, acse.ApplicationAssociationRequest):
         return {"apdu": "aarq", "application_context_name": 3 if obj.ciphered else 1,
                 "ap_title": _hex(obj.system_title), "mechanism_name": _mech(obj.authentication),

@@ -433,6 +433,17 @@ def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
         return _acse(root, "rlrq")
     if top == "ReleaseResponse":
         return _acse(root, "rlre")
+    if top == "DataNotification":
+        dt = _val(root.find("DateTime"))
+        return {"apdu": "data-notification",
+                "long_invoke_id_and_priority": int(_val(root.find("LongInvokeIdAndPriority")), 16),
+                "date_time": dt.replace(" ", "").upper() or None,
+                "body": _xml_data(_only_child(root.find("NotificationBody/DataValue")))}  # type: ignore[arg-type]
+    if top == "ExceptionResponse":
+        return {"apdu": "exception-response",
+                "state_error": int(TranslatorSimpleTags.valueofStateError(_val(root.find("StateError")))),
+                "service_error": int(TranslatorSimpleTags.valueOfExceptionServiceError(
+                    _val(root.find("ServiceError"))))}
     e = _only_child(root)
     iip = int(_val(e.find("InvokeIdAndPriority")), 16)
     sub = e.tag

@@ -37,6 +37,8 @@ for Data; APDUs are ``{"apdu": name, ...}`` with, per name:
   | {confirmed-service-error: {service, error_type, error}}); aare adds result,
   result_source_diagnostic {acse-service-user|acse-service-provider: int}
 - rlrq / rlre: reason (int|None), user_information
+- data-notification: long_invoke_id_and_priority, date_time (hex of 12 octets | None), body
+- exception-response: state_error, service_error (not invocation-counter-error)
 
 Fields an oracle cannot observe are listed once, with the reason, in
 ``BLIND_FIELDS``; :func:`project` removes them from both sides before comparing.
@@ -443,6 +445,15 @@ def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
         rp = apdu.return_parameters
         return {"apdu": "action-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result),
                 "return": None if rp is xdlms.ABSENT else _ours_result_norm(rp)}
+    if isinstance(apdu, xdlms.DataNotification):
+        return {"apdu": "data-notification", "long_invoke_id_and_priority": apdu.long_invoke_id_and_priority,
+                "date_time": None if apdu.date_time is None else apdu.date_time.to_bytes().hex().upper(),
+                "body": ours_data_norm(apdu.body)}
+    if isinstance(apdu, xdlms.ExceptionResponse):
+        if apdu.invocation_counter is not None:
+            raise TypeError("invocation-counter-error has no norm")
+        return {"apdu": "exception-response", "state_error": int(apdu.state_error),
+                "service_error": int(apdu.service_error)}
     if isinstance(apdu, (acse.AARQ, acse.AARE)):
         req = isinstance(apdu, acse.AARQ)
         out: dict[str, Any] = {
@@ -553,6 +564,15 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
         r = n["return"]
         return xdlms.ActionResponseNormal(iip, xdlms.ActionResult(n["result"]),
                                           xdlms.ABSENT if r is None else res(r))
+    if k == "data-notification":
+        from dlms14908 import axdr
+
+        dt = n["date_time"]
+        return xdlms.DataNotification(n["long_invoke_id_and_priority"], ours_data_from_norm(n["body"]),
+                                      None if dt is None else axdr.DateTime.from_bytes(bytes.fromhex(dt)))
+    if k == "exception-response":
+        return xdlms.ExceptionResponse(xdlms.StateError(n["state_error"]),
+                                       xdlms.ServiceErrorCode(n["service_error"]))
     if k == "aarq":
         return acse.AARQ(
             application_context_name=acse.ApplicationContextName(n["application_context_name"]),
@@ -623,6 +643,10 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
             "dlms-cosem reports 0 for an absent proposed-QoS",
         "user_information.initiate-response.negotiated_quality_of_service":
             "dlms-cosem reports 0 for an absent negotiated-QoS",
+    },
+    ("dlmscosem", "data-notification"): {
+        "date_time": "dlms-cosem keeps the date-time as a datetime.datetime; presence is "
+                     "compared by the test instead",
     },
     ("dlmscosem", "aarq"): {
         # dlms-anchors §5 #3: Conformance keeps only the 17 LN bits (SN and reserved dropped).
