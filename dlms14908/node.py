@@ -338,7 +338,10 @@ class LonNode:
         src = ev.source
         peer: Hashable = (src.src_subnet, src.src_node)
         dest = None
-        if isinstance(src, NeuronIdAddress):
+        # address_bytes() of the decoded destination (whose ranges the frame decoder checked)
+        if type(src) is SubnetNodeAddress:
+            dest = b"".join((ev.domain, bytes((src.dst_subnet, src.dst_node))))
+        elif isinstance(src, NeuronIdAddress):
             dest = address_bytes(ev.domain, neuron_id=src.neuron_id)
         elif isinstance(src, SubnetNodeAddress):
             dest = address_bytes(ev.domain, subnet=src.dst_subnet, node=src.dst_node)

@@ -200,15 +200,20 @@ class SimNetwork:
     # ------------------------------------------------------------------ virtual time
     def _flush(self) -> None:
         now = self.now
+        taps = self.frame_taps
         for name, node in self.nodes.items():
-            for f in node.frames_to_send(now):
-                self.channel.transmit(name, f, now)
-                for tap in self.frame_taps:
+            frames = node.frames_to_send(now)
+            if not frames:
+                continue
+            transmit = self.channel.transmit
+            for f in frames:
+                transmit(name, f, now)
+                for tap in taps:
                     tap(name, f, now)
 
     def _collect(self, events: list[object]) -> None:
         for ev in events:
-            if isinstance(ev, (ExchangeDone, ExchangeFailed)):
+            if type(ev) is ExchangeDone or isinstance(ev, (ExchangeDone, ExchangeFailed)):
                 self._results[ev.xid] = ev
                 fut = self._waiters.pop(ev.xid, None)
                 if fut is not None and not fut.done():
@@ -228,19 +233,25 @@ class SimNetwork:
                 t = nt
         if t is None:
             return False
-        t = max(t, self.now)
+        if t < self.now:
+            t = self.now
         if until is not None and t > until:
             self.now = max(self.now, until)
             return False
         self.now = t
+        collect = self._collect
         for d in self.channel.deliveries(t):
             node = nodes.get(d.node)
             if node is not None:
-                self._collect(node.receive_frame(d.frame, t))  # type: ignore[arg-type]
+                events = node.receive_frame(d.frame, t)
+                if events:
+                    collect(events)  # type: ignore[arg-type]
         for node in nodes.values():
             nt = node.next_timer()
             if nt is not None and nt <= t:
-                self._collect(node.handle_timer(t))  # type: ignore[arg-type]
+                events = node.handle_timer(t)
+                if events:
+                    collect(events)  # type: ignore[arg-type]
         self._flush()
         return True
 
