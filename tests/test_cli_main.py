@@ -141,6 +141,9 @@ def test_management_set_and_action_with_key_file(net, capsys, tmp_path, state_di
     base = ["--client", "management", "--keys", kf]
     code, out, err = run(capsys, *base, "set", "0-0:32.1.0.255", "-a", "2", "u16:42")
     assert code == 0 and "success" in out
+    code, out, err = run(capsys, *base, "--json", "set", "0-0:32.1.0.255", "-a", "2", "u16:42")
+    assert code == 0 and json.loads(out) == {"obis": "0-0:32.1.0.255", "class_id": 131, "attribute": 2,
+                                             "value": {"type": "long-unsigned", "value": 42}, "result": "success"}
     assert net.meter("1/7").objects[axdr_obis("0-0:32.1.0.255")].data(2) == 42
     code, out, err = run(capsys, *base, "--json", "action", "0-0:96.3.10.255", "-m", "1")
     assert code == 0 and json.loads(out)["result"] == "success"
