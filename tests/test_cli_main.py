@@ -373,3 +373,8 @@ def test_via_extends_the_timeout_to_the_chain_worst_case():
     assert d == 0.0
     want = Timing(frame_time=0.05).worst_case(Route(NodeDest(1, 7), (NodeAddress(1, 3),)))
     assert c == want and c > 10.0  # longer than the default --timeout
+
+
+def test_render_booleans_and_bytes():
+    assert cli.render(True) == "true" and cli.render(False) == "false"
+    assert cli.render(axdr.OctetString(b"AB")) == "4142 ('AB')" and cli.render(b"\x00\x01") == "0001"

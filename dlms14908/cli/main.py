@@ -185,6 +185,8 @@ def render(v: Any) -> str:
         return b.hex().upper()
     if v is None:
         return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if is_dataclass(v) and not isinstance(v, type):
         return "{" + ", ".join(f"{f.name}={render(getattr(v, f.name))}" for f in fields(v)) + "}"
     if isinstance(v, list):
