@@ -152,8 +152,21 @@ def test_management_set_and_action_with_key_file(net, capsys, tmp_path, state_di
     assert EK not in out + err and AK not in out + err
     # each run continued the invocation counter of the previous one (else the meter refuses a replay)
     stored = json.loads((state_dir / "invocation-counters.json").read_text())
-    assert list(stored) == ["444C430000000001@sim/1/7"] and stored["444C430000000001@sim/1/7"] >= 9
+    assert list(stored) == ["444C430000000001"] and stored["444C430000000001"] >= 9
     assert EK not in json.dumps(stored)
+
+
+def test_invocation_counter_survives_a_change_of_port(net, capsys, tmp_path, state_dir):
+    """The same meter reached on another port (e.g. /dev/ttyUSB0 re-enumerated as ttyUSB1) or
+    by Neuron ID continues the invocation counter; entries of the older per-port format count."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "invocation-counters.json").write_text(json.dumps({"444C430000000001@/dev/ttyUSB0/1/7": 500}))
+    assert cli.load_invocation_counter("444C430000000001") == 500
+    kf = keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
+    code, _, err = run(capsys, "--client", "management", "--keys", kf, "read", "1-0:1.8.0.255")
+    assert code == 0, err
+    stored = json.loads((state_dir / "invocation-counters.json").read_text())
+    assert stored["444C430000000001"] > 500
 
 
 def axdr_obis(text: str):

@@ -360,8 +360,11 @@ _STDERR = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # Suite 0 forbids reusing an invocation counter under one key, and a meter refuses any IC not
-# above the last one it accepted, so the next IC to send is kept across runs (per client system
-# title, port and meter) in a small JSON state file: $DLMS14908_STATE_DIR or ~/.local/state/dlms14908.
+# above the last one it accepted, so the next IC to send is kept across runs in a small JSON
+# state file ($DLMS14908_STATE_DIR or ~/.local/state/dlms14908), one counter per client system
+# title: the same meter reached through another port (a USB transceiver re-enumerated as
+# /dev/ttyUSB1, CN/IP instead of serial) or addressed by Neuron ID instead of subnet/node must
+# not see the counter go back.  (Entries "<title>@<port>/<meter>" of earlier versions count too.)
 
 
 def _state_file() -> Path:
@@ -371,17 +374,18 @@ def _state_file() -> Path:
 
 
 def _ic_key(args: argparse.Namespace, client_st: bytes) -> str:
-    return f"{client_st.hex().upper()}@{args.port.strip()}/{args.meter}"
+    return client_st.hex().upper()
 
 
 def load_invocation_counter(key: str) -> int:
     """The next invocation counter to use for ``key`` (0 when none is stored)."""
     try:
         data = json.loads(_state_file().read_text())
-        v = data.get(key, 0)
-        return v if isinstance(v, int) and 0 <= v <= 0xFFFFFFFF else 0
+        vals = [v for k, v in data.items() if k == key or k.startswith(key + "@")]
     except (OSError, ValueError, AttributeError):
         return 0
+    vals = [v for v in vals if isinstance(v, int) and 0 <= v <= 0xFFFFFFFF]
+    return max(vals, default=0)
 
 
 def save_invocation_counter(key: str, value: int) -> None:
