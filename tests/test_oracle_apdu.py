@@ -13,6 +13,8 @@ an exclusion that stops being needed shows up).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,41 +44,49 @@ pytestmark = pytest.mark.oracle
 
 # ----------------------------------------------------------------------------- vectors
 
-# dlms-vectors.md §2/§3 (plain APDUs; the ciphered ones are covered by
-# tests/test_ciphering_oracle.py).
-VECTORS = {
-    "G1": "C001C1000100002B0100FF0200",
-    "G2": "C002C100000001",
-    "G3": "C003C102000100002A0000FF0200000800000100 00FF0200",
-    "G4": "C401C1000600001391",
-    "G5": "C401C10101",
-    "G6": "C001C100070100630100FF020101020402041200080906000001 0000FF0F02120000"
-          "090C07E20601FF000300FFFF8880090C07E50106FF000300FFFFC4000100",
-    "S1": "C101C1000800000100 00FF0200090C07E50118FF0E303950FFC400",
-    "S2": "C501C100",
-    "M1": "C301C0000F0000280000FF01010911100000 1A90E6D2221FA2FD85EED61ACC22",
-    "M2": "C701C000010009111000001AFDE8857B728A3499106AA665D1",
-    "A1": "601DA109060760857405080101BE10040E01000000065F1F0400007E1F04B0",
-    "A2": "6036A1090607608574050801018A0207808B0760857405080201AC0A80083132333435363738"
-          "BE10040E01000000065F1F0400007E1F04B0",
-    "A5": "6036A1090607608574050801018A0207808B0760857405080202AC0A80083132333435363738"
-          "BE10040E01000000065F1F0400007E1FFFFF",
-    "B1": "6129A109060760857405080101A203020100A305A103020100BE10040E0800065F1F040000501F01F40007",
-    "B3": "611FA109060760857405080101A203020101A305A103020101BE0604040E010601",
-    "R1": "6203800100",
-    "R3": "6303800100",
-    "R3b": "6316800100BE11040F080100065F1F0400001E1D04C80007",
+# Every APDU vector of vectors/xdlms/ (dlms-vectors.md §1-§4 with their sources) that has a
+# norm.  Left out, explicitly:
+NO_NORM = {
+    "V5": "bare xDLMS-InitiateRequest: compared inside the AARQ vectors A1-A5",
+    "V7-plain": "bare xDLMS-InitiateResponse: compared inside the AARE/RLRE vectors",
 }
+# dlms-cosem has no SN referencing (dlms-anchors §2: its factory rejects tags 5/6/12/13)
+NO_COSEM = {"sn_vectors.json"}
 
 
-@pytest.mark.parametrize("name", sorted(VECTORS))
-def test_vectors_agree_in_all_three(gurux: OracleWorker, dlmscosem: OracleWorker, name: str) -> None:
-    raw = bytes.fromhex(VECTORS[name].replace(" ", ""))
+def _vectors() -> list[tuple[str, str, str]]:
+    out = []
+    for f in ("acse_vectors.json", "services_vectors.json", "sn_vectors.json"):
+        doc = json.loads((VECTORS_DIR / f).read_text())
+        for v in doc["vectors"]:
+            assert v.get("source") or doc.get("source")
+            if v["id"] not in NO_NORM:
+                out.append((f, v["id"], v["hex"].replace(" ", "")))
+    return out
+
+
+VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors" / "xdlms"
+VECTOR_CASES = _vectors()
+
+
+@pytest.mark.parametrize("fname,vid,hexdata", VECTOR_CASES, ids=[v[1] for v in VECTOR_CASES])
+def test_vectors_agree_in_all_three(gurux: OracleWorker, dlmscosem: OracleWorker, fname: str, vid: str,
+                                    hexdata: str) -> None:
+    raw = bytes.fromhex(hexdata)
     ours = ours_apdu_norm(decode_apdu(raw))
     assert encode_apdu(ours_apdu_from_norm(ours)) == raw
-    for w in (gurux, dlmscosem):
+    oracles = [gurux] if fname in NO_COSEM else [gurux, dlmscosem]
+    for w in oracles:
         theirs = w.call("decode_apdu", hex=raw.hex())
         assert project(w.name, theirs) == project(w.name, ours), w.name
+
+
+def test_vector_set_is_complete() -> None:
+    ids = {v[1] for v in VECTOR_CASES}
+    assert {"A1", "A4", "B4", "R4", "G4", "G6", "S1", "M1", "M2", "N1", "SN-W"} <= ids
+
+
+VECTORS = {v[1]: v[2] for v in VECTOR_CASES}
 
 
 def test_vector_values_are_the_documented_ones() -> None:
@@ -246,6 +256,18 @@ class Profile:
                            lambda b: b.hex().upper())),
                        "result": st.integers(0, 2), "result_source_diagnostic": diag,
                        "user_information": st.one_of(self.initiate_response(), self.confirmed_service_error())})
+        if kind in ("read-request", "write-request"):
+            var = st.integers(0, 0xFFFF).map(lambda v: {"variable_name": v})
+            if kind == "read-request":
+                return fd({"apdu": j(kind), "variables": st.lists(var, min_size=1, max_size=4)})
+            return st.lists(var, min_size=1, max_size=3).flatmap(lambda vs: fd({
+                "apdu": j(kind), "variables": j(vs),
+                "values": st.lists(self.data, min_size=len(vs), max_size=len(vs))}))
+        if kind == "read-response":
+            return fd({"apdu": j(kind), "results": st.lists(self.result(), min_size=1, max_size=4)})
+        if kind == "write-response":
+            return fd({"apdu": j(kind), "results": st.lists(st.sampled_from(self.errors), min_size=1,
+                                                            max_size=4)})
         if kind == "data-notification":
             dt = st.one_of(st.none(), _datetime_octets(self.dates).map(lambda b: b.hex().upper()))
             liip = st.integers(0, 0xFFFFFFFF).map(lambda v: v & self.liip_mask)
@@ -274,6 +296,8 @@ ALL_KINDS = [
     "action-request-normal", "action-response-normal", "aarq", "aare", "rlrq", "rlre",
     "data-notification", "exception-response",
 ]
+# SN referencing, variable-name access (gurux only: dlms-cosem has none, dlms-anchors §2)
+SN_KINDS = ["read-request", "write-request", "read-response", "write-response"]
 
 def gurux_profile(object_types: list[int]) -> Profile:
     return Profile(
@@ -297,7 +321,7 @@ def gurux_profile(object_types: list[int]) -> Profile:
     ascii_strings=True,      # prints non-ASCII strings as (ambiguous) hex: see gurux_worker._xml_data
     release_reason_optional=False,  # RLRQ/RLRE without reason but with user-information raise
     # action-request/response-with-list: the translator raises (ObjectType / "Invalid Command")
-    kinds=ALL_KINDS,
+    kinds=ALL_KINDS + SN_KINDS,
     )
 
 

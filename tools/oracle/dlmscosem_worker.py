@@ -180,6 +180,10 @@ def _user_info(ui: Any) -> dict[str, Any] | None:
                 "vaa_name": 7,  # dlms-cosem checks and drops the fixed LN VAA name (0x0007)
             }
         }
+    if isinstance(c, (xdlms.GlobalCipherInitiateRequest, xdlms.GlobalCipherInitiateResponse)):
+        raw = c.to_bytes()
+        n = 1 + (raw[1] & 0x7F if raw[1] & 0x80 else 0)
+        return {"ciphered": {"tag": raw[0], "body": raw[1 + n :].hex().upper()}}
     if isinstance(c, xdlms.ConfirmedServiceError):
         raw = c.to_bytes()
         return {"confirmed-service-error": {"service": raw[1], "error_type": raw[2], "error": raw[3]}}

@@ -400,6 +400,10 @@ def _acse(root: ET.Element, kind: str) -> dict[str, Any]:
         el = root.find(tag)
         if el is not None:
             ui = _initiate(el)
+    for tag, apdu_tag in (("glo_InitiateRequest", 0x21), ("glo_InitiateResponse", 0x28)):
+        el = root.find(tag)
+        if el is not None:  # without keys gurux shows the protected body (SC, IC, ciphertext)
+            ui = {"ciphered": {"tag": apdu_tag, "body": _val(el).upper()}}
     out["user_information"] = ui
     return out
 
@@ -423,6 +427,12 @@ def _assoc(root: ET.Element, kind: str, out: dict[str, Any]) -> None:
         }
 
 
+def _sn_var(e: ET.Element) -> dict[str, Any]:
+    if e.tag != "VariableName":
+        raise Unsupported(f"SN variable access {e.tag} not mapped")
+    return {"variable_name": int(_val(e), 16)}
+
+
 def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
     top = root.tag
     if top == "AssociationRequest":
@@ -439,6 +449,17 @@ def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
                 "long_invoke_id_and_priority": int(_val(root.find("LongInvokeIdAndPriority")), 16),
                 "date_time": dt.replace(" ", "").upper() or None,
                 "body": _xml_data(_only_child(root.find("NotificationBody/DataValue")))}  # type: ignore[arg-type]
+    if top == "ReadRequest":
+        return {"apdu": "read-request", "variables": [_sn_var(v) for v in root]}
+    if top == "WriteRequest":
+        return {"apdu": "write-request",
+                "variables": [_sn_var(v) for v in root.find("ListOfVariableAccessSpecification")],  # type: ignore[union-attr]
+                "values": [_xml_data(x) for x in root.find("ListOfData")]}  # type: ignore[union-attr]
+    if top == "ReadResponse":
+        return {"apdu": "read-response", "results": [_get_result(x) for x in root]}
+    if top == "WriteResponse":
+        return {"apdu": "write-response",
+                "results": [0 if x.tag == "Success" else _error(x) for x in root]}
     if top == "ExceptionResponse":
         return {"apdu": "exception-response",
                 "state_error": int(TranslatorSimpleTags.valueofStateError(_val(root.find("StateError")))),

@@ -34,9 +34,12 @@ for Data; APDUs are ``{"apdu": name, ...}`` with, per name:
 - aarq / aare: application_context_name (last arc, 1..4), ap_title (hex|None),
   mechanism_name (last arc|None), authentication_value (hex|None),
   user_information (None | {initiate-request: {...}} | {initiate-response: {...}}
-  | {confirmed-service-error: {service, error_type, error}}); aare adds result,
+  | {confirmed-service-error: {service, error_type, error}} | {ciphered: {tag, body
+  (hex of security control, invocation counter, ciphertext)}}); aare adds result,
   result_source_diagnostic {acse-service-user|acse-service-provider: int}
 - rlrq / rlre: reason (int|None), user_information
+- read-request: variables [{variable_name}]; write-request: variables, values [norm]
+- read-response: results [result]; write-response: results [int, 0 = success]
 - data-notification: long_invoke_id_and_priority, date_time (hex of 12 octets | None), body
 - exception-response: state_error, service_error (not invocation-counter-error)
 
@@ -386,6 +389,11 @@ def _ours_ui_norm(ui: Any) -> dict[str, Any] | None:
             "server_max_receive_pdu_size": ui.server_max_receive_pdu_size,
             "vaa_name": ui.vaa_name,
         }}
+    if isinstance(ui, xdlms.CipheredApdu):
+        if ui.system_title is not None:
+            raise TypeError("general-ciphering user-information has no norm")
+        body = bytes((ui.security_control,)) + ui.invocation_counter.to_bytes(4, "big") + ui.ciphertext
+        return {"ciphered": {"tag": ui.tag, "body": body.hex().upper()}}
     if isinstance(ui, xdlms.ConfirmedServiceError):
         return {"confirmed-service-error": {"service": int(ui.service), "error_type": int(ui.error_type),
                                             "error": int(ui.value)}}
@@ -445,6 +453,16 @@ def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
         rp = apdu.return_parameters
         return {"apdu": "action-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result),
                 "return": None if rp is xdlms.ABSENT else _ours_result_norm(rp)}
+    if isinstance(apdu, (xdlms.ReadRequest, xdlms.WriteRequest)):
+        out = {"apdu": "read-request" if isinstance(apdu, xdlms.ReadRequest) else "write-request",
+               "variables": [_ours_sn_var(v) for v in apdu.variables]}
+        if isinstance(apdu, xdlms.WriteRequest):
+            out["values"] = [ours_data_norm(v) for v in apdu.values]
+        return out
+    if isinstance(apdu, xdlms.ReadResponse):
+        return {"apdu": "read-response", "results": [_ours_result_norm(r) for r in apdu.results]}
+    if isinstance(apdu, xdlms.WriteResponse):
+        return {"apdu": "write-response", "results": [int(r) for r in apdu.results]}
     if isinstance(apdu, xdlms.DataNotification):
         return {"apdu": "data-notification", "long_invoke_id_and_priority": apdu.long_invoke_id_and_priority,
                 "date_time": None if apdu.date_time is None else apdu.date_time.to_bytes().hex().upper(),
@@ -476,6 +494,13 @@ def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
                 "reason": int(apdu.reason) if apdu.reason is not None else None,
                 "user_information": _ours_ui_norm(apdu.user_information)}
     raise TypeError(f"no norm for {type(apdu).__name__}")
+
+
+def _ours_sn_var(v: Any) -> dict[str, Any]:
+    xdlms, _, _ = _x()
+    if not isinstance(v, xdlms.VariableName):
+        raise TypeError(f"no norm for SN variable access {type(v).__name__}")
+    return {"variable_name": v.name}
 
 
 def _hex_or_none(b: bytes | None) -> str | None:
@@ -521,6 +546,10 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
                 server_max_receive_pdu_size=r["server_max_receive_pdu_size"],
                 negotiated_dlms_version_number=r["negotiated_dlms_version_number"],
                 vaa_name=r["vaa_name"], negotiated_quality_of_service=r["negotiated_quality_of_service"])
+        if "ciphered" in u:
+            c = u["ciphered"]
+            body = bytes.fromhex(c["body"])
+            return xdlms.CipheredApdu(c["tag"], body[0], int.from_bytes(body[1:5], "big"), body[5:])
         r = u["confirmed-service-error"]
         return xdlms.ConfirmedServiceError(xdlms.ConfirmedServiceErrorChoice(r["service"]),
                                            xdlms.ServiceErrorType(r["error_type"]), r["error"])
@@ -564,6 +593,15 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
         r = n["return"]
         return xdlms.ActionResponseNormal(iip, xdlms.ActionResult(n["result"]),
                                           xdlms.ABSENT if r is None else res(r))
+    if k == "read-request":
+        return xdlms.ReadRequest(tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"]))
+    if k == "write-request":
+        return xdlms.WriteRequest(tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"]),
+                                  tuple(ours_data_from_norm(v) for v in n["values"]))
+    if k == "read-response":
+        return xdlms.ReadResponse(tuple(res(r) for r in n["results"]))
+    if k == "write-response":
+        return xdlms.WriteResponse(tuple(xdlms.DataAccessResult(r) for r in n["results"]))
     if k == "data-notification":
         from dlms14908 import axdr
 
