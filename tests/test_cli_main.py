@@ -391,3 +391,28 @@ def test_via_extends_the_timeout_to_the_chain_worst_case():
 def test_render_booleans_and_bytes():
     assert cli.render(True) == "true" and cli.render(False) == "false"
     assert cli.render(axdr.OctetString(b"AB")) == "4142 ('AB')" and cli.render(b"\x00\x01") == "0001"
+
+
+def test_invocation_counters_are_reserved_before_the_run(net, capsys, tmp_path, state_dir, monkeypatch):
+    """A run killed before it can store its last counter: the next run still starts beyond
+    every counter the killed run could have used."""
+    kf = keyfile(tmp_path, f'[dlms]\nek = "{EK}"\nak = "{AK}"\n')
+    seen = []
+    real = cli.save_invocation_counter
+    monkeypatch.setattr(cli, "save_invocation_counter", lambda k, v: (seen.append(v), real(k, v)))
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # the session dies before it ends normally
+
+    real_session = cli._session
+    monkeypatch.setattr(cli, "_session", lambda args, body: (cli._settings(args, cli._load_keys(args.keys)),
+                                                            killed()))
+    assert cli.main(["--client", "management", "--keys", kf, "read", "1-0:1.8.0.255"]) == 130
+    assert seen == [cli.IC_RESERVE]
+    monkeypatch.setattr(cli, "_session", real_session)
+    code, _, err = run(capsys, "--client", "management", "--keys", kf, "read", "1-0:1.8.0.255")
+    assert code == 0, err
+    assert seen[1] == 2 * cli.IC_RESERVE  # the second run started at IC_RESERVE
+    assert 2 * cli.IC_RESERVE > seen[-1] > cli.IC_RESERVE  # the counters this run really used
+    stored = json.loads((state_dir / "invocation-counters.json").read_text())
+    assert stored == {"444C430000000001": 2 * cli.IC_RESERVE}  # never lowered

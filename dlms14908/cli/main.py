@@ -340,7 +340,7 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
                 return ClientSettings.management_lls(DEFAULT_PASSWORD)
             return ClientSettings.management_hls(
                 DEFAULT_KEYS, DEFAULT_CLIENT_SYSTEM_TITLE,
-                invocation_counter=load_invocation_counter(_ic_key(args, DEFAULT_CLIENT_SYSTEM_TITLE)))
+                invocation_counter=_reserve_invocation_counters(_ic_key(args, DEFAULT_CLIENT_SYSTEM_TITLE)))
         raise KeyFileError("--client management needs --keys FILE with a [dlms] table "
                            "(lls_password, or ek and ak)")
     auth = args.auth or "hls"
@@ -353,7 +353,7 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
     return ClientSettings.management_hls(
         dl.keys, st, ciphering=CipheringKind.DEDICATED if dl.keys.dk is not None else CipheringKind.GLOBAL,
         dedicated_key=dl.keys.dk, server_system_title=server_st,
-        invocation_counter=load_invocation_counter(_ic_key(args, st)))
+        invocation_counter=_reserve_invocation_counters(_ic_key(args, st)))
 
 
 _STDERR = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -375,6 +375,18 @@ def _state_file() -> Path:
 
 def _ic_key(args: argparse.Namespace, client_st: bytes) -> str:
     return client_st.hex().upper()
+
+
+#: invocation counters set aside for one run before it starts: a run that is killed before it
+#: can store its last counter must not make the next run reuse counters the meter has seen
+IC_RESERVE = 1024
+
+
+def _reserve_invocation_counters(key: str) -> int:
+    """The first invocation counter of this run; the store moves IC_RESERVE beyond it first."""
+    ic = load_invocation_counter(key)
+    save_invocation_counter(key, min(ic + IC_RESERVE, 0xFFFFFFFF))
+    return ic
 
 
 def load_invocation_counter(key: str) -> int:
