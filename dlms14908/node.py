@@ -319,8 +319,6 @@ class LonNode:
                     self._completed(o, False, now, ev)
                     continue
             elif isinstance(ev, MessageReceived) and isinstance(ev.apdu, Apdu):
-                if ev.trans_no is not None:
-                    self._prune_receive_records(ev)
                 if ev.apdu.code == P.AL_MSG_CODE and self.server is not None:
                     self._serve(ev, now)
                     continue
@@ -484,19 +482,6 @@ class LonNode:
             self.lon.respond(r.handle, reply, now=now)
         except LocalProtocolError:  # the upstream record expired meanwhile
             pass
-
-    def _prune_receive_records(self, ev: MessageReceived) -> None:
-        """Keep one receive record per source (lon-stack-dx keeps one per source and
-        priority): LonTransactions keeps one per transaction number, so an identical
-        unprotected PDU sent 16 transactions later within the receive timer (e.g. the same
-        segment pull) would be taken for a duplicate and answered with a stale RESPONSE."""
-        src = ev.source
-        group = getattr(src, "group", None) if type(src).__name__ == "GroupAddress" else None
-        prefix = (src.src_subnet, src.src_node, ev.priority, group, src, ev.domain)
-        rx = self.lon._rx  # noqa: SLF001 - see the docstring
-        stale = [k for k in rx if k[:6] == prefix and k[6] != ev.trans_no]
-        for k in stale:
-            del rx[k]
 
     def _apply_growth(self) -> None:
         """Per-hop timeout growth: once the last retry of a forwarded frame is on the wire,
