@@ -72,6 +72,13 @@ def _meter_arg(text: str) -> MeterAddress:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _source_arg(text: str) -> MeterAddress:
+    a = _meter_arg(text)
+    if a.neuron_id is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the head-end's address as subnet/node")
+    return a
+
+
 def _via_arg(text: str) -> tuple[MeterAddress, ...]:
     try:
         return parse_via(text)
@@ -232,6 +239,9 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--keys", default=d, metavar="FILE",
                    help="TOML key file: [dlms] ek, ak, dk, lls_password, system titles; "
                         "[osgp] psk, nnap_id, [osgp.meters] NEURON_ID = PSK (turns on OSGP-AES-128-PSK)")
+    g.add_argument("--source", type=_source_arg, default=d, metavar="ADDR",
+                   help="this head-end's own subnet/node on a real port (default 1/126); give "
+                        "head-ends sharing a channel distinct addresses")
     g.add_argument("--via", type=_via_arg, default=d, metavar="CHAIN",
                    help="Annex E repeater chain, first hop first (e.g. 1/3,1/5)")
     g.add_argument("--capture", default=d, metavar="FILE",
@@ -445,8 +455,10 @@ def _session(args: argparse.Namespace, body: Callable[[Client], Coroutine[Any, A
     sap = SAP_PUBLIC_CLIENT if args.client == "public" else SAP_MANAGEMENT_CLIENT
 
     async def run() -> int:
+        source = getattr(args, "source", None)
         link = open_link(args.port, args.meter, getattr(args, "via", None), kf,
-                         getattr(args, "capture", None), client_sap=sap)
+                         getattr(args, "capture", None), client_sap=sap,
+                         **({"source": source} if source is not None else {}))
         client = Client(link, settings, timeout=args.timeout)
         try:
             await client.connect()
@@ -672,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     if getattr(args, "via", None) is not None and getattr(args, "meter", None) is None:
         parser.error("--via needs --meter")
+    if getattr(args, "source", None) is not None and is_sim(args.port):
+        parser.error("--source is for real ports; the simulated network has its own head-end at 1/1")
 
     def go() -> int:
         try:

@@ -201,10 +201,18 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
     return 0
 
 
+#: CN/IP peers (head-ends) heard within this many seconds receive the meter's frames
+PEER_TTL = 600.0
+
+
 def _answer_latest_sender(link: object) -> None:
-    """Make a CN/IP link that was opened without a peer answer the sender of the latest valid
-    data packet (it otherwise stays bound to the first head-end it ever heard: a second
-    ``dlms-cli`` process, on another ephemeral port, would never be answered)."""
+    """Make a CN/IP link that was opened without a peer behave like a CN/IP channel towards
+    the head-ends it hears: every frame goes to each UDP sender of a valid data packet heard
+    within :data:`PEER_TTL` (each head-end keeps what is addressed to its own subnet/node).
+    CnipLink alone stays bound to the first head-end it ever heard: a second ``dlms-cli``
+    process, on another ephemeral port, would never be answered."""
+    import time as _time
+
     from ..errors import DecodeError
     from ..lon.cnip import CnipPacketType, decode_packet
     from ..transport.udp import CnipLink
@@ -212,6 +220,8 @@ def _answer_latest_sender(link: object) -> None:
     if not isinstance(link, CnipLink) or link.peer is not None:
         return
     inner = link._on_datagram  # noqa: SLF001 - CnipLink has no option for this (yet)
+    inner_send = link.send
+    peers: dict[tuple[str, int], float] = {}
 
     def on_datagram(data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
         try:
@@ -219,10 +229,26 @@ def _answer_latest_sender(link: object) -> None:
         except DecodeError:
             pkt = None
         if pkt is not None and pkt.packet_type == CnipPacketType.DATA and pkt.protocol == 0 and pkt.payload:
-            link.peer = (addr[0], addr[1])
+            key = (addr[0], addr[1])
+            peers.pop(key, None)
+            peers[key] = _time.monotonic()  # most recent last
+            link.peer = key
         inner(data, addr)
 
+    async def send(frame: bytes) -> None:
+        now = _time.monotonic()
+        for key in [k for k, t in peers.items() if now - t > PEER_TTL]:
+            del peers[key]
+        latest = link.peer
+        try:
+            for key in list(peers) or ([latest] if latest is not None else []):
+                link.peer = key
+                await inner_send(frame)
+        finally:
+            link.peer = latest
+
     link._on_datagram = on_datagram  # type: ignore[method-assign]  # noqa: SLF001
+    link.send = send  # type: ignore[method-assign]
 
 
 def _offset_clock(start: float) -> Callable[[], float]:

@@ -318,11 +318,17 @@ async def _resolve_cnip(url: str) -> None:
         raise PortError(f"{url}: cannot resolve {host!r} ({exc.strerror or exc})") from None
 
 
+#: the head-end's own LonTalk address on real ports unless --source says otherwise
+DEFAULT_SOURCE = MeterAddress(1, 126)
+
+
 def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] | None,
               keys: KeyFile | None, capture: str | None, *,
-              client_sap: int = SAP_PUBLIC_CLIENT) -> ApduLink:
+              client_sap: int = SAP_PUBLIC_CLIENT, source: MeterAddress | None = None) -> ApduLink:
     """The ApduLink to ``meter`` (optionally through repeaters ``via``) on ``port_url`` for
-    ``client_sap``; records to ``capture`` (pcap) when given.  PortError when not possible."""
+    ``client_sap``; records to ``capture`` (pcap) when given; ``source`` is the head-end's own
+    subnet/node on a real port (default :data:`DEFAULT_SOURCE`; the simulated network has its
+    own head-end).  PortError when not possible."""
     from ..adaptation.endpoint import ClientEndpoint, address_bytes
     from ..aio_link import NodeDriver, OsgpKeys, StackLink
 
@@ -385,7 +391,10 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
             await _resolve_cnip(url)
         link = await open_port(url, **opts)
         timing = Timing(frame_time=0.05) if url.lower().startswith("cnip:") else Timing()
-        head = LonNode(LonConfig(1, 126, domain=domain, receive_timer=120.0), timing=timing, name="head-end")
+        src = source or DEFAULT_SOURCE
+        assert src.subnet is not None and src.node is not None
+        head = LonNode(LonConfig(src.subnet, src.node, domain=domain, receive_timer=120.0), timing=timing,
+                       name="head-end")
         drv = NodeDriver(head, link, capture=writer)
         if route.chain:
             lazy.min_timeout = timing.worst_case(route)
