@@ -69,8 +69,8 @@ def _stop(p: subprocess.Popen[str]) -> str:
 
 def test_meter_sim_cnip_prints_a_connectable_url_and_serves_successive_head_ends(tmp_path):
     """``cnip://?bind=127.0.0.1:0`` prints ``cnip://127.0.0.1:PORT``; a second dlms-cli
-    process, on a new ephemeral UDP port, is answered too (the meter answers the sender of the
-    latest packet, not the first head-end it ever heard).  ``--cnip``: tests/test_e2e_cli.py."""
+    process, on a new ephemeral UDP port, is answered too (the meter answers every head-end it
+    has heard, not only the first one).  ``--cnip``: tests/test_e2e_cli.py."""
     p, url = _start_meter_sim("--port", "cnip://?bind=127.0.0.1:0", "--meter", "2/7")
     try:
         assert url.startswith("cnip://127.0.0.1:") and int(url.rsplit(":", 1)[1]) > 0, url

@@ -8,9 +8,9 @@ a serial URL (a real transceiver), or ``pty`` (a virtual U61 transceiver on a
 pseudo-terminal).  The URL to give ``dlms-cli --port`` is printed on stdout (with the port
 actually bound); classes 132/133 report the node's real LonTalk counters.
 
-Over CN/IP the meter answers the sender of the latest data packet: every ``dlms-cli`` run
-binds a new ephemeral UDP port, and a meter that kept answering the first head-end it heard
-would leave every later run without an answer.
+Over CN/IP the meter sends to every head-end it has heard in the last 10 minutes, like a
+CN/IP channel: every ``dlms-cli`` run binds a new ephemeral UDP port, and a meter that kept
+answering the first head-end it heard would leave every later run without an answer.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  $ dlms-meter-sim --cnip 127.0.0.1:0 --meter 1/7\n"
             "  cnip://127.0.0.1:40123            (stdout: the URL with the port bound)\n"
             "  $ dlms-cli --port cnip://127.0.0.1:40123 --meter 1/7 read 1-0:1.8.0.255\n"
-            "Any number of dlms-cli runs may follow one another against the same meter; the\n"
-            "meter answers the latest sender. --keys FILE provisions [dlms] (lls_password,\n"
+            "Any number of dlms-cli runs may follow one another against the same meter. Head-ends\n"
+            "running at the same time need their own LonTalk addresses (dlms-cli --source) and\n"
+            "client SAPs, as on a real meter. --keys FILE provisions [dlms] (lls_password,\n"
             "ek/ak) and [osgp] (psk) exactly as dlms-cli reads them."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_mutually_exclusive_group()
