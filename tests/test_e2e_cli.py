@@ -195,26 +195,29 @@ def _main(capsys: Any, monkeypatch: Any, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_96_entry_profile_through_two_repeaters_with_10_percent_loss_both_security_layers(
-        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
-    """Issue 5 item 7: management client (HLS-5 + suite-0 ciphering) over OSGP-AES-128-PSK,
-    through 2 repeaters on a channel losing 10 % of the frames; every value of the 96-entry
-    profile is checked against the simulator's own state."""
+@pytest.mark.parametrize("osgp", [False, True], ids=["no-osgp", "osgp"])
+@pytest.mark.parametrize("client", ["public", "management"], ids=["public", "hls-suite0"])
+def test_cli_96_entry_profile_through_two_repeaters_with_10_percent_loss_each_security_layer(
+        tmp_path: Path, capsys: Any, monkeypatch: Any, osgp: bool, client: str) -> None:
+    """Issue 5 item 7: public client, or management client (HLS-5 + suite-0 ciphering), with
+    and without OSGP-AES-128-PSK, through 2 repeaters on a channel losing 10 % of the frames;
+    every value of the 96-entry profile is checked against the simulator's own state."""
     from dlms14908.cli import ports
 
     monkeypatch.setenv("DLMS14908_STATE_DIR", str(tmp_path / "state"))
     kf = tmp_path / "k.toml"
-    kf.write_text(f'[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
-                  f'[osgp]\npsk = "{PSK}"\n')
+    kf.write_text('[dlms]\nek = "000102030405060708090A0B0C0D0E0F"\nak = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"\n'
+                  + (f'[osgp]\npsk = "{PSK}"\n' if osgp else ""))
     kf.chmod(0o600)
     # seeded: at 10 % loss each repeater hop fails after its 4 tries with p ~ 0.13 %, so about
     # one seed in eight ends a 96-entry read in a (correctly reported) proxy failure, see
     # test_cli_dead_node_is_one_line_naming_the_hop; seed 3 is one of the others
     code, out, err = _main(capsys, monkeypatch, "--port", "sim://?loss=0.1&seed=3", "--meter", "4/1",
-                           "--via", "2/10,3/10", "--keys", str(kf), "--client", "management", "--json",
+                           "--via", "2/10,3/10", "--keys", str(kf), "--client", client, "--json",
                            "profile", "--entries", "1:96")
     assert code == 0, err
-    assert "10% frame loss" in err and "via 2/10 -> 3/10, OSGP-AES-128-PSK" in err
+    assert "10% frame loss" in err and "via 2/10 -> 3/10" in err
+    assert ("OSGP-AES-128-PSK" in err) == osgp
     doc = json.loads(out)
     cli = ports._SIM
     m = cli.net.find_meter("4/1")
@@ -226,7 +229,12 @@ def test_cli_96_entry_profile_through_two_repeaters_with_10_percent_loss_both_se
     # the loss was real: frames were retransmitted, and the meter's OSGP channel verified frames
     retries = sum(n.lon.counters.retransmissions for n in cli.net.nodes.values())
     assert retries > 0
-    assert m.server.channel is not None and m.server.channel.counters.frames_ok > 0
+    assert (m.server.channel is not None and m.server.channel.counters.frames_ok > 0) == osgp
+    # suite-0 ciphering ran exactly for the management client: its invocation counters were kept
+    ics = tmp_path / "state" / "invocation-counters.json"
+    assert ics.exists() == (client == "management")
+    if client == "management":
+        assert json.loads(ics.read_text())["444C430000000001"] > 0
 
 
 def axdr_text(stamp: Any) -> str:
