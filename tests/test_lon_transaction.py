@@ -82,7 +82,7 @@ def test_ackd_retries_alt_path_then_fails_at_exact_time() -> None:
     first = a.frames_to_send(0.0)
     assert len(first) == 1 and a.next_timer() == 0.5
     f = decode_frame(first[0])
-    assert isinstance(f.pdu, Tpdu) and f.pdu.type is TpduType.ACKD and f.pdu.trans_no == 1
+    assert isinstance(f.pdu, Tpdu) and f.pdu.type is TpduType.ACKD and f.pdu.trans_no == 0  # the first transaction after a reset uses 0 (DX)
     assert f.l2.delta_backlog == 1 and not f.l2.alt_path
     alts = []
     for k in (1, 2, 3):
@@ -111,7 +111,7 @@ def test_ackd_success_and_duplicate_delivered_once_ack_resent() -> None:
     acks = b.frames_to_send(0.2)
     assert len(acks) == 2 and acks[0] == acks[1]
     ack = decode_frame(acks[0])
-    assert ack.pdu == Tpdu(TpduType.ACK, 1) and ack.address == SubnetNodeAddress(2, 5, 1, 1)
+    assert ack.pdu == Tpdu(TpduType.ACK, 0) and ack.address == SubnetNodeAddress(2, 5, 1, 1)
     ev = a.receive_frame(acks[0], 0.3) + a.receive_frame(acks[1], 0.3)
     assert ev == [AckReceived(tid, ack.address, None), MessageCompleted(tid, Service.ACKD, 1)]
     assert b.counters.duplicates == 1
@@ -134,7 +134,7 @@ def test_transaction_numbers_per_priority() -> None:
     t2 = a.request(NodeDest(2, 5), b"\x11", now=0.0)  # queued behind t1
     t3 = a.request(NodeDest(2, 5), b"\x12", now=0.0, priority=True)  # runs concurrently
     frames = [decode_frame(f) for f in a.frames_to_send(0.0)]
-    assert [(f.l2.priority, f.pdu.trans_no) for f in frames] == [(False, 1), (True, 1)]  # type: ignore[union-attr]
+    assert [(f.l2.priority, f.pdu.trans_no) for f in frames] == [(False, 0), (True, 0)]  # type: ignore[union-attr]
     b = node(2, 5)
     for f in frames:
         b.receive_frame(f.encode(), 0.1)
@@ -144,7 +144,7 @@ def test_transaction_numbers_per_priority() -> None:
     done = {e.tid for e in ev if isinstance(e, MessageCompleted)}
     assert done == {t1, t3}
     nxt = decode_frame(a.frames_to_send(0.2)[0])
-    assert nxt.pdu.trans_no == 2 and not nxt.l2.priority  # type: ignore[union-attr]
+    assert nxt.pdu.trans_no == 1 and not nxt.l2.priority  # type: ignore[union-attr]
     assert t2 not in done
 
 
@@ -232,7 +232,7 @@ def test_unackd_rpt_repeats_and_delivers_once() -> None:
         frames += a.frames_to_send(0.2 * k)
     decoded = [decode_frame(f) for f in frames]
     assert len(decoded) == 4
-    assert all(d.pdu == Tpdu(TpduType.UNACKD_RPT, 1, Apdu(0x10, b"\x55")) for d in decoded)
+    assert all(d.pdu == Tpdu(TpduType.UNACKD_RPT, 0, Apdu(0x10, b"\x55")) for d in decoded)
     assert [d.l2.delta_backlog for d in decoded] == [3, 0, 0, 0]
     ev = [e for f in frames for e in b.receive_frame(f, 0.5)]
     assert len(ev) == 1 and isinstance(ev[0], MessageReceived) and ev[0].service is Service.UNACKD_RPT
@@ -257,7 +257,7 @@ def test_request_response_and_duplicate_request_gets_stored_response() -> None:
     a, b = node(1, 1), node(2, 5)
     tid = a.request(NodeDest(2, 5), b"\x6d\x01\x00\x00\x06", service=Service.REQUEST, now=0.0)
     req = a.frames_to_send(0.0)[0]
-    assert decode_frame(req).pdu == Spdu(SpduType.REQUEST, 1, Apdu(0x6D, b"\x01\x00\x00\x06"))
+    assert decode_frame(req).pdu == Spdu(SpduType.REQUEST, 0, Apdu(0x6D, b"\x01\x00\x00\x06"))
     (m,) = b.receive_frame(req, 0.1)
     assert isinstance(m, MessageReceived) and m.handle is not None
     assert b.receive_frame(req, 0.15) == [] and b.frames_to_send(0.15) == []  # not answered yet
@@ -266,7 +266,7 @@ def test_request_response_and_duplicate_request_gets_stored_response() -> None:
         b.respond(m.handle, b"\x2d", now=0.2)
     resp = b.frames_to_send(0.2)
     assert len(resp) == 1
-    assert decode_frame(resp[0]).pdu == Spdu(SpduType.RESPONSE, 1, Apdu(0x2D, bytes(range(1, 7))))
+    assert decode_frame(resp[0]).pdu == Spdu(SpduType.RESPONSE, 0, Apdu(0x2D, bytes(range(1, 7))))
     assert b.receive_frame(req, 0.3) == []
     assert b.frames_to_send(0.3) == resp  # the stored response, byte for byte
     ev = a.receive_frame(resp[0], 0.4)
@@ -340,7 +340,7 @@ def test_multicast_member_acks_and_rem_msg_reminder() -> None:
     assert a.handle_timer(0.5) == [] and a.frames_to_send(0.5) == []
     assert a.handle_timer(0.7) == []
     rem = decode_frame(a.frames_to_send(0.7)[0])
-    assert rem.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\xaa"), m_list=b"\x0a")  # members 1, 3
+    assert rem.pdu == Tpdu(TpduType.REM_MSG, 0, Apdu(0x10, b"\xaa"), m_list=b"\x0a")  # members 1, 3
     assert rem.l2.delta_backlog == 1  # one acknowledgement still outstanding
     # members 1 and 3 see their bit and stay quiet; member 2 re-acks its duplicate
     assert members[0].receive_frame(rem.encode(), 0.6) == [] and members[0].frames_to_send(0.6) == []
@@ -363,7 +363,7 @@ def test_multicast_large_group_sends_reminder_then_message_and_reports_missing()
     a.handle_timer(0.6)  # 0.5 after the last ack
     pair = [decode_frame(f) for f in a.frames_to_send(0.6)]
     assert [type(p.pdu) for p in pair] == [Tpdu, Tpdu]
-    assert pair[0].pdu == Tpdu(TpduType.REMINDER, 1, None, m_list=bytes((0x01, 0x00, 0x02)))
+    assert pair[0].pdu == Tpdu(TpduType.REMINDER, 0, None, m_list=bytes((0x01, 0x00, 0x02)))
     assert pair[1].pdu.type is TpduType.ACKD  # type: ignore[union-attr]
     assert all(p.l2.alt_path for p in pair)  # last retries go on the alternate path
     ev = a.handle_timer(1.1)
@@ -447,7 +447,7 @@ def test_authenticated_ackd_success(oma: bool) -> None:
     (chal,) = b.frames_to_send(0.1)
     cp = decode_frame(chal).pdu
     assert isinstance(cp, AuthPdu) and cp.type is (AuthType.CHALLENGE_OMA if oma else AuthType.CHALLENGE)
-    assert cp.fmt == 2 and cp.trans_no == 1
+    assert cp.fmt == 2 and cp.trans_no == 0
     assert a.receive_frame(chal, 0.2) == []
     (reply,) = a.frames_to_send(0.2)
     rp = decode_frame(reply).pdu
@@ -614,7 +614,7 @@ def test_multicast_request_session_reminder() -> None:
     a.handle_timer(0.7)  # 0.5 after member 0's response
     (rem,) = a.frames_to_send(0.7)
     remf = decode_frame(rem)
-    assert remf.pdu == Spdu(SpduType.REM_MSG, 1, Apdu(0x11, b"\x05"), m_list=b"\x01")
+    assert remf.pdu == Spdu(SpduType.REM_MSG, 0, Apdu(0x11, b"\x05"), m_list=b"\x01")
     assert m0.receive_frame(rem, 0.6) == [] and m0.frames_to_send(0.6) == []
     assert m1.receive_frame(rem, 0.6) == []
     (again,) = m1.frames_to_send(0.6)  # the stored response, re-sent
@@ -813,7 +813,8 @@ def test_lossy_channel_broadcast_query_id_collects_each_responder_once(seed: int
 
 
 def test_transaction_numbers_wrap_to_1_not_0() -> None:
-    """DX lcs_tcs.c TransDone wraps 15 -> 1 (0 only right after a reset); EX minTxId() is 1."""
+    """DX lcs_tcs.c: the first transaction after a reset uses 0, TransDone wraps 15 -> 1, so
+    a restarted sender's first message never matches a steady-state receive record."""
     a, b = node(1, 1), node(2, 5)
     seen = []
     for i in range(17):
@@ -822,7 +823,7 @@ def test_transaction_numbers_wrap_to_1_not_0() -> None:
         seen.append(f.pdu.trans_no)  # type: ignore[union-attr]
         assert len(b.receive_frame(f.encode(), float(i))) == 1
         a.handle_timer(float(i) + 0.5)
-    assert seen == list(range(1, 16)) + [1, 2]
+    assert seen == [0] + list(range(1, 16)) + [1]
 
 
 def test_identical_request_after_the_numbers_wrap_is_new_and_gets_a_fresh_response() -> None:
@@ -831,19 +832,19 @@ def test_identical_request_after_the_numbers_wrap_is_new_and_gets_a_fresh_respon
     a, b = node(1, 1), node(2, 5, receive_timer=60.0)
     same = b"\x11\x42"
     first = None
-    for i in range(16):
+    for i in range(17):  # numbers 0, 1..15, 1: transactions 1 and 16 share number 1
         t = float(i)
-        apdu = same if i in (0, 15) else bytes((0x11, i))
+        apdu = same if i in (1, 16) else bytes((0x11, i))
         a.request(NodeDest(2, 5), apdu, service=Service.REQUEST, now=t)
         req = a.frames_to_send(t)[0]
-        if i == 0:
+        if i == 1:
             first = req
         evs = b.receive_frame(req, t)
         assert len(evs) == 1, f"transaction {i} not delivered"
         b.respond(evs[0].handle, bytes((0x01, i)), now=t)  # type: ignore[union-attr]
         ev = a.receive_frame(b.frames_to_send(t)[0], t)
         assert ev[0].apdu.data == bytes((i,))  # type: ignore[union-attr]
-    assert req == first  # byte for byte the same frame as transaction 0
+    assert req == first  # byte for byte the same frame as transaction 1
 
 
 def test_late_copy_of_a_recent_transaction_is_still_a_duplicate() -> None:
@@ -894,12 +895,12 @@ def test_group_retry_without_any_answer_is_rem_msg_with_empty_m_list() -> None:
     m = node(2, 60, groups={8: 1})
     tid = a.request(GroupDest(8, 2), b"\x10\x33", now=0.0)
     (first,) = a.frames_to_send(0.0)
-    assert decode_frame(first).pdu == Tpdu(TpduType.ACKD, 1, Apdu(0x10, b"\x33"))  # lost
+    assert decode_frame(first).pdu == Tpdu(TpduType.ACKD, 0, Apdu(0x10, b"\x33"))  # lost
     a.handle_timer(0.5)
     (retry,) = a.frames_to_send(0.5)
     rf = decode_frame(retry)
-    assert rf.pdu == Tpdu(TpduType.REM_MSG, 1, Apdu(0x10, b"\x33"), m_list=b"")
-    assert retry[-6:-2] == bytes.fromhex("51001033")  # REM/MSG tn1, M_List length 0, APDU
+    assert rf.pdu == Tpdu(TpduType.REM_MSG, 0, Apdu(0x10, b"\x33"), m_list=b"")
+    assert retry[-6:-2] == bytes.fromhex("50001033")  # REM/MSG tn0, M_List length 0, APDU
     assert rf.l2.delta_backlog == 2 and rf.l2.alt_path
     (ev,) = m.receive_frame(retry, 0.6)  # a member that missed the first copy takes it as new
     assert isinstance(ev, MessageReceived) and ev.apdu == Apdu(0x10, b"\x33")
@@ -924,7 +925,7 @@ def test_reminder_pair_members_answer_once_and_acked_members_stay_quiet() -> Non
     lost.frames_to_send(0.1)  # lost on the channel
     a.handle_timer(0.6)
     reminder, again = a.frames_to_send(0.6)
-    assert decode_frame(reminder).pdu == Tpdu(TpduType.REMINDER, 1, None, m_list=bytes((0, 0, 0x02)))
+    assert decode_frame(reminder).pdu == Tpdu(TpduType.REMINDER, 0, None, m_list=bytes((0, 0, 0x02)))
     for m in (acked, lost):
         assert m.receive_frame(reminder, 0.7) == [] and m.frames_to_send(0.7) == []
         assert m.receive_frame(again, 0.7) == []  # never delivered twice

@@ -61,19 +61,20 @@ def test_challenge_to_authenticated_e2_is_e9(frames: dict[str, bytes]) -> None:
     assert e14.pdu.type.name == "REPLY" and e14.pdu.fmt == 2 and e14.pdu.trans_no == 5  # type: ignore[union-attr]
 
 
-def test_fifth_ackd_transaction_is_e2(frames: dict[str, bytes]) -> None:
-    # the sender side: 1/1, domain 42, the 5th ACKD transaction to 2/5 carries tn5: E2
+def test_sixth_ackd_transaction_is_e2(frames: dict[str, bytes]) -> None:
+    # the sender side: 1/1, domain 42; numbers run 0, 1, 2, ... after a reset, so the 6th
+    # ACKD transaction to 2/5 carries tn5: E2
     # (default 3 retries: the first try is on the primary path, as in E2; the receiver acks each)
     node = LonTransactions(LonConfig(1, 1, domain=b"\x42"))
     peer = LonTransactions(LonConfig(2, 5, domain=b"\x42"))
     apdu = decode_frame(frames["E2"]).apdu
     assert apdu is not None
     sent = []
-    for i in range(5):
+    for i in range(6):
         node.request(NodeDest(2, 5), apdu, now=float(i))
         (f,) = node.frames_to_send(float(i))
         sent.append(f)
         peer.receive_frame(f, float(i))
         node.receive_frame(peer.frames_to_send(float(i))[0], float(i))
-    assert [decode_frame(f).pdu.trans_no for f in sent] == [1, 2, 3, 4, 5]  # type: ignore[union-attr]
-    assert sent[4] == frames["E2"]
+    assert [decode_frame(f).pdu.trans_no for f in sent] == [0, 1, 2, 3, 4, 5]  # type: ignore[union-attr]
+    assert sent[5] == frames["E2"]

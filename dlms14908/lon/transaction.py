@@ -6,8 +6,8 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
 * :meth:`LonTransactions.request` queues a message and returns a local transaction id
   (``tid``).  One transaction per priority is on the wire at a time (LonTalk keeps one
   transmit record per priority); each gets the next 4-bit transaction number of its priority.
-* ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times (numbers
-  1..15, 0 never reused); the last ``alt_path_retries`` transmissions (the first one too if
+* ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times (numbers:
+  0 for the first transaction after a reset, then 1..15 cyclically); the last ``alt_path_retries`` transmissions (the first one too if
   there are fewer retries) set the L2 alt_path bit (the PL secondary carrier); ACKs,
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
   messages collect member acks/responses (address format 2b); every retry is a REM/MSG
@@ -400,7 +400,7 @@ class LonTransactions:
         self._rng = rng
         self._outbox: list[bytes] = []
         self._next_tid = 1
-        self._trans_no = {False: 0, True: 0}
+        self._trans_no = {False: -1, True: -1}  # the first transaction after a reset uses 0
         self._active: dict[bool, _Tx | None] = {False: None, True: None}
         self._queue: dict[bool, deque[_Tx]] = {False: deque(), True: deque()}
         self._done_soon: list[_Tx] = []  # UNACKD messages: completion reported at the next timer
@@ -599,9 +599,9 @@ class LonTransactions:
         if self._active[prio] is not None or not self._queue[prio]:
             return
         tx = self._queue[prio].popleft()
-        # 1..15 after the first wrap: 0 is only the number after a reset (DX lcs_tcs.c
-        # TransDone "Wrap Around to 1", EX LtTransmitTx::minTxId)
-        self._trans_no[prio] = self._trans_no[prio] % 15 + 1
+        # 0 for the first transaction after a reset, then 1..15 (DX lcs_tcs.c: "On node
+        # reset, transaction id 0 is used", TransDone "Wrap Around to 1")
+        self._trans_no[prio] = self._trans_no[prio] % 15 + 1 if self._trans_no[prio] >= 0 else 0
         tx.trans_no = self._trans_no[prio]
         self._active[prio] = tx
         # the last ``alt_path_retries`` transmissions use the alternate path, the first one
