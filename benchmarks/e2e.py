@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import io
 import json
 import pstats
@@ -34,6 +35,7 @@ from dlms14908.profile import SAP_MANAGEMENT
 from dlms14908.sim import DEFAULT_KEYS, LOAD_PROFILE, MeterSimulator, SimClock
 from dlms14908.simnet import SimNetwork
 from dlms14908.transport.channel import ChannelConfig
+from dlms14908.xdlms.ciphering import SecurityKeys
 
 PSK = bytes(range(16))
 CLIENT_ST = bytes.fromhex("4D4D4D0000000001")
@@ -41,15 +43,24 @@ ENERGY = Obis.parse("1-0:1.8.0.255")
 T0 = 1_700_000_000.0
 
 
-def make_net(channel: ChannelConfig, *, osgp: bool, meters: int = 1, entries: int = 960) -> tuple[SimNetwork, list[Any]]:
+def meter_keys(i: int) -> tuple[bytes, SecurityKeys]:
+    """Meter i's own OSGP PSK and suite-0 keys (the ``own_keys`` variant)."""
+    h = hashlib.sha256(b"meter %d" % i).digest()
+    return h[:16], SecurityKeys(ek=h[16:32], ak=hashlib.sha256(h).digest()[:16])
+
+
+def make_net(channel: ChannelConfig, *, osgp: bool, meters: int = 1, entries: int = 960,
+             own_keys: bool = False) -> tuple[SimNetwork, list[Any]]:
     net = SimNetwork(channel, seed=1)
     out = []
     for i in range(meters):
         sn, nd = 2 + i // 100, 1 + i % 100
         clock = SimClock(T0)
-        sim = MeterSimulator(seed=i, clock=clock, node=(sn, nd), profile_entries=entries, history_days=2)
+        psk, keys = meter_keys(i) if own_keys else (PSK, DEFAULT_KEYS)
+        sim = MeterSimulator(seed=i, clock=clock, node=(sn, nd), profile_entries=entries, history_days=2,
+                             keys=keys)
         m = net.add_meter(f"m{i}", sn, nd, route=lambda s, c, _sim=sim: _sim.handler_for(c) if s == 1 else None,
-                          psk=PSK if osgp else None)
+                          psk=psk if osgp else None)
         m.simulator = sim
         out.append(m)
     return net, out
@@ -64,9 +75,9 @@ def run(net: SimNetwork, ep: Any, route: Any, ex: Any) -> Any:
     return ex.result
 
 
-def settings(suite0: bool, pdu: int = 1024) -> ClientSettings:
+def settings(suite0: bool, pdu: int = 1024, keys: SecurityKeys = DEFAULT_KEYS) -> ClientSettings:
     if suite0:
-        return ClientSettings.management_hls(DEFAULT_KEYS, CLIENT_ST, max_receive_pdu_size=pdu)
+        return ClientSettings.management_hls(keys, CLIENT_ST, max_receive_pdu_size=pdu)
     return ClientSettings.public(max_receive_pdu_size=pdu)
 
 
@@ -142,17 +153,20 @@ def _reachable(roots: list[Any]) -> dict[int, int]:
     return seen
 
 
-def bench_state(meters: int) -> dict[str, Any]:
+def bench_state(meters: int, *, own_keys: bool = False) -> dict[str, Any]:
     """Head-end state per meter after association (HLS-5 + glo) and OSGP commissioning: the
     ClientConnection (with its CipheringContext), the ClientEndpoint and its SecureChannel.
     Objects shared by two meters' states (enum members, small ints, interned strings, the
-    class-level tables) are not counted; the rest is summed with sys.getsizeof."""
+    class-level tables) are not counted; the rest is summed with sys.getsizeof.  With
+    ``own_keys`` every meter has its own PSK and suite-0 keys (as deployed), so the key
+    objects count per meter; without, all meters share the simulator's default keys."""
     net, ms = make_net(ChannelConfig(bit_rate=1e15, preamble_bits=0.0, interpacket_bits=0.0), osgp=True,
-                       meters=meters, entries=4)
+                       meters=meters, entries=4, own_keys=own_keys)
     states = []
-    for m in ms:
-        ep = net.client_endpoint(m, client_sap=0x01, server_sap=SAP_MANAGEMENT, psk=PSK)
-        conn = ClientConnection(settings(True))
+    for i, m in enumerate(ms):
+        psk, keys = meter_keys(i) if own_keys else (PSK, DEFAULT_KEYS)
+        ep = net.client_endpoint(m, client_sap=0x01, server_sap=SAP_MANAGEMENT, psk=psk)
+        conn = ClientConnection(settings(True, keys=keys))
         run(net, ep, net.route_to(m), conn.connect())
         states.append((conn, ep))
     a = _reachable(list(states[0]))
@@ -169,7 +183,8 @@ def bench_state(meters: int) -> dict[str, Any]:
                        ("adaptation endpoint (own fields)", ep.counters)):
         r = _reachable([root])
         parts[name] = sum(v for k, v in r.items() if k not in shared)
-    return {"meters": meters, "per_meter_bytes": sum(per) / len(per), "parts_of_one_meter": parts}
+    return {"meters": meters, "own_keys": own_keys, "per_meter_bytes": sum(per) / len(per),
+            "parts_of_one_meter": parts}
 
 
 def main() -> int:
@@ -187,6 +202,7 @@ def main() -> int:
         for pdu in (256, 1024, 65535):
             out["efficiency"].append(bench_efficiency(osgp=osgp, suite0=suite0, pdu=pdu))
     out["state"] = bench_state(a.meters)
+    out["state_own_keys"] = bench_state(a.meters, own_keys=True)
     if a.json:
         for r in out["round_trips"]:
             r.pop("profile", None)
@@ -206,6 +222,11 @@ def main() -> int:
     s = out["state"]
     print(f"3. per-meter head-end state (association + CryptoContext + endpoint), mean over {s['meters'] - 2}"
           f" meters (goal <= 2048 B): {s['per_meter_bytes']:.0f} B")
+    for name, v in s["parts_of_one_meter"].items():
+        print(f"   {name}: {v:.0f} B (overlapping parts)")
+    s = out["state_own_keys"]
+    print(f"   with its own PSK and suite-0 keys per meter (the key objects then count too): "
+          f"{s['per_meter_bytes']:.0f} B")
     for name, v in s["parts_of_one_meter"].items():
         print(f"   {name}: {v:.0f} B (overlapping parts)")
     return 0

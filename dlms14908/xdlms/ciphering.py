@@ -209,7 +209,7 @@ def _key_bytes(value: object, name: str, optional: bool = False) -> bytes | None
     return b
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class SecurityKeys:
     """Suite 0 keys (16 bytes each).  ``ek``: global unicast encryption key,
     ``ak``: authentication key, ``bk``: global broadcast encryption key,
@@ -219,8 +219,10 @@ class SecurityKeys:
     ak: bytes = field(repr=False)
     bk: bytes | None = field(default=None, repr=False)
     dk: bytes | None = field(default=None, repr=False)
-    _gcm: dict[bytes, AESGCM] = field(default_factory=dict, init=False, repr=False, compare=False)
-    "AES-GCM objects (key schedules) of these keys, made on first use"
+    _gcm_ek: AESGCM | None = field(default=None, init=False, repr=False, compare=False)
+    "the AES-GCM object (key schedule) of ``ek``, made on first use"
+    _gcm: dict[bytes, AESGCM] | None = field(default=None, init=False, repr=False, compare=False)
+    "those of the other keys (broadcast, dedicated), made on first use"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ek", _key_bytes(self.ek, "ek"))
@@ -229,9 +231,19 @@ class SecurityKeys:
         object.__setattr__(self, "dk", _key_bytes(self.dk, "dk", optional=True))
 
     def _aead(self, key: bytes) -> AESGCM:
-        g = self._gcm.get(key)
+        if key is self.ek:
+            g = self._gcm_ek
+            if g is None:
+                g = AESGCM(key)
+                object.__setattr__(self, "_gcm_ek", g)
+            return g
+        cache = self._gcm
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_gcm", cache)
+        g = cache.get(key)
         if g is None:
-            g = self._gcm[key] = AESGCM(key)
+            g = cache[key] = AESGCM(key)
         return g
 
     def __repr__(self) -> str:
