@@ -86,3 +86,30 @@ def test_authenticated_broadcast_oma_block_is_all_ff() -> None:
     reply = Frame.make(SubnetNodeAddress(1, 1, 2, 5), AuthPdu(AuthType.REPLY_OMA, 3, 0, value), b"\x42")
     (m,) = b.receive_frame(append_crc(reply.encode(crc=False)), 0.1)
     assert isinstance(m, MessageReceived) and m.authenticated and m.apdu == apdu
+
+
+def test_authenticated_request_challenge_reply_response_and_retry_not_rechallenged() -> None:
+    from dlms14908.lon.events import MessageCompleted, MessageReceived, ResponseReceived, Service
+    from dlms14908.lon.frame import Spdu, SpduType
+
+    key = bytes.fromhex("5791bc23f201")
+    a = LonTransactions(LonConfig(1, 1, domain=b"\x42", auth_key=key))
+    b = LonTransactions(LonConfig(2, 5, domain=b"\x42", auth_key=key), rng=lambda n: bytes(range(n)))
+    tid = a.request(NodeDest(2, 5), b"\x6d\x01\x00\x00\x06", service=Service.REQUEST, auth=True, now=0.0)
+    (req,) = a.frames_to_send(0.0)
+    assert decode_frame(req).pdu == Spdu(SpduType.REQUEST, 0, Apdu(0x6D, b"\x01\x00\x00\x06"), auth=True)
+    assert b.receive_frame(req, 0.1) == []
+    (chal,) = b.frames_to_send(0.1)
+    cp = decode_frame(chal).pdu
+    assert isinstance(cp, AuthPdu) and cp.type is AuthType.CHALLENGE and cp.value == bytes(range(8))
+    a.receive_frame(chal, 0.2)
+    (reply,) = a.frames_to_send(0.2)
+    rp = decode_frame(reply).pdu
+    assert isinstance(rp, AuthPdu) and rp.value == auth_transform(bytes(range(8)), b"\x6d\x01\x00\x00\x06", key)
+    (m,) = b.receive_frame(reply, 0.3)
+    assert isinstance(m, MessageReceived) and m.authenticated and m.handle is not None
+    b.respond(m.handle, b"\x2d" + bytes(6), now=0.3)
+    (resp,) = b.frames_to_send(0.3)
+    assert b.receive_frame(req, 0.4) == [] and b.frames_to_send(0.4) == [resp]  # retry: stored response
+    ev = a.receive_frame(resp, 0.5)
+    assert [type(e) for e in ev] == [ResponseReceived, MessageCompleted] and ev[1] == MessageCompleted(tid, Service.REQUEST, 1)
