@@ -364,3 +364,52 @@ def test_cnip_extension_header_and_digest(tshark: str, tmp_path: Path) -> None:
             assert got[name] == want[name], (i, name)
         if i % 2 and want["data.data"]:
             assert got["data.data"] == want["data.data"] + "ee" * 16  # the digest trails the LPDU
+
+
+def test_transaction_layer_session_frames_match_tshark(tshark: str, tmp_path: Path) -> None:
+    """Every frame of a lossy simulated session (ACKD/ACK, REQUEST/RESPONSE, group REM/MSG and
+    REMINDER pairs, 2b acks, challenges and replies, repeats, broadcast) recorded by
+    RecordingLink-style capture (route B) reads back in tshark exactly as we decode it."""
+    from dlms14908.lon.events import MessageReceived, Service
+    from dlms14908.lon.transaction import BroadcastDest, GroupDest, LonConfig, LonTransactions, NodeDest
+    from dlms14908.transport.channel import ChannelConfig, PlChannel
+    from dlms14908.transport.simnet import VirtualTimeNetwork
+
+    key = bytes.fromhex("5791bc23f201")
+    ch = PlChannel(ChannelConfig(loss=0.3, seed=9))
+    wires: list[bytes] = []
+    real = ch.transmit
+
+    def tap(src: str, frame: bytes, now: float) -> float:
+        wires.append(frame)
+        return real(src, frame, now)
+
+    ch.transmit = tap  # type: ignore[method-assign]
+    net = VirtualTimeNetwork(ch)
+    a = LonTransactions(LonConfig(1, 1, domain=b"\x42", auth_key=key, retries=3, tx_timer=0.6))
+    members = {f"m{i}": LonTransactions(LonConfig(2, 10 + i, domain=b"\x42", auth_key=key, groups={5: i, 6: i + 16}))
+               for i in range(3)}
+    net.add("a", a)
+    for name, n in members.items():
+        net.add(name, n)
+
+    def answer(name: str, ev: object, now: float) -> None:
+        if name != "a" and isinstance(ev, MessageReceived) and ev.handle is not None:
+            members[name].respond(ev.handle, b"\x21" + ev.apdu.encode()[:4], now=now)
+
+    net.on_event(answer)
+    a.request(NodeDest(2, 10), b"\x10\x01", now=0.0)
+    a.request(NodeDest(2, 11), b"\x6d\x01\x00\x00\x06", service=Service.REQUEST, now=0.0, priority=True)
+    a.request(GroupDest(5, 4), b"\x10\x02", now=0.0)
+    a.request(GroupDest(6, 20), b"\x11\x03", service=Service.REQUEST, now=0.0)  # M_List > 2 bytes
+    a.request(NodeDest(2, 12), b"\x10\x04", auth=True, now=0.0)
+    a.request(NodeDest(2, 10), bytes.fromhex("8123aabb"), service=Service.UNACKD_RPT, now=0.0)
+    a.request(BroadcastDest(max_responses=3), b"\x61\x00", service=Service.REQUEST, now=0.0)
+    net.run()
+    batch = [decode_frame(w) for w in wires]
+    kinds = {type(f.pdu).__name__ + ":" + getattr(getattr(f.pdu, "type", None), "name", "") for f in batch}
+    assert {"Tpdu:ACKD", "Tpdu:ACK", "Tpdu:REM_MSG", "Tpdu:UNACKD_RPT", "Spdu:REQUEST", "Spdu:RESPONSE",
+            "Spdu:REMINDER", "AuthPdu:CHALLENGE", "AuthPdu:REPLY"} <= kinds
+    pcap = tmp_path / "session.pcap"
+    write_capture(pcap, wires, "upper-pdu")
+    compare_lon(run_tshark(tshark, pcap, LON_FIELDS), batch, wires)
