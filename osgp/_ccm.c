@@ -1310,7 +1310,24 @@ static PyObject *batch(PyObject *frames, int enc)
         KeyObject *k = (KeyObject *)ko;
         PyObject *no = frame_bytes(TUP_ITEM(fr, 1), &copies, i, "nonce");
         if (!no) goto done;
-        PyObject *dobj = frame_bytes(TUP_ITEM(fr, 2), &copies, i, "data");
+        PyObject *draw = TUP_ITEM(fr, 2);
+        if (!PyBytes_CheckExact(draw) && PyObject_CheckBuffer(draw)) {
+            /* a buffer is copied below: check its length first (no copy of a huge payload
+             * that is refused anyway) */
+            Py_buffer v;
+            const u8 *np;
+            Py_ssize_t nl0;
+            if (bytes_ptr(no, &np, &nl0) < 0) goto done;
+            if (PyObject_GetBuffer(draw, &v, PyBUF_SIMPLE) < 0) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "frame %zd: data must be a bytes-like object", i);
+                goto done;
+            }
+            Py_ssize_t pl0 = enc ? v.len : v.len - k->tag_len;
+            PyBuffer_Release(&v);
+            if (check_nonce(nl0, pl0 < 0 ? 0 : pl0, i) < 0) goto done;
+        }
+        PyObject *dobj = frame_bytes(draw, &copies, i, "data");
         if (!dobj) goto done;
         PyObject *ao = TUP_ITEM(fr, 3);
         Py_ssize_t nl, dl, al = 0;
@@ -1402,6 +1419,15 @@ PyMODINIT_FUNC PyInit__ccm(void)
     if (!__builtin_cpu_supports("aes") || !__builtin_cpu_supports("sse4.1")) {
         PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1");
         return NULL;
+    }
+    {
+        /* OSGP_CCM_ASSUME_NO_AESNI=1 takes the same exit as a CPU without AES-NI, so the
+         * import-failure path into the `cryptography` fallback can be tested anywhere. */
+        const char *no = getenv("OSGP_CCM_ASSUME_NO_AESNI");
+        if (no && *no && strcmp(no, "0") != 0) {
+            PyErr_SetString(PyExc_ImportError, "osgp._ccm: CPU has no AES-NI/SSE4.1 (OSGP_CCM_ASSUME_NO_AESNI)");
+            return NULL;
+        }
     }
 #else
     PyErr_SetString(PyExc_ImportError, "osgp._ccm: built without AES-NI support");

@@ -38,6 +38,25 @@ def _b(x: object, what: str) -> bytes:
         raise TypeError(f"{what} must be a bytes-like object") from None
 
 
+def _nbytes(x: object, what: str) -> int:
+    """Length in bytes of a buffer, without copying it (limits are checked before a copy)."""
+    try:
+        return memoryview(x).nbytes  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{what} must be a bytes-like object") from None
+
+
+def _precheck(nonce: object, data: object, tag_length: int) -> None:
+    """Slow path (inputs that are not ``bytes``): reject a bad nonce or an oversized payload
+    before the inputs are copied."""
+    ln = _nbytes(nonce, "nonce")
+    n = _nbytes(data, "data") - tag_length
+    if ln < 7 or ln > 13:
+        raise EncodeError("nonce must be 7..13 bytes", field="nonce")
+    if n >= 0 and n >> (8 * (15 - ln)):
+        raise EncodeError("payload too long for this nonce length (must be < 2^(8L))", field="data")
+
+
 def _check_nonce(nonce: _Buf, n: int) -> None:
     ln = len(nonce)
     if ln < 7 or ln > 13:
@@ -75,6 +94,7 @@ class Key:
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
         if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+            _precheck(nonce, data, 0)
             nonce, data = _b(nonce, "nonce"), _b(data, "data")
             associated_data = None if associated_data is None else _b(associated_data, "associated_data")
         if len(data) >= _LIMIT.get(len(nonce), 0):
@@ -83,6 +103,7 @@ class Key:
 
     def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
         if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+            _precheck(nonce, data, self._tag_length)
             nonce, data = _b(nonce, "nonce"), _b(data, "data")
             associated_data = None if associated_data is None else _b(associated_data, "associated_data")
         n = len(data) - self._tag_length
@@ -99,24 +120,23 @@ class Key:
 
     def encrypt_into(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None, buf: _Buf) -> int:
         mv = _writable(buf)
-        out = self.encrypt(nonce, data, associated_data)
-        if len(mv) != len(out):
+        _precheck(nonce, data, 0)
+        if len(mv) != _nbytes(data, "data") + self._tag_length:
             raise EncodeError("buf must be exactly the output length", field="buf")
+        out = self.encrypt(nonce, data, associated_data)
         mv[:] = out
         return len(out)
 
     def decrypt_into(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None, buf: _Buf) -> int:
         mv = _writable(buf)
-        nonce, data = _b(nonce, "nonce"), _b(data, "data")
-        aad = None if associated_data is None else _b(associated_data, "associated_data")
-        n = len(data) - self._tag_length
-        if len(nonce) < 7 or len(nonce) > 13:
-            raise EncodeError("nonce must be 7..13 bytes", field="nonce")
+        _precheck(nonce, data, self._tag_length)  # nonce length, payload limit
+        n = _nbytes(data, "data") - self._tag_length
         if n < 0:
             raise InvalidTag()
-        _check_nonce(nonce, n)
         if len(mv) != n:
             raise EncodeError("buf must be exactly the output length", field="buf")
+        nonce, data = _b(nonce, "nonce"), _b(data, "data")
+        aad = None if associated_data is None else _b(associated_data, "associated_data")
         try:
             mv[:] = self._aead.decrypt(nonce, data, aad)
         except _CryptoInvalidTag:
@@ -149,13 +169,19 @@ def _writable(buf: object) -> memoryview:
     return mv
 
 
-def _frame(fr: object, i: int) -> tuple[Key, bytes, bytes, bytes | None]:
+def _frame(fr: object, i: int, decrypt: bool) -> tuple[Key, bytes, bytes, bytes | None]:
     if not isinstance(fr, tuple) or len(fr) != 4:
         raise TypeError(f"frame {i}: expected a (key, nonce, data, aad) tuple")
     k, nonce, data, aad = fr
     if type(k) is not Key:
         raise TypeError(f"frame {i}: key must be an osgp Key object")
     if not (type(nonce) is bytes and type(data) is bytes and (aad is None or type(aad) is bytes)):
+        try:
+            _precheck(nonce, data, k._tag_length if decrypt else 0)
+        except TypeError as e:
+            raise TypeError(f"frame {i}: {e}") from None
+        except EncodeError as e:
+            raise _frame_error(e, i) from None
         try:
             nonce, data = _b(nonce, "nonce"), _b(data, "data")
             aad = None if aad is None else _b(aad, "aad")
@@ -177,9 +203,9 @@ def encrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> l
             k, nonce, data, aad = fr
             if not (type(k) is Key and type(nonce) is bytes and type(data) is bytes
                     and (aad is None or type(aad) is bytes)):
-                k, nonce, data, aad = _frame(fr, i)
+                k, nonce, data, aad = _frame(fr, i, False)
         else:
-            k, nonce, data, aad = _frame(fr, i)
+            k, nonce, data, aad = _frame(fr, i, False)
         if len(data) >= _LIMIT.get(len(nonce), 0):
             try:
                 _check_nonce(nonce, len(data))
@@ -199,9 +225,9 @@ def decrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> l
             k, nonce, data, aad = fr
             if not (type(k) is Key and type(nonce) is bytes and type(data) is bytes
                     and (aad is None or type(aad) is bytes)):
-                k, nonce, data, aad = _frame(fr, i)
+                k, nonce, data, aad = _frame(fr, i, True)
         else:
-            k, nonce, data, aad = _frame(fr, i)
+            k, nonce, data, aad = _frame(fr, i, True)
         n = len(data) - k._tag_length
         if n < 0 or n >= _LIMIT.get(len(nonce), 0):
             try:

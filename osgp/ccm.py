@@ -2,7 +2,9 @@
 
 Selects the AES-NI C extension :mod:`osgp._ccm` when it is built and the CPU has
 AES-NI, else the ``cryptography`` fallback :mod:`osgp._ccm_py`; ``OSGP_PURE_PYTHON=1``
-forces the fallback.  :data:`IMPLEMENTATION` says which one is in use.
+forces the fallback, ``OSGP_CCM_ASSUME_NO_AESNI=1`` makes the built extension refuse to
+import as on a CPU without AES-NI (tests of that path).  :data:`IMPLEMENTATION` says
+which one is in use.
 
 ``AesCcm(key, tag_length=8)`` mirrors ``cryptography``'s ``AESCCM`` (nonce 7..13
 bytes, tag 4..16 even, payload < 2^(8L) with L = 15 - nonce length, else
