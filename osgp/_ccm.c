@@ -799,6 +799,7 @@ static TGT void ccm_many_xmm(job_t *jobs, size_t n, int enc)
         }
         mb_post(&m, x, c);
     }
+    wipe(&m, sizeof m); /* staged plaintext tails */
 }
 
 /* VAES on ymm registers: a lane's MAC block and CTR block share the lane's key, so
@@ -830,6 +831,7 @@ static TGT_VAES void ccm_many_ymm(job_t *jobs, size_t n, int enc)
         }
         mb_post(&m, x, c);
     }
+    wipe(&m, sizeof m); /* staged plaintext tails */
     _mm256_zeroupper();
 }
 
@@ -994,8 +996,15 @@ static PyObject *Key_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"key", "tag_length", NULL};
     Py_buffer kb;
+    PyObject *tl = NULL;
     int tag_len = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|i:Key", kwlist, &kb, &tag_len)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|O:Key", kwlist, &kb, &tl)) return NULL;
+    if (tl) { /* any int (also a huge one) or non-int is a ValueError, as in the fallback */
+        int ovf = 0;
+        long v = PyLong_Check(tl) ? PyLong_AsLongAndOverflow(tl, &ovf) : -1;
+        if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+        tag_len = (ovf || v < 0 || v > 16) ? -1 : (int)v;
+    }
     if (kb.len != 16) {
         PyBuffer_Release(&kb);
         local_error("key", -1, "key must be 16 bytes (AES-128)");

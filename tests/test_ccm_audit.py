@@ -350,3 +350,10 @@ def test_payload_limit_exact_beyond_memory(impl, sparse_views: dict[int, memoryv
         k.encrypt_into(bytes(15 - L - 1), over, None, bytearray(1))
     assert ei.value.field == "buf"  # type: ignore[attr-defined]
     assert time.perf_counter() - t0 < 2.0  # nothing of the 2^(8L) bytes was touched
+
+
+@pytest.mark.parametrize("tl", [2**70, -(2**70), 8.0, "8", None, True, 3, 18])
+def test_bad_tag_length_is_a_value_error_naming_the_field(impl, tl: object) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError) as ei:
+        impl.Key(KEY, tl)
+    assert ei.value.field == "tag_length"  # type: ignore[attr-defined]
