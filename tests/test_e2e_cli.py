@@ -150,7 +150,9 @@ def test_cli_cnip_loopback(tmp_path: Path, osgp: bool) -> None:
     try:
         assert ("OSGP-AES-128-PSK" in proc.stderr.readline()) == osgp  # type: ignore[union-attr]
         args = ["--port", url, "--meter", "2/7", "--json"] + (["--keys", keys] if keys else [])
-        for _ in range(2):  # successive head-end processes (new UDP ports) are all answered
+        # successive head-end processes (each on a new UDP port) are all answered: before the
+        # meter answered every CN/IP head-end it heard, the second run exited 6 ("did not answer")
+        for _ in range(2):
             r = cli(*args, "read", "1-0:1.8.0.255")
             assert r.returncode == 0, r.stderr
             assert json.loads(r.stdout)["obis"] == "1-0:1.8.0.255"
