@@ -1,8 +1,8 @@
 """``dlms-cli``: read, write and operate DLMS/COSEM meters over ISO/IEC 14908 (IEC 62056-8-8).
 
 Global options (before or after the command): ``--port URL``, ``--meter ADDR``, ``--keys FILE``,
-``--via CHAIN``, ``--capture FILE``, ``--client public|management``, ``--auth lls|hls``,
-``--timeout S``, ``--json``.  Commands: ``read``, ``set``, ``action``, ``profile``,
+``--source ADDR``, ``--via CHAIN``, ``--capture FILE``, ``--client public|management``,
+``--auth lls|hls``, ``--timeout S``, ``--json``.  Commands: ``read``, ``set``, ``action``, ``profile``,
 ``objects``, ``info``.  Keys only ever come from the TOML key file.
 """
 

@@ -17,6 +17,7 @@ OSGP-AES-128-PSK → LonTalk transactions → transport):
 * ``/dev/tty...``, ``serial://...``, ``socket://...``, ``rfc2217://...`` — a Serial-MIP/U61
   transceiver through pyserial.
 
+On real ports the head-end is a LonTalk node of its own (default 1/126, ``--source``).
 The ``[osgp]`` key-file table (:class:`~dlms14908.aio_link.OsgpKeys`) turns on
 OSGP-AES-128-PSK; it needs the meter's Neuron ID (``--meter`` as a Neuron ID, or a single
 ``[osgp.meters]`` entry) except on ``sim``.  ``--capture`` records every frame the head-end
