@@ -29,13 +29,17 @@ BLOCK = 16
 _LINE = re.compile(rb"^([ub]) ([0-9a-f]{8}) (\d+)$")
 
 
-def _writer(db: str, log_path: str) -> None:  # runs in the child process
+def _writer(db: str, log_path: str, mode: str = "durable") -> None:  # runs in the child process
     sys.path.insert(0, str(ROOT))
     from osgp.channel import BroadcastSender, ChannelConfig, Role, SecureChannel
     from osgp.store import ChannelStore
 
     cfg = ChannelConfig(seq_block=BLOCK)
     store = ChannelStore(db)
+    if mode == "no-reserve":
+        # negative control: reservations are not made durable (only the snapshot taken at
+        # commissioning is), as in an implementation that keeps its counter in memory
+        store.reserve = lambda slot, ceiling: None  # type: ignore[method-assign]
     snap = store.load_channel("nnap")
     if snap is None:
         nn = SecureChannel(
@@ -99,13 +103,13 @@ def test_checker_detects_reuse():
         _check_never_reused([1, 2, 3, 4, 3, 4, 5])
 
 
-def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
-    db, log = tmp_path / "state.db", tmp_path / "air.log"
-    rng = random.Random(0x62056)
-    kills, pids = 8, []
+def _kill_repeatedly(db: Path, log: Path, kills: int, seed: int, mode: str = "durable") -> list[int]:
+    """Start the writer, let it transmit for a random while, SIGKILL it; ``kills`` times."""
+    rng = random.Random(seed)
+    pids = []
     for _ in range(kills):
         proc = subprocess.Popen(
-            [sys.executable, __file__, str(db), str(log)],
+            [sys.executable, __file__, str(db), str(log), mode],
             stdout=subprocess.PIPE,
             cwd=str(ROOT),
         )
@@ -120,6 +124,24 @@ def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
         assert proc.wait(timeout=10) == -signal.SIGKILL
         proc.stdout.close()
         pids.append(proc.pid)
+    return pids
+
+
+def test_sigkill_without_durable_reservations_is_caught(tmp_path):
+    """The end-to-end check can fail: the same kill/log/check run over a writer whose
+    reservations are not durable finds transmitted sequence numbers repeated."""
+    db, log = tmp_path / "state.db", tmp_path / "air.log"
+    _kill_repeatedly(db, log, 3, 0x5EED, mode="no-reserve")
+    seqs = [s for s, _ in _parse(log)[b"u"]]
+    assert len(seqs) > 3 * BLOCK
+    with pytest.raises(AssertionError, match="transmitted twice"):
+        _check_never_reused(seqs)
+
+
+def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
+    db, log = tmp_path / "state.db", tmp_path / "air.log"
+    kills = 8
+    pids = _kill_repeatedly(db, log, kills, 0x62056)
     records = _parse(log)
     print({k.decode(): len(v) for k, v in records.items()})
     for kind in (b"u", b"b"):
@@ -135,4 +157,4 @@ def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
 
 
 if __name__ == "__main__":
-    _writer(sys.argv[1], sys.argv[2])
+    _writer(sys.argv[1], sys.argv[2], *sys.argv[3:4])
