@@ -208,3 +208,18 @@ def test_ctr_drbg_behaviour() -> None:
     assert len(calls) == 1
     e.generate(8)
     assert len(calls) == 2 and e.reseed_counter == 2
+
+
+def test_ctr_drbg_nist_prediction_resistance_reseed_with_additional_input() -> None:
+    """[AES-128 no df][PredictionResistance = True]: reseed with 256-bit additional input."""
+    sec = _drbg_doc()["pr_true"]
+    assert "NIST CAVP" in sec["source"] and len(sec["vectors"]) >= 3
+    for v in sec["vectors"]:
+        feed = [bytes.fromhex(v["EntropyInput"])] + [bytes.fromhex(e) for e in v["EntropyInputPR"]]
+        d = CtrDrbg(bytes.fromhex(v["PersonalizationString"]), entropy=lambda n: feed.pop(0))
+        out = b""
+        for ai in v["AdditionalInput"]:
+            d.reseed(bytes.fromhex(ai))
+            out = d.generate(64)
+        assert out.hex() == v["ReturnedBits"], v["COUNT"]
+        assert not feed
