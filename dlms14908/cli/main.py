@@ -81,9 +81,14 @@ def _source_arg(text: str) -> MeterAddress:
 
 def _via_arg(text: str) -> tuple[MeterAddress, ...]:
     try:
-        return parse_via(text)
+        chain = parse_via(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if any(h.neuron_id is not None for h in chain):
+        raise argparse.ArgumentTypeError(f"{text!r}: repeaters are given as subnet/node (e.g. 1/3,1/5)")
+    if len(set(chain)) != len(chain):
+        raise argparse.ArgumentTypeError(f"{text!r}: a repeater appears twice in the chain")
+    return chain
 
 
 def _entries_arg(text: str) -> tuple[int, int]:
@@ -684,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     if getattr(args, "via", None) is not None and getattr(args, "meter", None) is None:
         parser.error("--via needs --meter")
+    if getattr(args, "via", None) and args.meter in args.via:
+        parser.error(f"--via: the meter {args.meter} cannot be its own repeater")
     if getattr(args, "source", None) is not None and is_sim(args.port):
         parser.error("--source is for real ports; the simulated network has its own head-end at 1/1")
 
