@@ -314,3 +314,59 @@ def test_rlre_picks_the_server_system_title_by_direction(
     assert nested["security"]["sender_system_title"] == SERVER_ST
     assert nested["inner"]["plaintext"] == GCM["V7"]["plaintext"]
     assert "initiate-response" in json.dumps(nested["inner"]["apdu"])
+
+
+# An association secret written by SET (Association LN attribute 7) or ACTION
+# (change_HLS_secret) is a password/key in clear: hidden like the LLS password.
+_PW = "5365637265745057"  # "SecretPW"
+_SECRET_SET = "C101C1000F0000280000FF0700" + "0908" + _PW
+_SECRET_ACTION = "C301C1000F0000280000FF020109" + "08" + _PW
+_SECRET_SET_LIST = (
+    "C104C102" + "0001" + "00002A0000FF" + "0200" + "000F" + "0000280000FF" + "0700"
+    + "02" + "0A024142" + "0908" + _PW
+)
+_PLAIN_SET = "C101C100010000600100FF0200" + "0908" + _PW  # Data 0.0.96.1.0.255: not secret
+
+
+@pytest.mark.parametrize("hexstr", [_SECRET_SET, _SECRET_ACTION, _SECRET_SET_LIST])
+def test_association_secret_writes_are_redacted(
+    capsys: pytest.CaptureFixture[str], hexstr: str
+) -> None:
+    for extra in ((), ("--json",)):
+        code, out, err = _run(capsys, hexstr, *extra)
+        assert code == 0, err
+        assert _PW.lower() not in out.lower() and "SecretPW" not in out
+        assert "<redacted secret>" in out
+    # the other item of a with-list request stays visible
+    if hexstr == _SECRET_SET_LIST:
+        assert "AB" in out
+
+
+def test_non_secret_set_value_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, _PLAIN_SET, "--json")
+    assert code == 0 and _PW.lower() in out.lower() and "redacted" not in out
+
+
+def test_ciphered_secret_write_withholds_plaintext(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dlms14908.xdlms.ciphering import SecurityKeys, protect
+
+    keys = SecurityKeys(bytes.fromhex(EK), bytes.fromhex(AK))
+    ciphered = protect(
+        bytes.fromhex(_SECRET_SET),
+        keys=keys,
+        system_title=bytes.fromhex("4D4D4D0000000001"),
+        invocation_counter=7,
+        security_control=0x30,
+        kind="glo",
+    )
+    code, out, err = _run(
+        capsys, ciphered.hex(), "--keys", _keyfile(tmp_path), "--system-title",
+        "4D4D4D0000000001", "--json",
+    )
+    assert code == 0, err
+    inner = json.loads(out)["inner"]
+    assert inner["verified"] is True and "withheld" in inner["plaintext"]
+    assert _PW.lower() not in out.lower()
+    _no_secrets(out)

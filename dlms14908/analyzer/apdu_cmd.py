@@ -127,6 +127,60 @@ def _secret_fields(apdu: Any) -> frozenset[str]:
     return frozenset()
 
 
+#: (class_id, attribute_id) whose SET value is a secret: Association LN ``secret`` (LLS
+#: password or HLS secret, IEC 62056-6-2 §4.4.3)
+_SECRET_ATTRIBUTES = frozenset({(15, 7)})
+#: (class_id, method_id) whose parameter is a secret: Association LN change_HLS_secret,
+#: Association SN change_LLS_secret / change_HLS_secret (IEC 62056-6-2 §4.4.3, §4.4.4)
+_SECRET_METHODS = frozenset({(15, 2), (12, 5), (12, 6)})
+
+
+def _is_secret_target(desc: Any) -> bool:
+    desc = getattr(desc, "attribute", desc)  # AttributeDescriptorWithSelection
+    cid = getattr(desc, "class_id", None)
+    if not isinstance(cid, int):
+        return False
+    aid = getattr(desc, "attribute_id", None)
+    if isinstance(aid, int):
+        return (int(cid), int(aid)) in _SECRET_ATTRIBUTES
+    mid = getattr(desc, "method_id", None)
+    return isinstance(mid, int) and (int(cid), int(mid)) in _SECRET_METHODS
+
+
+def _redact_secret_values(apdu: Any, tree: Any) -> bool:
+    """Hide the value of a SET/ACTION that writes an association secret (LLS password,
+    HLS secret) in ``tree``, the JSON view of ``apdu``; report whether one was hidden."""
+    if not isinstance(tree, dict):
+        return False
+    hidden = False
+    one = getattr(apdu, "attribute", None) or getattr(apdu, "method", None)
+    if one is not None and _is_secret_target(one):
+        for k in ("value", "parameters", "raw_data"):
+            if tree.get(k) not in (None, "", [], {}):
+                tree[k] = _REDACTED
+                hidden = True
+    many = getattr(apdu, "attributes", None) or getattr(apdu, "methods", None)
+    if isinstance(many, (list, tuple)):
+        secret = [i for i, d in enumerate(many) if _is_secret_target(d)]
+        if secret:
+            values = tree.get("values", tree.get("parameters"))
+            if isinstance(values, list):
+                for i in secret:
+                    if i < len(values) and values[i] not in (None, "", [], {}):
+                        values[i] = _REDACTED
+                        hidden = True
+            if tree.get("raw_data") not in (None, "", [], {}):
+                tree["raw_data"] = _REDACTED
+                hidden = True
+    return hidden
+
+
+def _view(apdu: Any, to_json: Any) -> tuple[Any, bool]:
+    """The redacted JSON view of ``apdu`` and whether anything secret was hidden."""
+    tree, found = _redact(_jsonable(apdu, to_json), _secret_fields(apdu))
+    return tree, _redact_secret_values(apdu, tree) or found
+
+
 def _redact(tree: Any, extra: frozenset[str] = frozenset()) -> tuple[Any, bool]:
     """Replace key material (and ``extra`` fields) inside a decoded APDU; report whether
     any was found."""
@@ -243,7 +297,7 @@ def _section(
         if not h.encrypted:
             # authentication only: the APDU is in clear; decode it, unverified
             inner = decode(h.body)
-            view = _redact(_jsonable(inner, to_json), _secret_fields(inner))[0]
+            view = _view(inner, to_json)[0]
             result["inner"] = {"verified": False, "apdu": view}
             result["note"] = "authentication-only APDU shown unverified (no --keys)"
         else:
@@ -259,10 +313,10 @@ def _section(
         raw, dlms.keys, system_title=None if h.kind.general else sender, require=0
     )
     inner = decode(plain)
-    tree, had_key = _redact(_jsonable(inner, to_json), _secret_fields(inner))
+    tree, had_key = _view(inner, to_json)
     result["inner"] = {
         "verified": h.authenticated,
-        "plaintext": "<withheld: contains key material>" if had_key else plain.hex().upper(),
+        "plaintext": "<withheld: contains a key or secret>" if had_key else plain.hex().upper(),
         "apdu": tree,
     }
     nested = _nested(inner, dlms=dlms, system_title=system_title, decode=decode, to_json=to_json)
@@ -302,7 +356,7 @@ def analyze(
     apdu = decode(data)
     report: dict[str, Any] = {
         "length": len(data),
-        "apdu": _redact(_jsonable(apdu, to_json), _secret_fields(apdu))[0],
+        "apdu": _view(apdu, to_json)[0],
     }
     if _is_ciphered_obj(apdu):
         report.update(
