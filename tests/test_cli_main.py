@@ -372,8 +372,8 @@ def test_via_extends_the_timeout_to_the_chain_worst_case():
     naming the hop into an anonymous timeout: the link waits at least the chain's worst case."""
     import asyncio
 
-    from dlms14908.node import Route, Timing
     from dlms14908.lon.transaction import NodeDest
+    from dlms14908.node import Route, Timing
     from dlms14908.repeater.rules import NodeAddress
 
     async def go():

@@ -571,7 +571,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise _UsageError(f"--from {args.from_.isoformat()} is after --to {args.to.isoformat()}")
 
     async def body(c: Client) -> int:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(TextColumn("reading profile"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=_STDERR, transient=True,

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             if obj.interface.has_attribute(2) and obj.interface.class_id not in (7, 15):
                 try:
                     value = decode_attribute(obj.interface.class_id, 2, obj.get(2, now=now))
-                except Exception:  # noqa: BLE001 - a display of what is readable
+                except Exception:
                     value = None
             rows.append((obj, value))
         if args.json:
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _serve(args: argparse.Namespace, kf: object | None) -> int:
     """Serve one simulated meter on ``args.port`` until ``args.duration`` or interruption."""
     from ..aio_link import OsgpKeys, serve_meter
+    from ..errors import LocalProtocolError
     from ..profile import SAP_MANAGEMENT
     from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD, MeterSimulator
-    from ..errors import LocalProtocolError
     from ..transport.link import LinkError
     from .common import PortError
     from .ports import parse_meter
@@ -220,7 +220,7 @@ def _answer_latest_sender(link: object) -> None:
 
     if not isinstance(link, CnipLink) or link.peer is not None:
         return
-    inner = link._on_datagram  # noqa: SLF001 - CnipLink has no option for this (yet)
+    inner = link._on_datagram
     inner_send = link.send
     peers: dict[tuple[str, int], float] = {}
 
@@ -248,7 +248,7 @@ def _answer_latest_sender(link: object) -> None:
         finally:
             link.peer = latest
 
-    link._on_datagram = on_datagram  # type: ignore[method-assign]  # noqa: SLF001
+    link._on_datagram = on_datagram  # type: ignore[method-assign]
     link.send = send  # type: ignore[method-assign]
 
 

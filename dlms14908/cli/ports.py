@@ -208,8 +208,8 @@ class CliSimNetwork:
         net = self.net
         cfg = net.channel.config
         hc = net.head.config
-        lines = [f"simulated power-line channel: {cfg.bit_rate:.0f} bit/s, {cfg.loss:.0%} frame loss, "
-                 f"virtual time; head-end at {hc.subnet}/{hc.node}"]
+        lines = [(f"simulated power-line channel: {cfg.bit_rate:.0f} bit/s, {cfg.loss:.0%} frame loss, "
+                  f"virtual time; head-end at {hc.subnet}/{hc.node}")]
         for r in net.repeaters.values():
             off = ", switched off" if (r.config.subnet, r.config.node) in self.down else ""
             lines.append(f"repeater at {r.config.subnet}/{r.config.node} (Annex E proxy){off}")
@@ -263,7 +263,7 @@ class _LazyLink:
                 self._link = await self._opener()
             except (OSError, LocalProtocolError) as exc:
                 raise PortError(f"cannot open {self._what}: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - transport-specific open errors
+            except Exception as exc:
                 from ..transport.link import LinkError
 
                 if isinstance(exc, LinkError):

@@ -455,7 +455,7 @@ class MeterSimulator:
         """Make class 131 ``inactivity_timeout`` read and write ``target.inactivity_timeout``
         (minutes; the serving adaptation endpoint), set to this meter's value now."""
         obj = self.objects[Obis(0, 0, 32, 1, 0, 255)]
-        target.inactivity_timeout = int(obj._data[2])  # noqa: SLF001 - our own object
+        target.inactivity_timeout = int(obj._data[2])
         obj.target = target  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ convenience
