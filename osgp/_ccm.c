@@ -799,7 +799,6 @@ static TGT void ccm_many_xmm(job_t *jobs, size_t n, int enc)
         }
         mb_post(&m, x, c);
     }
-    wipe(&m, sizeof m); /* staged plaintext tails */
 }
 
 /* VAES on ymm registers: a lane's MAC block and CTR block share the lane's key, so
@@ -831,7 +830,6 @@ static TGT_VAES void ccm_many_ymm(job_t *jobs, size_t n, int enc)
         }
         mb_post(&m, x, c);
     }
-    wipe(&m, sizeof m); /* staged plaintext tails */
     _mm256_zeroupper();
 }
 
@@ -1271,6 +1269,34 @@ static PyObject *frame_bytes(PyObject *o, PyObject **copies, Py_ssize_t i, const
     return rc < 0 ? NULL : b;
 }
 
+/* Slow path of a batch frame whose data is not bytes: check the nonce and the payload
+ * length on the buffer first (a huge payload that is refused anyway is not copied), then
+ * copy it like frame_bytes. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CCM_NOINLINE __attribute__((noinline))
+#else
+#define CCM_NOINLINE
+#endif
+static CCM_NOINLINE PyObject *frame_data_copy(PyObject *draw, PyObject *no, const KeyObject *k, int enc,
+                                              PyObject **copies, Py_ssize_t i)
+{
+    if (PyObject_CheckBuffer(draw)) {
+        Py_buffer v;
+        const u8 *np;
+        Py_ssize_t nl0;
+        if (bytes_ptr(no, &np, &nl0) < 0) return NULL;
+        if (PyObject_GetBuffer(draw, &v, PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "frame %zd: data must be a bytes-like object", i);
+            return NULL;
+        }
+        Py_ssize_t pl0 = enc ? v.len : v.len - k->tag_len;
+        PyBuffer_Release(&v);
+        if (check_nonce(nl0, pl0 < 0 ? 0 : pl0, i) < 0) return NULL;
+    }
+    return frame_bytes(draw, copies, i, "data");
+}
+
 static PyObject *batch(PyObject *frames, int enc)
 {
     int is_list = PyList_Check(frames);
@@ -1320,23 +1346,7 @@ static PyObject *batch(PyObject *frames, int enc)
         PyObject *no = frame_bytes(TUP_ITEM(fr, 1), &copies, i, "nonce");
         if (!no) goto done;
         PyObject *draw = TUP_ITEM(fr, 2);
-        if (!PyBytes_CheckExact(draw) && PyObject_CheckBuffer(draw)) {
-            /* a buffer is copied below: check its length first (no copy of a huge payload
-             * that is refused anyway) */
-            Py_buffer v;
-            const u8 *np;
-            Py_ssize_t nl0;
-            if (bytes_ptr(no, &np, &nl0) < 0) goto done;
-            if (PyObject_GetBuffer(draw, &v, PyBUF_SIMPLE) < 0) {
-                PyErr_Clear();
-                PyErr_Format(PyExc_TypeError, "frame %zd: data must be a bytes-like object", i);
-                goto done;
-            }
-            Py_ssize_t pl0 = enc ? v.len : v.len - k->tag_len;
-            PyBuffer_Release(&v);
-            if (check_nonce(nl0, pl0 < 0 ? 0 : pl0, i) < 0) goto done;
-        }
-        PyObject *dobj = frame_bytes(draw, &copies, i, "data");
+        PyObject *dobj = PyBytes_CheckExact(draw) ? draw : frame_data_copy(draw, no, k, enc, &copies, i);
         if (!dobj) goto done;
         PyObject *ao = TUP_ITEM(fr, 3);
         Py_ssize_t nl, dl, al = 0;
