@@ -350,7 +350,10 @@ class LonNode:
 
     def _request(self, dest: Destination, data: bytes, service: Service, now: float, *, retries: int,
                  timer: float) -> int:
-        return self.lon.request(dest, data, service=service, now=now, retries=retries, tx_timer=timer)
+        # a message-code APDU (adaptation 0x3D, proxy 0x4D) goes in as the Apdu it is, not as
+        # bytes for the transaction layer to decode again
+        apdu: Apdu | bytes = Apdu(data[0], bytes(data[1:])) if data and data[0] < 0x80 else data
+        return self.lon.request(dest, apdu, service=service, now=now, retries=retries, tx_timer=timer)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
         if isinstance(step, Done):

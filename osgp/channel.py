@@ -156,6 +156,7 @@ class _In(Enum):
 
 
 _S = ChannelState
+_FAILED, _COMMISSIONED = ChannelState.FAILED, ChannelState.COMMISSIONED  # hot-path aliases
 # (role, state) -> {input: next state}.  A pair that is absent is not allowed.
 # A re-handshake on an established channel does not leave COMMISSIONED (an
 # unauthenticated ChallengeRequest must not take a working channel down).
@@ -1114,7 +1115,7 @@ class SecureChannel:
     # -- unprotected management / error messages --------------------------------------------
     def receive_message(self, data: bytes, now: float) -> list[ChannelEvent]:
         """Process one unprotected management (TYPE = security) or error (TYPE = error) message."""
-        if self._state is ChannelState.FAILED:
+        if self._state is _FAILED:
             return self._drop(DropReason.NOT_READY, "not_ready")
         raw = bytes(data)
         try:
@@ -1138,7 +1139,7 @@ class SecureChannel:
         ``header`` is the adaptation header (control byte first), ``dest`` the LonTalk
         destination address bytes; both are authenticated.  Raises
         :class:`LocalProtocolError` unless COMMISSIONED."""
-        if self._state is not ChannelState.COMMISSIONED or self._uc_tx is None:
+        if self._state is not _COMMISSIONED or self._uc_tx is None:
             raise LocalProtocolError(f"cannot protect in state {self._state.value}")
         return _seal(
             self._uc_tx,
@@ -1166,7 +1167,7 @@ class SecureChannel:
         adaptation TYPE is security (the plaintext is an UpdateDomainKeys message or
         its response).  Failures are counted and returned as :class:`FrameDropped`
         (plus a rate-limited error message for unicast); nothing else changes."""
-        if self._state is ChannelState.FAILED:
+        if self._state is _FAILED:
             return self._drop(DropReason.NOT_READY, "not_ready")
         buf = body if type(body) is bytes else bytes(body)
         if not header or len(buf) < PROTECTED_OVERHEAD:

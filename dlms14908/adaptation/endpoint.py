@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 ApduHandler = Callable[[bytes], "bytes | None"]
+_COMMISSIONED = ChannelState.COMMISSIONED
 _CODE = bytes((P.AL_MSG_CODE,))
 _MAX_PENDING_RESPONSES = 64
 _PENDING_RESPONSE_TIMEOUT = P.AL_SEGMENT_GAP_TIMEOUT
@@ -215,7 +216,7 @@ class ClientEndpoint:
 
     def _commissioned(self) -> bool:
         ch = self.channel
-        return ch is None or ch.state is ChannelState.COMMISSIONED
+        return ch is None or ch.state is _COMMISSIONED
 
     def begin(self, apdu: bytes, *, confirmed: bool = True, now: float) -> Step:
         """Start sending ``apdu``; returns the first message to send."""

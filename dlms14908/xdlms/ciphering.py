@@ -153,6 +153,7 @@ class CipheringKind(str, Enum):
 
 
 _GLO_TAGS: dict[int, int] = dict(GLOBAL_CIPHERED_TAGS)
+_GLO = CipheringKind.GLOBAL  # enum member attribute lookups cost a descriptor call in 3.11
 
 # ciphered tag -> (kind, plain tag or None)
 _TAG_INFO: dict[int, tuple[CipheringKind, int | None]] = {
@@ -583,7 +584,7 @@ def protect(
         raise EncodeError("must be 0..2**32-1", field="invocation_counter")
     if type(security_control) is not int or security_control not in _VALID_LOCAL_SC:
         _check_local_sc(security_control)
-    tag = _GLO_TAGS.get(plain[0]) if k is CipheringKind.GLOBAL else None
+    tag = _GLO_TAGS.get(plain[0]) if k is _GLO else None
     if tag is not None and not security_control & SC_BROADCAST:
         key = keys.ek  # the common case: glo-ciphering under the global unicast key
     else:
@@ -652,7 +653,7 @@ def decipher(
         except ReplayError:
             st_stats.replays += 1
             raise
-    if h.kind is CipheringKind.GLOBAL and not h.security_control & SC_BROADCAST:
+    if h.kind is _GLO and not h.security_control & SC_BROADCAST:
         key = keys.ek
     else:
         try:
