@@ -190,3 +190,11 @@ def test_encode_errors_name_the_field() -> None:
     assert ei.value.field == "client_max_receive_pdu_size"
     with pytest.raises(EncodeError):
         encode_apdu(AARQ(user_information=b"\x01"))  # type: ignore[arg-type]
+
+
+def test_conformance_bit_out_of_range_is_encode_error() -> None:
+    from dlms14908.errors import EncodeError
+
+    for n in (-1, 24):
+        with pytest.raises(EncodeError, match="conformance"):
+            Conformance.from_bit(n)

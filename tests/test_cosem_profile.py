@@ -215,3 +215,16 @@ def test_gurux_expands_null_clocks_the_same_way() -> None:
     ours = decode_buffer(bytes.fromhex(P["hex"]), COLS, capture_period=P["capture_period"])
     assert theirs == P["expected_utc"]
     assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in ours] == theirs
+
+
+def test_unknown_column_is_a_local_error_and_a_key_error() -> None:
+    from dlms14908.cosem.profile import ColumnNotFound
+    from dlms14908.errors import LocalProtocolError
+
+    buf = decode_buffer(axdr.Array(), COLS)
+    assert buf.column_index(-1) == len(COLS) - 1
+    for key in (len(COLS), -len(COLS) - 1, "0-0:99.99.99.255",
+                CaptureObjectDefinition(3, Obis.parse("1-0:2.8.0.255"), 2, 0)):
+        with pytest.raises(ColumnNotFound) as ei:
+            buf.column_index(key)
+        assert isinstance(ei.value, LocalProtocolError) and isinstance(ei.value, KeyError)

@@ -16,14 +16,16 @@ from typing import Any, Iterator, Sequence
 
 from dlms14908 import axdr
 from dlms14908.axdr import DateTime
-from dlms14908.errors import DecodeError
+from dlms14908.errors import DecodeError, LocalProtocolError
 from dlms14908.obis import Obis
 from dlms14908.xdlms.types import CaptureObjectDefinition
 
 from .classes import UnknownClass, get_class
 from .types import DateTimeSpec
 
-__all__ = ["ProfileBuffer", "decode_buffer", "advance_clock", "is_clock_column"]
+__all__ = [
+    "ProfileBuffer", "ColumnNotFound", "decode_buffer", "advance_clock", "is_clock_column"
+]
 
 CLOCK_CLASS_ID = 8
 
@@ -75,6 +77,10 @@ def advance_clock(dt: DateTime, seconds: int) -> DateTime:
     )
 
 
+class ColumnNotFound(LocalProtocolError, KeyError):
+    """No column of the buffer captures the logical name asked for."""
+
+
 @dataclass(frozen=True)
 class ProfileBuffer:
     """A decoded buffer: ``columns`` (the capture objects) and ``rows`` (tuples of typed values)."""
@@ -89,16 +95,21 @@ class ProfileBuffer:
         return iter(self.rows)
 
     def column_index(self, key: int | str | Obis | CaptureObjectDefinition) -> int:
-        """Index of a column by position, capture object, or logical name (first match)."""
+        """Index of a column by position, capture object, or logical name (first match);
+        :class:`ColumnNotFound` when none matches."""
         if isinstance(key, int):
-            return key
+            if not -len(self.columns) <= key < len(self.columns):
+                raise ColumnNotFound(f"column {key} outside 0..{len(self.columns) - 1}")
+            return key % len(self.columns)
         if isinstance(key, CaptureObjectDefinition):
+            if key not in self.columns:
+                raise ColumnNotFound(f"no column captures {key}")
             return self.columns.index(key)
         ln = Obis.coerce(key)
         for i, c in enumerate(self.columns):
             if c.logical_name == ln:
                 return i
-        raise KeyError(str(ln))
+        raise ColumnNotFound(f"no column captures {ln}")
 
     def column(self, key: int | str | Obis | CaptureObjectDefinition) -> list[Any]:
         i = self.column_index(key)

@@ -63,7 +63,7 @@ class Conformance(enum.IntFlag):
     def from_bit(cls, n: int) -> Conformance:
         """The flag of BIT STRING bit ``n`` (0..23) as numbered in the Green Book."""
         if not 0 <= n <= 23:
-            raise ValueError("conformance bit must be 0..23")
+            raise EncodeError(f"bit {n!r} outside 0..23", field="conformance")
         return cls(1 << (23 - n))
 
     def bit_numbers(self) -> list[int]:
