@@ -242,6 +242,14 @@ def sim_network(keys: KeyFile | None = None, port_url: str = "sim") -> CliSimNet
     return _SIM  # type: ignore[no-any-return]
 
 
+def _open_failed(what: str, exc: BaseException) -> str:
+    """``cannot open URL: reason`` without the layers below repeating "cannot open URL"."""
+    text = str(exc)
+    for pat in (r"^cannot open '[^']*': ", r"^(\[Errno \d+\] )?[Cc]ould not open port \S+?: "):
+        text = re.sub(pat, "", text)
+    return f"cannot open {what}: {text}"
+
+
 class _LazyLink:
     """An ApduLink whose transport is opened on first use (open_link is synchronous)."""
 
@@ -262,12 +270,12 @@ class _LazyLink:
             try:
                 self._link = await self._opener()
             except (OSError, LocalProtocolError) as exc:
-                raise PortError(f"cannot open {self._what}: {exc}") from None
+                raise PortError(_open_failed(self._what, exc)) from None
             except Exception as exc:
                 from ..transport.link import LinkError
 
                 if isinstance(exc, LinkError):
-                    raise PortError(f"cannot open {self._what}: {exc}") from None
+                    raise PortError(_open_failed(self._what, exc)) from None
                 raise
         return self._link
 
