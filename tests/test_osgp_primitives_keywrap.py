@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import VECTORS
 from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.ciphers.modes import ECB
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import VECTORS
 from dlms14908.errors import AuthenticationFailed
 from osgp.keys import unwrap_key, wrap_key
 
