@@ -188,6 +188,17 @@ def test_disconnect_control_state_machine() -> None:
     dc0 = DisconnectControl(control_mode=0)
     dc0.action(1)
     assert dc0.state is ControlState.CONNECTED
+    # remote reconnection: transition a (to ready_for_reconnection) in modes 2 and 4,
+    # transition d (straight to connected) in modes 1, 3, 5 and 6
+    for mode, after in ((1, ControlState.CONNECTED), (2, ControlState.READY_FOR_RECONNECTION),
+                        (3, ControlState.CONNECTED), (4, ControlState.READY_FOR_RECONNECTION),
+                        (5, ControlState.CONNECTED), (6, ControlState.CONNECTED)):
+        dcm = DisconnectControl(control_mode=mode)
+        dcm.action(1)
+        assert dcm.state is ControlState.DISCONNECTED, mode
+        dcm.action(2)
+        assert dcm.state is after, mode
+        assert dcm.get(2) is (after is ControlState.CONNECTED)
 
 
 def test_iso14908_objects() -> None:

@@ -424,11 +424,14 @@ def _sort_key(v: Any) -> Any:
 class DisconnectControl(CosemObject):
     """Disconnect control (class 70).
 
-    [I] State transitions: remote_disconnect → disconnected from any state
-    (modes 1–6); remote_reconnect → ready_for_reconnection in modes 2, 4, 6
-    (a local :meth:`manual_reconnect` then connects), directly connected in
-    modes 1, 3, 5.  Mode 0: always connected, methods are accepted and do
-    nothing."""
+    State transitions (control_mode table of IEC 62056-6-2 §4.5.8, as reproduced
+    in public code, e.g. Gurux ``ControlMode``): remote_disconnect → disconnected
+    from any state (transitions b, c; modes 1–6); remote_reconnect →
+    ready_for_reconnection in modes 2 and 4 (transition a; a local
+    :meth:`manual_reconnect`, transition e, then connects), directly connected
+    in modes 1, 3, 5 and 6 (transition d).  Mode 0: always connected, methods
+    are accepted and do nothing.  [I] remote_reconnect from
+    ready_for_reconnection in modes 1, 3, 5, 6 also connects."""
 
     class_id = 70
 
@@ -455,7 +458,7 @@ class DisconnectControl(CosemObject):
         mode = int(self._data[4])
         if mode == 0 or self.state is ControlState.CONNECTED:
             return
-        if mode in (2, 4, 6) and self.state is ControlState.DISCONNECTED:
+        if mode in (2, 4) and self.state is ControlState.DISCONNECTED:
             self._set_state(ControlState.READY_FOR_RECONNECTION)
         else:
             self._set_state(ControlState.CONNECTED)
