@@ -378,3 +378,29 @@ def test_any_delivery_order_matches_an_independent_window_model(window: int, sch
             assert not got and only(ev, FrameDropped).reason is DropReason.REPLAY
     assert ln.counters.replays - before == want.count(False)
     assert ln.state is ChannelState.COMMISSIONED
+
+
+# ----------------------------------------------------------------------------- config misuse
+
+
+@pytest.mark.xfail(strict=True, reason="osgp.channel defect: ChannelConfig names field='error_burst' for a bad error_interval")
+def test_bad_error_interval_names_its_field() -> None:
+    with pytest.raises(ValueError) as ei:
+        ChannelConfig(error_interval=0)
+    assert ei.value.field == "error_interval"  # type: ignore[attr-defined]
+
+
+@pytest.mark.xfail(strict=True, reason="osgp.channel defect: ChannelConfig accepts handshake_timeout <= 0 (no handshake could complete)")
+def test_nonpositive_handshake_timeout_is_refused() -> None:
+    with pytest.raises(ValueError) as ei:
+        ChannelConfig(handshake_timeout=-1.0)
+    assert ei.value.field == "handshake_timeout"  # type: ignore[attr-defined]
+
+
+def test_config_errors_that_work() -> None:
+    for kw, field in (({"max_auth_failures": 0}, "max_auth_failures"), ({"unicast_window": 0}, "unicast_window"),
+                      ({"seq_block": 0}, "seq_block"), ({"error_burst": -1}, "error_burst"),
+                      ({"rx_save_interval": -1}, "rx_save_interval")):
+        with pytest.raises(ValueError) as ei:
+            ChannelConfig(**kw)  # type: ignore[arg-type]
+        assert ei.value.field == field  # type: ignore[attr-defined]
