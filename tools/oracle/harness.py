@@ -650,6 +650,9 @@ CONFORMANCE_MASKS = {
     # dlms-cosem InitiateRequest.from_bytes hands Conformance.from_bytes 3 octets, which skips
     # its first one as the BIT STRING "unused bits" octet: the top 8 bits are lost
     "LN17LOW16": COSEM_CONFORMANCE_MASK & 0x00FFFF,
+    # dlms-cosem (Long-)InvokeIdAndPriority keep no reserved bits (4-5 / 24-27)
+    "IIP": 0xCF,
+    "LIIP": 0xF0FFFFFF,
 }
 
 # Fields an oracle cannot observe, per (oracle, apdu).  Removed from BOTH sides by
@@ -673,6 +676,8 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
         "user_information.initiate-response.negotiated_quality_of_service": "as for aare",
     },
     ("dlmscosem", "*"): {
+        "invoke_id_and_priority&IIP": "reserved bits 4-5 dropped by InvokeIdAndPriority",
+        "long_invoke_id_and_priority&LIIP": "reserved bits 24-27 dropped by LongInvokeIdAndPriority",
         "access_selection.parameters":
             "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
             "lossily (hundredths and clock status of the datetimes are lost)",
