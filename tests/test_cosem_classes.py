@@ -232,3 +232,18 @@ def test_random_data_into_typed_decoding_raises_only_decode_error(raw: bytes) ->
                 decode_attribute(cid, a.index, value)
             except DecodeError:
                 pass
+
+
+def test_security_setup_certificates_and_key_agreement_typed() -> None:
+    # certificate_info and key_agreement_data structures (IEC 62056-6-2 §4.4.7, version 1)
+    cert = axdr.Array([axdr.Structure([
+        axdr.Enum(0), axdr.Enum(1), axdr.OctetString(b"\x01"), axdr.OctetString(b"CN=ca"),
+        axdr.OctetString(b"CN=meter"), axdr.OctetString(b""),
+    ])])
+    typed = decode_attribute(64, "certificates", cert)
+    assert typed[0].certificate_type == 1 and typed[0].subject == b"CN=meter"
+    assert encode_attribute(64, 6, typed) == cert
+    with pytest.raises(DecodeError, match="certificates"):
+        decode_attribute(64, 6, axdr.Array([axdr.Structure([axdr.Enum(0)])]))
+    agree = axdr.Array([axdr.Structure([axdr.Enum(0), axdr.OctetString(bytes(64))])])
+    assert decode_parameter(64, "key_agreement", agree)[0].key_ciphered_data == bytes(64)

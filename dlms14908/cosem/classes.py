@@ -423,6 +423,20 @@ LIMITER_ACTIONS = Struct(
     [("action_over_threshold", SCRIPT_REF), ("action_under_threshold", SCRIPT_REF)],
 )
 KEY_DATA = Struct("KeyData", [("key_id", ENUM), ("key_wrapped", OCTETS)])
+KEY_AGREEMENT_DATA = Struct(
+    "KeyAgreementData", [("key_id", ENUM), ("key_ciphered_data", OCTETS)]
+)
+CERTIFICATE_INFO = Struct(
+    "CertificateInfo",
+    [
+        ("certificate_entity", ENUM),
+        ("certificate_type", ENUM),
+        ("serial_number", OCTETS),
+        ("issuer", OCTETS),
+        ("subject", OCTETS),
+        ("subject_alt_name", OCTETS),
+    ],
+)
 PRESET_ADJUSTING_TIME = Struct(
     "PresetAdjustingTime",
     [("preset_time", DT), ("validity_interval_start", DT), ("validity_interval_end", DT)],
@@ -715,12 +729,12 @@ _DEFS: list[InterfaceClass] = [
             A(3, "security_suite", _e(SecuritySuite)),
             A(4, "client_system_title", OCTETS, False),
             A(5, "server_system_title", OCTETS),
-            A(6, "certificates", ArrayOf(ANY), False),
+            A(6, "certificates", ArrayOf(CERTIFICATE_INFO), False),
         ),
         (
             M(1, "security_activate", ENUM),
             M(2, "key_transfer", ArrayOf(KEY_DATA)),
-            M(3, "key_agreement", ArrayOf(ANY), ArrayOf(ANY)),
+            M(3, "key_agreement", ArrayOf(KEY_AGREEMENT_DATA), ArrayOf(ANY)),
             M(4, "generate_key_pair", ENUM),
             M(5, "generate_certificate_request", ENUM, OCTETS),
             M(6, "import_certificate", OCTETS),
