@@ -110,3 +110,16 @@ def test_truncated_vectors_raise_decode_error() -> None:
                 continue
             # a prefix may be a complete shorter value only for containers/empty strings
             assert end <= cut
+
+
+def test_special_date_values_have_their_blue_book_codes() -> None:
+    # IEC 62056-6-2 §4.1.6.1: month 0xFD/0xFE = DST end/begin, day 0xFD/0xFE = 2nd last/last
+    from dlms14908 import axdr as ax
+
+    assert (ax.DAYLIGHT_SAVINGS_END, ax.DAYLIGHT_SAVINGS_BEGIN) == (0xFD, 0xFE)
+    assert (ax.SECOND_LAST_DAY, ax.LAST_DAY) == (0xFD, 0xFE)
+    d = ax.decode_all(bytes.fromhex("1907E5FDFDFF02000000000000"))
+    assert d.month == ax.DAYLIGHT_SAVINGS_END and d.day == ax.SECOND_LAST_DAY
+    assert str(d).startswith("2021-DE-L2")
+    with pytest.raises(DecodeError, match="day"):
+        ax.decode_all(bytes.fromhex("1907E501FCFF02000000000000"))  # 0xFC is reserved
