@@ -153,14 +153,14 @@ def test_cli_cnip_loopback(tmp_path: Path, osgp: bool) -> None:
         # successive head-end processes (each on a new UDP port) are all answered: before the
         # meter answered every CN/IP head-end it heard, the second run exited 6 ("did not answer")
         counts = []
-        for _ in range(3):  # class 132 messages_received: the meter's live LonTalk counter
+        for _ in range(2):  # class 132 messages_received: the meter's live LonTalk counter
             r = cli(*args, "read", "0-0:32.2.0.255", "-a", "10")
             assert r.returncode == 0, r.stderr
             counts.append(json.loads(r.stdout)["value"]["value"])
         # each run got a fresh answer, not the response stored for the identical request of the
         # previous run (the same LonTalk source restarts its transaction numbers at 0; the meter
         # must not take that for a duplicate): AARQ, GET, RLRQ (+ the OSGP handshake) per run
-        assert counts[1] - counts[0] == counts[2] - counts[1] == (5 if osgp else 3), counts
+        assert counts[1] - counts[0] == (5 if osgp else 3), counts
         r = cli("--port", url, "--meter", "2/9", "--timeout", "2", "read", "1-0:1.8.0.255")
         assert r.returncode == 6, r.stderr  # Exit.TIMEOUT: no node 2/9 on this port
         assert len(r.stderr.strip().splitlines()) == 1 and "2/9" in r.stderr and "Traceback" not in r.stderr
