@@ -12,7 +12,7 @@ Ours is timed in this process.  The oracles run in the oracle venv
 file) and time themselves, so IPC is not measured.  Every decoder's result is
 checked (sum of the decoded values) before any time is reported.
 
-    python3 benchmarks/xdlms_decode.py [--n 10000] [--repeat 11] [--json]
+    python3 benchmarks/xdlms_decode.py [--n 10000] [--repeat 11] [--rounds 3] [--json]
 
 Goals: (i) >= 10x gurux and >= 3x dlms-cosem; (ii) >= 5x dlms-cosem.
 """
@@ -111,17 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000, help="APDUs / profile entries (10000)")
     ap.add_argument("--repeat", type=int, default=11, help="timed repetitions per decoder (11)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of ours / oracles / ours (3)")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON")
     args = ap.parse_args(argv)
 
     apdus, profile, get_sum, prof_check = make_inputs(args.n)
-    # ours runs half its repeats before and half after the oracle subprocess, so slow
-    # phases of a shared machine hit all decoders alike
-    first = bench_ours(apdus, profile, (args.repeat + 1) // 2)
-    results = bench_oracles(apdus, profile, args.repeat)
-    second = bench_ours(apdus, profile, args.repeat // 2 or 1)
-    results["ours"] = {"get": first["get"] + second["get"],
-                       "profile": first["profile"] + second["profile"], "check": second["check"]}
+    # Rounds of: ours (half its repeats), the oracle subprocess, ours (other half).  On a
+    # shared machine slow phases then hit all three decoders alike.
+    results: dict[str, Any] = {}
+    for _ in range(args.rounds):
+        first = bench_ours(apdus, profile, (args.repeat + 1) // 2)
+        theirs = bench_oracles(apdus, profile, args.repeat)
+        second = bench_ours(apdus, profile, args.repeat // 2 or 1)
+        theirs["ours"] = {"get": first["get"] + second["get"],
+                          "profile": first["profile"] + second["profile"], "check": second["check"]}
+        for name, r in theirs.items():
+            if name == "python":
+                results["python"] = r
+                continue
+            acc = results.setdefault(name, {"get": [], "profile": [], "check": r["check"]})
+            acc["get"] += r["get"]
+            acc["profile"] += r["profile"]
     python = results.pop("python", "?")
 
     for name in ("ours", "gurux", "dlmscosem"):
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                           "raw": results}, indent=1))
         return 0
 
-    print(f"xDLMS decode benchmark: n={args.n}, repeat={args.repeat}, medians; "
+    print(f"xDLMS decode benchmark: n={args.n}, {args.rounds} rounds x {args.repeat} runs, medians; "
           f"ours on Python {sys.version.split()[0]}, oracles on {python} "
           f"(gurux-dlms 1.0.203, dlms-cosem 25.1.0); profile buffer {len(profile):,} octets")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
