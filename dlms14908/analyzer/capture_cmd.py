@@ -174,6 +174,15 @@ def run(args: argparse.Namespace) -> int:
     t0: float | None = None
     buf: list[str] = []
     late: list[str] = []
+    if mode == "summary" and not filters and stats is None and writer is None:
+        res = _fast(args.file, keys, args.bitrate, out)
+        if res is not None:
+            findings, late_f, t0, fatal = res
+            late = [
+                f"dlms-analyze: {x.kind}: {x.text} (frame {', '.join(map(str, x.frames))})"
+                for x in late_f
+            ]
+            return _finish(findings, late, fatal, t0)
     try:
         for item in analyze_file(
             args.file, keys=keys, detail=detail, keep_plain=writer is not None, bitrate=args.bitrate
@@ -232,6 +241,20 @@ def run(args: argparse.Namespace) -> int:
             from rich.console import Console
 
             Console(file=out, highlight=False).print(stats.render())
+    return _finish(findings, late, fatal, t0)
+
+
+def _fast(path: str, keys: Any, bitrate: float, out: Any) -> Any:
+    """The summary through :func:`.fastsum.fast_summary` (None: not a classic pcap)."""
+    from .engine import Analyzer
+    from .fastsum import fast_summary
+
+    an = Analyzer(keys, detail=False, bitrate=bitrate)
+    with open(path, "rb") as f:
+        return fast_summary(f, an, out.write)
+
+
+def _finish(findings: int, late: list[str], fatal: str | None, t0: float | None) -> int:
     for line in late[:1000]:
         print(line, file=sys.stderr)
     if len(late) > 1000:

@@ -17,34 +17,84 @@ requests, at eviction / :meth:`Analyzer.finish`); nothing raises out of
 dictionaries with fixed capacities, time-based eviction of transactions).
 """
 
+# ruff: noqa: TC004  (the deeper layers are imported by _need(), on first use)
 from __future__ import annotations
 
 import binascii
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from osgp import keys as K
-from osgp import legacy
+from osgp import InvalidTag
 from osgp import messages as M
-from osgp.ccm import AesCcm, InvalidTag
-from osgp.channel import ReplayWindow
 
-from .. import axdr
 from .. import profile as P
-from ..adaptation.pdu import AdaptationPdu, Reassembler
-from ..cosem import decode_attribute
 from ..errors import DecodeError
 from ..errors import ProtocolError as DlmsError
-from ..lon.codes import code_name
-from ..lon.frame import decode_frame
-from ..repeater import ltep
-from ..xdlms import DataAccessResult, DataBlockCollector, decode_apdu
-from ..xdlms import ciphering as sec
-from ..xdlms.ciphering import is_ciphered_tag
 from .keys import AnalyzerKeys
 from .lonhdr import LonHdr, peek
+
+if TYPE_CHECKING:  # names bound at run time by _need()
+    from osgp import keys as K
+    from osgp import legacy
+    from osgp.ccm import AesCcm
+    from osgp.channel import ReplayWindow
+
+    from .. import axdr
+    from ..adaptation.pdu import AdaptationPdu, Reassembler
+    from ..cosem import decode_attribute
+    from ..lon.codes import code_name
+    from ..lon.frame import decode_frame
+    from ..repeater import ltep
+    from ..xdlms import DataAccessResult, DataBlockCollector, decode_apdu
+    from ..xdlms import ciphering as sec
+    from ..xdlms.ciphering import is_ciphered_tag
+
+_LOADED = False
+
+
+def _need() -> None:
+    """Import the modules of the deeper layers on first use (the summary of a capture
+    without keys never needs most of them, and starts in a fraction of the time)."""
+    global _LOADED, K, legacy, AesCcm, ReplayWindow, axdr, AdaptationPdu, Reassembler
+    global decode_attribute, code_name, decode_frame, ltep, DataAccessResult
+    global DataBlockCollector, decode_apdu, sec, is_ciphered_tag, _PLAIN_SCALARS
+    if _LOADED:
+        return
+    from osgp import keys as K
+    from osgp import legacy
+    from osgp.ccm import AesCcm
+    from osgp.channel import ReplayWindow
+
+    from .. import axdr
+    from ..adaptation.pdu import AdaptationPdu, Reassembler
+    from ..cosem import decode_attribute
+    from ..lon.codes import code_name
+    from ..lon.frame import decode_frame
+    from ..repeater import ltep
+    from ..xdlms import DataAccessResult, DataBlockCollector, decode_apdu
+    from ..xdlms import ciphering as sec
+    from ..xdlms.ciphering import is_ciphered_tag
+
+    _PLAIN_SCALARS = frozenset(
+        {
+            axdr.DoubleLongUnsigned,
+            axdr.DoubleLong,
+            axdr.LongUnsigned,
+            axdr.Long,
+            axdr.Unsigned,
+            axdr.Integer,
+            axdr.Long64,
+            axdr.Long64Unsigned,
+            axdr.Float32,
+            axdr.Float64,
+            bool,
+            type(None),
+        }
+    )
+    _LOADED = True
+
 
 __all__ = ["FINDING_KINDS", "WARNING_KINDS", "Analyzer", "Finding", "FrameRecord", "airtime"]
 
@@ -224,6 +274,18 @@ def _lru_put(d: OrderedDict[Any, Any], key: Any, value: Any, cap: int) -> None:
         d.popitem(last=False)
 
 
+def al_target(h: LonHdr) -> tuple[Any, str | None, bytes]:
+    """Flow key, label and OSGP destination address of an adaptation PDU sent to ``h``'s destination."""
+    dom = h.domain
+    if h.dst_kind == "sn":
+        return (dom, h.dst_subnet, h.dst_node), None, dom + bytes((h.dst_subnet, h.dst_node))
+    if h.dst_kind == "nid":
+        return (dom, "nid", bytes(h.neuron_id)), h.dst, dom + bytes(h.neuron_id)  # type: ignore[arg-type]
+    if h.dst_kind == "group":
+        return (dom, "group", h.group), h.dst, dom + bytes((h.group,))
+    return (dom, "bcast", h.dst_subnet), h.dst, dom
+
+
 def _crc_ok(lpdu: bytes) -> bool:
     return (binascii.crc_hqx(lpdu[:-2], 0xFFFF) ^ 0xFFFF) == ((lpdu[-2] << 8) | lpdu[-1])
 
@@ -352,6 +414,7 @@ class Analyzer:
         body = lpdu[:-2]
         h = peek(body)
         if h is None:
+            _need()
             try:
                 rec.frame = decode_frame(body, crc=False)
             except DecodeError as exc:
@@ -420,6 +483,7 @@ class Analyzer:
         elif self.keys.legacy is not None and code in self.keys.legacy.codes:
             self._legacy(rec, apdu)
         else:
+            _need()
             rec.nm = f"{code_name(code)} (0x{code:02X})"
             rec.kind = f"{h.service} {code_name(code)}"
 
@@ -427,6 +491,7 @@ class Analyzer:
     def _ltep(
         self, rec: FrameRecord, h: LonHdr, apdu: bytes, pend: _Pending | None, is_resp: bool
     ) -> None:
+        _need()
 
         if not is_resp:
             try:
@@ -528,16 +593,7 @@ class Analyzer:
             dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
             self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
             return
-        if h.dst_kind == "sn":
-            key, label = (dom, h.dst_subnet, h.dst_node), None
-            dest = dom + bytes((h.dst_subnet, h.dst_node))
-        elif h.dst_kind == "nid":
-            key, label = (dom, "nid", bytes(h.neuron_id)), h.dst  # type: ignore[arg-type]
-            dest = dom + bytes(h.neuron_id)  # type: ignore[arg-type]
-        elif h.dst_kind == "group":
-            key, label, dest = (dom, "group", h.group), h.dst, dom + bytes((h.group,))
-        else:
-            key, label, dest = (dom, "bcast", h.dst_subnet), h.dst, dom
+        key, label, dest = al_target(h)
         if pend is not None:
             pend.meter = (key, label)
             pend.dest = dest
@@ -666,28 +722,37 @@ class Analyzer:
     def _reuse(
         self,
         rec: FrameRecord,
-        first: FrameRecord,
+        first: FrameRecord | tuple[int, int],
         new_pdu: bytes | None,
         first_no: int,
         *,
         relay: bool,
         msg: bytes | None = None,
     ) -> None:
-        """A relay copy or retry of the PDU of frame ``first``: show what it decoded to."""
+        """A relay copy or retry of the PDU of frame ``first``: show what it decoded to.
+
+        ``first`` is the first frame's record, or only its OSGP ``(KeyID, SeqNo)`` when
+        the fast summary path (:mod:`.fastsum`) decoded it."""
+        if type(first) is tuple:
+            rec.osgp_text = f"OSGP k{first[0]} seq {first[1]}"
         for name in (
-            "osgp_text",
-            "osgp",
-            "xdlms",
-            "xdlms_text",
-            "values",
-            "apdu_raw",
-            "nid",
-            "direction",
+            ()
+            if type(first) is tuple
+            else (
+                "osgp_text",
+                "osgp",
+                "xdlms",
+                "xdlms_text",
+                "values",
+                "apdu_raw",
+                "nid",
+                "direction",
+            )
         ):
             v = first.__dict__.get(name)
             if v is not None:
                 setattr(rec, name, v)
-        if first.obis:
+        if type(first) is not tuple and first.obis:
             rec.obis = list(first.obis)
         if new_pdu is not None and rec.lpdu is not None and self.keep_plain and msg is not None:
             rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
@@ -705,6 +770,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ OSGP
     def _aead(self, key: bytes) -> Any:
+        _need()
 
         return AesCcm(key, P.OSGP_TAG_LEN)
 
@@ -736,6 +802,7 @@ class Analyzer:
                     f"no OSGP key for {rec.meter} key id {key_id} (handshake not captured?)",
                 )
             return None
+        _need()
         dirs = (direction,) if direction in ("down", "up") else ("down", "up")
         for d in dirs:
             wk = (d, key_id)
@@ -831,6 +898,7 @@ class Analyzer:
                 if self.keys.osgp_enabled:
                     rec.add("no-key", f"no PSK for Neuron ID {msg.id_c.hex()}")
                 return
+            _need()
             sk = K.derive_session_keys(
                 psk,
                 rand_c=msg.rand_c,
@@ -846,6 +914,7 @@ class Analyzer:
             hs["keys"] = sk
             rec.osgp_text += " MAC ok"
         elif isinstance(msg, M.CommissionRequest):
+            _need()
             sk = hs.get("keys")
             if sk is None:
                 if self.keys.osgp_enabled and not hs.get("failed"):
@@ -869,6 +938,7 @@ class Analyzer:
             rec.osgp_text += f" MAC ok, key id {key_id}, initial seq {initial}"
             self._install(flow, key_id, sk.pk, initial)
         elif isinstance(msg, M.CommissionResponse):
+            _need()
             sk = hs.get("keys")
             if sk is not None and "id_c" in hs:
                 mac_in = K.commission_response_mac_input(
@@ -907,6 +977,7 @@ class Analyzer:
             }
 
     def _install(self, flow: _Flow, key_id: int, pk: bytes, initial: int) -> None:
+        _need()
 
         flow.keys[key_id] = self._aead(pk)
         flow.windows[("down", key_id)] = ReplayWindow(P.OSGP_REPLAY_WINDOW_UNICAST, initial - 1)
@@ -916,6 +987,7 @@ class Analyzer:
         flow.hs["psk_key"] = pk
 
     def _udk(self, rec: FrameRecord, flow: _Flow, plain: bytes) -> None:
+        _need()
 
         try:
             msg = M.decode_message(plain)
@@ -938,6 +1010,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ legacy OSGP
     def _legacy(self, rec: FrameRecord, apdu: bytes) -> None:
+        _need()
 
         lk = self.keys.legacy
         assert lk is not None
@@ -984,6 +1057,7 @@ class Analyzer:
         last: bool,
         counter: int | None,
     ) -> None:
+        _need()
         if seg:
             if flow.reasm is None:
                 flow.reasm = Reassembler(max_reassemblies=8)
@@ -1002,6 +1076,7 @@ class Analyzer:
         self._xdlms(rec, flow, data, direction)
 
     def _xdlms(self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str) -> None:
+        _need()
 
         rec.apdu_raw = raw
         try:
@@ -1032,6 +1107,7 @@ class Analyzer:
     def _dlms_decrypt(
         self, rec: FrameRecord, flow: _Flow, raw: bytes, direction: str
     ) -> bytes | None:
+        _need()
 
         dl = self.keys.dlms
         if dl is None:
@@ -1059,6 +1135,7 @@ class Analyzer:
         return None
 
     def _service(self, rec: FrameRecord, flow: _Flow, apdu: Any, name: str) -> None:
+        _need()
         txt = name
         iid = getattr(apdu, "invoke_id_and_priority", None)
         if name in ("aarq",) or type(apdu).__name__ == "AARQ":
@@ -1133,6 +1210,7 @@ class Analyzer:
 
     def _value(self, rec: FrameRecord, attr: Any, value: Any) -> str:
         """Record one attribute value (typed by its class when the request is known)."""
+        _need()
         if isinstance(value, DataAccessResult):
             return f" = {value.name}"
         entry: dict[str, Any] = {"data": axdr.to_jsonable(value)} if self.detail else {}
@@ -1163,22 +1241,7 @@ class Analyzer:
         return f" = {text}"
 
 
-_PLAIN_SCALARS = frozenset(
-    {
-        axdr.DoubleLongUnsigned,
-        axdr.DoubleLong,
-        axdr.LongUnsigned,
-        axdr.Long,
-        axdr.Unsigned,
-        axdr.Integer,
-        axdr.Long64,
-        axdr.Long64Unsigned,
-        axdr.Float32,
-        axdr.Float64,
-        bool,
-        type(None),
-    }
-)
+_PLAIN_SCALARS: frozenset[type] = frozenset()
 
 
 def _short(value: Any) -> str:

@@ -25,10 +25,19 @@ Key values never appear in reprs or messages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli.common import KeyFileError
-from ..keyfile import DlmsKeyTable, KeyFile, hex_field, load_keyfile
+
+if TYPE_CHECKING:
+    from ..keyfile import DlmsKeyTable, KeyFile
+
+
+def hex_field(*a: Any, **kw: Any) -> Any:
+    from ..keyfile import hex_field as _hex_field  # imported on use: keeps the no-key start fast
+
+    return _hex_field(*a, **kw)
+
 
 __all__ = [
     "AnalyzerKeys",
@@ -152,4 +161,6 @@ def load_analyzer_keys(path: str | None) -> AnalyzerKeys:
     """Load ``path`` (or no keys when None).  Raises :class:`KeyFileError`."""
     if path is None:
         return AnalyzerKeys()
+    from ..keyfile import load_keyfile
+
     return keys_from_keyfile(load_keyfile(path))
