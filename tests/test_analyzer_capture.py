@@ -504,3 +504,62 @@ def test_peer_errors_and_duplicate_answers(tmp_path: Path) -> None:
         "get-request-normal 3/1-0:1.8.0.255/2"
     )
     assert not late
+
+
+def test_broadcast_key_followed(tmp_path: Path) -> None:
+    """K_bc distributed with UpdateDomainKeys (flags: broadcast) decrypts the domain broadcast;
+    without the distribution in the capture the broadcast stays undecrypted (no-key)."""
+    path, _k, res = _gen(tmp_path, frames=60, meters=2, extras=True)
+    recs, _late = _records(path, _keys())
+    by_no = {r.number: r for r in recs}
+    n = res.notes
+    assert "broadcast key id 0 followed" in by_no[n["broadcast_udk"]].osgp_text
+    bc = by_no[n["broadcast"]]
+    assert bc.hdr.dst_kind == "bcast" and bc.osgp_text == "OSGP k0 seq 1 ok"
+    assert bc.xdlms_text == "data-notification = 777" and not bc.findings
+    assert bc.values[0]["data"] == {"type": "double-long-unsigned", "value": 777}
+    # the same capture without the UpdateDomainKeys exchange: K_bc unknown
+    cut = tmp_path / "cut.pcap"
+    with open(cut, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        for r in recs:
+            if r.number not in (n["broadcast_udk"], n["broadcast_udk"] + 1):
+                w.write_frame(r.lpdu, r.time)
+    recs2, _ = _records(cut, _keys())
+    bc2 = [r for r in recs2 if r.hdr is not None and r.hdr.dst_kind == "bcast"][0]
+    assert [f.kind for f in bc2.findings] == ["no-key"] and not bc2.xdlms_text
+    # a wrong PSK: the UpdateDomainKeys itself does not verify, the broadcast is not decrypted
+    recs3, _ = _records(path, _keys(G.KEYFILE.replace("00112233", "99112233")))
+    assert not by_no[n["broadcast"]].findings and not [
+        r for r in recs3 if r.number == n["broadcast"] and r.xdlms_text
+    ]
+
+
+def test_oma_key_update_followed(tmp_path: Path) -> None:
+    """UpdateDomainKeys (flags: OMA key) replaces the key file's OMA key for that meter's legacy frames."""
+    from osgp import legacy
+
+    new_oma = bytes(range(40, 52))
+    path = tmp_path / "oma.pcap"
+    msg = b"legacy OSGP after an OMA key update"
+    with open(path, "wb") as f:
+        g = G.Generator(f, meters=1)
+        m = g.meters[0]
+        g.handshake(m)
+        udk = g.oma_key(m, new_oma)
+        for k in (new_oma, bytes(12)):  # signed with the new key, then with a wrong one
+            digest = legacy.oma_digest(msg, k)
+            g.write(G.lpdu(G.HEAD_END, m.addr, 0, g.next_tn(), bytes((0x3E,)) + msg + digest))
+        g.w.flush()
+    text = (
+        G.KEYFILE + f'[legacy]\noma_key = "{bytes(12).hex()}"\ncodes = [0x3E]\nencrypted = false\n'
+    )
+    recs, _ = _records(path, _keys(text))
+    assert "OMA key id 0 followed" in recs[udk - 1].osgp_text
+    assert recs[-2].legacy["verified"] is True and recs[-2].legacy["plaintext"] == msg.hex()
+    assert [f.kind for f in recs[-1].findings] == ["bad-tag"]
+    # no PSK: the update cannot be unwrapped, the key file's OMA key stays in force
+    legacy_only = f'[legacy]\noma_key = "{bytes(12).hex()}"\ncodes = [0x3E]\nencrypted = false\n'
+    recs_k, _ = _records(path, _keys(legacy_only))
+    assert [f.kind for f in recs_k[-2].findings] == ["bad-tag"]
+    assert recs_k[-1].legacy["verified"] is True

@@ -154,6 +154,7 @@ class Generator:
         self.result = GenResult()
         self.meters: list[_Meter] = []
         self.last_request = b""
+        self.bc = None
         cfg = ChannelConfig(seq_block=1 << 20, rx_save_interval=0)
         for k in range(meters):
             nid = meter_nid(k)
@@ -251,17 +252,21 @@ class Generator:
 
     def renew_key(self, m: _Meter) -> None:
         """UpdateDomainKeys (flags 0: new unicast key) and its response, both protected."""
+        self._udk_exchange(m, m.nnap.renew_unicast_key(0.0))
+
+    def _udk_exchange(self, m: _Meter, events: list) -> int:
+        """Send the UpdateDomainKeys of ``events`` to ``m`` protected, and its response back."""
         from osgp.channel import SendProtected
 
         dest = DOMAIN + bytes(m.addr)
-        msg = next(e.data for e in m.nnap.renew_unicast_key(0.0) if isinstance(e, SendProtected))
+        msg = next(e.data for e in events if isinstance(e, SendProtected))
         down = AdaptationPdu(
             P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT, P.SAP_MANAGEMENT_CLIENT, b"", True
         )
         hdr = header_bytes(down)
         body = m.nnap.protect(msg, header=hdr, dest=dest, now=0.0)
         tn = self.next_tn()
-        self.write(lpdu(HEAD_END, m.addr, 0, tn, bytes((P.AL_MSG_CODE,)) + hdr + body))
+        first = self.write(lpdu(HEAD_END, m.addr, 0, tn, bytes((P.AL_MSG_CODE,)) + hdr + body))
         ev = m.lnap.receive_protected(body, header=hdr, dest=dest, now=0.0, management=True)
         reply = next(e.data for e in ev if isinstance(e, SendProtected))
         up = AdaptationPdu(P.AL_TYPE_SECURITY, P.SAP_MANAGEMENT_CLIENT, P.SAP_MANAGEMENT, b"", True)
@@ -269,6 +274,46 @@ class Generator:
         ubody = m.lnap.protect(reply, header=uhdr, dest=dest, now=0.0)
         self.write(lpdu(m.addr, HEAD_END, 2, tn, bytes((P.AL_MSG_CODE,)) + uhdr + ubody))
         m.nnap.receive_protected(ubody, header=uhdr, dest=dest, now=0.0, management=True)
+        return first
+
+    def broadcast(self, value: int, *, distribute_to: _Meter | None) -> tuple[int, int]:
+        """A domain-wide broadcast (unacknowledged APDU, LonTalk address format 0) of an
+        xDLMS DataNotification protected under a new K_bc, distributed first to
+        ``distribute_to`` with UpdateDomainKeys (flags: broadcast).  Returns the frame
+        numbers of the UpdateDomainKeys (0 when not distributed) and of the broadcast."""
+        from osgp.channel import BroadcastSender
+
+        from dlms14908.xdlms.notify import DataNotification
+
+        if self.bc is None:
+            self.bc = BroadcastSender(NNAP_ID, random=_Rand(b"B"))
+        self.bc.new_key()
+        udk = 0
+        if distribute_to is not None:
+            udk = self._udk_exchange(
+                distribute_to, distribute_to.nnap.send_broadcast_key(self.bc, 0.0)
+            )
+        self.bc.activate()
+        hdr = header_bytes(self._al(P.AL_TYPE_XDLMS, b"", protected=True))
+        plain = DataNotification(0x80000001, axdr.DoubleLongUnsigned(value)).to_bytes()
+        body = self.bc.protect(plain, header=hdr, dest=DOMAIN, now=0.0)
+        head = bytes(
+            (HEAD_END[0], 0x80 | HEAD_END[1], 0)
+        )  # source, destination subnet 0: domain-wide
+        frame = (
+            bytes((0, (3 << 4) | (0 << 2) | 1))
+            + head
+            + DOMAIN
+            + bytes((P.AL_MSG_CODE,))
+            + hdr
+            + body
+        )
+        frame += (binascii.crc_hqx(frame, 0xFFFF) ^ 0xFFFF).to_bytes(2, "big")
+        return udk, self.write(frame)
+
+    def oma_key(self, m: _Meter, key: bytes) -> int:
+        """UpdateDomainKeys (flags: OMA key) with a 12-byte LonTalk OMA key for ``m``."""
+        return self._udk_exchange(m, m.nnap.send_oma_key(key, 0, 0.0))
 
     def _cipher(self, m: _Meter, apdu: bytes, *, up: bool) -> bytes:
         if not self.suite0:
@@ -452,6 +497,9 @@ def generate(
         g.result.notes["unanswered"] = g.read(m0, answer=False)[0]
         g.renew_key(m0)
         g.result.notes["rekeyed_read"] = g.read(m0)[0]
+        udk, bc = g.broadcast(777, distribute_to=m0)
+        g.result.notes["broadcast_udk"] = udk
+        g.result.notes["broadcast"] = bc
     k = 0
     while g.result.frames < frames - 1:
         g.read(g.meters[k % meters])

@@ -244,6 +244,7 @@ class _Flow:
         "keys",
         "label",
         "nid",
+        "oma",
         "reasm",
         "requests",
         "server_st",
@@ -253,6 +254,7 @@ class _Flow:
     def __init__(self, label: str) -> None:
         self.label = label
         self.nid: bytes | None = None
+        self.oma: bytes | None = None  # LonTalk OMA key learnt from UpdateDomainKeys (flags bit 1)
         self.keys: dict[int, Any] = {}  # key_id -> AesCcm
         self.windows: dict[tuple[str, int], Any] = {}
         self.hs: dict[str, Any] = {}
@@ -319,6 +321,9 @@ class Analyzer:
         self._count = 0
         self.late: list[Finding] = []  # findings raised outside a frame (evictions)
         self._session_aead: dict[tuple[bytes, int], Any] = {}
+        self._bc_keys: OrderedDict[tuple[bytes, int], Any] = (
+            OrderedDict()
+        )  # (domain, KeyID) -> K_bc
         self._nnap = self.keys.nnap_id
         self._last_t = 0.0
 
@@ -481,7 +486,12 @@ class Analyzer:
         elif code in (_LTEP, _LTEP_FAIL):
             self._ltep(rec, h, apdu, pend, is_resp)
         elif self.keys.legacy is not None and code in self.keys.legacy.codes:
-            self._legacy(rec, apdu)
+            if is_resp and pend is not None and pend.meter is not None:
+                fkey = pend.meter[0]
+            else:
+                fkey = (dom, h.src_subnet, h.src_node) if is_resp else al_target(h)[0]
+            flow = self.flows.get(self.aliases.get(fkey, fkey))
+            self._legacy(rec, apdu, flow.oma if flow is not None else None)
         else:
             _need()
             rec.nm = f"{code_name(code)} (0x{code:02X})"
@@ -795,6 +805,10 @@ class Analyzer:
         aead = flow.keys.get(key_id)
         if aead is None:
             aead = self._session_key(flow, key_id)
+        if aead is None and self._bc_keys:
+            h = rec.hdr
+            if h is not None and h.dst_kind in ("bcast", "group"):
+                aead = self._bc_keys.get((h.domain, key_id))
         if aead is None:
             if self.keys.osgp_enabled:
                 rec.add(
@@ -1007,18 +1021,27 @@ class Analyzer:
             if msg.flags == 0:
                 flow.keys[msg.key_id] = self._aead(new)
                 rec.osgp_text += f" (new unicast key id {msg.key_id} followed)"
+            elif msg.flags == P.OSGP_UDK_FLAG_BROADCAST:
+                # the domain broadcast key K_bc: protects broadcast / group PDUs of this domain
+                dom = rec.hdr.domain if rec.hdr is not None else b""
+                _lru_put(self._bc_keys, (dom, msg.key_id), self._aead(new), 1024)
+                rec.osgp_text += f" (broadcast key id {msg.key_id} followed)"
+            elif msg.flags == P.OSGP_UDK_FLAG_OMA:
+                flow.oma = new[: P.OSGP_OMA_KEY_LEN]  # 12 key bytes, 4 zero bytes of padding
+                rec.osgp_text += f" (OMA key id {msg.key_id} followed)"
 
     # ------------------------------------------------------------------ legacy OSGP
-    def _legacy(self, rec: FrameRecord, apdu: bytes) -> None:
+    def _legacy(self, rec: FrameRecord, apdu: bytes, oma: bytes | None = None) -> None:
         _need()
 
         lk = self.keys.legacy
         assert lk is not None
+        oma_key = oma or lk.oma_key  # the key file's, unless an OMA key update was followed
         data = apdu[1:]
         rec.kind = "legacy OSGP"
         try:
             if lk.encrypted:
-                plain = legacy.decrypt(data, lk.oma_key)
+                plain = legacy.decrypt(data, oma_key)
             else:
                 if len(data) < legacy.DIGEST_LEN:
                     raise DecodeError("shorter than its digest", field="digest")
@@ -1026,7 +1049,7 @@ class Analyzer:
                 import hmac
 
                 if not hmac.compare_digest(
-                    legacy.oma_digest(plain, lk.oma_key), data[-legacy.DIGEST_LEN :]
+                    legacy.oma_digest(plain, oma_key), data[-legacy.DIGEST_LEN :]
                 ):
                     raise DlmsError("legacy OSGP digest does not verify")
         except DecodeError as exc:
@@ -1204,6 +1227,8 @@ class Analyzer:
                         rec.add("malformed", f"reassembled GET blocks: {exc}")
                     else:
                         txt += " complete" + self._value(rec, req[1] if req else None, value)
+        elif cname == "DataNotification":
+            txt += self._value(rec, None, apdu.body)
         elif cname in ("GetRequestNext",):
             txt += f" after block {apdu.block_number}"
         rec.xdlms_text += txt
