@@ -47,17 +47,28 @@ GOALS = {("get", "gurux"): 10.0, ("get", "dlmscosem"): 3.0, ("profile", "dlmscos
 def make_inputs(n: int, seed: int = 14908) -> tuple[list[bytes], bytes, int, tuple[int, int]]:
     rnd = random.Random(seed)
     values = [rnd.getrandbits(32) for _ in range(n)]
-    apdus = [b"\xC4\x01\xC1\x00\x06" + v.to_bytes(4, "big") for v in values]
+    apdus = [b"\xc4\x01\xc1\x00\x06" + v.to_bytes(4, "big") for v in values]
     start = dt.datetime(2024, 1, 1)
     rows = bytearray()
     col2_sum = 0
     for i in range(n):
         t = start + dt.timedelta(minutes=15 * i)
-        clock = struct.pack(">HBBBBBBBhB", t.year, t.month, t.day, t.isoweekday(),
-                            t.hour, t.minute, 0, 0xFF, -0x8000, 0x00)
+        clock = struct.pack(
+            ">HBBBBBBBhB",
+            t.year,
+            t.month,
+            t.day,
+            t.isoweekday(),
+            t.hour,
+            t.minute,
+            0,
+            0xFF,
+            -0x8000,
+            0x00,
+        )
         energy = rnd.getrandbits(32)
         col2_sum += energy
-        rows += b"\x02\x03\x09\x0C" + clock + b"\x06" + energy.to_bytes(4, "big")
+        rows += b"\x02\x03\x09\x0c" + clock + b"\x06" + energy.to_bytes(4, "big")
         rows += b"\x12" + (i & 0xFFFF).to_bytes(2, "big")
     profile = b"\x01" + axdr.encode_length(n) + bytes(rows)
     return apdus, profile, sum(values), (n, col2_sum)
@@ -67,7 +78,7 @@ def bench_ours(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, Any
     def get() -> int:
         total = 0
         for a in apdus:
-            total += decode_apdu(a).result
+            total += decode_apdu(a).result  # type: ignore[attr-defined]
         return total
 
     def prof() -> tuple[int, int]:
@@ -98,9 +109,17 @@ def bench_oracles(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, 
         path = f.name
     try:
         out = subprocess.run(
-            [str(python), str(ROOT / "tools" / "oracle" / "bench_worker.py"), path,
-             "--repeat", str(repeat)],
-            check=True, capture_output=True, text=True, cwd=str(ROOT / "tools" / "oracle"),
+            [
+                str(python),
+                str(ROOT / "tools" / "oracle" / "bench_worker.py"),
+                path,
+                "--repeat",
+                str(repeat),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT / "tools" / "oracle"),
         )
     finally:
         os.unlink(path)
@@ -123,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         first = bench_ours(apdus, profile, (args.repeat + 1) // 2)
         theirs = bench_oracles(apdus, profile, args.repeat)
         second = bench_ours(apdus, profile, args.repeat // 2 or 1)
-        theirs["ours"] = {"get": first["get"] + second["get"],
-                          "profile": first["profile"] + second["profile"], "check": second["check"]}
+        theirs["ours"] = {
+            "get": first["get"] + second["get"],
+            "profile": first["profile"] + second["profile"],
+            "check": second["check"],
+        }
         for name, r in theirs.items():
             if name == "python":
                 results["python"] = r
@@ -143,18 +165,37 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: {t: statistics.median(v[t]) for t in ("get", "profile")} for k, v in results.items()}
     best = {k: {t: min(v[t]) for t in ("get", "profile")} for k, v in results.items()}
     if args.json:
-        print(json.dumps({"n": args.n, "repeat": args.repeat, "median_s": med, "min_s": best,
-                          "raw": results}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "n": args.n,
+                    "repeat": args.repeat,
+                    "median_s": med,
+                    "min_s": best,
+                    "raw": results,
+                },
+                indent=1,
+            )
+        )
         return 0
 
-    print(f"xDLMS decode benchmark: n={args.n}, {args.rounds} rounds x {args.repeat} runs, medians; "
-          f"ours on Python {sys.version.split()[0]}, oracles on {python} "
-          f"(gurux-dlms 1.0.203, dlms-cosem 25.1.0); profile buffer {len(profile):,} octets")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
-          "(ratios by median; 'best-of' = ratio of the fastest runs)")
-    print(f"{'test':<36}{'decoder':<11}{'median s':>10}{'per second':>14}{'ours is':>10}"
-          f"{'best-of':>9}")
-    labels = {"get": "(i) GET-Response-Normal (dlu)", "profile": "(ii) profile buffer {clock,dlu,lu}"}
+    print(
+        f"xDLMS decode benchmark: n={args.n}, {args.rounds} rounds x {args.repeat} runs, medians; "
+        f"ours on Python {sys.version.split()[0]}, oracles on {python} "
+        f"(gurux-dlms 1.0.203, dlms-cosem 25.1.0); profile buffer {len(profile):,} octets"
+    )
+    print(
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(ratios by median; 'best-of' = ratio of the fastest runs)"
+    )
+    print(
+        f"{'test':<36}{'decoder':<11}{'median s':>10}{'per second':>14}{'ours is':>10}"
+        f"{'best-of':>9}"
+    )
+    labels = {
+        "get": "(i) GET-Response-Normal (dlu)",
+        "profile": "(ii) profile buffer {clock,dlu,lu}",
+    }
     ok = True
     for t in ("get", "profile"):
         for name in ("ours", "gurux", "dlmscosem"):
@@ -168,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = f"  goal >= {goal:g}x: {'met' if met else 'MISSED'}"
             rs = "" if name == "ours" else f"{ratio:8.1f}x"
             bs = "" if name == "ours" else f"{best[name][t] / best['ours'][t]:7.1f}x"
-            print(f"{labels[t] if name == 'ours' else '':<36}{name:<11}{m:>10.4f}"
-                  f"{args.n / m:>14,.0f}{rs:>10}{bs:>9}{verdict}")
+            print(
+                f"{labels[t] if name == 'ours' else '':<36}{name:<11}{m:>10.4f}"
+                f"{args.n / m:>14,.0f}{rs:>10}{bs:>9}{verdict}"
+            )
     print("all goals met" if ok else "some goals MISSED")
     return 0
 

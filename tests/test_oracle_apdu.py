@@ -11,6 +11,7 @@ dlms-anchors.md §5 or the defect found here (``test_*_defect`` tests pin those 
 an exclusion that stops being needed shows up).
 """
 
+# ruff: noqa: F811  -- the shared session fixtures (gurux, dlmscosem) are imported by name
 from __future__ import annotations
 
 import json
@@ -24,11 +25,11 @@ from hypothesis import strategies as st
 from dlms14908.errors import DecodeError
 from dlms14908.xdlms import decode_apdu, encode_apdu
 from tests.test_oracle_data import (  # noqa: F401  (session fixtures are shared)
-    _datetime_octets,
     COSEM_DECODE,
     COSEM_ENCODE,
     COSEM_ENCODE_MAX_LEN,
     GURUX_DECODE,
+    _datetime_octets,
     data,
     dlmscosem,
     gurux,
@@ -71,8 +72,9 @@ VECTOR_CASES = _vectors()
 
 
 @pytest.mark.parametrize("fname,vid,hexdata", VECTOR_CASES, ids=[v[1] for v in VECTOR_CASES])
-def test_vectors_agree_in_all_three(gurux: OracleWorker, dlmscosem: OracleWorker, fname: str, vid: str,
-                                    hexdata: str) -> None:
+def test_vectors_agree_in_all_three(
+    gurux: OracleWorker, dlmscosem: OracleWorker, fname: str, vid: str, hexdata: str
+) -> None:
     raw = bytes.fromhex(hexdata)
     ours = ours_apdu_norm(decode_apdu(raw))
     assert encode_apdu(ours_apdu_from_norm(ours)) == raw
@@ -83,8 +85,9 @@ def test_vectors_agree_in_all_three(gurux: OracleWorker, dlmscosem: OracleWorker
 
 
 @given(st.sampled_from(VECTOR_CASES), st.integers(0, 1 << 16), st.integers(0, 255))
-def test_mutated_vectors_never_decode_differently(gurux: OracleWorker, dlmscosem: OracleWorker,
-                                                  case: tuple[str, str, str], where: int, byte: int) -> None:
+def test_mutated_vectors_never_decode_differently(
+    gurux: OracleWorker, dlmscosem: OracleWorker, case: tuple[str, str, str], where: int, byte: int
+) -> None:
     """One octet of a vector changed: when ours accepts it and an oracle accepts it too, both
     must read the same thing (an oracle may reject what ours accepts and vice versa)."""
     fname, _, hexdata = case
@@ -122,7 +125,9 @@ def test_vector_values_are_the_documented_ones() -> None:
     assert a1["user_information"]["initiate-request"]["proposed_conformance"] == 0x007E1F
     assert a1["user_information"]["initiate-request"]["client_max_receive_pdu_size"] == 1200
     b3 = ours_apdu_norm(decode_apdu(bytes.fromhex(VECTORS["B3"])))
-    assert b3["user_information"] == {"confirmed-service-error": {"service": 1, "error_type": 6, "error": 1}}
+    assert b3["user_information"] == {
+        "confirmed-service-error": {"service": 1, "error_type": 6, "error": 1}
+    }
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -137,17 +142,34 @@ ACTION_RESULTS = [0, 1, 2, 3, 4, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 250]
 class Profile:
     """What one oracle can decode, as strategies."""
 
-    def __init__(self, name: str, *, data_types: frozenset[str], dates: str, iip: st.SearchStrategy[int],
-                 class_id: st.SearchStrategy[int], errors: list[int], action_results: list[int],
-                 contexts: list[int], mechanisms: list[int], with_list_access: bool,
-                 set_access: bool, get_list_errors: bool, kinds: list[str],
-                 request_qos: bool = True, provider_diag: bool = True,
-                 method_class_id: st.SearchStrategy[int] | None = None,
-                 release_reason_optional: bool = True, response_qos: bool = True,
-                 normal_access: bool = True, ascii_strings: bool = False,
-                 result_errors: list[int] | None = None, error_only_last_block: bool = False,
-                 exception_service_errors: tuple[int, ...] = (1, 2, 3, 4, 5),
-                 liip_mask: int = 0xFFFFFFFF) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        data_types: frozenset[str],
+        dates: str,
+        iip: st.SearchStrategy[int],
+        class_id: st.SearchStrategy[int],
+        errors: list[int],
+        action_results: list[int],
+        contexts: list[int],
+        mechanisms: list[int],
+        with_list_access: bool,
+        set_access: bool,
+        get_list_errors: bool,
+        kinds: list[str],
+        request_qos: bool = True,
+        provider_diag: bool = True,
+        method_class_id: st.SearchStrategy[int] | None = None,
+        release_reason_optional: bool = True,
+        response_qos: bool = True,
+        normal_access: bool = True,
+        ascii_strings: bool = False,
+        result_errors: list[int] | None = None,
+        error_only_last_block: bool = False,
+        exception_service_errors: tuple[int, ...] = (1, 2, 3, 4, 5),
+        liip_mask: int = 0xFFFFFFFF,
+    ) -> None:
         self.name = name
         self.dates = dates
         self.exception_service_errors = list(exception_service_errors)
@@ -156,7 +178,11 @@ class Profile:
         self.iip, self.class_id = iip, class_id
         self.errors, self.action_results = errors, action_results
         self.contexts, self.mechanisms = contexts, mechanisms
-        self.with_list_access, self.set_access, self.get_list_errors = with_list_access, set_access, get_list_errors
+        self.with_list_access, self.set_access, self.get_list_errors = (
+            with_list_access,
+            set_access,
+            get_list_errors,
+        )
         self.kinds = kinds
         self.request_qos, self.provider_diag = request_qos, provider_diag
         self.method_class_id = class_id if method_class_id is None else method_class_id
@@ -167,17 +193,21 @@ class Profile:
         self.error_only_last_block = error_only_last_block
 
     def descriptor(self, member: str) -> st.SearchStrategy[dict[str, Any]]:
-        return st.fixed_dictionaries({
-            "class_id": self.class_id if member == "attribute_id" else self.method_class_id,
-            "instance_id": st.binary(min_size=6, max_size=6).map(lambda b: b.hex().upper()),
-            member: st.integers(0, 255),
-        })
+        return st.fixed_dictionaries(
+            {
+                "class_id": self.class_id if member == "attribute_id" else self.method_class_id,
+                "instance_id": st.binary(min_size=6, max_size=6).map(lambda b: b.hex().upper()),
+                member: st.integers(0, 255),
+            }
+        )
 
     def access(self, allowed: bool) -> st.SearchStrategy[Any]:
         if not allowed:
             return st.none()
-        return st.one_of(st.none(), st.fixed_dictionaries(
-            {"selector": st.integers(1, 255), "parameters": self.data}))
+        return st.one_of(
+            st.none(),
+            st.fixed_dictionaries({"selector": st.integers(1, 255), "parameters": self.data}),
+        )
 
     def result(self, errors: bool = True) -> st.SearchStrategy[dict[str, Any]]:
         d = self.data.map(lambda n: {"data": n})
@@ -186,128 +216,265 @@ class Profile:
         return st.one_of(d, st.sampled_from(self.result_errors).map(lambda e: {"error": e}))
 
     def initiate_request(self) -> st.SearchStrategy[dict[str, Any]]:
-        return st.fixed_dictionaries({"initiate-request": st.fixed_dictionaries({
-            "dedicated_key": st.one_of(st.none(), st.binary(min_size=16, max_size=16).map(lambda b: b.hex().upper())),
-            "response_allowed": st.booleans(),
-            "proposed_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
-            if self.request_qos else st.none(),
-            "proposed_dlms_version_number": st.just(6),
-            "proposed_conformance": st.integers(0, 0xFFFFFF),
-            "client_max_receive_pdu_size": st.integers(12, 0xFFFF),
-        })})
+        return st.fixed_dictionaries(
+            {
+                "initiate-request": st.fixed_dictionaries(
+                    {
+                        "dedicated_key": st.one_of(
+                            st.none(),
+                            st.binary(min_size=16, max_size=16).map(lambda b: b.hex().upper()),
+                        ),
+                        "response_allowed": st.booleans(),
+                        "proposed_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
+                        if self.request_qos
+                        else st.none(),
+                        "proposed_dlms_version_number": st.just(6),
+                        "proposed_conformance": st.integers(0, 0xFFFFFF),
+                        "client_max_receive_pdu_size": st.integers(12, 0xFFFF),
+                    }
+                )
+            }
+        )
 
     def initiate_response(self) -> st.SearchStrategy[dict[str, Any]]:
-        return st.fixed_dictionaries({"initiate-response": st.fixed_dictionaries({
-            "negotiated_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
-            if self.response_qos else st.sampled_from([None, 0]),
-            "negotiated_dlms_version_number": st.just(6),
-            "negotiated_conformance": st.integers(0, 0xFFFFFF),
-            "server_max_receive_pdu_size": st.integers(12, 0xFFFF),
-            "vaa_name": st.just(7),
-        })})
+        return st.fixed_dictionaries(
+            {
+                "initiate-response": st.fixed_dictionaries(
+                    {
+                        "negotiated_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
+                        if self.response_qos
+                        else st.sampled_from([None, 0]),
+                        "negotiated_dlms_version_number": st.just(6),
+                        "negotiated_conformance": st.integers(0, 0xFFFFFF),
+                        "server_max_receive_pdu_size": st.integers(12, 0xFFFF),
+                        "vaa_name": st.just(7),
+                    }
+                )
+            }
+        )
 
     def confirmed_service_error(self) -> st.SearchStrategy[dict[str, Any]]:
         # initiateError [1] with the initiate [6] errors 0..4 (Green Book §9.5)
-        return st.fixed_dictionaries({"confirmed-service-error": st.fixed_dictionaries({
-            "service": st.just(1), "error_type": st.just(6), "error": st.integers(0, 4)})})
+        return st.fixed_dictionaries(
+            {
+                "confirmed-service-error": st.fixed_dictionaries(
+                    {"service": st.just(1), "error_type": st.just(6), "error": st.integers(0, 4)}
+                )
+            }
+        )
 
     def apdu(self, kind: str) -> st.SearchStrategy[dict[str, Any]]:
         fd = st.fixed_dictionaries
         j = st.just
         if kind == "get-request-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "descriptor": self.descriptor("attribute_id"),
-                       "access_selection": self.access(self.normal_access)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "descriptor": self.descriptor("attribute_id"),
+                    "access_selection": self.access(self.normal_access),
+                }
+            )
         if kind == "get-request-next":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "block_number": st.integers(0, 0xFFFFFFFF)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "block_number": st.integers(0, 0xFFFFFFFF),
+                }
+            )
         if kind == "get-request-with-list":
-            item = fd({"descriptor": self.descriptor("attribute_id"),
-                       "access_selection": self.access(self.with_list_access)})
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "items": st.lists(item, min_size=1, max_size=4)})
+            item = fd(
+                {
+                    "descriptor": self.descriptor("attribute_id"),
+                    "access_selection": self.access(self.with_list_access),
+                }
+            )
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "items": st.lists(item, min_size=1, max_size=4),
+                }
+            )
         if kind == "get-response-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip, "result": self.result()})
+            return fd(
+                {"apdu": j(kind), "invoke_id_and_priority": self.iip, "result": self.result()}
+            )
         if kind == "get-response-with-list":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "results": st.lists(self.result(self.get_list_errors), min_size=1, max_size=4)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "results": st.lists(self.result(self.get_list_errors), min_size=1, max_size=4),
+                }
+            )
         if kind == "get-response-with-datablock":
-            res = st.one_of(st.binary(max_size=60).map(lambda b: {"raw_data": b.hex().upper()}),
-                            st.sampled_from(self.result_errors).map(lambda e: {"error": e}))
-            out = fd({"apdu": j(kind), "invoke_id_and_priority": self.iip, "last_block": st.booleans(),
-                      "block_number": st.integers(0, 0xFFFFFFFF), "result": res})
+            res = st.one_of(
+                st.binary(max_size=60).map(lambda b: {"raw_data": b.hex().upper()}),
+                st.sampled_from(self.result_errors).map(lambda e: {"error": e}),
+            )
+            out = fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "last_block": st.booleans(),
+                    "block_number": st.integers(0, 0xFFFFFFFF),
+                    "result": res,
+                }
+            )
             if self.error_only_last_block:
                 out = out.map(lambda n: dict(n, last_block=True) if "error" in n["result"] else n)
             return out
         if kind == "set-request-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "descriptor": self.descriptor("attribute_id"),
-                       "access_selection": self.access(self.set_access), "value": self.data})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "descriptor": self.descriptor("attribute_id"),
+                    "access_selection": self.access(self.set_access),
+                    "value": self.data,
+                }
+            )
         if kind == "set-request-with-list":
-            item = fd({"descriptor": self.descriptor("attribute_id"),
-                       "access_selection": self.access(self.with_list_access)})
-            return st.lists(item, min_size=1, max_size=3).flatmap(lambda items: fd({
-                "apdu": j(kind), "invoke_id_and_priority": self.iip, "items": j(items),
-                "values": st.lists(self.data, min_size=len(items), max_size=len(items))}))
+            item = fd(
+                {
+                    "descriptor": self.descriptor("attribute_id"),
+                    "access_selection": self.access(self.with_list_access),
+                }
+            )
+            return st.lists(item, min_size=1, max_size=3).flatmap(
+                lambda items: fd(
+                    {
+                        "apdu": j(kind),
+                        "invoke_id_and_priority": self.iip,
+                        "items": j(items),
+                        "values": st.lists(self.data, min_size=len(items), max_size=len(items)),
+                    }
+                )
+            )
         if kind == "set-response-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "result": st.sampled_from(self.errors)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "result": st.sampled_from(self.errors),
+                }
+            )
         if kind == "set-response-with-list":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "results": st.lists(st.sampled_from(self.errors), min_size=1, max_size=5)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "results": st.lists(st.sampled_from(self.errors), min_size=1, max_size=5),
+                }
+            )
         if kind == "action-request-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "descriptor": self.descriptor("method_id"),
-                       "parameters": st.one_of(st.none(), self.data)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "descriptor": self.descriptor("method_id"),
+                    "parameters": st.one_of(st.none(), self.data),
+                }
+            )
         if kind == "action-response-normal":
-            return fd({"apdu": j(kind), "invoke_id_and_priority": self.iip,
-                       "result": st.sampled_from(self.action_results),
-                       "return": st.one_of(st.none(), self.result())})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "invoke_id_and_priority": self.iip,
+                    "result": st.sampled_from(self.action_results),
+                    "return": st.one_of(st.none(), self.result()),
+                }
+            )
         if kind == "aarq":
-            return fd({"apdu": j(kind), "application_context_name": st.sampled_from(self.contexts),
-                       "ap_title": st.one_of(st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())),
-                       "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
-                       "authentication_value": st.one_of(st.none(), st.binary(min_size=8, max_size=16).map(
-                           lambda b: b.hex().upper())),
-                       "user_information": self.initiate_request()})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "application_context_name": st.sampled_from(self.contexts),
+                    "ap_title": st.one_of(
+                        st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())
+                    ),
+                    "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
+                    "authentication_value": st.one_of(
+                        st.none(), st.binary(min_size=8, max_size=16).map(lambda b: b.hex().upper())
+                    ),
+                    "user_information": self.initiate_request(),
+                }
+            )
         if kind == "aare":
             diag = st.integers(0, 14).map(lambda d: {"acse-service-user": d})
             if self.provider_diag:
-                diag = st.one_of(diag, st.integers(0, 2).map(lambda d: {"acse-service-provider": d}))
-            return fd({"apdu": j(kind), "application_context_name": st.sampled_from(self.contexts),
-                       "ap_title": st.one_of(st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())),
-                       "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
-                       "authentication_value": st.one_of(st.none(), st.binary(min_size=8, max_size=16).map(
-                           lambda b: b.hex().upper())),
-                       "result": st.integers(0, 2), "result_source_diagnostic": diag,
-                       "user_information": st.one_of(self.initiate_response(), self.confirmed_service_error())})
+                diag = st.one_of(
+                    diag, st.integers(0, 2).map(lambda d: {"acse-service-provider": d})
+                )
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "application_context_name": st.sampled_from(self.contexts),
+                    "ap_title": st.one_of(
+                        st.none(), st.binary(min_size=8, max_size=8).map(lambda b: b.hex().upper())
+                    ),
+                    "mechanism_name": st.one_of(st.none(), st.sampled_from(self.mechanisms)),
+                    "authentication_value": st.one_of(
+                        st.none(), st.binary(min_size=8, max_size=16).map(lambda b: b.hex().upper())
+                    ),
+                    "result": st.integers(0, 2),
+                    "result_source_diagnostic": diag,
+                    "user_information": st.one_of(
+                        self.initiate_response(), self.confirmed_service_error()
+                    ),
+                }
+            )
         if kind in ("read-request", "write-request"):
             var = st.integers(0, 0xFFFF).map(lambda v: {"variable_name": v})
             if kind == "read-request":
                 return fd({"apdu": j(kind), "variables": st.lists(var, min_size=1, max_size=4)})
-            return st.lists(var, min_size=1, max_size=3).flatmap(lambda vs: fd({
-                "apdu": j(kind), "variables": j(vs),
-                "values": st.lists(self.data, min_size=len(vs), max_size=len(vs))}))
+            return st.lists(var, min_size=1, max_size=3).flatmap(
+                lambda vs: fd(
+                    {
+                        "apdu": j(kind),
+                        "variables": j(vs),
+                        "values": st.lists(self.data, min_size=len(vs), max_size=len(vs)),
+                    }
+                )
+            )
         if kind == "read-response":
             return fd({"apdu": j(kind), "results": st.lists(self.result(), min_size=1, max_size=4)})
         if kind == "write-response":
-            return fd({"apdu": j(kind), "results": st.lists(st.sampled_from(self.errors), min_size=1,
-                                                            max_size=4)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "results": st.lists(st.sampled_from(self.errors), min_size=1, max_size=4),
+                }
+            )
         if kind == "data-notification":
             dt = st.one_of(st.none(), _datetime_octets(self.dates).map(lambda b: b.hex().upper()))
             liip = st.integers(0, 0xFFFFFFFF).map(lambda v: v & self.liip_mask)
-            return fd({"apdu": j(kind), "long_invoke_id_and_priority": liip,
-                       "date_time": dt, "body": self.data})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "long_invoke_id_and_priority": liip,
+                    "date_time": dt,
+                    "body": self.data,
+                }
+            )
         if kind == "exception-response":
-            return fd({"apdu": j(kind), "state_error": st.sampled_from([1, 2]),
-                       "service_error": st.sampled_from(self.exception_service_errors)})
+            return fd(
+                {
+                    "apdu": j(kind),
+                    "state_error": st.sampled_from([1, 2]),
+                    "service_error": st.sampled_from(self.exception_service_errors),
+                }
+            )
         if kind in ("rlrq", "rlre"):
             ui = self.initiate_request() if kind == "rlrq" else self.initiate_response()
             reason = st.sampled_from([0, 1, 30])
             if self.release_reason_optional:
                 reason = st.one_of(st.none(), reason)
-            return fd({"apdu": j(kind), "reason": reason,
-                       "user_information": st.one_of(st.none(), ui)})
+            return fd(
+                {"apdu": j(kind), "reason": reason, "user_information": st.one_of(st.none(), ui)}
+            )
         raise AssertionError(kind)
 
     def any_apdu(self) -> st.SearchStrategy[dict[str, Any]]:
@@ -315,44 +482,65 @@ class Profile:
 
 
 ALL_KINDS = [
-    "get-request-normal", "get-request-next", "get-request-with-list", "get-response-normal",
-    "get-response-with-list", "get-response-with-datablock", "set-request-normal",
-    "set-request-with-list", "set-response-normal", "set-response-with-list",
-    "action-request-normal", "action-response-normal", "aarq", "aare", "rlrq", "rlre",
-    "data-notification", "exception-response",
+    "get-request-normal",
+    "get-request-next",
+    "get-request-with-list",
+    "get-response-normal",
+    "get-response-with-list",
+    "get-response-with-datablock",
+    "set-request-normal",
+    "set-request-with-list",
+    "set-response-normal",
+    "set-response-with-list",
+    "action-request-normal",
+    "action-response-normal",
+    "aarq",
+    "aare",
+    "rlrq",
+    "rlre",
+    "data-notification",
+    "exception-response",
 ]
 # SN referencing, variable-name access (gurux only: dlms-cosem has none, dlms-anchors §2)
 SN_KINDS = ["read-request", "write-request", "read-response", "write-response"]
 
+
 def gurux_profile(object_types: list[int]) -> Profile:
     return Profile(
-    "gurux", data_types=GURUX_APDU_DATA, dates="any", iip=st.integers(0, 255),
-    # the translator turns class_id into its ObjectType enum (with-list items, ACTION) and
-    # raises on ids it does not list
-    class_id=st.sampled_from(object_types), errors=ERRORS, action_results=ACTION_RESULTS,
-    contexts=[1, 2, 3, 4], mechanisms=[0, 1, 2, 3, 4, 5, 6, 7],
-    # gurux translator defects found here (pinned by the *_defect tests below):
-    with_list_access=False,  # drops the access selection of with-list items
-    set_access=False,        # mis-parses Set-Request-Normal with an access selection
-    get_list_errors=False,   # drops data-access-result entries of Get-Response-With-List
-    request_qos=False,       # mis-parses an InitiateRequest carrying proposed-quality-of-service
-    provider_diag=False,     # reports acse-service-provider diagnostics as acse-service-user
-    response_qos=False,      # skips negotiated-QoS as if length-prefixed: only absent or 0 parse
-    # a Get-Data-Result / DataBlock-G / return-parameters data-access-result of success (0)
-    # comes out as an empty element
-    result_errors=[e for e in ERRORS if e != 0],
-    # knows only service errors 1..3 (TranslatorSimpleTags.exceptionServiceErrorToString)
-    exception_service_errors=(1, 2, 3),
-    ascii_strings=True,      # prints non-ASCII strings as (ambiguous) hex: see gurux_worker._xml_data
-    release_reason_optional=False,  # RLRQ/RLRE without reason but with user-information raise
-    # action-request/response-with-list: the translator raises (ObjectType / "Invalid Command")
-    kinds=ALL_KINDS + SN_KINDS,
+        "gurux",
+        data_types=GURUX_APDU_DATA,
+        dates="any",
+        iip=st.integers(0, 255),
+        # the translator turns class_id into its ObjectType enum (with-list items, ACTION) and
+        # raises on ids it does not list
+        class_id=st.sampled_from(object_types),
+        errors=ERRORS,
+        action_results=ACTION_RESULTS,
+        contexts=[1, 2, 3, 4],
+        mechanisms=[0, 1, 2, 3, 4, 5, 6, 7],
+        # gurux translator defects found here (pinned by the *_defect tests below):
+        with_list_access=False,  # drops the access selection of with-list items
+        set_access=False,  # mis-parses Set-Request-Normal with an access selection
+        get_list_errors=False,  # drops data-access-result entries of Get-Response-With-List
+        request_qos=False,  # mis-parses an InitiateRequest carrying proposed-quality-of-service
+        provider_diag=False,  # reports acse-service-provider diagnostics as acse-service-user
+        response_qos=False,  # skips negotiated-QoS as if length-prefixed: only absent or 0 parse
+        # a Get-Data-Result / DataBlock-G / return-parameters data-access-result of success (0)
+        # comes out as an empty element
+        result_errors=[e for e in ERRORS if e != 0],
+        # knows only service errors 1..3 (TranslatorSimpleTags.exceptionServiceErrorToString)
+        exception_service_errors=(1, 2, 3),
+        ascii_strings=True,  # prints non-ASCII strings as (ambiguous) hex: see gurux_worker._xml_data
+        release_reason_optional=False,  # RLRQ/RLRE without reason but with user-information raise
+        # action-request/response-with-list: the translator raises (ObjectType / "Invalid Command")
+        kinds=ALL_KINDS + SN_KINDS,
     )
 
 
 @pytest.fixture(scope="session")
 def gurux_apdus(gurux: OracleWorker) -> Profile:
     return gurux_profile(gurux.call("caps")["object_types"])
+
 
 # dlms-cosem covers fewer services (dlms-anchors §2 feature table, §5 #4): no SET/ACTION with-list,
 # no Set-Response-With-List, no selective access on SET, no entry descriptor; its access
@@ -364,18 +552,23 @@ COSEM_KINDS = [k for k in ALL_KINDS if k not in ("set-request-with-list", "set-r
 def cosem_profile(dlmscosem: OracleWorker) -> Profile:
     caps = dlmscosem.call("caps")
     return Profile(
-        "dlmscosem", data_types=COSEM_DECODE, dates="calendar",
+        "dlmscosem",
+        data_types=COSEM_DECODE,
+        dates="calendar",
         # InvokeIdAndPriority keeps bits 0-3, 6, 7 only: reserved bits 4-5 are dropped
         # (test_dlmscosem_iip_reserved_bits_defect); LongInvokeIdAndPriority likewise drops
         # its reserved bits 24-27
-        iip=st.integers(0, 255).map(lambda b: b & 0xCF), liip_mask=0xF0FFFFFF,
+        iip=st.integers(0, 255).map(lambda b: b & 0xCF),
+        liip_mask=0xF0FFFFFF,
         # class_id becomes enumerations.CosemInterface(...): only the ids it lists
         class_id=st.sampled_from(caps["class_ids"]),
         errors=[e for e in ERRORS if e in caps["data_access_results"]],
         action_results=[e for e in ACTION_RESULTS if e in caps["action_results"]],
         contexts=[1, 3],  # dlms-cosem models only LN contexts (ciphered or not)
         mechanisms=caps["mechanisms"],
-        with_list_access=False, set_access=False, get_list_errors=True,
+        with_list_access=False,
+        set_access=False,
+        get_list_errors=True,
         kinds=COSEM_KINDS,
         # access selection: RangeDescriptor (selector 1, a fixed parameter shape) only, no
         # EntryDescriptor (§5 #4); random selectors/parameters are out, vector G6 covers range
@@ -394,8 +587,9 @@ def cosem_profile(dlmscosem: OracleWorker) -> Profile:
 
 
 @given(st.data())
-def test_ours_encoded_apdus_decode_identically_in_gurux(gurux: OracleWorker, gurux_apdus: Profile,
-                                                       d: st.DataObject) -> None:
+def test_ours_encoded_apdus_decode_identically_in_gurux(
+    gurux: OracleWorker, gurux_apdus: Profile, d: st.DataObject
+) -> None:
     n = d.draw(gurux_apdus.any_apdu())
     raw = encode_apdu(ours_apdu_from_norm(n))
     assert ours_apdu_norm(decode_apdu(raw)) == n
@@ -403,8 +597,9 @@ def test_ours_encoded_apdus_decode_identically_in_gurux(gurux: OracleWorker, gur
 
 
 @given(st.data())
-def test_ours_encoded_apdus_decode_identically_in_dlmscosem(dlmscosem: OracleWorker, cosem_profile: Profile,
-                                                           d: st.DataObject) -> None:
+def test_ours_encoded_apdus_decode_identically_in_dlmscosem(
+    dlmscosem: OracleWorker, cosem_profile: Profile, d: st.DataObject
+) -> None:
     n = d.draw(cosem_profile.any_apdu())
     raw = encode_apdu(ours_apdu_from_norm(n))
     assert ours_apdu_norm(decode_apdu(raw)) == n
@@ -417,20 +612,39 @@ def test_ours_encoded_apdus_decode_identically_in_dlmscosem(dlmscosem: OracleWor
 # ----------------------------------------------------------------------------- oracle -> ours
 
 COSEM_ENCODE_KINDS = [
-    "get-request-normal", "get-request-next", "get-request-with-list", "get-response-normal",
-    "set-request-normal", "set-response-normal", "action-request-normal", "action-response-normal",
-    "rlrq", "rlre",
+    "get-request-normal",
+    "get-request-next",
+    "get-request-with-list",
+    "get-response-normal",
+    "set-request-normal",
+    "set-response-normal",
+    "action-request-normal",
+    "action-response-normal",
+    "rlrq",
+    "rlre",
 ]
 
 
 @given(st.data())
-def test_dlmscosem_encoded_apdus_decode_identically_in_ours(dlmscosem: OracleWorker, cosem_profile: Profile,
-                                                           d: st.DataObject) -> None:
-    p = Profile("dlmscosem-encode", data_types=COSEM_ENCODE, dates="calendar", iip=cosem_profile.iip,
-                class_id=cosem_profile.class_id, errors=cosem_profile.errors,
-                action_results=cosem_profile.action_results, contexts=[1], mechanisms=[],
-                with_list_access=False, set_access=False, get_list_errors=True, kinds=COSEM_ENCODE_KINDS,
-                normal_access=False)
+def test_dlmscosem_encoded_apdus_decode_identically_in_ours(
+    dlmscosem: OracleWorker, cosem_profile: Profile, d: st.DataObject
+) -> None:
+    p = Profile(
+        "dlmscosem-encode",
+        data_types=COSEM_ENCODE,
+        dates="calendar",
+        iip=cosem_profile.iip,
+        class_id=cosem_profile.class_id,
+        errors=cosem_profile.errors,
+        action_results=cosem_profile.action_results,
+        contexts=[1],
+        mechanisms=[],
+        with_list_access=False,
+        set_access=False,
+        get_list_errors=True,
+        kinds=COSEM_ENCODE_KINDS,
+        normal_access=False,
+    )
     p.data = data(COSEM_ENCODE, max_len=COSEM_ENCODE_MAX_LEN)
     n = d.draw(p.any_apdu())
     if n["apdu"] == "get-response-normal" and "data" in n["result"]:
@@ -444,24 +658,42 @@ def test_dlmscosem_encoded_apdus_decode_identically_in_ours(dlmscosem: OracleWor
     assert encode_apdu(ours_apdu_from_norm(n)) == raw
 
 
-GURUX_ENCODE_KINDS = ["get-request-normal", "get-request-next", "get-response-normal",
-                      "set-request-normal", "set-response-normal"]
+GURUX_ENCODE_KINDS = [
+    "get-request-normal",
+    "get-request-next",
+    "get-response-normal",
+    "set-request-normal",
+    "set-response-normal",
+]
 
 
 @given(st.data())
-def test_gurux_encoded_apdus_decode_identically_in_ours(gurux: OracleWorker, gurux_apdus: Profile,
-                                                       d: st.DataObject) -> None:
+def test_gurux_encoded_apdus_decode_identically_in_ours(
+    gurux: OracleWorker, gurux_apdus: Profile, d: st.DataObject
+) -> None:
     """gurux's encoder is its translator (xmlToPdu); only services it re-encodes faithfully
     are asked (see gurux_worker.encode_apdu), without utf8-string/date/time values (xmlToPdu
     drops or crashes on them; test_oracle_data covers gurux's Data encoder for those) and
     without selective access.  Its encoder writes invoke-id 1 whatever the XML says (dlms-anchors §5 #5:
     the invoke-id is stuck at 1), so only the priority / service-class bits vary."""
-    p = Profile("gurux-encode", data_types=GURUX_APDU_DATA - {"utf8-string", "date-time", "time"},
-                dates="gurux",
-                iip=st.sampled_from([0x01, 0x41, 0x81, 0xC1]), class_id=st.integers(0, 0xFFFF), errors=ERRORS,
-                action_results=ACTION_RESULTS, contexts=[1], mechanisms=[], with_list_access=False,
-                set_access=False, get_list_errors=False, kinds=GURUX_ENCODE_KINDS, normal_access=False,
-                ascii_strings=True, result_errors=gurux_apdus.result_errors)
+    p = Profile(
+        "gurux-encode",
+        data_types=GURUX_APDU_DATA - {"utf8-string", "date-time", "time"},
+        dates="gurux",
+        iip=st.sampled_from([0x01, 0x41, 0x81, 0xC1]),
+        class_id=st.integers(0, 0xFFFF),
+        errors=ERRORS,
+        action_results=ACTION_RESULTS,
+        contexts=[1],
+        mechanisms=[],
+        with_list_access=False,
+        set_access=False,
+        get_list_errors=False,
+        kinds=GURUX_ENCODE_KINDS,
+        normal_access=False,
+        ascii_strings=True,
+        result_errors=gurux_apdus.result_errors,
+    )
     n = d.draw(p.any_apdu())
     raw = bytes.fromhex(gurux.call("encode_apdu", apdu=n))
     assert ours_apdu_norm(decode_apdu(raw)) == n
@@ -477,28 +709,48 @@ def _enc(n: dict[str, Any]) -> str:
 
 D16 = {"type": "long-unsigned", "value": 3}
 DESC = {"class_id": 1, "instance_id": "00002A0000FF", "attribute_id": 2}
-ENTRY = {"selector": 2, "parameters": {"type": "structure", "value": [
-    {"type": "double-long-unsigned", "value": 1}, {"type": "double-long-unsigned", "value": 0},
-    {"type": "long-unsigned", "value": 1}, {"type": "long-unsigned", "value": 0}]}}
+ENTRY = {
+    "selector": 2,
+    "parameters": {
+        "type": "structure",
+        "value": [
+            {"type": "double-long-unsigned", "value": 1},
+            {"type": "double-long-unsigned", "value": 0},
+            {"type": "long-unsigned", "value": 1},
+            {"type": "long-unsigned", "value": 0},
+        ],
+    },
+}
 
 
 def test_gurux_with_list_access_selection_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "get-request-with-list", "invoke_id_and_priority": 0xC1,
-         "items": [{"descriptor": DESC, "access_selection": ENTRY}]}
+    n = {
+        "apdu": "get-request-with-list",
+        "invoke_id_and_priority": 0xC1,
+        "items": [{"descriptor": DESC, "access_selection": ENTRY}],
+    }
     got = gurux.call("decode_apdu", hex=_enc(n))
     assert got["items"][0]["access_selection"] is None  # silently dropped
 
 
 def test_gurux_get_response_with_list_error_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "get-response-with-list", "invoke_id_and_priority": 0xC1,
-         "results": [{"data": D16}, {"error": 1}]}
+    n = {
+        "apdu": "get-response-with-list",
+        "invoke_id_and_priority": 0xC1,
+        "results": [{"data": D16}, {"error": 1}],
+    }
     with pytest.raises(OracleError, match="lists 1 of Qty=02"):
         gurux.call("decode_apdu", hex=_enc(n))
 
 
 def test_gurux_set_with_access_selection_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "set-request-normal", "invoke_id_and_priority": 0xC1, "descriptor": DESC,
-         "access_selection": ENTRY, "value": D16}
+    n = {
+        "apdu": "set-request-normal",
+        "invoke_id_and_priority": 0xC1,
+        "descriptor": DESC,
+        "access_selection": ENTRY,
+        "value": D16,
+    }
     try:
         got = gurux.call("decode_apdu", hex=_enc(n))
     except OracleError:
@@ -507,8 +759,11 @@ def test_gurux_set_with_access_selection_defect(gurux: OracleWorker) -> None:
 
 
 def test_gurux_date_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "get-response-normal", "invoke_id_and_priority": 0xC1,
-         "result": {"data": {"type": "date", "value": "07E50118FF"}}}
+    n = {
+        "apdu": "get-response-normal",
+        "invoke_id_and_priority": 0xC1,
+        "result": {"data": {"type": "date", "value": "07E50118FF"}},
+    }
     with pytest.raises(OracleError, match="integerToHex"):
         gurux.call("decode_apdu", hex=_enc(n))
     # its plain data decoder handles the same value
@@ -527,11 +782,23 @@ def test_dlmscosem_get_response_encode_defect(dlmscosem: OracleWorker) -> None:
         dlmscosem.call("encode_apdu", apdu=n)
 
 
-QOS_AARQ = {"apdu": "aarq", "application_context_name": 1, "ap_title": None, "mechanism_name": None,
-         "authentication_value": None, "user_information": {"initiate-request": {
-             "dedicated_key": None, "response_allowed": True, "proposed_quality_of_service": 1,
-             "proposed_dlms_version_number": 6, "proposed_conformance": 0x007E1F,
-             "client_max_receive_pdu_size": 1200}}}
+QOS_AARQ = {
+    "apdu": "aarq",
+    "application_context_name": 1,
+    "ap_title": None,
+    "mechanism_name": None,
+    "authentication_value": None,
+    "user_information": {
+        "initiate-request": {
+            "dedicated_key": None,
+            "response_allowed": True,
+            "proposed_quality_of_service": 1,
+            "proposed_dlms_version_number": 6,
+            "proposed_conformance": 0x007E1F,
+            "client_max_receive_pdu_size": 1200,
+        }
+    },
+}
 
 
 def test_gurux_initiate_request_qos_defect(gurux: OracleWorker) -> None:
@@ -544,17 +811,34 @@ def test_gurux_initiate_request_qos_defect(gurux: OracleWorker) -> None:
 
 
 def test_gurux_acse_service_provider_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "aare", "application_context_name": 1, "ap_title": None, "mechanism_name": None,
-         "authentication_value": None, "result": 1, "result_source_diagnostic": {"acse-service-provider": 2},
-         "user_information": None}
+    n = {
+        "apdu": "aare",
+        "application_context_name": 1,
+        "ap_title": None,
+        "mechanism_name": None,
+        "authentication_value": None,
+        "result": 1,
+        "result_source_diagnostic": {"acse-service-provider": 2},
+        "user_information": None,
+    }
     got = gurux.call("decode_apdu", hex=_enc(n))
     assert got["result_source_diagnostic"] == {"acse-service-user": 2}
 
 
 def test_gurux_release_without_reason_defect(gurux: OracleWorker) -> None:
-    n = {"apdu": "rlre", "reason": None, "user_information": {"initiate-response": {
-        "negotiated_quality_of_service": None, "negotiated_dlms_version_number": 6,
-        "negotiated_conformance": 0x001F, "server_max_receive_pdu_size": 1024, "vaa_name": 7}}}
+    n = {
+        "apdu": "rlre",
+        "reason": None,
+        "user_information": {
+            "initiate-response": {
+                "negotiated_quality_of_service": None,
+                "negotiated_dlms_version_number": 6,
+                "negotiated_conformance": 0x001F,
+                "server_max_receive_pdu_size": 1024,
+                "vaa_name": 7,
+            }
+        },
+    }
     with pytest.raises(OracleError):
         gurux.call("decode_apdu", hex=_enc(n))
 
@@ -568,4 +852,7 @@ def test_dlmscosem_empty_release_defect(dlmscosem: OracleWorker) -> None:
     with pytest.raises(OracleError):
         dlmscosem.call("decode_apdu", hex="6200")
     assert ours_apdu_norm(decode_apdu(bytes.fromhex("6200"))) == {
-        "apdu": "rlrq", "reason": None, "user_information": None}
+        "apdu": "rlrq",
+        "reason": None,
+        "user_information": None,
+    }

@@ -62,9 +62,27 @@ def dlmscosem() -> Any:
 # ----------------------------------------------------------------------------- capabilities
 
 ALL_SCALARS = (
-    "null-data", "boolean", "bit-string", "double-long", "double-long-unsigned", "octet-string",
-    "visible-string", "utf8-string", "bcd", "integer", "long", "unsigned", "long-unsigned",
-    "long64", "long64-unsigned", "enum", "float32", "float64", "date-time", "date", "time",
+    "null-data",
+    "boolean",
+    "bit-string",
+    "double-long",
+    "double-long-unsigned",
+    "octet-string",
+    "visible-string",
+    "utf8-string",
+    "bcd",
+    "integer",
+    "long",
+    "unsigned",
+    "long-unsigned",
+    "long64",
+    "long64-unsigned",
+    "enum",
+    "float32",
+    "float64",
+    "date-time",
+    "date",
+    "time",
 )
 # Left out for BOTH oracles (never silently; see the module docstring of each worker):
 # * compact-array [19]: gurux's getData returns values without the column types, dlms-cosem
@@ -82,10 +100,21 @@ GURUX_ENCODE = frozenset(ALL_SCALARS)
 # dlms-cosem classes with a working value_to_bytes; NullData, BooleanData, UTF8/BCD/float and
 # the date types have none, and BitStringData writes the OCTET count as length (A-XDR wants
 # the bit count), so bit-string is excluded as an oracle defect.
-COSEM_ENCODE = frozenset({
-    "double-long", "double-long-unsigned", "octet-string", "visible-string", "integer", "long",
-    "unsigned", "long-unsigned", "long64", "long64-unsigned", "enum",
-})
+COSEM_ENCODE = frozenset(
+    {
+        "double-long",
+        "double-long-unsigned",
+        "octet-string",
+        "visible-string",
+        "integer",
+        "long",
+        "unsigned",
+        "long-unsigned",
+        "long64",
+        "long64-unsigned",
+        "enum",
+    }
+)
 # dlms-cosem BaseDlmsData.to_bytes writes variable lengths as ONE octet (out.append(len)):
 # lengths >= 128 come out wrong / raise.  Strings for the COSEM_ENCODE direction stay short.
 COSEM_ENCODE_MAX_LEN = 127
@@ -93,10 +122,16 @@ COSEM_ENCODE_MAX_LEN = 127
 # ----------------------------------------------------------------------------- strategies
 
 INT_RANGES = {
-    "integer": (-128, 127), "long": (-(1 << 15), (1 << 15) - 1),
-    "double-long": (-(1 << 31), (1 << 31) - 1), "long64": (-(1 << 63), (1 << 63) - 1),
-    "unsigned": (0, 255), "long-unsigned": (0, 0xFFFF), "double-long-unsigned": (0, 0xFFFFFFFF),
-    "long64-unsigned": (0, (1 << 64) - 1), "enum": (0, 255), "bcd": (0, 255),
+    "integer": (-128, 127),
+    "long": (-(1 << 15), (1 << 15) - 1),
+    "double-long": (-(1 << 31), (1 << 31) - 1),
+    "long64": (-(1 << 63), (1 << 63) - 1),
+    "unsigned": (0, 255),
+    "long-unsigned": (0, 0xFFFF),
+    "double-long-unsigned": (0, 0xFFFFFFFF),
+    "long64-unsigned": (0, (1 << 64) - 1),
+    "enum": (0, 255),
+    "bcd": (0, 255),
 }
 
 # visible-string: printable ISO 646 only (gurux reads strings as UTF-8, ours as Latin-1;
@@ -113,7 +148,9 @@ def _date_octets(dates: str) -> st.SearchStrategy[bytes]:
         year = _ns(st.integers(1990, 2099), 0xFFFF)
         month = st.one_of(st.integers(1, 12), st.sampled_from([0xFD, 0xFE, 0xFF]))
         day = st.one_of(st.integers(1, 28), st.sampled_from([0xFD, 0xFE, 0xFF]))
-        return st.tuples(year, month, day, _ns(st.integers(1, 7))).map(lambda t: struct.pack(">HBBB", *t))
+        return st.tuples(year, month, day, _ns(st.integers(1, 7))).map(
+            lambda t: struct.pack(">HBBB", *t)
+        )
 
     def pack(d: _dt.date, wd: bool) -> bytes:
         weekday = d.isoweekday() if wd and dates != "gurux-date" else 0xFF
@@ -127,7 +164,10 @@ def _time_octets(dates: str) -> st.SearchStrategy[bytes]:
     if dates.startswith("gurux"):
         hs = st.sampled_from([0, 0xFF])
     return st.tuples(
-        _ns(st.integers(0, 23)), _ns(st.integers(0, 59)), _ns(st.integers(0, 59)), hs,
+        _ns(st.integers(0, 23)),
+        _ns(st.integers(0, 59)),
+        _ns(st.integers(0, 59)),
+        hs,
     ).map(lambda t: struct.pack(">BBBB", *t))
 
 
@@ -152,9 +192,14 @@ def _datetime_octets(dates: str) -> st.SearchStrategy[bytes]:
 #   wire-format disagreement).
 
 
-def scalar(name: str, max_len: int = 200, dates: str = "any", ascii_only: bool = False,
-           ) -> st.SearchStrategy[dict[str, Any]]:
+def scalar(
+    name: str,
+    max_len: int = 200,
+    dates: str = "any",
+    ascii_only: bool = False,
+) -> st.SearchStrategy[dict[str, Any]]:
     """Norms of one scalar type (``dates``: see "Date modes" above)."""
+
     def mk(v: Any) -> dict[str, Any]:
         return {"type": name, "value": v}
 
@@ -170,38 +215,58 @@ def scalar(name: str, max_len: int = 200, dates: str = "any", ascii_only: bool =
     if name == "octet-string":
         return st.binary(max_size=max_len).map(lambda b: mk(b.hex().upper()))
     if name == "visible-string":
-        return st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len).map(mk)
+        return st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len).map(
+            mk
+        )
     if name == "utf8-string":
         if ascii_only:
-            return st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len).map(mk)
+            return st.text(
+                st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=max_len
+            ).map(mk)
         return st.text(st.characters(blacklist_categories=("Cs",)), max_size=max_len // 4).map(mk)
     if name == "float32":
-        return st.floats(width=32, allow_nan=False).map(lambda f: mk(struct.pack(">f", f).hex().upper()))
+        return st.floats(width=32, allow_nan=False).map(
+            lambda f: mk(struct.pack(">f", f).hex().upper())
+        )
     if name == "float64":
         # NaN payloads are not preserved through Python floats in the oracles
         return st.floats(allow_nan=False).map(lambda f: mk(struct.pack(">d", f).hex().upper()))
     if name == "date-time":
         return _datetime_octets(dates).map(lambda b: mk(b.hex().upper()))
     if name == "date":
-        return _date_octets("gurux-date" if dates == "gurux" else dates).map(lambda b: mk(b.hex().upper()))
+        return _date_octets("gurux-date" if dates == "gurux" else dates).map(
+            lambda b: mk(b.hex().upper())
+        )
     if name == "time":
         return _time_octets(dates).map(lambda b: mk(b.hex().upper()))
     raise AssertionError(name)
 
 
-def data(types: frozenset[str], max_len: int = 200, dates: str = "any", ascii_only: bool = False,
-         ) -> st.SearchStrategy[dict[str, Any]]:
+def data(
+    types: frozenset[str],
+    max_len: int = 200,
+    dates: str = "any",
+    ascii_only: bool = False,
+) -> st.SearchStrategy[dict[str, Any]]:
     leaves = st.one_of([scalar(t, max_len, dates, ascii_only) for t in sorted(types)])
 
     def extend(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
-        structure = st.lists(children, max_size=6).map(lambda xs: {"type": "structure", "value": xs})
+        structure = st.lists(children, max_size=6).map(
+            lambda xs: {"type": "structure", "value": xs}
+        )
         # A-XDR arrays hold elements of one type: draw one element strategy per array
-        array = st.sampled_from(sorted(types)).flatmap(
-            lambda t: st.lists(scalar(t, max_len, dates, ascii_only), max_size=6)
-        ).map(lambda xs: {"type": "array", "value": xs})
-        array_of_struct = st.lists(children, max_size=3).flatmap(
-            lambda proto: st.lists(st.just({"type": "structure", "value": proto}), max_size=4)
-        ).map(lambda xs: {"type": "array", "value": xs})
+        array = (
+            st.sampled_from(sorted(types))
+            .flatmap(lambda t: st.lists(scalar(t, max_len, dates, ascii_only), max_size=6))
+            .map(lambda xs: {"type": "array", "value": xs})
+        )
+        array_of_struct = (
+            st.lists(children, max_size=3)
+            .flatmap(
+                lambda proto: st.lists(st.just({"type": "structure", "value": proto}), max_size=4)
+            )
+            .map(lambda xs: {"type": "array", "value": xs})
+        )
         return st.one_of(structure, array, array_of_struct)
 
     return st.recursive(leaves, extend, max_leaves=12)
@@ -217,7 +282,9 @@ def ours_decode(b: bytes) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- fixed vectors
 
-DATA_VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "axdr" / "data.json").read_text())
+DATA_VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "axdr" / "data.json").read_text()
+)
 
 
 def _types(n: dict[str, Any]) -> set[str]:
@@ -244,11 +311,14 @@ def _expect_ok(oracle: str, n: dict[str, Any]) -> bool:
     return _types(n) <= COSEM_DECODE | {"array", "structure"} and _cosem_dates_ok(n)
 
 
-@pytest.mark.parametrize("vector", [v for v in DATA_VECTORS["vectors"]
-                                    if "compact-array" not in json.dumps(v)],
-                         ids=lambda v: v["name"])
-def test_data_vectors_in_both_oracles(gurux: OracleWorker, dlmscosem: OracleWorker,
-                                      vector: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in DATA_VECTORS["vectors"] if "compact-array" not in json.dumps(v)],
+    ids=lambda v: v["name"],
+)
+def test_data_vectors_in_both_oracles(
+    gurux: OracleWorker, dlmscosem: OracleWorker, vector: dict[str, Any]
+) -> None:
     """Every vectors/axdr Data vector (compact-array aside, see above): each oracle decodes it
     to the vector's value exactly when it is inside that oracle's documented capability, and
     fails otherwise -- so an exclusion that is no longer needed shows up here."""
@@ -285,7 +355,9 @@ def test_ours_encoded_decodes_identically_in_gurux(gurux: OracleWorker, n: dict[
 
 
 @given(data(COSEM_DECODE, dates="calendar"))
-def test_ours_encoded_decodes_identically_in_dlmscosem(dlmscosem: OracleWorker, n: dict[str, Any]) -> None:
+def test_ours_encoded_decodes_identically_in_dlmscosem(
+    dlmscosem: OracleWorker, n: dict[str, Any]
+) -> None:
     b = ours_encode(n)
     assert ours_decode(b) == n
     assert dlmscosem.call("decode_data", hex=b.hex()) == n
@@ -303,7 +375,9 @@ def test_gurux_encoded_decodes_identically_in_ours(gurux: OracleWorker, n: dict[
 
 
 @given(data(COSEM_ENCODE, max_len=COSEM_ENCODE_MAX_LEN))
-def test_dlmscosem_encoded_decodes_identically_in_ours(dlmscosem: OracleWorker, n: dict[str, Any]) -> None:
+def test_dlmscosem_encoded_decodes_identically_in_ours(
+    dlmscosem: OracleWorker, n: dict[str, Any]
+) -> None:
     hexdata = dlmscosem.call("encode_data", value=n)
     b = bytes.fromhex(hexdata)
     assert ours_decode(b) == n

@@ -2,6 +2,7 @@
 isolation of the GPL-2 / BSL-1.1 oracles, and the one place where representations are
 normalized (``project`` / ``BLIND_FIELDS``)."""
 
+# ruff: noqa: F811  -- the shared session fixtures (gurux, dlmscosem) are imported by name
 from __future__ import annotations
 
 from typing import Any
@@ -37,7 +38,9 @@ def test_workers_never_load_project_code(request: pytest.FixtureRequest, name: s
 
 
 @pytest.mark.parametrize("name", ["gurux", "dlmscosem"])
-def test_errors_and_unsupported_are_reported_not_fatal(request: pytest.FixtureRequest, name: str) -> None:
+def test_errors_and_unsupported_are_reported_not_fatal(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     w: OracleWorker = request.getfixturevalue(name)
     with pytest.raises(OracleUnsupported):
         w.call("no-such-op")
@@ -46,7 +49,10 @@ def test_errors_and_unsupported_are_reported_not_fatal(request: pytest.FixtureRe
     assert not isinstance(exc.value, OracleUnsupported)
     assert exc.value.reply.get("kind") == "error"
     # the worker survives and keeps answering in order
-    assert w.call("decode_data", hex="0600001391") == {"type": "double-long-unsigned", "value": 5009}
+    assert w.call("decode_data", hex="0600001391") == {
+        "type": "double-long-unsigned",
+        "value": 5009,
+    }
     assert w.request({"op": "ping"})["result"] == "pong"
 
 
@@ -59,11 +65,22 @@ def test_dead_worker_is_detected() -> None:
 
 def test_project_removes_only_listed_fields() -> None:
     n: dict[str, Any] = {
-        "apdu": "aarq", "application_context_name": 1, "ap_title": None, "mechanism_name": None,
-        "authentication_value": None, "user_information": {"initiate-request": {
-            "dedicated_key": None, "response_allowed": False, "proposed_quality_of_service": 3,
-            "proposed_dlms_version_number": 6, "proposed_conformance": 0xFFFFFF,
-            "client_max_receive_pdu_size": 1200}}}
+        "apdu": "aarq",
+        "application_context_name": 1,
+        "ap_title": None,
+        "mechanism_name": None,
+        "authentication_value": None,
+        "user_information": {
+            "initiate-request": {
+                "dedicated_key": None,
+                "response_allowed": False,
+                "proposed_quality_of_service": 3,
+                "proposed_dlms_version_number": 6,
+                "proposed_conformance": 0xFFFFFF,
+                "client_max_receive_pdu_size": 1200,
+            }
+        },
+    }
     g = project("gurux", n)["user_information"]["initiate-request"]
     assert "response_allowed" not in g and "proposed_quality_of_service" not in g
     assert g["proposed_conformance"] == 0xFFFFFF and g["client_max_receive_pdu_size"] == 1200

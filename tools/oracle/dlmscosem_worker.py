@@ -18,12 +18,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shared_worker import INT_TYPES, NAME_TAGS, TAG_NAMES, Unsupported, norm, serve  # noqa: E402
-
 from dlms_cosem import cosem, dlms_data, enumerations  # noqa: E402
 from dlms_cosem.connection import XDlmsApduFactory  # noqa: E402
 from dlms_cosem.protocol import acse, xdlms  # noqa: E402
 from dlms_cosem.protocol.xdlms.invoke_id_and_priority import InvokeIdAndPriority  # noqa: E402
+from shared_worker import INT_TYPES, NAME_TAGS, TAG_NAMES, Unsupported, norm, serve  # noqa: E402
 
 # ----------------------------------------------------------------------------- data decode
 
@@ -186,7 +185,9 @@ def _user_info(ui: Any) -> dict[str, Any] | None:
         return {"ciphered": {"tag": raw[0], "body": raw[1 + n :].hex().upper()}}
     if isinstance(c, xdlms.ConfirmedServiceError):
         raw = c.to_bytes()
-        return {"confirmed-service-error": {"service": raw[1], "error_type": raw[2], "error": raw[3]}}
+        return {
+            "confirmed-service-error": {"service": raw[1], "error_type": raw[2], "error": raw[3]}
+        }
     raise Unsupported(f"user-information {type(c).__name__}")
 
 
@@ -200,23 +201,42 @@ def _hex(b: bytes | None) -> str | None:
 
 def _apdu_norm(obj: Any) -> dict[str, Any]:
     if isinstance(obj, xdlms.GetRequestNormal):
-        return {"apdu": "get-request-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "descriptor": _descriptor(obj.cosem_attribute, "attribute_id"),
-                "access_selection": _access(obj.access_selection)}
+        return {
+            "apdu": "get-request-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "descriptor": _descriptor(obj.cosem_attribute, "attribute_id"),
+            "access_selection": _access(obj.access_selection),
+        }
     if isinstance(obj, xdlms.GetRequestNext):
-        return {"apdu": "get-request-next", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "block_number": obj.block_number}
+        return {
+            "apdu": "get-request-next",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "block_number": obj.block_number,
+        }
     if isinstance(obj, xdlms.GetRequestWithList):
-        return {"apdu": "get-request-with-list", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "items": [{"descriptor": _descriptor(i.attribute, "attribute_id"),
-                           "access_selection": _access(i.access_selection)}
-                          for i in obj.cosem_attributes_with_selection]}
+        return {
+            "apdu": "get-request-with-list",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "items": [
+                {
+                    "descriptor": _descriptor(i.attribute, "attribute_id"),
+                    "access_selection": _access(i.access_selection),
+                }
+                for i in obj.cosem_attributes_with_selection
+            ],
+        }
     if isinstance(obj, xdlms.GetResponseNormal):
-        return {"apdu": "get-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": {"data": _parse_one(obj.data)}}
+        return {
+            "apdu": "get-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": {"data": _parse_one(obj.data)},
+        }
     if isinstance(obj, xdlms.GetResponseNormalWithError):
-        return {"apdu": "get-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": {"error": int(obj.error)}}
+        return {
+            "apdu": "get-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": {"error": int(obj.error)},
+        }
     if isinstance(obj, xdlms.GetResponseWithList):
         results = []
         for r in obj.response_data:
@@ -224,67 +244,125 @@ def _apdu_norm(obj: Any) -> dict[str, Any]:
                 results.append({"error": int(r)})
             else:
                 results.append({"data": _norm_obj(r)})
-        return {"apdu": "get-response-with-list", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "results": results}
+        return {
+            "apdu": "get-response-with-list",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "results": results,
+        }
     for klass, last in ((xdlms.GetResponseWithBlock, False), (xdlms.GetResponseLastBlock, True)):
         if isinstance(obj, klass):
-            return {"apdu": "get-response-with-datablock",
-                    "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                    "last_block": last, "block_number": obj.block_number,
-                    "result": {"raw_data": bytes(obj.data).hex().upper()}}
+            return {
+                "apdu": "get-response-with-datablock",
+                "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+                "last_block": last,
+                "block_number": obj.block_number,
+                "result": {"raw_data": bytes(obj.data).hex().upper()},
+            }
     if isinstance(obj, xdlms.GetResponseLastBlockWithError):
-        return {"apdu": "get-response-with-datablock", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "last_block": True, "block_number": obj.block_number, "result": {"error": int(obj.error)}}
+        return {
+            "apdu": "get-response-with-datablock",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "last_block": True,
+            "block_number": obj.block_number,
+            "result": {"error": int(obj.error)},
+        }
     if isinstance(obj, xdlms.SetRequestNormal):
-        return {"apdu": "set-request-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "descriptor": _descriptor(obj.cosem_attribute, "attribute_id"),
-                "access_selection": _access(obj.access_selection), "value": _parse_one(obj.data)}
+        return {
+            "apdu": "set-request-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "descriptor": _descriptor(obj.cosem_attribute, "attribute_id"),
+            "access_selection": _access(obj.access_selection),
+            "value": _parse_one(obj.data),
+        }
     if isinstance(obj, xdlms.SetResponseNormal):
-        return {"apdu": "set-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": int(obj.result)}
+        return {
+            "apdu": "set-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": int(obj.result),
+        }
     if isinstance(obj, xdlms.ActionRequestNormal):
-        return {"apdu": "action-request-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "descriptor": _descriptor(obj.cosem_method, "method_id"),
-                "parameters": _parse_one(obj.data) if obj.data is not None else None}
+        return {
+            "apdu": "action-request-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "descriptor": _descriptor(obj.cosem_method, "method_id"),
+            "parameters": _parse_one(obj.data) if obj.data is not None else None,
+        }
     if isinstance(obj, xdlms.ActionResponseNormal):
-        return {"apdu": "action-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": int(obj.status), "return": None}
+        return {
+            "apdu": "action-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": int(obj.status),
+            "return": None,
+        }
     if isinstance(obj, xdlms.ActionResponseNormalWithData):
-        return {"apdu": "action-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": int(obj.status), "return": {"data": _parse_one(obj.data)}}
+        return {
+            "apdu": "action-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": int(obj.status),
+            "return": {"data": _parse_one(obj.data)},
+        }
     if isinstance(obj, xdlms.ActionResponseNormalWithError):
-        return {"apdu": "action-response-normal", "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
-                "result": int(obj.status), "return": {"error": int(obj.error)}}
+        return {
+            "apdu": "action-response-normal",
+            "invoke_id_and_priority": _iip(obj.invoke_id_and_priority),
+            "result": int(obj.status),
+            "return": {"error": int(obj.error)},
+        }
     if isinstance(obj, xdlms.DataNotification):
-        return {"apdu": "data-notification",
-                "long_invoke_id_and_priority": int.from_bytes(obj.long_invoke_id_and_priority.to_bytes(), "big"),
-                # dlms-cosem turns the date-time into a datetime.datetime (status and
-                # "not specified" fields are gone): only its presence is reported
-                "date_time": None if obj.date_time is None else "present",
-                "body": _parse_one(obj.body)}
+        return {
+            "apdu": "data-notification",
+            "long_invoke_id_and_priority": int.from_bytes(
+                obj.long_invoke_id_and_priority.to_bytes(), "big"
+            ),
+            # dlms-cosem turns the date-time into a datetime.datetime (status and
+            # "not specified" fields are gone): only its presence is reported
+            "date_time": None if obj.date_time is None else "present",
+            "body": _parse_one(obj.body),
+        }
     if isinstance(obj, xdlms.ExceptionResponse):
-        return {"apdu": "exception-response", "state_error": int(obj.state_error),
-                "service_error": int(obj.service_error)}
+        return {
+            "apdu": "exception-response",
+            "state_error": int(obj.state_error),
+            "service_error": int(obj.service_error),
+        }
     if isinstance(obj, acse.ApplicationAssociationRequest):
-        return {"apdu": "aarq", "application_context_name": 3 if obj.ciphered else 1,
-                "ap_title": _hex(obj.system_title), "mechanism_name": _mech(obj.authentication),
-                "authentication_value": _hex(obj.authentication_value),
-                "user_information": _user_info(obj.user_information)}
+        return {
+            "apdu": "aarq",
+            "application_context_name": 3 if obj.ciphered else 1,
+            "ap_title": _hex(obj.system_title),
+            "mechanism_name": _mech(obj.authentication),
+            "authentication_value": _hex(obj.authentication_value),
+            "user_information": _user_info(obj.user_information),
+        }
     if isinstance(obj, acse.ApplicationAssociationResponse):
         diag = obj.result_source_diagnostics
-        which = ("acse-service-user" if isinstance(diag, enumerations.AcseServiceUserDiagnostics)
-                 else "acse-service-provider")
-        return {"apdu": "aare", "application_context_name": 3 if obj.ciphered else 1,
-                "ap_title": _hex(obj.system_title), "mechanism_name": _mech(obj.authentication),
-                "authentication_value": _hex(obj.authentication_value),
-                "result": int(obj.result), "result_source_diagnostic": {which: int(diag)},
-                "user_information": _user_info(obj.user_information)}
+        which = (
+            "acse-service-user"
+            if isinstance(diag, enumerations.AcseServiceUserDiagnostics)
+            else "acse-service-provider"
+        )
+        return {
+            "apdu": "aare",
+            "application_context_name": 3 if obj.ciphered else 1,
+            "ap_title": _hex(obj.system_title),
+            "mechanism_name": _mech(obj.authentication),
+            "authentication_value": _hex(obj.authentication_value),
+            "result": int(obj.result),
+            "result_source_diagnostic": {which: int(diag)},
+            "user_information": _user_info(obj.user_information),
+        }
     if isinstance(obj, acse.ReleaseRequest):
-        return {"apdu": "rlrq", "reason": int(obj.reason) if obj.reason is not None else None,
-                "user_information": _user_info(obj.user_information)}
+        return {
+            "apdu": "rlrq",
+            "reason": int(obj.reason) if obj.reason is not None else None,
+            "user_information": _user_info(obj.user_information),
+        }
     if isinstance(obj, acse.ReleaseResponse):
-        return {"apdu": "rlre", "reason": int(obj.reason) if obj.reason is not None else None,
-                "user_information": _user_info(obj.user_information)}
+        return {
+            "apdu": "rlre",
+            "reason": int(obj.reason) if obj.reason is not None else None,
+            "user_information": _user_info(obj.user_information),
+        }
     raise Unsupported(f"dlms-cosem class {type(obj).__name__} not mapped")
 
 
@@ -301,13 +379,17 @@ def decode_apdu(req: dict[str, Any]) -> Any:
 
 
 def _mk_iip(b: int) -> InvokeIdAndPriority:
-    return InvokeIdAndPriority(invoke_id=b & 0x0F, confirmed=bool(b & 0x40), high_priority=bool(b & 0x80))
+    return InvokeIdAndPriority(
+        invoke_id=b & 0x0F, confirmed=bool(b & 0x40), high_priority=bool(b & 0x80)
+    )
 
 
 def _mk_attr(d: dict[str, Any]) -> Any:
-    return cosem.CosemAttribute(interface=enumerations.CosemInterface(d["class_id"]),
-                                instance=cosem.Obis.from_bytes(bytes.fromhex(d["instance_id"])),
-                                attribute=d["attribute_id"])
+    return cosem.CosemAttribute(
+        interface=enumerations.CosemInterface(d["class_id"]),
+        instance=cosem.Obis.from_bytes(bytes.fromhex(d["instance_id"])),
+        attribute=d["attribute_id"],
+    )
 
 
 def _mk_data(n: dict[str, Any]) -> bytes:
@@ -324,7 +406,9 @@ def encode_apdu(req: dict[str, Any]) -> Any:
     if kind == "get-request-normal":
         if a["access_selection"] is not None:
             raise Unsupported("access selection not mapped for encode")
-        obj: Any = xdlms.GetRequestNormal(cosem_attribute=_mk_attr(a["descriptor"]), invoke_id_and_priority=iip)
+        obj: Any = xdlms.GetRequestNormal(
+            cosem_attribute=_mk_attr(a["descriptor"]), invoke_id_and_priority=iip
+        )
     elif kind == "get-request-next":
         obj = xdlms.GetRequestNext(block_number=a["block_number"], invoke_id_and_priority=iip)
     elif kind == "get-request-with-list":
@@ -334,66 +418,96 @@ def encode_apdu(req: dict[str, Any]) -> Any:
 
         obj = xdlms.GetRequestWithList(
             cosem_attributes_with_selection=[
-                CosemAttributeWithSelection(attribute=_mk_attr(i["descriptor"]), access_selection=None)
-                for i in a["items"]],
-            invoke_id_and_priority=iip)
+                CosemAttributeWithSelection(
+                    attribute=_mk_attr(i["descriptor"]), access_selection=None
+                )
+                for i in a["items"]
+            ],
+            invoke_id_and_priority=iip,
+        )
     elif kind == "get-response-normal":
         r = a["result"]
         if "data" in r:
             # dlms-anchors §5 #2: GetResponseNormal.to_bytes() raises TypeError in 25.1.0
             obj = xdlms.GetResponseNormal(data=_mk_data(r["data"]), invoke_id_and_priority=iip)
         else:
-            obj = xdlms.GetResponseNormalWithError(error=enumerations.DataAccessResult(r["error"]),
-                                                   invoke_id_and_priority=iip)
+            obj = xdlms.GetResponseNormalWithError(
+                error=enumerations.DataAccessResult(r["error"]), invoke_id_and_priority=iip
+            )
     elif kind == "set-request-normal":
         if a["access_selection"] is not None:
             raise Unsupported("dlms-cosem: no selective access on SET")
-        obj = xdlms.SetRequestNormal(cosem_attribute=_mk_attr(a["descriptor"]), data=_mk_data(a["value"]),
-                                     invoke_id_and_priority=iip)
+        obj = xdlms.SetRequestNormal(
+            cosem_attribute=_mk_attr(a["descriptor"]),
+            data=_mk_data(a["value"]),
+            invoke_id_and_priority=iip,
+        )
     elif kind == "set-response-normal":
-        obj = xdlms.SetResponseNormal(result=enumerations.DataAccessResult(a["result"]),
-                                      invoke_id_and_priority=iip)
+        obj = xdlms.SetResponseNormal(
+            result=enumerations.DataAccessResult(a["result"]), invoke_id_and_priority=iip
+        )
     elif kind == "action-request-normal":
         d = a["descriptor"]
-        meth = cosem.CosemMethod(interface=enumerations.CosemInterface(d["class_id"]),
-                                 instance=cosem.Obis.from_bytes(bytes.fromhex(d["instance_id"])),
-                                 method=d["method_id"])
+        meth = cosem.CosemMethod(
+            interface=enumerations.CosemInterface(d["class_id"]),
+            instance=cosem.Obis.from_bytes(bytes.fromhex(d["instance_id"])),
+            method=d["method_id"],
+        )
         params = a["parameters"]
-        obj = xdlms.ActionRequestNormal(cosem_method=meth, data=_mk_data(params) if params else None,
-                                        invoke_id_and_priority=iip)
+        obj = xdlms.ActionRequestNormal(
+            cosem_method=meth, data=_mk_data(params) if params else None, invoke_id_and_priority=iip
+        )
     elif kind == "action-response-normal":
         ret = a["return"]
         status = enumerations.ActionResultStatus(a["result"])
         if ret is None:
             obj = xdlms.ActionResponseNormal(status=status, invoke_id_and_priority=iip)
         elif "data" in ret:
-            obj = xdlms.ActionResponseNormalWithData(status=status, data=_mk_data(ret["data"]),
-                                                     invoke_id_and_priority=iip)
+            obj = xdlms.ActionResponseNormalWithData(
+                status=status, data=_mk_data(ret["data"]), invoke_id_and_priority=iip
+            )
         else:
-            obj = xdlms.ActionResponseNormalWithError(status=status,
-                                                      error=enumerations.DataAccessResult(ret["error"]),
-                                                      invoke_id_and_priority=iip)
+            obj = xdlms.ActionResponseNormalWithError(
+                status=status,
+                error=enumerations.DataAccessResult(ret["error"]),
+                invoke_id_and_priority=iip,
+            )
     elif kind in ("rlrq", "rlre"):
         if a.get("user_information") is not None:
             raise Unsupported("user-information not mapped for encode")
         if kind == "rlrq":
-            obj = acse.ReleaseRequest(reason=enumerations.ReleaseRequestReason(a["reason"])
-                                      if a["reason"] is not None else None)
+            obj = acse.ReleaseRequest(
+                reason=enumerations.ReleaseRequestReason(a["reason"])
+                if a["reason"] is not None
+                else None
+            )
         else:
-            obj = acse.ReleaseResponse(reason=enumerations.ReleaseResponseReason(a["reason"])
-                                       if a["reason"] is not None else None)
+            obj = acse.ReleaseResponse(
+                reason=enumerations.ReleaseResponseReason(a["reason"])
+                if a["reason"] is not None
+                else None
+            )
     else:
         raise Unsupported(f"dlms-cosem encode of {kind} not mapped")
     return obj.to_bytes().hex().upper()
 
 
 def caps(req: dict[str, Any]) -> Any:
-    return {"class_ids": sorted(int(x) for x in enumerations.CosemInterface),
-            "data_access_results": sorted(int(x) for x in enumerations.DataAccessResult),
-            "action_results": sorted(int(x) for x in enumerations.ActionResultStatus),
-            "mechanisms": sorted(int(x) for x in enumerations.AuthenticationMechanism)}
+    return {
+        "class_ids": sorted(int(x) for x in enumerations.CosemInterface),
+        "data_access_results": sorted(int(x) for x in enumerations.DataAccessResult),
+        "action_results": sorted(int(x) for x in enumerations.ActionResultStatus),
+        "mechanisms": sorted(int(x) for x in enumerations.AuthenticationMechanism),
+    }
 
 
 if __name__ == "__main__":
-    serve({"decode_data": decode_data, "encode_data": encode_data, "decode_apdu": decode_apdu,
-           "encode_apdu": encode_apdu, "caps": caps})
+    serve(
+        {
+            "decode_data": decode_data,
+            "encode_data": encode_data,
+            "decode_apdu": decode_apdu,
+            "encode_apdu": encode_apdu,
+            "caps": caps,
+        }
+    )

@@ -23,6 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gurux_dlms import GXByteBuffer, GXDLMSSettings, GXDLMSTranslator  # noqa: E402
+from gurux_dlms.enums import Authentication, DataType, TranslatorOutputType  # noqa: E402
+from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: E402
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # noqa: E402
+from gurux_dlms.TranslatorSimpleTags import TranslatorSimpleTags  # noqa: E402
 from shared_worker import (  # noqa: E402
     INT_TYPES,
     NAME_TAGS,
@@ -32,12 +37,6 @@ from shared_worker import (  # noqa: E402
     reverse24,
     serve,
 )
-
-from gurux_dlms import GXBitString, GXByteBuffer, GXDLMSSettings, GXDLMSTranslator  # noqa: E402
-from gurux_dlms.enums import Authentication, DataType, TranslatorOutputType  # noqa: E402
-from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: E402
-from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # noqa: E402
-from gurux_dlms.TranslatorSimpleTags import TranslatorSimpleTags  # noqa: E402
 
 SETTINGS = GXDLMSSettings(False, None)
 TRANSLATOR = GXDLMSTranslator(TranslatorOutputType.SIMPLE_XML)
@@ -379,11 +378,13 @@ def _initiate(e: ET.Element) -> dict[str, Any]:
     if e.tag == "ConfirmedServiceError":
         se = _only_child(e.find("ServiceError"))  # type: ignore[arg-type]
         kind = TranslatorSimpleTags.getServiceError(se.tag)
-        return {"confirmed-service-error": {
-            "service": int(_val(e.find("Service")), 16),
-            "error_type": int(kind),
-            "error": int(TranslatorSimpleTags.getError(kind, _val(se))),
-        }}
+        return {
+            "confirmed-service-error": {
+                "service": int(_val(e.find("Service")), 16),
+                "error_type": int(kind),
+                "error": int(TranslatorSimpleTags.getError(kind, _val(se))),
+            }
+        }
     raise Unsupported(f"user-information {e.tag}")
 
 
@@ -421,9 +422,10 @@ def _assoc(root: ET.Element, kind: str, out: dict[str, Any]) -> None:
         out["result"] = int(_val(root.find("AssociationResult")), 16)
         diag = _only_child(root.find("ResultSourceDiagnostic"))  # type: ignore[arg-type]
         out["result_source_diagnostic"] = {
-            {"ACSEServiceUser": "acse-service-user", "ACSEServiceProvider": "acse-service-provider"}[
-                diag.tag
-            ]: int(_val(diag), 16)
+            {
+                "ACSEServiceUser": "acse-service-user",
+                "ACSEServiceProvider": "acse-service-provider",
+            }[diag.tag]: int(_val(diag), 16)
         }
 
 
@@ -445,45 +447,70 @@ def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
         return _acse(root, "rlre")
     if top == "DataNotification":
         dt = _val(root.find("DateTime"))
-        return {"apdu": "data-notification",
-                "long_invoke_id_and_priority": int(_val(root.find("LongInvokeIdAndPriority")), 16),
-                "date_time": dt.replace(" ", "").upper() or None,
-                "body": _xml_data(_only_child(root.find("NotificationBody/DataValue")))}  # type: ignore[arg-type]
+        return {
+            "apdu": "data-notification",
+            "long_invoke_id_and_priority": int(_val(root.find("LongInvokeIdAndPriority")), 16),
+            "date_time": dt.replace(" ", "").upper() or None,
+            "body": _xml_data(_only_child(root.find("NotificationBody/DataValue"))),
+        }  # type: ignore[arg-type]
     if top == "ReadRequest":
         return {"apdu": "read-request", "variables": [_sn_var(v) for v in root]}
     if top == "WriteRequest":
-        return {"apdu": "write-request",
-                "variables": [_sn_var(v) for v in root.find("ListOfVariableAccessSpecification")],  # type: ignore[union-attr]
-                "values": [_xml_data(x) for x in root.find("ListOfData")]}  # type: ignore[union-attr]
+        return {
+            "apdu": "write-request",
+            "variables": [_sn_var(v) for v in root.find("ListOfVariableAccessSpecification")],  # type: ignore[union-attr]
+            "values": [_xml_data(x) for x in root.find("ListOfData")],
+        }  # type: ignore[union-attr]
     if top == "ReadResponse":
         return {"apdu": "read-response", "results": [_get_result(x) for x in root]}
     if top == "WriteResponse":
-        return {"apdu": "write-response",
-                "results": [0 if x.tag == "Success" else _error(x) for x in root]}
+        return {
+            "apdu": "write-response",
+            "results": [0 if x.tag == "Success" else _error(x) for x in root],
+        }
     if top == "ExceptionResponse":
-        return {"apdu": "exception-response",
-                "state_error": int(TranslatorSimpleTags.valueofStateError(_val(root.find("StateError")))),
-                "service_error": int(TranslatorSimpleTags.valueOfExceptionServiceError(
-                    _val(root.find("ServiceError"))))}
+        return {
+            "apdu": "exception-response",
+            "state_error": int(
+                TranslatorSimpleTags.valueofStateError(_val(root.find("StateError")))
+            ),
+            "service_error": int(
+                TranslatorSimpleTags.valueOfExceptionServiceError(_val(root.find("ServiceError")))
+            ),
+        }
     e = _only_child(root)
     iip = int(_val(e.find("InvokeIdAndPriority")), 16)
     sub = e.tag
     if sub == "GetRequestNormal":
         d = e.find("AttributeDescriptor")
-        return {"apdu": "get-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": _descriptor(d, "attribute_id"), "access_selection": _access(e)}  # type: ignore[arg-type]
+        return {
+            "apdu": "get-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": _descriptor(d, "attribute_id"),
+            "access_selection": _access(e),
+        }  # type: ignore[arg-type]
     if sub == "GetRequestForNextDataBlock":
-        return {"apdu": "get-request-next", "invoke_id_and_priority": iip,
-                "block_number": int(_val(e.find("BlockNumber")), 16)}
+        return {
+            "apdu": "get-request-next",
+            "invoke_id_and_priority": iip,
+            "block_number": int(_val(e.find("BlockNumber")), 16),
+        }
     if sub == "GetRequestWithList":
         items = []
         for w in e.find("AttributeDescriptorList"):  # type: ignore[union-attr]
-            items.append({"descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
-                          "access_selection": _access(w)})
+            items.append(
+                {
+                    "descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
+                    "access_selection": _access(w),
+                }
+            )
         return {"apdu": "get-request-with-list", "invoke_id_and_priority": iip, "items": items}
     if sub == "GetResponseNormal":
-        return {"apdu": "get-response-normal", "invoke_id_and_priority": iip,
-                "result": _get_result(_only_child(e.find("Result")))}  # type: ignore[arg-type]
+        return {
+            "apdu": "get-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": _get_result(_only_child(e.find("Result"))),
+        }  # type: ignore[arg-type]
     if sub == "GetResponseWithList":
         res = e.find("Result")
         results = [_get_result(c) for c in res]  # type: ignore[union-attr]
@@ -496,43 +523,72 @@ def _apdu_from_xml(root: ET.Element) -> dict[str, Any]:
         r = e.find("Result")
         inner = r.find("Result")  # type: ignore[union-attr]
         raw = inner.find("RawData") if inner is not None else None
-        return {"apdu": "get-response-with-datablock", "invoke_id_and_priority": iip,
-                "last_block": int(_val(r.find("LastBlock")), 16) != 0,  # type: ignore[union-attr]
-                "block_number": int(_val(r.find("BlockNumber")), 16),  # type: ignore[union-attr]
-                "result": {"raw_data": _val(raw).upper()} if raw is not None
-                else {"error": _error(_only_child(inner))}}  # type: ignore[arg-type]
+        return {
+            "apdu": "get-response-with-datablock",
+            "invoke_id_and_priority": iip,
+            "last_block": int(_val(r.find("LastBlock")), 16) != 0,  # type: ignore[union-attr]
+            "block_number": int(_val(r.find("BlockNumber")), 16),  # type: ignore[union-attr]
+            "result": {"raw_data": _val(raw).upper()}
+            if raw is not None
+            else {"error": _error(_only_child(inner))},
+        }  # type: ignore[arg-type]
     if sub == "SetRequestNormal":
         d = e.find("AttributeDescriptor")
-        return {"apdu": "set-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": _descriptor(d, "attribute_id"), "access_selection": _access(e),  # type: ignore[arg-type]
-                "value": _xml_data(_only_child(e.find("Value")))}  # type: ignore[arg-type]
+        return {
+            "apdu": "set-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": _descriptor(d, "attribute_id"),
+            "access_selection": _access(e),  # type: ignore[arg-type]
+            "value": _xml_data(_only_child(e.find("Value"))),
+        }  # type: ignore[arg-type]
     if sub == "SetRequestWithList":
         items = []
         for w in e.find("AttributeDescriptorList"):  # type: ignore[union-attr]
-            items.append({"descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
-                          "access_selection": _access(w)})
+            items.append(
+                {
+                    "descriptor": _descriptor(w.find("AttributeDescriptor"), "attribute_id"),  # type: ignore[arg-type]
+                    "access_selection": _access(w),
+                }
+            )
         values = [_xml_data(c) for c in e.find("ValueList")]  # type: ignore[union-attr]
-        return {"apdu": "set-request-with-list", "invoke_id_and_priority": iip,
-                "items": items, "values": values}
+        return {
+            "apdu": "set-request-with-list",
+            "invoke_id_and_priority": iip,
+            "items": items,
+            "values": values,
+        }
     if sub == "SetResponseNormal":
-        return {"apdu": "set-response-normal", "invoke_id_and_priority": iip,
-                "result": _error(e.find("Result"))}  # type: ignore[arg-type]
+        return {
+            "apdu": "set-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": _error(e.find("Result")),
+        }  # type: ignore[arg-type]
     if sub == "SetResponseWithList":
-        return {"apdu": "set-response-with-list", "invoke_id_and_priority": iip,
-                "results": [_error(c) for c in e.find("Result")]}  # type: ignore[union-attr]
+        return {
+            "apdu": "set-response-with-list",
+            "invoke_id_and_priority": iip,
+            "results": [_error(c) for c in e.find("Result")],
+        }  # type: ignore[union-attr]
     if sub == "ActionRequestNormal":
         d = e.find("MethodDescriptor")
         p = e.find("MethodInvocationParameters")
-        return {"apdu": "action-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": _descriptor(d, "method_id"),  # type: ignore[arg-type]
-                "parameters": _xml_data(_only_child(p)) if p is not None else None}
+        return {
+            "apdu": "action-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": _descriptor(d, "method_id"),  # type: ignore[arg-type]
+            "parameters": _xml_data(_only_child(p)) if p is not None else None,
+        }
     if sub == "ActionResponseNormal":
         rp = e.find("ReturnParameters")
         ret = None
         if rp is not None:
             ret = _get_result(_only_child(rp))
-        return {"apdu": "action-response-normal", "invoke_id_and_priority": iip,
-                "result": _error(e.find("Result")), "return": ret}  # type: ignore[arg-type]
+        return {
+            "apdu": "action-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": _error(e.find("Result")),
+            "return": ret,
+        }  # type: ignore[arg-type]
     raise Unsupported(f"gurux translator element {top}/{sub} not mapped")
 
 
@@ -584,8 +640,10 @@ def _data_xml(n: dict[str, Any], out: list[str]) -> None:
 def _desc_xml(d: dict[str, Any], member: str) -> str:
     name = "AttributeDescriptor" if member == "attribute_id" else "MethodDescriptor"
     mid = "AttributeId" if member == "attribute_id" else "MethodId"
-    return (f'<{name}><ClassId Value="{d["class_id"]:04X}" /><InstanceId Value="{d["instance_id"]}" />'
-            f'<{mid} Value="{d[member]:02X}" /></{name}>')
+    return (
+        f'<{name}><ClassId Value="{d["class_id"]:04X}" /><InstanceId Value="{d["instance_id"]}" />'
+        f'<{mid} Value="{d[member]:02X}" /></{name}>'
+    )
 
 
 def encode_apdu(req: dict[str, Any]) -> Any:
@@ -601,29 +659,39 @@ def encode_apdu(req: dict[str, Any]) -> Any:
     if k == "get-request-normal":
         if a["access_selection"] is not None:
             raise Unsupported("access selection not mapped")
-        xml = (f"<GetRequest><GetRequestNormal>{iip}{_desc_xml(a['descriptor'], 'attribute_id')}"
-               "</GetRequestNormal></GetRequest>")
+        xml = (
+            f"<GetRequest><GetRequestNormal>{iip}{_desc_xml(a['descriptor'], 'attribute_id')}"
+            "</GetRequestNormal></GetRequest>"
+        )
     elif k == "get-request-next":
-        xml = (f'<GetRequest><GetRequestForNextDataBlock>{iip}<BlockNumber Value="{a["block_number"]:08X}" />'
-               "</GetRequestForNextDataBlock></GetRequest>")
+        xml = (
+            f'<GetRequest><GetRequestForNextDataBlock>{iip}<BlockNumber Value="{a["block_number"]:08X}" />'
+            "</GetRequestForNextDataBlock></GetRequest>"
+        )
     elif k == "get-response-normal":
         r = a["result"]
         if "data" in r:
             _data_xml(r["data"], body)
             res = "<Data>" + "".join(body) + "</Data>"
         else:
-            res = f'<DataAccessError Value="{TranslatorSimpleTags.errorCodeToString(r["error"])}" />'
+            res = (
+                f'<DataAccessError Value="{TranslatorSimpleTags.errorCodeToString(r["error"])}" />'
+            )
         xml = f"<GetResponse><GetResponseNormal>{iip}<Result>{res}</Result></GetResponseNormal></GetResponse>"
     elif k == "set-request-normal":
         if a["access_selection"] is not None:
             raise Unsupported("access selection not mapped")
         _data_xml(a["value"], body)
-        xml = (f"<SetRequest><SetRequestNormal>{iip}{_desc_xml(a['descriptor'], 'attribute_id')}"
-               f"<Value>{''.join(body)}</Value></SetRequestNormal></SetRequest>")
+        xml = (
+            f"<SetRequest><SetRequestNormal>{iip}{_desc_xml(a['descriptor'], 'attribute_id')}"
+            f"<Value>{''.join(body)}</Value></SetRequestNormal></SetRequest>"
+        )
     elif k == "set-response-normal":
-        xml = (f"<SetResponse><SetResponseNormal>{iip}"
-               f'<Result Value="{TranslatorSimpleTags.errorCodeToString(a["result"])}" />'
-               "</SetResponseNormal></SetResponse>")
+        xml = (
+            f"<SetResponse><SetResponseNormal>{iip}"
+            f'<Result Value="{TranslatorSimpleTags.errorCodeToString(a["result"])}" />'
+            "</SetResponseNormal></SetResponse>"
+        )
     else:
         raise Unsupported(f"gurux xmlToPdu of {k} not mapped")
     return TRANSLATOR.xmlToHexPdu(xml).replace(" ", "").upper()
@@ -640,5 +708,13 @@ def raw_xml(req: dict[str, Any]) -> Any:
 
 
 if __name__ == "__main__":
-    serve({"decode_data": decode_data, "encode_data": encode_data, "decode_apdu": decode_apdu,
-           "encode_apdu": encode_apdu, "xml": raw_xml, "caps": caps})
+    serve(
+        {
+            "decode_data": decode_data,
+            "encode_data": encode_data,
+            "decode_apdu": decode_apdu,
+            "encode_apdu": encode_apdu,
+            "xml": raw_xml,
+            "caps": caps,
+        }
+    )

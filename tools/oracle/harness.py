@@ -90,8 +90,9 @@ def available() -> bool:
 class OracleWorker:
     """One long-lived worker process of one oracle, answering JSON-line requests."""
 
-    def __init__(self, name: str, *, python: str | os.PathLike[str] | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self, name: str, *, python: str | os.PathLike[str] | None = None, timeout: float = 60.0
+    ) -> None:
         if name not in WORKERS:
             raise ValueError(f"unknown oracle {name!r}; choose from {sorted(WORKERS)}")
         self.name = name
@@ -252,12 +253,18 @@ def ours_data_norm(value: Any) -> dict[str, Any]:
     raise TypeError(f"no norm for {type(value).__name__}")
 
 
-def _ours_int_types(axdr: Any) -> list[tuple[type, str]]:
+def _ours_int_types(axdr: Any) -> list[tuple[Any, str]]:
     names = {
-        "Integer": "integer", "Long": "long", "DoubleLong": "double-long", "Long64": "long64",
-        "Unsigned": "unsigned", "LongUnsigned": "long-unsigned",
-        "DoubleLongUnsigned": "double-long-unsigned", "Long64Unsigned": "long64-unsigned",
-        "Enum": "enum", "Bcd": "bcd",
+        "Integer": "integer",
+        "Long": "long",
+        "DoubleLong": "double-long",
+        "Long64": "long64",
+        "Unsigned": "unsigned",
+        "LongUnsigned": "long-unsigned",
+        "DoubleLongUnsigned": "double-long-unsigned",
+        "Long64Unsigned": "long64-unsigned",
+        "Enum": "enum",
+        "Bcd": "bcd",
     }
     return [(getattr(axdr, k), v) for k, v in names.items()]
 
@@ -266,7 +273,8 @@ def ours_data_from_norm(n: dict[str, Any]) -> Any:
     """Build our typed value from norm (the inverse of :func:`ours_data_norm`)."""
     from dlms14908 import axdr
 
-    t, v = n["type"], n.get("value")
+    t: str = n["type"]
+    v: Any = n.get("value")
     if t == "null-data":
         return None
     if t == "dont-care":
@@ -280,7 +288,9 @@ def ours_data_from_norm(n: dict[str, Any]) -> Any:
         import struct
 
         fmt = ">f" if t == "float32" else ">d"
-        return (axdr.Float32 if t == "float32" else axdr.Float64)(struct.unpack(fmt, bytes.fromhex(v))[0])
+        return (axdr.Float32 if t == "float32" else axdr.Float64)(
+            struct.unpack(fmt, bytes.fromhex(v))[0]
+        )
     if t == "bit-string":
         return axdr.BitString(v)
     if t == "octet-string":
@@ -308,7 +318,8 @@ def encode_norm(n: dict[str, Any]) -> bytes:
     Used to hand oracles the *same* bytes in the benchmark and in vector checks;
     correctness of our codec is never judged against this function alone.
     """
-    t, v = n["type"], n.get("value")
+    t: str = n["type"]
+    v: Any = n.get("value")
     tag = bytes([NAME_TAGS[t]])
 
     def length(k: int) -> bytes:
@@ -373,30 +384,43 @@ def _ours_ui_norm(ui: Any) -> dict[str, Any] | None:
     if ui is None:
         return None
     if isinstance(ui, xdlms.InitiateRequest):
-        return {"initiate-request": {
-            "dedicated_key": ui.dedicated_key.hex().upper() if ui.dedicated_key is not None else None,
-            "response_allowed": bool(ui.response_allowed),
-            "proposed_quality_of_service": ui.proposed_quality_of_service,
-            "proposed_dlms_version_number": ui.proposed_dlms_version_number,
-            "proposed_conformance": int(ui.proposed_conformance),
-            "client_max_receive_pdu_size": ui.client_max_receive_pdu_size,
-        }}
+        return {
+            "initiate-request": {
+                "dedicated_key": ui.dedicated_key.hex().upper()
+                if ui.dedicated_key is not None
+                else None,
+                "response_allowed": bool(ui.response_allowed),
+                "proposed_quality_of_service": ui.proposed_quality_of_service,
+                "proposed_dlms_version_number": ui.proposed_dlms_version_number,
+                "proposed_conformance": int(ui.proposed_conformance),
+                "client_max_receive_pdu_size": ui.client_max_receive_pdu_size,
+            }
+        }
     if isinstance(ui, xdlms.InitiateResponse):
-        return {"initiate-response": {
-            "negotiated_quality_of_service": ui.negotiated_quality_of_service,
-            "negotiated_dlms_version_number": ui.negotiated_dlms_version_number,
-            "negotiated_conformance": int(ui.negotiated_conformance),
-            "server_max_receive_pdu_size": ui.server_max_receive_pdu_size,
-            "vaa_name": ui.vaa_name,
-        }}
+        return {
+            "initiate-response": {
+                "negotiated_quality_of_service": ui.negotiated_quality_of_service,
+                "negotiated_dlms_version_number": ui.negotiated_dlms_version_number,
+                "negotiated_conformance": int(ui.negotiated_conformance),
+                "server_max_receive_pdu_size": ui.server_max_receive_pdu_size,
+                "vaa_name": ui.vaa_name,
+            }
+        }
     if isinstance(ui, xdlms.CipheredApdu):
         if ui.system_title is not None:
             raise TypeError("general-ciphering user-information has no norm")
-        body = bytes((ui.security_control,)) + ui.invocation_counter.to_bytes(4, "big") + ui.ciphertext
+        body = (
+            bytes((ui.security_control,)) + ui.invocation_counter.to_bytes(4, "big") + ui.ciphertext
+        )
         return {"ciphered": {"tag": ui.tag, "body": body.hex().upper()}}
     if isinstance(ui, xdlms.ConfirmedServiceError):
-        return {"confirmed-service-error": {"service": int(ui.service), "error_type": int(ui.error_type),
-                                            "error": int(ui.value)}}
+        return {
+            "confirmed-service-error": {
+                "service": int(ui.service),
+                "error_type": int(ui.error_type),
+                "error": int(ui.value),
+            }
+        }
     raise TypeError(f"no norm for user-information {type(ui).__name__}")
 
 
@@ -405,73 +429,139 @@ def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
     xdlms, acse, _ = _x()
 
     def desc(d: Any, member: str) -> dict[str, Any]:
-        return {"class_id": d.class_id, "instance_id": bytes(d.instance_id).hex().upper(),
-                member: getattr(d, member)}
+        return {
+            "class_id": d.class_id,
+            "instance_id": bytes(d.instance_id).hex().upper(),
+            member: getattr(d, member),
+        }
 
     iip = getattr(apdu, "invoke_id_and_priority", None)
     if isinstance(apdu, xdlms.GetRequestNormal):
-        return {"apdu": "get-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": desc(apdu.attribute, "attribute_id"),
-                "access_selection": _ours_access_norm(apdu.access_selection)}
+        return {
+            "apdu": "get-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": desc(apdu.attribute, "attribute_id"),
+            "access_selection": _ours_access_norm(apdu.access_selection),
+        }
     if isinstance(apdu, xdlms.GetRequestNext):
-        return {"apdu": "get-request-next", "invoke_id_and_priority": iip, "block_number": apdu.block_number}
+        return {
+            "apdu": "get-request-next",
+            "invoke_id_and_priority": iip,
+            "block_number": apdu.block_number,
+        }
     if isinstance(apdu, xdlms.GetRequestWithList):
-        return {"apdu": "get-request-with-list", "invoke_id_and_priority": iip,
-                "items": [{"descriptor": desc(a.attribute, "attribute_id"),
-                           "access_selection": _ours_access_norm(a.access_selection)} for a in apdu.attributes]}
+        return {
+            "apdu": "get-request-with-list",
+            "invoke_id_and_priority": iip,
+            "items": [
+                {
+                    "descriptor": desc(a.attribute, "attribute_id"),
+                    "access_selection": _ours_access_norm(a.access_selection),
+                }
+                for a in apdu.attributes
+            ],
+        }
     if isinstance(apdu, xdlms.GetResponseNormal):
-        return {"apdu": "get-response-normal", "invoke_id_and_priority": iip,
-                "result": _ours_result_norm(apdu.result)}
+        return {
+            "apdu": "get-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": _ours_result_norm(apdu.result),
+        }
     if isinstance(apdu, xdlms.GetResponseWithList):
-        return {"apdu": "get-response-with-list", "invoke_id_and_priority": iip,
-                "results": [_ours_result_norm(r) for r in apdu.results]}
+        return {
+            "apdu": "get-response-with-list",
+            "invoke_id_and_priority": iip,
+            "results": [_ours_result_norm(r) for r in apdu.results],
+        }
     if isinstance(apdu, xdlms.GetResponseWithDatablock):
-        return {"apdu": "get-response-with-datablock", "invoke_id_and_priority": iip,
-                "last_block": bool(apdu.last_block), "block_number": apdu.block_number,
-                "result": {"error": int(apdu.error)} if apdu.error is not None
-                else {"raw_data": bytes(apdu.raw_data).hex().upper()}}
+        return {
+            "apdu": "get-response-with-datablock",
+            "invoke_id_and_priority": iip,
+            "last_block": bool(apdu.last_block),
+            "block_number": apdu.block_number,
+            "result": {"error": int(apdu.error)}
+            if apdu.error is not None
+            else {"raw_data": bytes(apdu.raw_data).hex().upper()},
+        }
     if isinstance(apdu, xdlms.SetRequestNormal):
-        return {"apdu": "set-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": desc(apdu.attribute, "attribute_id"),
-                "access_selection": _ours_access_norm(apdu.access_selection),
-                "value": ours_data_norm(apdu.value)}
+        return {
+            "apdu": "set-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": desc(apdu.attribute, "attribute_id"),
+            "access_selection": _ours_access_norm(apdu.access_selection),
+            "value": ours_data_norm(apdu.value),
+        }
     if isinstance(apdu, xdlms.SetRequestWithList):
-        return {"apdu": "set-request-with-list", "invoke_id_and_priority": iip,
-                "items": [{"descriptor": desc(a.attribute, "attribute_id"),
-                           "access_selection": _ours_access_norm(a.access_selection)} for a in apdu.attributes],
-                "values": [ours_data_norm(v) for v in apdu.values]}
+        return {
+            "apdu": "set-request-with-list",
+            "invoke_id_and_priority": iip,
+            "items": [
+                {
+                    "descriptor": desc(a.attribute, "attribute_id"),
+                    "access_selection": _ours_access_norm(a.access_selection),
+                }
+                for a in apdu.attributes
+            ],
+            "values": [ours_data_norm(v) for v in apdu.values],
+        }
     if isinstance(apdu, xdlms.SetResponseNormal):
-        return {"apdu": "set-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result)}
+        return {
+            "apdu": "set-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": int(apdu.result),
+        }
     if isinstance(apdu, xdlms.SetResponseWithList):
-        return {"apdu": "set-response-with-list", "invoke_id_and_priority": iip,
-                "results": [int(r) for r in apdu.results]}
+        return {
+            "apdu": "set-response-with-list",
+            "invoke_id_and_priority": iip,
+            "results": [int(r) for r in apdu.results],
+        }
     if isinstance(apdu, xdlms.ActionRequestNormal):
-        return {"apdu": "action-request-normal", "invoke_id_and_priority": iip,
-                "descriptor": desc(apdu.method, "method_id"),
-                "parameters": None if apdu.parameters is xdlms.ABSENT else ours_data_norm(apdu.parameters)}
+        return {
+            "apdu": "action-request-normal",
+            "invoke_id_and_priority": iip,
+            "descriptor": desc(apdu.method, "method_id"),
+            "parameters": None
+            if apdu.parameters is xdlms.ABSENT
+            else ours_data_norm(apdu.parameters),
+        }
     if isinstance(apdu, xdlms.ActionResponseNormal):
         rp = apdu.return_parameters
-        return {"apdu": "action-response-normal", "invoke_id_and_priority": iip, "result": int(apdu.result),
-                "return": None if rp is xdlms.ABSENT else _ours_result_norm(rp)}
+        return {
+            "apdu": "action-response-normal",
+            "invoke_id_and_priority": iip,
+            "result": int(apdu.result),
+            "return": None if rp is xdlms.ABSENT else _ours_result_norm(rp),
+        }
     if isinstance(apdu, (xdlms.ReadRequest, xdlms.WriteRequest)):
-        out = {"apdu": "read-request" if isinstance(apdu, xdlms.ReadRequest) else "write-request",
-               "variables": [_ours_sn_var(v) for v in apdu.variables]}
+        sn: dict[str, Any] = {
+            "apdu": "read-request" if isinstance(apdu, xdlms.ReadRequest) else "write-request",
+            "variables": [_ours_sn_var(v) for v in apdu.variables],
+        }
         if isinstance(apdu, xdlms.WriteRequest):
-            out["values"] = [ours_data_norm(v) for v in apdu.values]
-        return out
+            sn["values"] = [ours_data_norm(v) for v in apdu.values]
+        return sn
     if isinstance(apdu, xdlms.ReadResponse):
         return {"apdu": "read-response", "results": [_ours_result_norm(r) for r in apdu.results]}
     if isinstance(apdu, xdlms.WriteResponse):
         return {"apdu": "write-response", "results": [int(r) for r in apdu.results]}
     if isinstance(apdu, xdlms.DataNotification):
-        return {"apdu": "data-notification", "long_invoke_id_and_priority": apdu.long_invoke_id_and_priority,
-                "date_time": None if apdu.date_time is None else apdu.date_time.to_bytes().hex().upper(),
-                "body": ours_data_norm(apdu.body)}
+        return {
+            "apdu": "data-notification",
+            "long_invoke_id_and_priority": apdu.long_invoke_id_and_priority,
+            "date_time": None
+            if apdu.date_time is None
+            else apdu.date_time.to_bytes().hex().upper(),
+            "body": ours_data_norm(apdu.body),
+        }
     if isinstance(apdu, xdlms.ExceptionResponse):
         if apdu.invocation_counter is not None:
             raise TypeError("invocation-counter-error has no norm")
-        return {"apdu": "exception-response", "state_error": int(apdu.state_error),
-                "service_error": int(apdu.service_error)}
+        return {
+            "apdu": "exception-response",
+            "state_error": int(apdu.state_error),
+            "service_error": int(apdu.service_error),
+        }
     if isinstance(apdu, (acse.AARQ, acse.AARE)):
         req = isinstance(apdu, acse.AARQ)
         out: dict[str, Any] = {
@@ -480,19 +570,25 @@ def ours_apdu_norm(apdu: Any) -> dict[str, Any]:
             "ap_title": _hex_or_none(apdu.calling_ap_title if req else apdu.responding_ap_title),
             "mechanism_name": int(apdu.mechanism_name) if apdu.mechanism_name is not None else None,
             "authentication_value": _hex_or_none(
-                apdu.calling_authentication_value if req else apdu.responding_authentication_value),
+                apdu.calling_authentication_value if req else apdu.responding_authentication_value
+            ),
         }
         if not req:
-            which = ("acse-service-provider" if isinstance(apdu.diagnostic, acse.AcseServiceProviderDiagnostic)
-                     else "acse-service-user")
+            which = (
+                "acse-service-provider"
+                if isinstance(apdu.diagnostic, acse.AcseServiceProviderDiagnostic)
+                else "acse-service-user"
+            )
             out["result"] = int(apdu.result)
             out["result_source_diagnostic"] = {which: int(apdu.diagnostic)}
         out["user_information"] = _ours_ui_norm(apdu.user_information)
         return out
     if isinstance(apdu, (acse.RLRQ, acse.RLRE)):
-        return {"apdu": "rlrq" if isinstance(apdu, acse.RLRQ) else "rlre",
-                "reason": int(apdu.reason) if apdu.reason is not None else None,
-                "user_information": _ours_ui_norm(apdu.user_information)}
+        return {
+            "apdu": "rlrq" if isinstance(apdu, acse.RLRQ) else "rlre",
+            "reason": int(apdu.reason) if apdu.reason is not None else None,
+            "user_information": _ours_ui_norm(apdu.user_information),
+        }
     raise TypeError(f"no norm for {type(apdu).__name__}")
 
 
@@ -512,12 +608,14 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
     xdlms, acse, Obis = _x()
 
     def attr(d: dict[str, Any]) -> Any:
-        return xdlms.AttributeDescriptor(d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])),
-                                         d["attribute_id"])
+        return xdlms.AttributeDescriptor(
+            d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])), d["attribute_id"]
+        )
 
     def meth(d: dict[str, Any]) -> Any:
-        return xdlms.MethodDescriptor(d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])),
-                                      d["method_id"])
+        return xdlms.MethodDescriptor(
+            d["class_id"], Obis.from_bytes(bytes.fromhex(d["instance_id"])), d["method_id"]
+        )
 
     def acc(a: dict[str, Any] | None) -> Any:
         if a is None:
@@ -525,7 +623,9 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
         return xdlms.AccessSelection(a["selector"], ours_data_from_norm(a["parameters"]))
 
     def res(r: dict[str, Any]) -> Any:
-        return xdlms.DataAccessResult(r["error"]) if "error" in r else ours_data_from_norm(r["data"])
+        return (
+            xdlms.DataAccessResult(r["error"]) if "error" in r else ours_data_from_norm(r["data"])
+        )
 
     def ui(u: dict[str, Any] | None) -> Any:
         if u is None:
@@ -538,21 +638,27 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
                 proposed_dlms_version_number=r["proposed_dlms_version_number"],
                 dedicated_key=bytes.fromhex(r["dedicated_key"]) if r["dedicated_key"] else None,
                 response_allowed=r["response_allowed"],
-                proposed_quality_of_service=r["proposed_quality_of_service"])
+                proposed_quality_of_service=r["proposed_quality_of_service"],
+            )
         if "initiate-response" in u:
             r = u["initiate-response"]
             return xdlms.InitiateResponse(
                 negotiated_conformance=xdlms.Conformance(r["negotiated_conformance"]),
                 server_max_receive_pdu_size=r["server_max_receive_pdu_size"],
                 negotiated_dlms_version_number=r["negotiated_dlms_version_number"],
-                vaa_name=r["vaa_name"], negotiated_quality_of_service=r["negotiated_quality_of_service"])
+                vaa_name=r["vaa_name"],
+                negotiated_quality_of_service=r["negotiated_quality_of_service"],
+            )
         if "ciphered" in u:
             c = u["ciphered"]
             body = bytes.fromhex(c["body"])
             return xdlms.CipheredApdu(c["tag"], body[0], int.from_bytes(body[1:5], "big"), body[5:])
         r = u["confirmed-service-error"]
-        return xdlms.ConfirmedServiceError(xdlms.ConfirmedServiceErrorChoice(r["service"]),
-                                           xdlms.ServiceErrorType(r["error_type"]), r["error"])
+        return xdlms.ConfirmedServiceError(
+            xdlms.ConfirmedServiceErrorChoice(r["service"]),
+            xdlms.ServiceErrorType(r["error_type"]),
+            r["error"],
+        )
 
     k = n["apdu"]
     iip = n.get("invoke_id_and_priority")
@@ -561,9 +667,15 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
     if k == "get-request-next":
         return xdlms.GetRequestNext(iip, n["block_number"])
     if k == "get-request-with-list":
-        return xdlms.GetRequestWithList(iip, tuple(
-            xdlms.AttributeDescriptorWithSelection(attr(i["descriptor"]), acc(i["access_selection"]))
-            for i in n["items"]))
+        return xdlms.GetRequestWithList(
+            iip,
+            tuple(
+                xdlms.AttributeDescriptorWithSelection(
+                    attr(i["descriptor"]), acc(i["access_selection"])
+                )
+                for i in n["items"]
+            ),
+        )
     if k == "get-response-normal":
         return xdlms.GetResponseNormal(iip, res(n["result"]))
     if k == "get-response-with-list":
@@ -571,33 +683,52 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
     if k == "get-response-with-datablock":
         r = n["result"]
         return xdlms.GetResponseWithDatablock(
-            iip, n["last_block"], n["block_number"],
+            iip,
+            n["last_block"],
+            n["block_number"],
             raw_data=bytes.fromhex(r.get("raw_data", "")),
-            error=xdlms.DataAccessResult(r["error"]) if "error" in r else None)
+            error=xdlms.DataAccessResult(r["error"]) if "error" in r else None,
+        )
     if k == "set-request-normal":
-        return xdlms.SetRequestNormal(iip, attr(n["descriptor"]), ours_data_from_norm(n["value"]),
-                                      acc(n["access_selection"]))
+        return xdlms.SetRequestNormal(
+            iip, attr(n["descriptor"]), ours_data_from_norm(n["value"]), acc(n["access_selection"])
+        )
     if k == "set-request-with-list":
-        return xdlms.SetRequestWithList(iip, tuple(
-            xdlms.AttributeDescriptorWithSelection(attr(i["descriptor"]), acc(i["access_selection"]))
-            for i in n["items"]), tuple(ours_data_from_norm(v) for v in n["values"]))
+        return xdlms.SetRequestWithList(
+            iip,
+            tuple(
+                xdlms.AttributeDescriptorWithSelection(
+                    attr(i["descriptor"]), acc(i["access_selection"])
+                )
+                for i in n["items"]
+            ),
+            tuple(ours_data_from_norm(v) for v in n["values"]),
+        )
     if k == "set-response-normal":
         return xdlms.SetResponseNormal(iip, xdlms.DataAccessResult(n["result"]))
     if k == "set-response-with-list":
-        return xdlms.SetResponseWithList(iip, tuple(xdlms.DataAccessResult(r) for r in n["results"]))
+        return xdlms.SetResponseWithList(
+            iip, tuple(xdlms.DataAccessResult(r) for r in n["results"])
+        )
     if k == "action-request-normal":
         p = n["parameters"]
-        return xdlms.ActionRequestNormal(iip, meth(n["descriptor"]),
-                                         xdlms.ABSENT if p is None else ours_data_from_norm(p))
+        return xdlms.ActionRequestNormal(
+            iip, meth(n["descriptor"]), xdlms.ABSENT if p is None else ours_data_from_norm(p)
+        )
     if k == "action-response-normal":
         r = n["return"]
-        return xdlms.ActionResponseNormal(iip, xdlms.ActionResult(n["result"]),
-                                          xdlms.ABSENT if r is None else res(r))
+        return xdlms.ActionResponseNormal(
+            iip, xdlms.ActionResult(n["result"]), xdlms.ABSENT if r is None else res(r)
+        )
     if k == "read-request":
-        return xdlms.ReadRequest(tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"]))
+        return xdlms.ReadRequest(
+            tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"])
+        )
     if k == "write-request":
-        return xdlms.WriteRequest(tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"]),
-                                  tuple(ours_data_from_norm(v) for v in n["values"]))
+        return xdlms.WriteRequest(
+            tuple(xdlms.VariableName(v["variable_name"]) for v in n["variables"]),
+            tuple(ours_data_from_norm(v) for v in n["values"]),
+        )
     if k == "read-response":
         return xdlms.ReadResponse(tuple(res(r) for r in n["results"]))
     if k == "write-response":
@@ -606,39 +737,58 @@ def ours_apdu_from_norm(n: dict[str, Any]) -> Any:
         from dlms14908 import axdr
 
         dt = n["date_time"]
-        return xdlms.DataNotification(n["long_invoke_id_and_priority"], ours_data_from_norm(n["body"]),
-                                      None if dt is None else axdr.DateTime.from_bytes(bytes.fromhex(dt)))
+        return xdlms.DataNotification(
+            n["long_invoke_id_and_priority"],
+            ours_data_from_norm(n["body"]),
+            None if dt is None else axdr.DateTime.from_bytes(bytes.fromhex(dt)),
+        )
     if k == "exception-response":
-        return xdlms.ExceptionResponse(xdlms.StateError(n["state_error"]),
-                                       xdlms.ServiceErrorCode(n["service_error"]))
+        return xdlms.ExceptionResponse(
+            xdlms.StateError(n["state_error"]), xdlms.ServiceErrorCode(n["service_error"])
+        )
     if k == "aarq":
         return acse.AARQ(
             application_context_name=acse.ApplicationContextName(n["application_context_name"]),
             user_information=ui(n["user_information"]),
             sender_acse_requirements=n["mechanism_name"] is not None,
-            mechanism_name=acse.MechanismName(n["mechanism_name"]) if n["mechanism_name"] is not None else None,
+            mechanism_name=acse.MechanismName(n["mechanism_name"])
+            if n["mechanism_name"] is not None
+            else None,
             calling_authentication_value=bytes.fromhex(n["authentication_value"])
-            if n["authentication_value"] else None,
-            calling_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None)
+            if n["authentication_value"]
+            else None,
+            calling_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None,
+        )
     if k == "aare":
-        (which, diag), = n["result_source_diagnostic"].items()
+        ((which, diag),) = n["result_source_diagnostic"].items()
         return acse.AARE(
             application_context_name=acse.ApplicationContextName(n["application_context_name"]),
             result=acse.AssociationResult(n["result"]),
-            diagnostic=(acse.AcseServiceUserDiagnostic(diag) if which == "acse-service-user"
-                        else acse.AcseServiceProviderDiagnostic(diag)),
+            diagnostic=(
+                acse.AcseServiceUserDiagnostic(diag)
+                if which == "acse-service-user"
+                else acse.AcseServiceProviderDiagnostic(diag)
+            ),
             user_information=ui(n["user_information"]),
             responder_acse_requirements=n["mechanism_name"] is not None,
-            mechanism_name=acse.MechanismName(n["mechanism_name"]) if n["mechanism_name"] is not None else None,
+            mechanism_name=acse.MechanismName(n["mechanism_name"])
+            if n["mechanism_name"] is not None
+            else None,
             responding_authentication_value=bytes.fromhex(n["authentication_value"])
-            if n["authentication_value"] else None,
-            responding_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None)
+            if n["authentication_value"]
+            else None,
+            responding_ap_title=bytes.fromhex(n["ap_title"]) if n["ap_title"] else None,
+        )
     if k == "rlrq":
-        return acse.RLRQ(reason=acse.ReleaseRequestReason(n["reason"]) if n["reason"] is not None else None,
-                         user_information=ui(n["user_information"]))
+        return acse.RLRQ(
+            reason=acse.ReleaseRequestReason(n["reason"]) if n["reason"] is not None else None,
+            user_information=ui(n["user_information"]),
+        )
     if k == "rlre":
-        return acse.RLRE(reason=acse.ReleaseResponseReason(n["reason"]) if n["reason"] is not None else None,
-                         user_information=ui(n["user_information"]))
+        return acse.RLRE(
+            reason=acse.ReleaseResponseReason(n["reason"]) if n["reason"] is not None else None,
+            user_information=ui(n["user_information"]),
+        )
     raise TypeError(f"cannot build {k}")
 
 
@@ -659,18 +809,15 @@ CONFORMANCE_MASKS = {
 # project(); every entry says why.
 BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     ("gurux", "aarq"): {
-        "user_information.initiate-request.response_allowed":
-            "gurux SIMPLE_XML never prints response-allowed (_GXAPDU.parseInitiate)",
-        "user_information.initiate-request.proposed_quality_of_service":
-            "gurux SIMPLE_XML prints the QoS *length*, not its value",
+        "user_information.initiate-request.response_allowed": "gurux SIMPLE_XML never prints response-allowed (_GXAPDU.parseInitiate)",
+        "user_information.initiate-request.proposed_quality_of_service": "gurux SIMPLE_XML prints the QoS *length*, not its value",
     },
     ("gurux", "rlrq"): {
         "user_information.initiate-request.response_allowed": "as for aarq",
         "user_information.initiate-request.proposed_quality_of_service": "as for aarq",
     },
     ("gurux", "aare"): {
-        "user_information.initiate-response.negotiated_quality_of_service":
-            "gurux skips the negotiated-QoS value of an InitiateResponse",
+        "user_information.initiate-response.negotiated_quality_of_service": "gurux skips the negotiated-QoS value of an InitiateResponse",
     },
     ("gurux", "rlre"): {
         "user_information.initiate-response.negotiated_quality_of_service": "as for aare",
@@ -678,18 +825,15 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     ("dlmscosem", "*"): {
         "invoke_id_and_priority&IIP": "reserved bits 4-5 dropped by InvokeIdAndPriority",
         "long_invoke_id_and_priority&LIIP": "reserved bits 24-27 dropped by LongInvokeIdAndPriority",
-        "access_selection.parameters":
-            "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
-            "lossily (hundredths and clock status of the datetimes are lost)",
+        "access_selection.parameters": "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
+        "lossily (hundredths and clock status of the datetimes are lost)",
         "items[].access_selection.parameters": "as above",
-        "user_information.initiate-request.proposed_quality_of_service":
-            "dlms-cosem reports 0 for an absent proposed-QoS",
-        "user_information.initiate-response.negotiated_quality_of_service":
-            "dlms-cosem reports 0 for an absent negotiated-QoS",
+        "user_information.initiate-request.proposed_quality_of_service": "dlms-cosem reports 0 for an absent proposed-QoS",
+        "user_information.initiate-response.negotiated_quality_of_service": "dlms-cosem reports 0 for an absent negotiated-QoS",
     },
     ("dlmscosem", "data-notification"): {
         "date_time": "dlms-cosem keeps the date-time as a datetime.datetime; presence is "
-                     "compared by the test instead",
+        "compared by the test instead",
     },
     ("dlmscosem", "aarq"): {
         # dlms-anchors §5 #3: Conformance keeps only the 17 LN bits (SN and reserved dropped).
@@ -697,8 +841,7 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     },
     ("dlmscosem", "aare"): {
         "user_information.initiate-response.negotiated_conformance&LN17": "only the 17 LN bits kept (§5 #3)",
-        "user_information.initiate-response.vaa_name":
-            "dlms-cosem does not keep the VAA name (it asserts 0x0007)",
+        "user_information.initiate-response.vaa_name": "dlms-cosem does not keep the VAA name (it asserts 0x0007)",
     },
     ("dlmscosem", "rlre"): {
         "user_information.initiate-response.negotiated_conformance&LN17": "only the 17 LN bits kept (§5 #3)",
@@ -746,7 +889,17 @@ def _drop(node: Any, keys: list[str], mask: int | None) -> None:
 
 
 __all__ = [
-    "BLIND_FIELDS", "OracleDied", "OracleError", "OracleUnsupported", "OracleWorker",
-    "TAG_NAMES", "available", "encode_norm", "ours_apdu_from_norm", "ours_apdu_norm",
-    "ours_data_from_norm", "ours_data_norm", "project",
+    "BLIND_FIELDS",
+    "OracleDied",
+    "OracleError",
+    "OracleUnsupported",
+    "OracleWorker",
+    "TAG_NAMES",
+    "available",
+    "encode_norm",
+    "ours_apdu_from_norm",
+    "ours_apdu_norm",
+    "ours_data_from_norm",
+    "ours_data_norm",
+    "project",
 ]

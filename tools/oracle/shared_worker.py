@@ -111,8 +111,15 @@ CONFORMANCE_BITS: dict[str, int] = {
 # services and the two reserved bits 0 and 7
 COSEM_CONFORMANCE_MASK = 0xFFFFFF & ~sum(
     1 << (23 - CONFORMANCE_BITS[n])
-    for n in ("read", "write", "unconfirmed-write", "information-report", "parameterized-access",
-              "reserved-zero", "reserved-seven")
+    for n in (
+        "read",
+        "write",
+        "unconfirmed-write",
+        "information-report",
+        "parameterized-access",
+        "reserved-zero",
+        "reserved-seven",
+    )
 )
 SN_ONLY_CONFORMANCE = sum(
     1 << (23 - CONFORMANCE_BITS[n])
