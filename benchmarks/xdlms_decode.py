@@ -5,7 +5,13 @@ One command, same octets for all three decoders:
 
 (i)  N GET-Response-Normal APDUs ``C4 01 C1 00 06 xxxxxxxx`` (double-long-unsigned);
 (ii) a profile-generic buffer: array of N structure{octet-string(12) clock,
-     double-long-unsigned, long-unsigned} (240,004 octets for N = 10,000).
+     double-long-unsigned, long-unsigned} (240,004 octets for N = 10,000), raw A-XDR to
+     typed Data values;
+(ii-b) the same buffer typed against its capture objects (Clock.time, Register.value,
+     Data.value): the clock column becomes a date-time object -- ours
+     ``cosem.profile.decode_buffer`` (DateTime), gurux ``GXDLMSProfileGeneric`` via
+     ``updateValue`` (GXDateTime), dlms-cosem ``ProfileGenericBufferParser`` (datetime).
+     Informational: no goal.
 
 Ours is timed in this process.  The oracles run in the oracle venv
 (``tools/oracle/bench_worker.py``, a subprocess reading the same octets from a
@@ -38,9 +44,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dlms14908 import axdr  # noqa: E402
+from dlms14908.cosem.profile import decode_buffer  # noqa: E402
+from dlms14908.obis import Obis  # noqa: E402
+from dlms14908.xdlms.types import CaptureObjectDefinition  # noqa: E402
 from dlms14908.xdlms import decode_apdu  # noqa: E402
 from tools.oracle import venv as oracle_venv  # noqa: E402
 
+TESTS = ("get", "profile", "typed")
 GOALS = {("get", "gurux"): 10.0, ("get", "dlmscosem"): 3.0, ("profile", "dlmscosem"): 5.0}
 
 
@@ -94,9 +104,26 @@ def bench_ours(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, Any
             out.append(time.perf_counter() - t0)
         return out, res
 
+    columns = [
+        CaptureObjectDefinition(8, Obis.parse("0-0:1.0.0.255"), 2),
+        CaptureObjectDefinition(3, Obis.parse("1-0:1.8.0.255"), 2),
+        CaptureObjectDefinition(1, Obis.parse("0-0:96.10.1.255"), 2),
+    ]
+
+    def typed() -> tuple[int, int]:
+        buf = decode_buffer(profile, columns, capture_period=900)
+        assert type(buf.rows[0][0]) is axdr.DateTime
+        return len(buf), sum(r[1] for r in buf.rows)
+
     tg, sg = timed(get)
     tp, sp = timed(prof)
-    return {"get": tg, "profile": tp, "check": {"get_sum": sg, "profile": list(sp)}}
+    tt, st = timed(typed)
+    return {
+        "get": tg,
+        "profile": tp,
+        "typed": tt,
+        "check": {"get_sum": sg, "profile": list(sp), "typed": list(st)},
+    }
 
 
 def bench_oracles(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, Any]:
@@ -142,28 +169,30 @@ def main(argv: list[str] | None = None) -> int:
         first = bench_ours(apdus, profile, (args.repeat + 1) // 2)
         theirs = bench_oracles(apdus, profile, args.repeat)
         second = bench_ours(apdus, profile, args.repeat // 2 or 1)
-        theirs["ours"] = {
-            "get": first["get"] + second["get"],
-            "profile": first["profile"] + second["profile"],
-            "check": second["check"],
-        }
+        theirs["ours"] = {t: first[t] + second[t] for t in TESTS}
+        theirs["ours"]["check"] = second["check"]
         for name, r in theirs.items():
             if name == "python":
                 results["python"] = r
                 continue
-            acc = results.setdefault(name, {"get": [], "profile": [], "check": r["check"]})
-            acc["get"] += r["get"]
-            acc["profile"] += r["profile"]
+            acc = results.setdefault(name, {t: [] for t in TESTS})
+            acc["check"] = r["check"]
+            for t in TESTS:
+                acc[t] += r[t]
     python = results.pop("python", "?")
 
     for name in ("ours", "gurux", "dlmscosem"):
         chk = results[name]["check"]
-        if chk["get_sum"] != get_sum or tuple(chk["profile"]) != prof_check:
+        if (
+            chk["get_sum"] != get_sum
+            or tuple(chk["profile"]) != prof_check
+            or tuple(chk["typed"]) != prof_check
+        ):
             print(f"{name}: WRONG RESULT {chk} (expected {get_sum}, {prof_check})", file=sys.stderr)
             return 2
 
-    med = {k: {t: statistics.median(v[t]) for t in ("get", "profile")} for k, v in results.items()}
-    best = {k: {t: min(v[t]) for t in ("get", "profile")} for k, v in results.items()}
+    med = {k: {t: statistics.median(v[t]) for t in TESTS} for k, v in results.items()}
+    best = {k: {t: min(v[t]) for t in TESTS} for k, v in results.items()}
     if args.json:
         print(
             json.dumps(
@@ -195,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     labels = {
         "get": "(i) GET-Response-Normal (dlu)",
         "profile": "(ii) profile buffer {clock,dlu,lu}",
+        "typed": "(ii-b) same, typed: clock column",
     }
     ok = True
-    for t in ("get", "profile"):
+    for t in TESTS:
         for name in ("ours", "gurux", "dlmscosem"):
             m = med[name][t]
             ratio = med[name][t] / med["ours"][t]

@@ -65,9 +65,33 @@ def gurux_bench(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, An
         rows = _GXCommon.getData(settings, GXByteBuffer(profile), _GXDataInfo())
         return len(rows), sum(int(r[1]) for r in rows)
 
+    from gurux_dlms.objects import (
+        GXDLMSCaptureObject,
+        GXDLMSClock,
+        GXDLMSData,
+        GXDLMSProfileGeneric,
+        GXDLMSRegister,
+    )
+
+    def typed() -> tuple[int, int]:
+        pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
+        pg.captureObjects.append((GXDLMSClock("0.0.1.0.0.255"), GXDLMSCaptureObject(2, 0)))
+        pg.captureObjects.append((GXDLMSRegister("1.0.1.8.0.255"), GXDLMSCaptureObject(2, 0)))
+        pg.captureObjects.append((GXDLMSData("0.0.96.10.1.255"), GXDLMSCaptureObject(2, 0)))
+        rows = _GXCommon.getData(settings, GXByteBuffer(profile), _GXDataInfo())
+        client.updateValue(pg, 2, rows)
+        assert type(pg.buffer[0][0]).__name__ == "GXDateTime"
+        return len(pg.buffer), sum(int(r[1]) for r in pg.buffer)
+
     tg, sg = timed(get, repeat)
     tp, sp = timed(prof, repeat)
-    return {"get": tg, "profile": tp, "check": {"get_sum": sg, "profile": list(sp)}}
+    tt, st = timed(typed, repeat)
+    return {
+        "get": tg,
+        "profile": tp,
+        "typed": tt,
+        "check": {"get_sum": sg, "profile": list(sp), "typed": list(st)},
+    }
 
 
 def dlmscosem_bench(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str, Any]:
@@ -87,9 +111,44 @@ def dlmscosem_bench(apdus: list[bytes], profile: bytes, repeat: int) -> dict[str
         rows = DlmsDataParser().parse(profile)[0].value
         return len(rows), sum(r.value[1].value for r in rows)
 
+    from dlms_cosem import cosem, enumerations
+    from dlms_cosem.cosem import Obis
+    from dlms_cosem.parsers import ProfileGenericBufferParser
+
+    columns = [
+        cosem.CosemAttribute(
+            interface=enumerations.CosemInterface.CLOCK,
+            instance=Obis(0, 0, 1, 0, 0, 255),
+            attribute=2,
+        ),
+        cosem.CosemAttribute(
+            interface=enumerations.CosemInterface.REGISTER,
+            instance=Obis(1, 0, 1, 8, 0, 255),
+            attribute=2,
+        ),
+        cosem.CosemAttribute(
+            interface=enumerations.CosemInterface.DATA,
+            instance=Obis(0, 0, 96, 10, 1, 255),
+            attribute=2,
+        ),
+    ]
+
+    def typed() -> tuple[int, int]:
+        rows = ProfileGenericBufferParser(capture_objects=columns, capture_period=15).parse_bytes(
+            profile
+        )
+        assert type(rows[0][0].value).__name__ == "datetime"
+        return len(rows), sum(r[1].value for r in rows)
+
     tg, sg = timed(get, repeat)
     tp, sp = timed(prof, repeat)
-    return {"get": tg, "profile": tp, "check": {"get_sum": sg, "profile": list(sp)}}
+    tt, st = timed(typed, repeat)
+    return {
+        "get": tg,
+        "profile": tp,
+        "typed": tt,
+        "check": {"get_sum": sg, "profile": list(sp), "typed": list(st)},
+    }
 
 
 def main() -> int:
