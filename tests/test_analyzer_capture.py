@@ -262,7 +262,7 @@ def test_mutated_frames_only_findings(tmp_path: Path) -> None:
 
 
 def test_filter_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path, keys, res = _gen(tmp_path, frames=60, meters=2, extras=True)
+    path, keys, res = _gen(tmp_path, frames=110, meters=2, extras=True)
     rc = analyze_main(
         [
             "capture",
@@ -563,3 +563,37 @@ def test_oma_key_update_followed(tmp_path: Path) -> None:
     recs_k, _ = _records(path, _keys(legacy_only))
     assert [f.kind for f in recs_k[-2].findings] == ["bad-tag"]
     assert recs_k[-1].legacy["verified"] is True
+
+
+def test_set_action_block_transfers(tmp_path: Path) -> None:
+    """SET datablocks and ACTION parameter blocks (both ways) are reassembled and decoded;
+    a missing block is a block-sequence finding."""
+    path, _k, res = _gen(tmp_path, frames=90, meters=2, extras=True, suite0=True)
+    recs, _ = _records(path, _keys())
+    by_no = {r.number: r for r in recs}
+    n = res.notes
+    s = by_no[n["set_blocks"]]
+    assert "set-request-with-datablock block 4 last complete" in s.xdlms_text
+    assert s.values[0]["data"] == {"type": "octet-string", "value": bytes(range(50)).hex()}
+    assert s.values[0]["obis"] == "0-0:1.0.0.255" and s.values[0]["class_id"] == 8
+    assert by_no[n["set_blocks"] + 1].xdlms_text.endswith("set-response-last-datablock = SUCCESS")
+    params = [r for r in recs if "action-request-with-pblock block 3 last complete" in r.xdlms_text]
+    assert [x["value"] for x in params[0].values[0]["data"]["value"]] == list(range(12))
+    a = by_no[n["action_blocks"]]
+    assert "action-response-with-pblock block 3 last complete SUCCESS = done done" in a.xdlms_text
+    assert a.values[0]["data"] == {"type": "visible-string", "value": "done " * 8}
+    assert not [f for r in recs for f in r.findings if f.kind in ("block-sequence", "malformed")]
+    # drop the second SET request block: the third is out of sequence
+    first_set = [r for r in recs if "set-request-with-first-datablock" in r.xdlms_text][0].number
+    cut = tmp_path / "cut.pcap"
+    with open(cut, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        for r in recs:
+            if r.number != first_set + 2:
+                w.write_frame(r.lpdu, r.time)
+    recs2, _ = _records(cut, _keys())
+    bs = [f for r in recs2 for f in r.findings if f.kind == "block-sequence"]
+    assert len(bs) == 1 and "expected block 2, got 3" in bs[0].text
+    assert not any(
+        "set-request-with-datablock block 4 last complete" in r.xdlms_text for r in recs2
+    )

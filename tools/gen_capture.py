@@ -23,7 +23,7 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -431,6 +431,79 @@ class Generator:
         m.reads += 1
         return [1000 + j for j in range(30)]
 
+    def _exchange(self, m: _Meter, req: bytes, resp: bytes) -> tuple[int, int]:
+        """One protected request / response pair (suite 0 too when enabled)."""
+        tn = self.next_tn()
+        a = self.write(
+            lpdu(
+                HEAD_END, m.addr, 0, tn, self.protected(m, self._cipher(m, req, up=False), up=False)
+            )
+        )
+        b = self.write(
+            lpdu(
+                m.addr, HEAD_END, 2, tn, self.protected(m, self._cipher(m, resp, up=True), up=True)
+            )
+        )
+        return a, b
+
+    def set_blocks(self, m: _Meter, value: Any, block_size: int = 16) -> int:
+        """SET with datablocks (Set-Request-With-First-Datablock, -With-Datablock ...,
+        Set-Response-Datablock ..., Set-Response-Last-Datablock); returns the number of
+        the frame carrying the last request block."""
+        from dlms14908.xdlms import (
+            DataAccessResult,
+            SetResponseDatablock,
+            SetResponseLastDatablock,
+            set_request_blocks,
+        )
+
+        iid = 0xC0 | (m.reads & 0x0F)
+        m.reads += 1
+        attr = AttributeDescriptor(8, Obis.parse("0-0:1.0.0.255"), 2)
+        last = 0
+        for apdu in set_request_blocks(iid, attr, axdr.encode(value), block_size):
+            if apdu.last_block:
+                resp = SetResponseLastDatablock(iid, DataAccessResult.SUCCESS, apdu.block_number)
+            else:
+                resp = SetResponseDatablock(iid, apdu.block_number)
+            last, _ = self._exchange(m, apdu.to_bytes(), resp.to_bytes())
+        return last
+
+    def action_blocks(self, m: _Meter, params: Any, ret: Any, block_size: int = 16) -> int:
+        """ACTION with parameter blocks both ways; returns the number of the frame carrying
+        the last Action-Response-With-Pblock."""
+        from dlms14908.xdlms import (
+            ActionRequestNextPblock,
+            ActionResponseItem,
+            ActionResponseNextPblock,
+            ActionResponseWithPblock,
+            ActionResult,
+            MethodDescriptor,
+            action_request_blocks,
+            split_blocks,
+        )
+
+        iid = 0xC0 | (m.reads & 0x0F)
+        m.reads += 1
+        method = MethodDescriptor(70, Obis.parse("0-0:96.3.10.255"), 1)
+        out = split_blocks(ActionResponseItem(ActionResult.SUCCESS, ret).to_bytes(), block_size)
+        reqs = action_request_blocks(iid, method, axdr.encode(params), block_size)
+        last = 0
+        for apdu in reqs:
+            if apdu.last_block:
+                lb, num, chunk = out[0]
+                resp = ActionResponseWithPblock(iid, lb, num, chunk)
+            else:
+                resp = ActionResponseNextPblock(iid, apdu.block_number)
+            _, last = self._exchange(m, apdu.to_bytes(), resp.to_bytes())
+        for lb, num, chunk in out[1:]:
+            _, last = self._exchange(
+                m,
+                ActionRequestNextPblock(iid, num - 1).to_bytes(),
+                ActionResponseWithPblock(iid, lb, num, chunk).to_bytes(),
+            )
+        return last
+
     def proxy_failure(
         self, m: _Meter, repeaters: tuple[tuple[int, int], ...] = ((1, 3), (1, 5))
     ) -> int:
@@ -497,6 +570,12 @@ def generate(
         g.result.notes["unanswered"] = g.read(m0, answer=False)[0]
         g.renew_key(m0)
         g.result.notes["rekeyed_read"] = g.read(m0)[0]
+        g.result.notes["set_blocks"] = g.set_blocks(m0, axdr.OctetString(bytes(range(50))))
+        g.result.notes["action_blocks"] = g.action_blocks(
+            m0,
+            axdr.Array([axdr.LongUnsigned(i) for i in range(12)]),
+            axdr.VisibleString("done " * 8),
+        )
         udk, bc = g.broadcast(777, distribute_to=m0)
         g.result.notes["broadcast_udk"] = udk
         g.result.notes["broadcast"] = bc

@@ -1204,11 +1204,13 @@ class Analyzer:
         elif cname == "GetResponseWithDatablock":
             key = iid & 0x0F
             col = flow.blocks.get(key)
-            if col is None or apdu.block_number == 1:
+            if apdu.block_number == 1:
                 col = DataBlockCollector(max_bytes=_MAX_BLOCK_BYTES)
                 _lru_put(flow.blocks, key, col, 8)
             txt += f" block {apdu.block_number}{' last' if apdu.last_block else ''}"
-            if apdu.error is not None:
+            if col is None and apdu.error is None:
+                txt += " (transfer start not seen)"
+            elif apdu.error is not None:
                 txt += f" error {apdu.error.name}"
             else:
                 try:
@@ -1227,11 +1229,72 @@ class Analyzer:
                         rec.add("malformed", f"reassembled GET blocks: {exc}")
                     else:
                         txt += " complete" + self._value(rec, req[1] if req else None, value)
+        elif cname in _BLOCK_APDUS:
+            txt += self._blocks(rec, flow, apdu, cname, iid)
+        elif cname in ("SetResponseNormal", "SetResponseLastDatablock"):
+            if iid is not None:
+                flow.requests.pop(iid & 0x0F, None)
+            txt += f" = {apdu.result.name}"
+        elif cname == "ActionResponseNormal":
+            if iid is not None:
+                flow.requests.pop(iid & 0x0F, None)
+            txt += f" {apdu.result.name}"
+            if apdu.return_parameters is not _ABSENT():
+                txt += self._value(rec, None, apdu.return_parameters)
         elif cname == "DataNotification":
             txt += self._value(rec, None, apdu.body)
         elif cname in ("GetRequestNext",):
             txt += f" after block {apdu.block_number}"
         rec.xdlms_text += txt
+
+    def _blocks(self, rec: FrameRecord, flow: _Flow, apdu: Any, cname: str, iid: int | None) -> str:
+        """SET datablocks and ACTION parameter blocks (both ways): collect, then decode once
+        complete — the SET value typed by its attribute, the ACTION parameters, the ACTION
+        result with its return parameters."""
+        what, first = _BLOCK_APDUS[cname]
+        n = apdu.block_number
+        if iid is None:
+            return f" block {n}"
+        if what is None:  # Set-Response-Datablock, Action-*-Next-Pblock: acknowledgements
+            return f" after block {n}"
+        key = (what, iid & 0x0F)
+        col = flow.blocks.get(key)
+        txt = f" block {n}{' last' if apdu.last_block else ''}"
+        if first or n == 1:
+            col = DataBlockCollector(max_bytes=_MAX_BLOCK_BYTES)
+            _lru_put(flow.blocks, key, col, 8)
+        elif col is None:  # the start was not captured, or the transfer was abandoned
+            return txt + " (transfer start not seen)"
+        label = {"set": "SET", "act-req": "ACTION parameter", "act-resp": "ACTION response"}[what]
+        try:
+            done = col.add(apdu.last_block, n, apdu.raw_data)
+        except DlmsError as exc:
+            rec.add("block-sequence", f"{label} block transfer: {exc}")
+            flow.blocks.pop(key, None)
+            return txt
+        if not done:
+            return txt
+        flow.blocks.pop(key, None)
+        req = flow.requests.get(iid & 0x0F)
+        data = col.data
+        try:
+            if what == "act-resp":
+                from ..xdlms.ln import _dec_action_item
+
+                item, pos = _dec_action_item(data, 0, "action_response_pblock")
+                if pos != len(data):
+                    raise DecodeError("trailing bytes", field="action_response_pblock", offset=pos)
+                flow.requests.pop(iid & 0x0F, None)
+                txt += f" complete {item.result.name}"
+                if item.return_parameters is not _ABSENT():
+                    txt += self._value(rec, None, item.return_parameters)
+                return txt
+            value = axdr.decode_all(data)
+        except DecodeError as exc:
+            rec.add("malformed", f"reassembled {label} blocks: {exc}")
+            return txt
+        attr = req[1] if what == "set" and req and not isinstance(req[1], tuple) else None
+        return txt + " complete" + self._value(rec, attr, value)
 
     def _value(self, rec: FrameRecord, attr: Any, value: Any) -> str:
         """Record one attribute value (typed by its class when the request is known)."""
@@ -1267,6 +1330,25 @@ class Analyzer:
 
 
 _PLAIN_SCALARS: frozenset[type] = frozenset()
+
+#: block APDUs other than GET's: class name -> (collector kind or None for an acknowledgement,
+#: first block of a transfer)
+_BLOCK_APDUS: dict[str, tuple[str | None, bool]] = {
+    "SetRequestWithFirstDatablock": ("set", True),
+    "SetRequestWithDatablock": ("set", False),
+    "SetResponseDatablock": (None, False),
+    "ActionRequestWithFirstPblock": ("act-req", True),
+    "ActionRequestWithPblock": ("act-req", False),
+    "ActionResponseNextPblock": (None, False),
+    "ActionRequestNextPblock": (None, False),
+    "ActionResponseWithPblock": ("act-resp", False),
+}
+
+
+def _ABSENT() -> Any:
+    from ..xdlms._base import ABSENT
+
+    return ABSENT
 
 
 def _short(value: Any) -> str:
