@@ -38,10 +38,10 @@ def _plain(v: Any) -> Any:
     if v is None or isinstance(v, (bool, str)) and type(v) in (bool, str):
         return v
     if isinstance(v, enum.Flag):
-        return {"value": int(v), "hex": f"{int(v):06X}",
+        return {"value": int(v.value), "hex": f"{int(v.value):06X}",
                 "flags": [_flag_name(m) for m in type(v) if m in v]}
     if isinstance(v, enum.Enum):
-        return {"value": int(v), "name": _flag_name(v)}
+        return {"value": int(v.value), "name": _flag_name(v)}
     if isinstance(v, Obis):
         return str(v)
     if type(v) in (bytes, bytearray):

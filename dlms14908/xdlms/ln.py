@@ -247,8 +247,8 @@ class GetResponseWithList(_IidMixin, Apdu):
 
 
 _new = object.__new__
-_set_iid = GetResponseNormal.invoke_id_and_priority.__set__  # type: ignore[attr-defined]
-_set_result = GetResponseNormal.result.__set__  # type: ignore[attr-defined]
+_set_iid = GetResponseNormal.__dict__["invoke_id_and_priority"].__set__  # slot descriptors
+_set_result = GetResponseNormal.__dict__["result"].__set__
 _axdr_decode = axdr.decode
 
 
