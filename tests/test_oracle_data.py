@@ -85,8 +85,9 @@ ALL_SCALARS = (
     "time",
 )
 # Left out for BOTH oracles (never silently; see the module docstring of each worker):
-# * compact-array [19]: gurux's getData returns values without the column types, dlms-cosem
-#   has no CompactArrayData.from_bytes;
+# * compact-array [19]: gurux's getData returns values without the column types (its values
+#   are compared in test_ours_compact_arrays_decode_to_the_same_values_in_gurux below),
+#   dlms-cosem has no CompactArrayData.from_bytes;
 # * dont-care [255]: neither gurux (getData: "Invalid data type") nor dlms-cosem
 #   (DontCareData has no from_bytes) decodes it.
 # Both are covered by our own vector and round-trip tests (tests/test_axdr_*.py).
@@ -395,3 +396,85 @@ def test_dlmscosem_long_octet_string_length_defect(dlmscosem: OracleWorker) -> N
         return  # raising is the other way the defect shows
     assert theirs != ours
     assert theirs[:2] == b"\x09\x82"
+
+
+# ----------------------------------------------------------------------------- compact-array
+
+# gurux's getData decodes compact-array [19] but returns plain values without their types, so
+# only the values are compared (ints, booleans, octet-strings as hex, ASCII visible-strings).
+# Element types that are arrays are excluded: gurux raises "Invalid compact array data."
+# (test_gurux_compact_array_of_arrays_defect).
+_CA_SCALARS = {
+    "integer": axdr.Integer,
+    "long": axdr.Long,
+    "double-long": axdr.DoubleLong,
+    "long64": axdr.Long64,
+    "unsigned": axdr.Unsigned,
+    "long-unsigned": axdr.LongUnsigned,
+    "double-long-unsigned": axdr.DoubleLongUnsigned,
+    "long64-unsigned": axdr.Long64Unsigned,
+    "enum": axdr.Enum,
+}
+
+
+def _ca_value(name: str) -> st.SearchStrategy[Any]:
+    if name in _CA_SCALARS:
+        lo, hi = INT_RANGES[name]
+        return st.integers(lo, hi).map(_CA_SCALARS[name])
+    if name == "boolean":
+        return st.booleans()
+    if name == "octet-string":
+        return st.binary(max_size=20).map(axdr.OctetString)
+    return st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20).map(
+        axdr.VisibleString
+    )
+
+
+_CA_TYPES = sorted(_CA_SCALARS) + ["boolean", "octet-string", "visible-string"]
+
+
+@st.composite
+def compact_arrays(draw: st.DrawFn) -> Any:
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(_CA_TYPES))
+        values = draw(st.lists(_ca_value(name), min_size=1, max_size=8))
+    else:
+        names = draw(st.lists(st.sampled_from(_CA_TYPES), min_size=1, max_size=4))
+        row = st.tuples(*[_ca_value(n) for n in names]).map(lambda t: axdr.Structure(list(t)))
+        values = draw(st.lists(row, min_size=1, max_size=6))
+    return axdr.CompactArray.from_values(values)
+
+
+def _untyped(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_untyped(x) for x in v]
+    if isinstance(v, bytes):
+        return v.hex().upper()
+    if isinstance(v, (bool, str)):
+        return v if isinstance(v, bool) else str(v)
+    return int(v)
+
+
+@given(compact_arrays())
+def test_ours_compact_arrays_decode_to_the_same_values_in_gurux(
+    gurux: OracleWorker, ca: Any
+) -> None:
+    raw = axdr.encode(ca)
+    back = axdr.decode_all(raw)
+    assert back == ca
+    assert gurux.call("decode_compact_values", hex=raw.hex()) == _untyped(ca.values)
+
+
+def test_gurux_compact_array_of_arrays_defect(gurux: OracleWorker) -> None:
+    raw = axdr.encode(
+        axdr.CompactArray(
+            axdr.TypeDescription.array(2, axdr.DataType.UNSIGNED),
+            [
+                axdr.Array([axdr.Unsigned(1), axdr.Unsigned(2)]),
+                axdr.Array([axdr.Unsigned(3), axdr.Unsigned(4)]),
+            ],
+        )
+    )
+    assert raw.hex() == "13010002110401020304"
+    with pytest.raises(OracleError, match="compact array"):
+        gurux.call("decode_compact_values", hex=raw.hex())

@@ -697,6 +697,30 @@ def encode_apdu(req: dict[str, Any]) -> Any:
     return TRANSLATOR.xmlToHexPdu(xml).replace(" ", "").upper()
 
 
+def _plain(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex().upper()
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    return int(v)
+
+
+def decode_compact_values(req: dict[str, Any]) -> Any:
+    """compact-array [19] -> its values WITHOUT types (gurux's getData returns plain values
+    and no column types); integers, booleans, octet-strings (hex) and strings only."""
+    data = bytes.fromhex(req["hex"])
+    if not data or data[0] != 19:
+        raise ValueError("not a compact-array")
+    buff = GXByteBuffer(data)
+    info = _GXDataInfo()
+    value = _GXCommon.getData(SETTINGS, buff, info)
+    if not info.complete or buff.position != len(data):
+        raise ValueError(f"gurux consumed {buff.position} of {len(data)} octets")
+    return _plain(list(value))
+
+
 def caps(req: dict[str, Any]) -> Any:
     from gurux_dlms.enums import ObjectType
 
@@ -714,6 +738,7 @@ if __name__ == "__main__":
             "encode_data": encode_data,
             "decode_apdu": decode_apdu,
             "encode_apdu": encode_apdu,
+            "decode_compact_values": decode_compact_values,
             "xml": raw_xml,
             "caps": caps,
         }
