@@ -651,6 +651,11 @@ def test_property_lossy_mixed_traffic(loss, dup, reorder, corrupt, retries, seed
             members[name].respond(ev.handle, b"\x01" + ev.apdu.data, now=now)
 
     net.on_event(answer)
+    # Number 0 marks the first transaction after a reset: a copy of it that the reordering
+    # channel delays past a newer transaction is taken for a restarted sender (delivered
+    # again, as with lon-stack-dx's single record; see the restart tests).  Spend number 0
+    # on a node that does not exist, so that every delivery below must happen exactly once.
+    warmup = a.request(NodeDest(9, 9), b"\x10\xff", service=Service.UNACKD_RPT, retries=0, now=0.0)
     sent = {}
     for i, kind in enumerate(plan):
         apdu = bytes((0x10, i))
@@ -666,7 +671,7 @@ def test_property_lossy_mixed_traffic(loss, dup, reorder, corrupt, retries, seed
             tid = a.request(GroupDest(6, 3), apdu, service=Service.REQUEST, now=0.0)
         sent[tid] = (kind, i)
     net.run()
-    outcome = [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed))]
+    outcome = [e for e in net.events["a"] if isinstance(e, (MessageCompleted, MessageFailed)) and e.tid != warmup]
     assert sorted(e.tid for e in outcome) == sorted(sent)  # exactly one completion per message
     got = {name: Counter(e.apdu.data[0] for e in net.events[name] if isinstance(e, MessageReceived))
            for name in members}
@@ -850,14 +855,16 @@ def test_identical_request_after_the_numbers_wrap_is_new_and_gets_a_fresh_respon
 def test_late_copy_of_a_recent_transaction_is_still_a_duplicate() -> None:
     a, b = node(1, 1), node(2, 5)
     frames = []
-    for i in range(3):
+    for i in range(4):
         a.request(NodeDest(2, 5), bytes((0x10, i)), now=float(i))
         f = a.frames_to_send(float(i))[0]
         frames.append(f)
         assert len(b.receive_frame(f, float(i))) == 1
         a.receive_frame(b.frames_to_send(float(i))[0], float(i))
-    assert b.receive_frame(frames[0], 3.0) == []  # two transactions later: re-acked, not delivered
-    assert len(b.frames_to_send(3.0)) == 1
+    assert b.receive_frame(frames[1], 4.0) == []  # two transactions later: re-acked, not delivered
+    assert len(b.frames_to_send(4.0)) == 1
+    # number 0 is special: after newer transactions it can only mean a restarted sender
+    assert len(b.receive_frame(frames[0], 4.5)) == 1
     dx = node(2, 6, records_per_source=1)  # lon-stack-dx: one record per source
     a2 = node(1, 1)
     fs = []
@@ -934,3 +941,80 @@ def test_reminder_pair_members_answer_once_and_acked_members_stay_quiet() -> Non
     ev = a.receive_frame(ack, 0.8)
     assert [type(e) for e in ev] == [AckReceived] and ev[0].member == 1  # type: ignore[union-attr]
     assert tid and a.counters.retransmissions == 1
+
+
+# --------------------------------------------------------------------------- restarted sender
+
+
+def _run_session(a: LonTransactions, b: LonTransactions, apdus: list[bytes], tag: int, t0: float) -> list[bytes]:
+    """``a`` sends each APDU as a REQUEST; ``b`` answers every delivered one with ``tag`` and
+    the request's first data byte.  Returns the response data ``a`` received, in order."""
+    got: list[bytes] = []
+    for i, apdu in enumerate(apdus):
+        t = t0 + i
+        tid = a.request(NodeDest(2, 5), apdu, service=Service.REQUEST, now=t)
+        evs_a, evs_b = pump([a, b], t)
+        for ev in evs_b:
+            if isinstance(ev, MessageReceived) and ev.handle is not None:
+                b.respond(ev.handle, bytes((0x01, tag, ev.apdu.data[0])), now=t)  # type: ignore[union-attr]
+        evs = evs_a + pump([a, b], t)[0]
+        got += [e.apdu.data for e in evs if isinstance(e, ResponseReceived) and e.tid == tid]  # type: ignore[union-attr]
+    return got
+
+
+def test_restarted_sender_is_answered_afresh_not_with_stored_responses() -> None:
+    """A head-end process that starts again numbers from 0 again (the first transaction after a
+    reset is the only one with number 0): its requests, identical to the previous run's, are new
+    messages answered afresh, even with several receive records kept per source."""
+    b = node(2, 5, receive_timer=120.0)  # default records_per_source (8)
+    apdus = [b"\x10\x01aarq", b"\x10\x02get", b"\x10\x03rlrq"]
+    first = _run_session(node(1, 1), b, apdus, tag=1, t0=0.0)
+    assert first == [bytes((1, i)) for i in (1, 2, 3)]
+    delivered = b.counters.delivered
+    second = _run_session(node(1, 1), b, apdus, tag=2, t0=10.0)  # the same source, restarted
+    assert second == [bytes((2, i)) for i in (1, 2, 3)]
+    assert b.counters.delivered == delivered + 3 and b.counters.duplicates == 0
+
+
+def test_tid0_after_other_transactions_drops_only_that_sources_records() -> None:
+    a, c, b = node(1, 1), node(1, 2), node(2, 5, receive_timer=120.0)
+    frames: dict[str, list[bytes]] = {"a": [], "c": []}
+    for name, s in (("a", a), ("c", c)):
+        for i in range(3):
+            s.request(NodeDest(2, 5), bytes((0x10, i)), now=float(i))
+            f = s.frames_to_send(float(i))[0]
+            frames[name].append(f)
+            assert len(b.receive_frame(f, float(i))) == 1
+            s.receive_frame(b.frames_to_send(float(i))[0], float(i))  # the ACK
+    restarted = node(1, 1)
+    restarted.request(NodeDest(2, 5), b"\x10\x00", now=5.0)
+    f0 = restarted.frames_to_send(5.0)[0]
+    assert f0 == frames["a"][0]  # byte for byte the previous run's first message
+    assert len(b.receive_frame(f0, 5.0)) == 1  # a restart: new, delivered
+    assert len(b.frames_to_send(5.0)) == 1  # and acknowledged
+    assert b.receive_frame(frames["a"][1], 5.5) != []  # the old run's records are gone
+    # the other source's records are untouched: its recent transactions are still duplicates
+    assert b.receive_frame(frames["c"][1], 6.0) == [] and b.receive_frame(frames["c"][2], 6.0) == []
+    assert b.counters.duplicates == 2
+
+
+@pytest.mark.parametrize("service", [Service.ACKD, Service.REQUEST])
+def test_retry_of_the_tid0_message_is_still_a_duplicate(service: Service) -> None:
+    a, b = node(1, 1, tx_timer=0.5), node(2, 5)
+    a.request(NodeDest(2, 5), b"\x10\x00", service=service, now=0.0)
+    first = a.frames_to_send(0.0)[0]
+    (m,) = b.receive_frame(first, 0.0)
+    assert isinstance(m, MessageReceived) and m.trans_no == 0
+    if service is Service.REQUEST:
+        b.respond(m.handle, b"\x01\x99", now=0.0)  # type: ignore[arg-type]
+    reply = b.frames_to_send(0.0)
+    assert len(reply) == 1  # lost on the way back: the sender retries
+    a.handle_timer(0.5)
+    retry = a.frames_to_send(0.5)
+    assert len(retry) == 1 and decode_frame(retry[0]).pdu.trans_no == 0  # type: ignore[union-attr]
+    assert b.receive_frame(retry[0], 0.5) == []  # the newest record is this transaction: a duplicate
+    assert b.frames_to_send(0.5) == reply and b.counters.duplicates == 1
+    # the same holds with one record per source (lon-stack-dx)
+    dx = node(2, 5, records_per_source=1)
+    assert len(dx.receive_frame(first, 1.0)) == 1
+    assert dx.receive_frame(retry[0], 1.5) == []

@@ -24,7 +24,9 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
 * Receive records (source, priority, group) hold the transaction number and APDU of the
   newest ``records_per_source`` transactions for ``receive_timer`` seconds: a duplicate
   (same number and APDU) is not delivered again, but its ACK or stored RESPONSE is re-sent;
-  reminders re-ack when our member bit is clear.
+  reminders re-ack when our member bit is clear.  A number-0 message from a source whose
+  newest record is another transaction is a restarted sender: that source's records are
+  dropped and the message is new (a retry of the number-0 transaction stays a duplicate).
 * Authentication: a message with the auth bit set is held, a CHALLENGE (8 random bytes) is
   returned; the sender answers with :func:`auth_transform` of the challenge, the APDU and
   its 48-bit key (OMA: 96-bit key, the OMA destination address prefixed).  Only a matching
@@ -752,6 +754,14 @@ class LonTransactions:
                 # "it will be followed by the retry, so we simply ignore it"): one reply, not two
                 return []
         assert pdu.apdu is not None
+        if pdu.trans_no == 0 and self._restarted(key):
+            # Number 0 is used only by the first transaction after a reset: when this source's
+            # newest record is another transaction, the sender has restarted and numbers from
+            # 0 again.  Its older records would turn its new requests (often identical to the
+            # previous run's) into duplicates answered with stale stored responses.
+            for k in [k for k in self._rx if k[:6] == key[:6]]:
+                del self._rx[k]
+            rec = None
         apdu_bytes = pdu.apdu.encode()
         if rec is not None and rec.trans_no == pdu.trans_no and rec.apdu_bytes == apdu_bytes:
             self.counters.duplicates += 1
@@ -787,6 +797,15 @@ class LonTransactions:
             self._send_challenge(frame, rec, pdu.trans_no, now)
             return []
         return self._deliver(frame, pdu, rec, key, now, authenticated=False)
+
+    def _restarted(self, key: tuple[object, ...]) -> bool:
+        """True when the source of ``key`` (a transaction 0 message) has a newest receive
+        record for a different transaction; a retry of the newest (number 0) is no restart."""
+        newest: tuple[int, tuple[object, ...]] | None = None
+        for k, r in self._rx.items():
+            if k[:6] == key[:6] and (newest is None or r.seq > newest[0]):
+                newest = (r.seq, k)
+        return newest is not None and newest[1] != key
 
     def _deliver(
         self, frame: Frame, pdu: Tpdu | Spdu, rec: _Rx, key: tuple[object, ...], now: float, *, authenticated: bool
