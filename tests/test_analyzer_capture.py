@@ -503,7 +503,9 @@ def test_peer_errors_and_duplicate_answers(tmp_path: Path) -> None:
     assert "77" in recs[1].findings[0].text and recs[0].xdlms_text.startswith(
         "get-request-normal 3/1-0:1.8.0.255/2"
     )
-    assert not late
+    # the OSGP error answered the LonTalk transaction, but the GET itself got no xDLMS answer
+    assert [(f.kind, f.frames) for f in late] == [("unanswered", (1,))]
+    assert "xDLMS get-request-normal" in late[0].text
 
 
 def test_broadcast_key_followed(tmp_path: Path) -> None:
@@ -597,3 +599,57 @@ def test_set_action_block_transfers(tmp_path: Path) -> None:
     assert not any(
         "set-request-with-datablock block 4 last complete" in r.xdlms_text for r in recs2
     )
+
+
+def test_xdlms_unanswered_requests(tmp_path: Path) -> None:
+    """Confirmed xDLMS requests without an xDLMS answer are findings (at invoke-id reuse or at
+    the end); answered ones, exception responses and unconfirmed requests are not."""
+    from dlms14908 import axdr
+    from dlms14908 import profile as Pr
+    from dlms14908.xdlms import (
+        ActionRequestNormal,
+        AttributeDescriptor,
+        ExceptionResponse,
+        GetRequestNormal,
+        GetResponseNormal,
+        MethodDescriptor,
+    )
+    from dlms14908.xdlms.types import ServiceErrorCode, StateError
+
+    def al(apdu: bytes) -> bytes:
+        return bytes((Pr.AL_MSG_CODE, 0x00, 0x01, 0x01)) + apdu
+
+    def get(iid: int, attribute: int = 2) -> bytes:
+        return GetRequestNormal(iid, AttributeDescriptor(3, G.OBIS_ENERGY, attribute)).to_bytes()
+
+    ok = GetResponseNormal(0xC1, axdr.DoubleLongUnsigned(5)).to_bytes()
+    exc = ExceptionResponse(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
+    frames = [
+        ((1, 1), (1, 10), 0, 1, get(0xC1)),
+        ((1, 10), (1, 1), 2, 1, ok),  # answered
+        ((1, 1), (1, 10), 0, 2, get(0xC2)),
+        ((1, 10), (1, 1), 2, 2, exc.to_bytes()),  # answered by an exception
+        (
+            (1, 1),
+            (1, 10),
+            0,
+            3,
+            ActionRequestNormal(0x83, MethodDescriptor(70, G.OBIS_ENERGY, 1)).to_bytes(),
+        ),
+        ((1, 1), (1, 10), 0, 4, get(0xC4)),  # frame 6: never answered, invoke id reused
+        ((1, 1), (1, 10), 0, 5, get(0xC4, 3)),  # another request, same invoke id
+        ((1, 10), (1, 1), 2, 5, GetResponseNormal(0xC4, axdr.DoubleLongUnsigned(6)).to_bytes()),
+        ((1, 1), (1, 10), 0, 6, get(0xC5)),  # frame 9: never answered, capture ends
+    ]
+    path = tmp_path / "u.pcap"
+    with open(path, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        for i, (src, dst, typ, tn, apdu) in enumerate(frames):
+            w.write_frame(G.lpdu(src, dst, typ, tn, al(apdu)), 1.0 + i)
+    recs, late = _records(path, _keys())
+    assert not [f for r in recs for f in r.findings]
+    x = sorted((f.frames, f.text) for f in late if "xDLMS" in f.text)
+    assert [fr for fr, _ in x] == [(6,), (9,)]
+    assert "invoke id 4" in x[0][1] and "used again" in x[0][1]
+    assert "invoke id 5" in x[1][1] and "capture ended" in x[1][1]
+    assert all(f.kind == "unanswered" for f in late)

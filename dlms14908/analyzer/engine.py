@@ -389,6 +389,18 @@ class Analyzer:
                     )
                 )
         self.pending.clear()
+        for flow in self.flows.values():
+            for key, (number, _what, confirmed, name) in flow.requests.items():
+                if confirmed:
+                    out.append(
+                        Finding(
+                            "unanswered",
+                            f"xDLMS {name} on {flow.label} (invoke id {key}) never answered "
+                            "(capture ended)",
+                            (number,),
+                        )
+                    )
+            flow.requests.clear()
         return out
 
     def _expire(self, now: float) -> None:
@@ -1177,7 +1189,7 @@ class Analyzer:
             idx = getattr(attr, "attribute_id", getattr(attr, "method_id", None))
             txt += f" {attr.class_id}/{ln}/{idx}"
             if iid is not None:
-                _lru_put(flow.requests, iid & 0x0F, (rec.number, attr), _MAX_PER_FLOW)
+                self._remember(rec, flow, iid, attr, apdu)
         descs = []
         for item in getattr(apdu, "attributes", None) or ():
             a = getattr(item, "attribute", item)
@@ -1187,8 +1199,10 @@ class Analyzer:
         if descs:
             txt += " " + ", ".join(f"{a.class_id}/{a.instance_id}/{a.attribute_id}" for a in descs)
             if iid is not None:
-                _lru_put(flow.requests, iid & 0x0F, (rec.number, tuple(descs)), _MAX_PER_FLOW)
+                self._remember(rec, flow, iid, tuple(descs), apdu)
         cname = type(apdu).__name__
+        if cname in ("ExceptionResponse", "ConfirmedServiceError") and flow.requests:
+            flow.requests.popitem()  # answers the latest request (they carry no invoke id)
         if cname == "GetResponseWithList":
             req = flow.requests.pop(iid & 0x0F, None) if iid is not None else None
             descs_r = req[1] if req and isinstance(req[1], tuple) else ()
@@ -1246,6 +1260,27 @@ class Analyzer:
         elif cname in ("GetRequestNext",):
             txt += f" after block {apdu.block_number}"
         rec.xdlms_text += txt
+
+    def _remember(self, rec: FrameRecord, flow: _Flow, iid: int, what: Any, apdu: Any) -> None:
+        """Track a request until its response (keyed by invoke id); a confirmed request still
+        open when its invoke id comes again was never answered at the xDLMS level."""
+        key = iid & 0x0F
+        old = flow.requests.get(key)
+        if old is not None and old[2]:
+            self.late.append(
+                Finding(
+                    "unanswered",
+                    f"xDLMS {old[3]} on {flow.label} (invoke id {key}) not answered "
+                    "before its invoke id was used again",
+                    (old[0],),
+                )
+            )
+        _lru_put(
+            flow.requests,
+            key,
+            (rec.number, what, bool(iid & 0x40), getattr(apdu, "NAME", "request")),
+            _MAX_PER_FLOW,
+        )
 
     def _blocks(self, rec: FrameRecord, flow: _Flow, apdu: Any, cname: str, iid: int | None) -> str:
         """SET datablocks and ACTION parameter blocks (both ways): collect, then decode once
