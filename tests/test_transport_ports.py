@@ -319,3 +319,54 @@ def test_async_broadcast_query_id_collects_every_meter() -> None:
                 await n.close()
 
     run(main())
+
+
+
+@pytest.mark.parametrize("url, target", [
+    ("loop://", "loop://"),
+    ("LOOP://?kind=u50&timeout=0.2", "loop://"),
+    ("loop://?logging=debug", "loop://?logging=debug"),
+    ("socket://127.0.0.1:7000?kind=u61", "socket://127.0.0.1:7000"),
+])
+def test_pyserial_urls_reach_pyserial_intact(url: str, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loop://`` keeps its ``//`` (``loop:`` is no pyserial URL); our query options are
+    taken out, pyserial's stay; the URL pyserial gets opens and echoes (loopback round trip)."""
+    import serial
+
+    seen: list[str] = []
+
+    async def fake_open(cls, target_url: str, **kw: object) -> BaseLink:  # type: ignore[no-untyped-def]
+        seen.append(target_url)
+        raise LinkError("stop here")
+
+    from dlms14908.transport.link import LinkError
+
+    monkeypatch.setattr(SerialLink, "open", classmethod(fake_open))
+
+    async def main() -> None:
+        with pytest.raises(LinkError):
+            await open_port(url)
+
+    run(main())
+    assert seen == [target]
+    if target.startswith("loop://"):
+        ser = serial.serial_for_url(target, timeout=0.5)
+        try:
+            ser.write(b"\x7e\x01\x02")
+            assert ser.read(3) == b"\x7e\x01\x02"
+        finally:
+            ser.close()
+
+
+def test_loop_url_opens_the_pyserial_loopback() -> None:
+    """Through the real opener: the loopback opens; a MIP start-up cannot finish on an echo, so
+    the error names the ``loop://`` URL and the start-up (not a missing file ``loop:``)."""
+    from dlms14908.transport.link import LinkError
+    from dlms14908.transport.smip import DriverConfig
+
+    async def main() -> None:
+        with pytest.raises(LinkError) as ei:
+            await open_port("loop://", config=DriverConfig(reset_wait=0.02), startup_timeout=0.3)
+        assert "'loop://'" in str(ei.value) and "start-up" in str(ei.value), str(ei.value)
+
+    run(main())

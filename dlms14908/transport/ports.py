@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 from ..errors import LocalProtocolError
 from .channel import ChannelConfig
@@ -59,7 +59,9 @@ async def _open_serial(url: str, parts: SplitResult, opts: dict[str, Any]) -> Ba
     if parts.scheme in ("", "serial"):
         target = parts.path if parts.scheme == "serial" else url.split("?", 1)[0]
     else:
-        target = urlunsplit(parts._replace(query=urlencode(query)))
+        # not urlunsplit: it turns ``loop://`` (empty host) into ``loop:``, no pyserial URL
+        rest = urlencode(query)
+        target = f"{parts.scheme.lower()}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
     config: DriverConfig | None = opts.pop("config", None)
     if config is None:
         from .serial_link import default_kind
