@@ -252,6 +252,10 @@ def _pv_enc(v: bytes | None) -> bytes:
     return b"" if v is None else _tlv(0x80, _base.check_bytes(v, "protocol_version"))
 
 
+#: calling- (AARQ [12]) and responding-authentication-value (AARE [10])
+_AUTH_VALUE_TAGS = (0xAC, 0xAA)
+
+
 def _parse(buf: bytes, apdu_tag: int, name: str,
            fields: dict[int, tuple[str, Callable[[bytes, str], Any]]]) -> dict[str, Any]:
     """Parse ``[APPLICATION n] IMPLICIT SEQUENCE`` into {field name: value}.
@@ -265,7 +269,16 @@ def _parse(buf: bytes, apdu_tag: int, name: str,
     out: dict[str, Any] = {}
     pos = nxt - len(content)
     while pos < nxt:
-        t, inner, npos = _read_tlv(buf, pos, nxt, name)
+        if (buf[pos] in _AUTH_VALUE_TAGS and pos + 3 < nxt and buf[pos + 2] == 0x80
+                and buf[pos + 1] == buf[pos + 3] < 0x80 and pos + 4 + buf[pos + 1] <= nxt):
+            # [D] tolerated encoder defect (gurux-dlms _GXAPDU, dlms-anchors.md §5 #7):
+            # the outer length of an authentication-value counts only the inner
+            # charstring's content (AA 08 80 08 ..).  Valid BER never looks like this
+            # (the inner TLV needs two more octets), so nothing valid is misread.
+            t, npos = buf[pos], pos + 4 + buf[pos + 1]
+            inner = bytes(buf[pos + 2:npos])
+        else:
+            t, inner, npos = _read_tlv(buf, pos, nxt, name)
         spec = fields.get(t)
         if spec is None:
             raise DecodeError(f"unexpected component tag 0x{t:02X}", field=name, offset=pos)

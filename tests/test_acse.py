@@ -198,3 +198,30 @@ def test_conformance_bit_out_of_range_is_encode_error() -> None:
     for n in (-1, 24):
         with pytest.raises(EncodeError, match="conformance"):
             Conformance.from_bit(n)
+
+
+def test_gurux_short_authentication_value_length_is_tolerated() -> None:
+    # gurux-dlms writes the responding-authentication-value as AA 08 80 08 <8 octets>
+    # (outer length 8 instead of 10, dlms-anchors.md §5 #7); a meter built on it must
+    # still associate.  Ours decodes it as the Green Book AARE B4 and re-encodes it right.
+    b4 = bytes.fromhex(
+        "6142A109060760857405080101A203020100A305A10302010E88020780890760857405080205"
+        "AA0A8008503677524A323146BE10040E0800065F1F040000501F01F40007"
+    )
+    quirk = bytearray(b4.replace(bytes.fromhex("AA0A8008"), bytes.fromhex("AA088008")))
+    good = decode_apdu(b4)
+    assert decode_apdu(bytes(quirk)) == good
+    assert encode_apdu(decode_apdu(bytes(quirk))) == b4
+    assert good.responding_authentication_value == b"P6wRJ21F"
+    # bytes written by gurux-dlms 1.0.203 _GXAPDU.generateAARE (HLS-GMAC, StoC "P6wRJ21F")
+    from_gurux = decode_apdu(bytes.fromhex(
+        "6142A109060760857405080101A203020100A305A10302010E88020780890760857405080205"
+        "AA088008503677524A323146BE10040E0800065F1F0400000000FFFF0007"
+    ))
+    assert from_gurux.responding_authentication_value == b"P6wRJ21F"
+    assert from_gurux.mechanism_name == 5 and from_gurux.diagnostic == 14
+    # a length that fits neither form stays an error naming the field
+    broken = bytearray(quirk)
+    broken[broken.index(0xAA) + 1] = 0x07
+    with pytest.raises(DecodeError, match="responding_authentication_value"):
+        decode_apdu(bytes(broken))
