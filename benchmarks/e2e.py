@@ -215,7 +215,8 @@ def main() -> int:
             r.pop("profile", None)
         print(json.dumps(out, indent=2))
         return 0
-    print("load average %.2f %.2f %.2f (the machine is shared: numbers move with it)" % out["loadavg"])
+    la = out["loadavg"]
+    print(f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} (the machine is shared: numbers move with it)")
     print("1. GET round trips/s, full stack, zero-airtime channel (goal >= 20000 with OSGP + suite 0)")
     for r in out["round_trips"]:
         print(f"   osgp={r['osgp']!s:5} suite0={r['suite0']!s:5}  {r['per_second']:9.0f}/s wall, "

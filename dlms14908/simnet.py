@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .adaptation.endpoint import ApduHandler, ClientEndpoint, ServerEndpoint, address_bytes, lnap_address_bytes
 from .errors import DlmsTimeout, LocalProtocolError
@@ -26,12 +27,15 @@ from .node import ExchangeDone, ExchangeFailed, LonNode, Route, Timing
 from .repeater.rules import NodeAddress
 from .transport.channel import ChannelConfig, PlChannel
 
+if TYPE_CHECKING:
+    from osgp.channel import ChannelConfig as OsgpChannelConfig
+
 __all__ = ["SimMeter", "SimNetwork", "DEFAULT_DOMAIN", "DEFAULT_NNAP_ID", "default_network"]
 
 DEFAULT_DOMAIN = b"\x42"
 DEFAULT_NNAP_ID = bytes.fromhex("4e4e41500001")  # "NNAP" 00 01
 _HEAD = "head-end"
-_OSGP_CONFIG: object | None = None
+_OSGP_CONFIG: OsgpChannelConfig | None = None
 
 
 @dataclass(slots=True)
@@ -98,7 +102,7 @@ class SimNetwork:
         return lambda n: r.randbytes(n)
 
     @staticmethod
-    def _osgp_config() -> object:
+    def _osgp_config() -> OsgpChannelConfig:
         global _OSGP_CONFIG
         if _OSGP_CONFIG is None:
             from osgp.channel import ChannelConfig as OsgpConfig
@@ -233,17 +237,16 @@ class SimNetwork:
                 t = nt
         if t is None:
             return False
-        if t < self.now:
-            t = self.now
+        t = max(t, self.now)
         if until is not None and t > until:
             self.now = max(self.now, until)
             return False
         self.now = t
         collect = self._collect
         for d in self.channel.deliveries(t):
-            node = nodes.get(d.node)
-            if node is not None:
-                events = node.receive_frame(d.frame, t)
+            receiver = nodes.get(d.node)
+            if receiver is not None:
+                events = receiver.receive_frame(d.frame, t)
                 if events:
                     collect(events)  # type: ignore[arg-type]
         for node in nodes.values():

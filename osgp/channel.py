@@ -465,7 +465,7 @@ _DEFAULT_CONFIG = ChannelConfig()
 class ReplayWindow:
     """RFC 4303-style sliding bitmap: bit i set = ``highest - i`` was accepted."""
 
-    __slots__ = ("size", "highest", "bitmap")
+    __slots__ = ("bitmap", "highest", "size")
 
     def __init__(self, size: int, highest: int = 0, bitmap: int | None = None) -> None:
         self.size = size
@@ -498,7 +498,7 @@ class ReplayWindow:
 
 
 class _TxKey:
-    __slots__ = ("key_id", "key", "aead", "next_seq", "ceiling", "_owner", "_kind", "_gen")
+    __slots__ = ("_gen", "_kind", "_owner", "aead", "ceiling", "key", "key_id", "next_seq")
 
     def __init__(
         self,
@@ -532,7 +532,7 @@ class _TxKey:
 
 
 class _RxKey:
-    __slots__ = ("key_id", "key", "aead", "window")
+    __slots__ = ("aead", "key", "key_id", "window")
 
     def __init__(self, key_id: int, key: bytes, window: ReplayWindow, aead: AesCcm | None = None) -> None:
         self.key_id = key_id
@@ -625,7 +625,7 @@ class _Counts:
             setattr(self, name, 0)
 
     def freeze(self) -> Counters:
-        return Counters(*(getattr(self, name) for name in self.__slots__))
+        return Counters(**{name: getattr(self, name) for name in self.__slots__})
 
 
 def _allocate(tx: _TxKey, persistence: SequencePersistence, block: int) -> int:
@@ -665,7 +665,7 @@ def _seal(
 
 
 class _TokenBucket:
-    __slots__ = ("capacity", "interval", "tokens", "last")
+    __slots__ = ("capacity", "interval", "last", "tokens")
 
     def __init__(self, capacity: int, interval: float) -> None:
         self.capacity = capacity
@@ -724,9 +724,31 @@ class SecureChannel:
         name: the snapshot/slot name (default derived from role and IDs).
     """
 
-    __slots__ = ("role", "local_id", "peer_id", "_psk", "config", "_random", "_persist", "_name", "_state",
-                 "_generation", "_hs", "_last_commission", "_uc_tx", "_uc_tx_next", "_uc_rx", "_bc_rx",
-                 "_uc_pending", "_other_pending", "_consecutive", "_unsaved", "_frames_ok", "_c", "_errors")
+    __slots__ = (
+        "_bc_rx",
+        "_c",
+        "_consecutive",
+        "_errors",
+        "_frames_ok",
+        "_generation",
+        "_hs",
+        "_last_commission",
+        "_name",
+        "_other_pending",
+        "_persist",
+        "_psk",
+        "_random",
+        "_state",
+        "_uc_pending",
+        "_uc_rx",
+        "_uc_tx",
+        "_uc_tx_next",
+        "_unsaved",
+        "config",
+        "local_id",
+        "peer_id",
+        "role",
+    )
 
     def __init__(
         self,
@@ -1394,8 +1416,8 @@ class SecureChannel:
         ch._generation = snap.generation
         ch._consecutive = snap.consecutive_failures
         ch._c = _Counts()
-        for k in _Counts.__slots__:
-            setattr(ch._c, k, getattr(snap.counters, k))
+        for name in _Counts.__slots__:
+            setattr(ch._c, name, getattr(snap.counters, name))
         ch._frames_ok = snap.counters.frames_ok
         for k in snap.keys:
             if k.role in ("uc-tx", "uc-tx-next"):

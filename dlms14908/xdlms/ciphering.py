@@ -711,8 +711,16 @@ class CipheringContext:
     sends, a receive policy (``require``) and :class:`SecurityStats`.  Each
     :meth:`protect` uses a fresh IC; the IC space is never wrapped around."""
 
-    __slots__ = ("keys", "own_system_title", "peer_system_title", "next_invocation_counter",
-                 "security_control", "require", "receive", "stats")
+    __slots__ = (
+        "keys",
+        "next_invocation_counter",
+        "own_system_title",
+        "peer_system_title",
+        "receive",
+        "require",
+        "security_control",
+        "stats",
+    )
 
     def __init__(
         self,
