@@ -153,6 +153,13 @@ def test_sim_session_values_equal_simulator(tmp_path: Path) -> None:
     values = [v for meter, v in _read_values(recs)]
     assert values and set(values) == {shown}
     assert any(r.ltep_text.startswith("LTEP") for r in recs)
+    # ACSE decoded (through suite 0 and OSGP), COSEM values typed by class with OBIS names
+    texts = [r.xdlms_text for r in recs]
+    for name in ("aarq", "aare", "rlrq", "rlre"):
+        assert name in texts
+    su = [v for r in recs for v in r.values or () if v.get("attribute") == 3]
+    assert su and su[0]["typed"] == {"scaler": 0, "unit": "WATT_HOUR"}
+    assert su[0]["name"] == "Active energy import (+A), total" and su[0]["class_id"] == 3
 
 
 def test_wrong_keys_give_findings_and_exit_1(
@@ -653,3 +660,59 @@ def test_xdlms_unanswered_requests(tmp_path: Path) -> None:
     assert "invoke id 4" in x[0][1] and "used again" in x[0][1]
     assert "invoke id 5" in x[1][1] and "capture ended" in x[1][1]
     assert all(f.kind == "unanswered" for f in late)
+
+
+def test_per_meter_psk_and_nid_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[osgp.meters] gives one meter its PSK: that meter decrypts, the other is no-key;
+    --filter nid= selects the meter learnt from the handshake."""
+    path, _k, res = _gen(tmp_path, frames=40, meters=2)
+    nid0 = G.meter_nid(0).hex()
+    text = f'[osgp]\nnnap_id = "{G.NNAP_ID.hex()}"\n[osgp.meters]\n"{nid0}" = "{G.PSK.hex()}"\n'
+    recs, _ = _records(path, _keys(text))
+    got = _read_values(recs)
+    assert [v for m, v in got if m == "1/10"] == [
+        G.expected_value(0, i) for i in range(res.reads[0])
+    ]
+    assert not [v for m, v in got if m == "1/11"]
+    assert {f.kind for r in recs if r.meter == "1/11" for f in r.findings} == {"no-key"}
+    keys = tmp_path / "m.toml"
+    keys.write_text(text)
+    keys.chmod(0o600)
+    analyze_main(["capture", str(path), "--keys", str(keys), "--json", "--filter", f"nid={nid0}"])
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    frames = [o for o in out if "number" in o]
+    assert frames and all(o["meter"] == "1/10" for o in frames)
+    assert len(frames) == sum(1 for r in recs if r.nid == G.meter_nid(0))
+
+
+def test_malformed_layers_are_findings(tmp_path: Path) -> None:
+    """A broken layer is a 'malformed' finding on its frame, naming the layer."""
+    from dlms14908 import profile as Pr
+
+    code = bytes((Pr.AL_MSG_CODE,))
+    apdus = [
+        code + bytes((0x0E, 1, 1)) + b"x",  # adaptation: reserved type 14
+        code + bytes((0x80, 1, 1)) + b"\x00\x00\x00",  # OSGP protected PDU too short
+        code + bytes((0x00, 1, 1)) + b"\xc0\x01",  # xDLMS GET-Request truncated
+        code + bytes((0x01, 1, 1)) + b"\xee",  # OSGP message with an unknown opcode
+        bytes((0x4D,)) + b"\xff",  # LTEP request that does not decode
+    ]
+    path = tmp_path / "mal.pcap"
+    with open(path, "wb") as f:
+        w = LonCaptureWriter(f, "upper-pdu")
+        for i, a in enumerate(apdus):
+            w.write_frame(G.lpdu((1, 1), (1, 10), 0, i + 1, a), 1.0 + i)
+    recs, _ = _records(path, _keys())
+    layers = []
+    for r in recs:
+        assert [f.kind for f in r.findings] == ["malformed"], r.findings
+        assert r.findings[0].frames == (r.number,)
+        assert "analyzer:" not in r.findings[0].text
+        layers.append(r.findings[0].text.split(":")[0])
+    assert layers == [
+        "adaptation",
+        "OSGP protected PDU of 3 bytes is too short",
+        "xDLMS",
+        "OSGP message",
+        "LTEP",
+    ]

@@ -921,6 +921,7 @@ class Analyzer:
             hs.update(id_c=msg.id_c, rand_c=msg.rand_c, id_s=msg.id_s, rand_s=msg.rand_s)
             psk = self.keys.psk_for(msg.id_c)
             if psk is None:
+                hs["nokey"] = True  # the rest of this handshake cannot be verified either
                 if self.keys.osgp_enabled:
                     rec.add("no-key", f"no PSK for Neuron ID {msg.id_c.hex()}")
                 return
@@ -943,7 +944,7 @@ class Analyzer:
             _need()
             sk = hs.get("keys")
             if sk is None:
-                if self.keys.osgp_enabled and not hs.get("failed"):
+                if self.keys.osgp_enabled and not hs.get("failed") and not hs.get("nokey"):
                     rec.add("handshake", "CommissionRequest without a verified ChallengeResponse")
                 return
             if not K.handshake_mac_verify(sk.sk, msg.mac_input(), msg.mac):
@@ -1399,6 +1400,8 @@ def _typed_jsonable(v: Any) -> Any:
 
     if isinstance(v, enum.Enum):
         return v.name
+    if v is None or type(v) in (int, float, bool, str):
+        return v
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         return {f.name: _typed_jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, (list, tuple)) and not isinstance(v, (axdr.Array, axdr.Structure)):
