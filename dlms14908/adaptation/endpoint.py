@@ -222,8 +222,12 @@ class ClientEndpoint:
         """Start sending ``apdu``; returns the first message to send."""
         if self.busy:
             raise LocalProtocolError("an exchange is already running on this endpoint")
-        self._queue = list(segment_apdu(bytes(apdu), dst_sap=self.server_sap, src_sap=self.client_sap,
-                                        max_segment=self.max_segment, protected=False))
+        data = apdu if type(apdu) is bytes else bytes(apdu)
+        if 0 < self.max_segment and len(data) <= min(self.max_segment, P.AL_MAX_APDU):  # one whole PDU
+            self._queue = [AdaptationPdu(P.AL_TYPE_XDLMS, self.server_sap, self.client_sap, data)]
+        else:
+            self._queue = list(segment_apdu(data, dst_sap=self.server_sap, src_sap=self.client_sap,
+                                            max_segment=self.max_segment, protected=False))
         self._confirmed = confirmed
         self._parts, self._size, self._next_counter = (), 0, 0
         if not self._commissioned():
