@@ -41,6 +41,7 @@ from tools.oracle.harness import (
     ours_apdu_norm,
     project,
 )
+from tools.oracle.shared_worker import COSEM_CONFORMANCE_MASK
 
 pytestmark = pytest.mark.oracle
 
@@ -169,6 +170,8 @@ class Profile:
         error_only_last_block: bool = False,
         exception_service_errors: tuple[int, ...] = (1, 2, 3, 4, 5),
         liip_mask: int = 0xFFFFFFFF,
+        conformance_mask: int = 0xFFFFFF,
+        encode_only_defaults: bool = False,
     ) -> None:
         self.name = name
         self.dates = dates
@@ -191,6 +194,10 @@ class Profile:
         self.normal_access = normal_access
         self.result_errors = errors if result_errors is None else result_errors
         self.error_only_last_block = error_only_last_block
+        self.conformance_mask = conformance_mask
+        # dlms-cosem's encoders write response-allowed TRUE, no QoS, VAA 0x0007, and no
+        # ConfirmedServiceError user-information: the encode direction sticks to those
+        self.encode_only_defaults = encode_only_defaults
 
     def descriptor(self, member: str) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries(
@@ -224,12 +231,16 @@ class Profile:
                             st.none(),
                             st.binary(min_size=16, max_size=16).map(lambda b: b.hex().upper()),
                         ),
-                        "response_allowed": st.booleans(),
+                        "response_allowed": st.just(True)
+                        if self.encode_only_defaults
+                        else st.booleans(),
                         "proposed_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
                         if self.request_qos
                         else st.none(),
                         "proposed_dlms_version_number": st.just(6),
-                        "proposed_conformance": st.integers(0, 0xFFFFFF),
+                        "proposed_conformance": st.integers(0, 0xFFFFFF).map(
+                            lambda c: c & self.conformance_mask
+                        ),
                         "client_max_receive_pdu_size": st.integers(12, 0xFFFF),
                     }
                 )
@@ -241,11 +252,15 @@ class Profile:
             {
                 "initiate-response": st.fixed_dictionaries(
                     {
-                        "negotiated_quality_of_service": st.one_of(st.none(), st.integers(0, 127))
+                        "negotiated_quality_of_service": st.just(None)
+                        if self.encode_only_defaults
+                        else st.one_of(st.none(), st.integers(0, 127))
                         if self.response_qos
                         else st.sampled_from([None, 0]),
                         "negotiated_dlms_version_number": st.just(6),
-                        "negotiated_conformance": st.integers(0, 0xFFFFFF),
+                        "negotiated_conformance": st.integers(0, 0xFFFFFF).map(
+                            lambda c: c & self.conformance_mask
+                        ),
                         "server_max_receive_pdu_size": st.integers(12, 0xFFFF),
                         "vaa_name": st.just(7),
                     }
@@ -421,9 +436,9 @@ class Profile:
                     ),
                     "result": st.integers(0, 2),
                     "result_source_diagnostic": diag,
-                    "user_information": st.one_of(
-                        self.initiate_response(), self.confirmed_service_error()
-                    ),
+                    "user_information": self.initiate_response()
+                    if self.encode_only_defaults
+                    else st.one_of(self.initiate_response(), self.confirmed_service_error()),
                 }
             )
         if kind in ("read-request", "write-request"):
@@ -612,6 +627,8 @@ def test_ours_encoded_apdus_decode_identically_in_dlmscosem(
 # ----------------------------------------------------------------------------- oracle -> ours
 
 COSEM_ENCODE_KINDS = [
+    "aarq",
+    "aare",
     "get-request-normal",
     "get-request-next",
     "get-request-with-list",
@@ -637,13 +654,19 @@ def test_dlmscosem_encoded_apdus_decode_identically_in_ours(
         class_id=cosem_profile.class_id,
         errors=cosem_profile.errors,
         action_results=cosem_profile.action_results,
-        contexts=[1],
-        mechanisms=[],
+        contexts=[1, 3],
+        # mechanism 0 (lowest) is written as "no mechanism-name" by dlms-cosem
+        mechanisms=[m for m in cosem_profile.mechanisms if m != 0],
         with_list_access=False,
         set_access=False,
         get_list_errors=True,
         kinds=COSEM_ENCODE_KINDS,
         normal_access=False,
+        request_qos=False,
+        release_reason_optional=False,
+        # Conformance has fields for 17 bits only (§5 #3)
+        conformance_mask=COSEM_CONFORMANCE_MASK,
+        encode_only_defaults=True,
     )
     p.data = data(COSEM_ENCODE, max_len=COSEM_ENCODE_MAX_LEN)
     n = d.draw(p.any_apdu())

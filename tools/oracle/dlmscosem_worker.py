@@ -472,6 +472,8 @@ def encode_apdu(req: dict[str, Any]) -> Any:
                 error=enumerations.DataAccessResult(ret["error"]),
                 invoke_id_and_priority=iip,
             )
+    elif kind in ("aarq", "aare"):
+        obj = _mk_association(a)
     elif kind in ("rlrq", "rlre"):
         if a.get("user_information") is not None:
             raise Unsupported("user-information not mapped for encode")
@@ -490,6 +492,73 @@ def encode_apdu(req: dict[str, Any]) -> Any:
     else:
         raise Unsupported(f"dlms-cosem encode of {kind} not mapped")
     return obj.to_bytes().hex().upper()
+
+
+def _mk_conformance(value: int) -> Any:
+    from dlms_cosem.protocol.xdlms.conformance import Conformance
+
+    pos = Conformance.conformance_bit_position
+    if value & ~sum(1 << p for p in pos.values()):
+        raise Unsupported("dlms-cosem Conformance has no field for some of these bits (§5 #3)")
+    return Conformance(**{k: bool(value >> p & 1) for k, p in pos.items()})
+
+
+def _mk_association(a: dict[str, Any]) -> Any:
+    from dlms_cosem.protocol.acse.user_information import UserInformation
+
+    ctx = a["application_context_name"]
+    if ctx not in (1, 3):
+        raise Unsupported("dlms-cosem models only LN application contexts")
+    mech = a["mechanism_name"]
+    ui = a["user_information"]
+    content: Any = None
+    if ui and "initiate-request" in ui:
+        r = ui["initiate-request"]
+        if not r["response_allowed"] or r["proposed_quality_of_service"] is not None:
+            raise Unsupported("InitiateRequest.to_bytes writes neither response-allowed nor QoS")
+        content = xdlms.InitiateRequest(
+            proposed_conformance=_mk_conformance(r["proposed_conformance"]),
+            client_max_receive_pdu_size=r["client_max_receive_pdu_size"],
+            proposed_dlms_version_number=r["proposed_dlms_version_number"],
+            dedicated_key=bytes.fromhex(r["dedicated_key"]) if r["dedicated_key"] else None,
+        )
+    elif ui and "initiate-response" in ui:
+        r = ui["initiate-response"]
+        if r["negotiated_quality_of_service"] is not None:
+            # InitiateResponse.to_bytes writes the QoS value where the OPTIONAL presence
+            # octet belongs (0 = absent): only an absent QoS encodes correctly
+            raise Unsupported("InitiateResponse.to_bytes cannot encode a negotiated QoS")
+        if r["vaa_name"] != 7:
+            raise Unsupported("InitiateResponse.to_bytes always writes VAA name 0x0007")
+        content = xdlms.InitiateResponse(
+            negotiated_conformance=_mk_conformance(r["negotiated_conformance"]),
+            server_max_receive_pdu_size=r["server_max_receive_pdu_size"],
+            negotiated_dlms_version_number=r["negotiated_dlms_version_number"],
+            negotiated_quality_of_service=0,
+        )
+    elif ui is not None:
+        raise Unsupported("user-information not mapped for encode")
+    common = {
+        "ciphered": ctx == 3,
+        "system_title": bytes.fromhex(a["ap_title"]) if a["ap_title"] else None,
+        "authentication": enumerations.AuthenticationMechanism(mech) if mech is not None else None,
+        "authentication_value": bytes.fromhex(a["authentication_value"])
+        if a["authentication_value"]
+        else None,
+        "user_information": UserInformation(content=content) if content is not None else None,
+    }
+    if a["apdu"] == "aarq":
+        return acse.ApplicationAssociationRequest(**common)
+    ((which, diag),) = a["result_source_diagnostic"].items()
+    return acse.ApplicationAssociationResponse(
+        result=enumerations.AssociationResult(a["result"]),
+        result_source_diagnostics=(
+            enumerations.AcseServiceUserDiagnostics(diag)
+            if which == "acse-service-user"
+            else enumerations.AcseServiceProviderDiagnostics(diag)
+        ),
+        **common,
+    )
 
 
 def caps(req: dict[str, Any]) -> Any:
