@@ -692,9 +692,44 @@ def encode_apdu(req: dict[str, Any]) -> Any:
             f'<Result Value="{TranslatorSimpleTags.errorCodeToString(a["result"])}" />'
             "</SetResponseNormal></SetResponse>"
         )
+    elif k == "aarq":
+        return _gurux_aarq(a)
     else:
         raise Unsupported(f"gurux xmlToPdu of {k} not mapped")
     return TRANSLATOR.xmlToHexPdu(xml).replace(" ", "").upper()
+
+
+def _gurux_aarq(a: dict[str, Any]) -> str:
+    """AARQ from gurux's own client (``GXDLMSClient.aarqRequest``, InterfaceType.PDU).
+
+    Without ciphering set up: LN/SN contexts, no AP title, no dedicated key; gurux never
+    sends proposed-QoS nor response-allowed FALSE; mechanisms none and LLS only (for HLS it
+    draws its own random challenge)."""
+    from gurux_dlms import GXDLMSClient
+    from gurux_dlms.enums import Conformance, InterfaceType
+
+    ctx, mech = a["application_context_name"], a["mechanism_name"]
+    r = (a["user_information"] or {}).get("initiate-request")
+    if ctx not in (1, 2) or a["ap_title"] is not None or mech not in (None, 1) or r is None:
+        raise Unsupported("gurux aarqRequest: LN/SN, no AP title, mechanism none/LLS only")
+    if (
+        r["dedicated_key"] is not None
+        or r["proposed_quality_of_service"] is not None
+        or not r["response_allowed"]
+        or r["proposed_dlms_version_number"] != 6
+    ):
+        raise Unsupported("gurux aarqRequest writes no key/QoS, response-allowed TRUE, v6")
+    if (mech is None) != (a["authentication_value"] is None):
+        raise Unsupported("gurux sends the password exactly when authentication is LLS")
+    password = bytes.fromhex(a["authentication_value"]) if mech == 1 else None
+    client = GXDLMSClient(ctx == 1, 16, 1, Authentication(mech or 0), password, InterfaceType.PDU)
+    # dlms-anchors §5 #6: gurux's Conformance IntFlag is bit-reversed against the wire
+    client.proposedConformance = Conformance(reverse24(r["proposed_conformance"]))
+    client.maxReceivePDUSize = r["client_max_receive_pdu_size"]
+    frames = client.aarqRequest()
+    if len(frames) != 1:
+        raise ValueError("gurux split the AARQ")
+    return bytes(frames[0]).hex().upper()
 
 
 def _plain(v: Any) -> Any:
