@@ -168,14 +168,13 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         url, node, closers = await _serve_pty(route, addr.subnet, addr.node, nid, psk)
     else:
         try:
-            svc = await serve_meter(args.port.strip(), route, subnet=addr.subnet, node=addr.node,
-                                    neuron_id=nid, psk=psk)
+            svc = await serve_meter(_with_peer_ttl(args.port.strip()), route, subnet=addr.subnet,
+                                    node=addr.node, neuron_id=nid, psk=psk)
         except (OSError, OverflowError, LinkError, LocalProtocolError) as exc:
             raise PortError(f"cannot serve on {args.port}: {exc}") from None
         node = svc.node
         _one_receive_record_per_source(node)
         closers.append(svc.close)
-        _answer_latest_sender(svc.driver.link)
         local = svc.local_address
         url = args.port
         if local is not None:
@@ -222,50 +221,15 @@ def _one_receive_record_per_source(node: object) -> None:
 PEER_TTL = 600.0
 
 
-def _answer_latest_sender(link: object) -> None:
-    """Make a CN/IP link that was opened without a peer behave like a CN/IP channel towards
-    the head-ends it hears: every frame goes to each UDP sender of a valid data packet heard
-    within :data:`PEER_TTL` (each head-end keeps what is addressed to its own subnet/node).
-    CnipLink alone stays bound to the first head-end it ever heard: a second ``dlms-cli``
-    process, on another ephemeral port, would never be answered."""
-    import time as _time
-
-    from ..errors import DecodeError
-    from ..lon.cnip import CnipPacketType, decode_packet
-    from ..transport.udp import CnipLink
-
-    if not isinstance(link, CnipLink) or link.peer is not None:
-        return
-    inner = link._on_datagram
-    inner_send = link.send
-    peers: dict[tuple[str, int], float] = {}
-
-    def on_datagram(data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        try:
-            pkt = decode_packet(data)
-        except DecodeError:
-            pkt = None
-        if pkt is not None and pkt.packet_type == CnipPacketType.DATA and pkt.protocol == 0 and pkt.payload:
-            key = (addr[0], addr[1])
-            peers.pop(key, None)
-            peers[key] = _time.monotonic()  # most recent last
-            link.peer = key
-        inner(data, addr)
-
-    async def send(frame: bytes) -> None:
-        now = _time.monotonic()
-        for key in [k for k, t in peers.items() if now - t > PEER_TTL]:
-            del peers[key]
-        latest = link.peer
-        try:
-            for key in list(peers) or ([latest] if latest is not None else []):
-                link.peer = key
-                await inner_send(frame)
-        finally:
-            link.peer = latest
-
-    link._on_datagram = on_datagram  # type: ignore[method-assign]
-    link.send = send  # type: ignore[method-assign]
+def _with_peer_ttl(url: str) -> str:
+    """A serving CN/IP URL (no peer given) makes a link that answers every UDP sender heard
+    within ``peer_ttl`` seconds (:class:`~dlms14908.transport.udp.CnipLink`); name the meter's
+    :data:`PEER_TTL` in it unless the URL sets its own.  Other URLs are returned unchanged."""
+    if url.lower() == "cnip":
+        url = "cnip://"
+    if not url.lower().startswith("cnip://") or "peer_ttl=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}peer_ttl={PEER_TTL:g}"
 
 
 def _offset_clock(start: float) -> Callable[[], float]:

@@ -9,6 +9,7 @@ URL                                    link
 ``rfc2217://host:port``                pyserial RFC 2217
 ``loop://``                            pyserial loopback
 ``cnip://host:port?bind=h:p``          CN/IP data packets over UDP (default port 1628)
+``cnip://?bind=h:p&peer_ttl=600``      the same, serving: answers every recent sender
 ``sim://name?loss=0.1&seed=1``, ``sim``  a node on a simulated power-line channel
 =====================================  ==============================================
 
@@ -79,7 +80,14 @@ async def _open_cnip(url: str, parts: SplitResult, opts: dict[str, Any]) -> Base
     peer = _hostport(parts.netloc, PORT_NORMAL) if parts.netloc else None
     bind = _hostport(query["bind"], 0) if "bind" in query else opts.pop("local", ("0.0.0.0", PORT_NORMAL))
     session = int(query["session"]) if "session" in query else opts.pop("session", None)
-    return await CnipLink.open(peer, local=bind, session=session)
+    kw: dict[str, Any] = {k: opts.pop(k) for k in ("peer_ttl", "max_peers", "clock") if k in opts}
+    try:
+        for name, conv in (("peer_ttl", float), ("max_peers", int)):
+            if name in query:
+                kw[name] = conv(query[name])
+    except ValueError:
+        raise LocalProtocolError(f"bad CN/IP option in {url!r}") from None
+    return await CnipLink.open(peer, local=bind, session=session, **kw)
 
 
 _SIM_KEYS = {
