@@ -13,7 +13,11 @@ CPU time (user + sys of the child, ``os.wait4``) and peak RSS are measured.
   which tshark cannot do at all;
 * peak RSS of ``--json --keys`` at ``--frames`` and at ``--frames / 5``: flat memory.
 
-Usage: ``python3 benchmarks/analyzer.py [--frames 1000000] [--meters 200] [--json] [--skip-tshark-json]``.
+The two summary runs alternate ``--rounds`` times (ours, tshark, ours, tshark, ...): the
+ratios use the median of each, and the load average is printed before and after (the
+machine may be shared; CPU time is the fairer measure then).
+
+Usage: ``python3 benchmarks/analyzer.py [--frames 1000000] [--meters 200] [--rounds 1] [--json] [--skip-tshark-json]``.
 Our runs must exit 0 (no findings) or the benchmark aborts with status 2.
 """
 
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--meters", type=int, default=200)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating summary runs (median)")
     ap.add_argument(
         "--skip-tshark-json", action="store_true", help="tshark -T json takes long: skip it"
     )
@@ -103,8 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         plan.insert(1, ("tshark summary", [tshark, "-n", "-r", str(big)]))
         if not a.skip_tshark_json:
             plan.append(("tshark -T json", [tshark, "-n", "-r", str(big), "-T", "json"]))
+    load_before = os.getloadavg()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in load_before)}", file=sys.stderr)
+    rounds: dict[str, list[dict[str, float]]] = {}
+    for _ in range(max(1, a.rounds) - 1):  # extra alternating rounds of the two summaries
+        for name, cmd in plan[:2]:
+            rounds.setdefault(name, []).append(run(cmd))
     for name, cmd in plan:
         r = run(cmd)
+        if name in rounds:
+            rs = [*rounds[name], r]
+            for key in ("wall", "cpu"):
+                r[f"{key}_all"] = [x[key] for x in rs]  # type: ignore[assignment]
+                r[key] = statistics.median(x[key] for x in rs)
         n = a.frames if "1/5" not in name else max(1000, a.frames // 5)
         r["frames_per_s_wall"] = n / r["wall"]
         r["frames_per_s_cpu"] = n / r["cpu"] if r["cpu"] else 0.0
@@ -136,10 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in ratios.items():
         if v is not None:
             print(f"{k:40s} {v:6.2f}x", file=sys.stderr)
+    load_after = os.getloadavg()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in load_after)}", file=sys.stderr)
     if a.json:
         print(
             json.dumps(
-                {"frames": a.frames, "meters": a.meters, "runs": runs, "ratios": ratios}, indent=2
+                {
+                    "frames": a.frames,
+                    "meters": a.meters,
+                    "runs": runs,
+                    "ratios": ratios,
+                    "load_before": load_before,
+                    "load_after": load_after,
+                },
+                indent=2,
             )
         )
     return 0

@@ -112,13 +112,13 @@ def _info(body: bytes, plen: int, rcol: str) -> tuple | None | bool:  # type: ig
     if al_text is None:
         tname = ("xDLMS", "security", "error", "ATM")[typ]
         al_text = f"AL {tname} P {hkey[1]:02X}<-{hkey[2]:02X}"
-    # the line of an unsegmented PDU as a %-template: number, time, APDU length, KeyID, SeqNo
+    # the line of an unsegmented PDU as a %-template: number, time, APDU length, SeqNo
     tmpl = (
         "%7d %10.3f "
         + text.replace("%", "%%")
         + "%dB] | "
         + al_text.replace("%", "%%")
-        + " | OSGP k%d seq %d"
+        + f" | OSGP k{body[plen + 4]} seq %d"
     )
     return (
         h,
@@ -295,11 +295,12 @@ def _summary(
             continue
         plen = plen_t[lpdu[1] | ((lpdu[3] & 0x80) << 1)]
         body_end = n - 2
-        # the cache key: LonTalk header + message code + the 3-byte adaptation header
+        # the cache key: LonTalk header + message code + the 3-byte adaptation header + one
+        # more byte (the KeyID of an unsegmented PDU, the segment counter otherwise)
         if not plen or plen + 4 >= body_end or crc_hqx(lpdu, 0xFFFF) != _RESIDUE:
             slow(index, ts, route, lpdu, None)
             continue
-        pk = lpdu[: plen + 4]
+        pk = lpdu[: plen + 5]
         info = cache.get(pk)
         if info is None:
             info = _info(lpdu[:body_end], plen, rcol)
@@ -440,7 +441,7 @@ def _summary(
         if seg or hit is not None:  # al_text carries a suffix
             line = f"{index:>7} {ts - t0:10.3f} {lon_text}{body_end - plen - 1}B] | {al_text} | OSGP k{ks[0]} seq {ks[1]}"
         else:
-            line = tmpl % (index, ts - t0, body_end - plen - 1, *ks)
+            line = tmpl % (index, ts - t0, body_end - plen - 1, ks[1])
         if fnds:
             findings += any(x.kind not in WARNING_KINDS for x in fnds)
             line += "  ! " + "; ".join(f"{x.kind}: {x.text}" for x in fnds)
