@@ -914,3 +914,37 @@ def test_gurux_client_aarq_decodes_identically_in_ours(
     raw = bytes.fromhex(gurux.call("encode_apdu", apdu=n))
     assert ours_apdu_norm(decode_apdu(raw)) == n
     assert encode_apdu(ours_apdu_from_norm(n)) == raw
+
+
+@given(
+    st.tuples(*[st.integers(0, 255)] * 6),
+    st.integers(1, 0xFFFFFFF0),
+    st.integers(1, 0xFFFF),
+)
+def test_gurux_entry_access_get_decodes_in_ours(
+    gurux: OracleWorker, ln: tuple[int, ...], index: int, count: int
+) -> None:
+    """Selective access by entry (Green Book: entry_descriptor, selector 2) as gurux's client
+    writes it; dlms-cosem cannot encode it (dlms-anchors §5 #4)."""
+    from dlms14908.xdlms import EntryDescriptor, GetRequestNormal
+
+    logical_name = ".".join(str(x) for x in ln)
+    raw = bytes.fromhex(
+        gurux.call("read_rows_by_entry", logical_name=logical_name, index=index, count=count)
+    )
+    apdu = decode_apdu(raw)
+    assert isinstance(apdu, GetRequestNormal)
+    assert (
+        apdu.attribute.class_id,
+        bytes(apdu.attribute.instance_id),
+        apdu.attribute.attribute_id,
+    ) == (
+        7,
+        bytes(ln),
+        2,
+    )
+    sel = apdu.access_selection
+    assert isinstance(sel, EntryDescriptor)
+    assert (sel.from_entry, sel.to_entry) == (index, index + count - 1)
+    assert (sel.from_selected_value, sel.to_selected_value) == (1, 0)  # all columns
+    assert encode_apdu(apdu) == raw

@@ -732,6 +732,21 @@ def _gurux_aarq(a: dict[str, Any]) -> str:
     return bytes(frames[0]).hex().upper()
 
 
+def read_rows_by_entry(req: dict[str, Any]) -> Any:
+    """GET of a profile's buffer with entry selective access, from gurux's own client
+    (``GXDLMSClient.readRowsByEntry``); invoke-id-and-priority is its fixed 0xC1."""
+    from gurux_dlms import GXDLMSClient
+    from gurux_dlms.enums import InterfaceType
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    client = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.PDU)
+    pg = GXDLMSProfileGeneric(req["logical_name"])
+    frames = client.readRowsByEntry(pg, req["index"], req["count"])
+    if len(frames) != 1:
+        raise ValueError("gurux split the request")
+    return bytes(frames[0]).hex().upper()
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, list):
         return [_plain(x) for x in v]
@@ -774,6 +789,7 @@ if __name__ == "__main__":
             "decode_apdu": decode_apdu,
             "encode_apdu": encode_apdu,
             "decode_compact_values": decode_compact_values,
+            "read_rows_by_entry": read_rows_by_entry,
             "xml": raw_xml,
             "caps": caps,
         }
