@@ -40,14 +40,14 @@ def test_serving_link_answers_a_later_head_end_after_the_first_exits() -> None:
         await first.send(E2)
         assert await meter.recv() == E2
         await meter.send(E1)
-        assert await asyncio.wait_for(first.recv(), 2) == E1
+        assert await asyncio.wait_for(first.recv(), 5) == E1
         await first.close()  # the first dlms-cli process exits
         second = await _head_end(meter)
         try:
             await second.send(E2)
             assert await meter.recv() == E2
             await meter.send(E1)
-            assert await asyncio.wait_for(second.recv(), 2) == E1
+            assert await asyncio.wait_for(second.recv(), 5) == E1
             assert meter.peer == second.local_address  # the latest sender
         finally:
             await second.close()
@@ -65,16 +65,18 @@ def test_every_recent_head_end_hears_the_meter_and_a_fixed_peer_stays_fixed() ->
             await a.send(E1)
             await b.send(E1)
             assert [await meter.recv(), await meter.recv()] == [E1, E1]
-            assert meter.peers == [a.local_address, b.local_address]  # most recent last
+            # both heard (arrival order of two sockets' datagrams is the kernel's; the TTL test
+            # below checks the most-recent-last order with an injected clock)
+            assert sorted(meter.peers) == sorted([a.local_address, b.local_address])
             await meter.send(E2)  # like a CN/IP channel: each head-end keeps what is its own
-            assert await asyncio.wait_for(a.recv(), 2) == E2 and await asyncio.wait_for(b.recv(), 2) == E2
+            assert await asyncio.wait_for(a.recv(), 5) == E2 and await asyncio.wait_for(b.recv(), 5) == E2
             assert meter.stats.frames_sent == 1
             # a link opened with a peer does not follow whoever sends to it
             other = await CnipLink.open(a.local_address, local=LOCAL)
             await other.send(E1)  # a stranger writes to ``a``
-            assert await asyncio.wait_for(a.recv(), 2) == E1
+            assert await asyncio.wait_for(a.recv(), 5) == E1
             await a.send(E2)  # ``a`` still sends to the meter only
-            assert await asyncio.wait_for(meter.recv(), 2) == E2
+            assert await asyncio.wait_for(meter.recv(), 5) == E2
             assert a.peers == [meter.local_address] and a.peer == meter.local_address
             assert await _nothing(other)
         finally:
