@@ -281,9 +281,8 @@ class Generator:
         xDLMS DataNotification protected under a new K_bc, distributed first to
         ``distribute_to`` with UpdateDomainKeys (flags: broadcast).  Returns the frame
         numbers of the UpdateDomainKeys (0 when not distributed) and of the broadcast."""
-        from osgp.channel import BroadcastSender
-
         from dlms14908.xdlms.notify import DataNotification
+        from osgp.channel import BroadcastSender
 
         if self.bc is None:
             self.bc = BroadcastSender(NNAP_ID, random=_Rand(b"B"))

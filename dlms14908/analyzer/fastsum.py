@@ -120,6 +120,7 @@ def _info(body: bytes, plen: int, rcol: str) -> tuple | None | bool:  # type: ig
         + al_text.replace("%", "%%")
         + f" | OSGP k{body[plen + 4]} seq %d"
     )
+    ks_off = plen + 1 + (4 if seg else 3)  # KeyID after the code and the adaptation header
     return (
         h,
         text,
@@ -135,6 +136,7 @@ def _info(body: bytes, plen: int, rcol: str) -> tuple | None | bool:  # type: ig
         al_text,
         seg,
         tmpl,
+        ks_off,
     )
 
 
@@ -146,12 +148,14 @@ def fast_summary(
     Returns ``(records with findings that are not warnings, late findings, t0, fatal
     text)``, or None (nothing read) when ``f`` is not a classic pcap: the caller then
     uses the general path."""
-    # The loop allocates only acyclic objects (tuples, strings, bounded dictionaries):
-    # the cyclic collector would only rescan the long-lived state again and again.
+    # Without keys the loop allocates only acyclic objects (tuples, strings, bounded
+    # dictionaries): the cyclic collector would only rescan the long-lived state again and
+    # again.  With keys the engine decodes deeper layers: the collector stays on.
     import gc
 
     enabled = gc.isenabled()
-    gc.disable()
+    if not an.keys.osgp_enabled and an.keys.dlms is None and an.keys.legacy is None:
+        gc.disable()
     try:
         return _summary(f, an, write)
     finally:
@@ -197,7 +201,7 @@ def _summary(
     buf = b""
     pos = 0
     index = 0
-    offset = 24
+    base = 24  # file offset of buf[0]
     max_pending = an.max_pending
     count = an._count
     late = an.late
@@ -223,12 +227,13 @@ def _summary(
             write("\n".join(lines))
             lines.clear()
         if blen - pos < 16:
+            base += pos
             buf = buf[pos:] + read(CHUNK)
             blen = len(buf)
             pos = 0
             if blen < 16:
                 if buf:
-                    slow(index + 1, 0.0, "file", None, f"truncated record header at byte {offset}")
+                    slow(index + 1, 0.0, "file", None, f"truncated record header at byte {base}")
                 break
         sec, frac, caplen, _orig = unpack(buf, pos)
         if caplen > max_record:
@@ -237,11 +242,12 @@ def _summary(
                 0.0,
                 "file",
                 None,
-                f"record length {caplen} at byte {offset} exceeds {pcap.MAX_RECORD}",
+                f"record length {caplen} at byte {base + pos} exceeds {pcap.MAX_RECORD}",
             )
             break
         end = pos + 16 + caplen
         if end > blen:
+            base += pos
             buf = buf[pos:] + read(max(CHUNK, caplen + 16))
             blen = len(buf)
             pos = 0
@@ -252,14 +258,13 @@ def _summary(
                     0.0,
                     "file",
                     None,
-                    f"truncated record at byte {offset}: needs {caplen} bytes, file has {blen - 16}",
+                    f"truncated record at byte {base}: needs {caplen} bytes, file has {blen - 16}",
                 )
                 break
         index += 1
         ts = sec + frac * scale
         start = pos + 16
         pos = end
-        offset += 16 + caplen
         if eth:
             if caplen < 62:
                 slow(*_fallback(index, ts, linktype, buf[start:end]))
@@ -289,12 +294,11 @@ def _summary(
             slow(*_fallback(index, ts, linktype, buf[start:end]))
             continue
         # ---- fast path: CRC-good LonTalk frame carrying an OSGP-protected adaptation PDU
-        n = len(lpdu)
-        if not fast_ok or n < 7:
+        body_end = len(lpdu) - 2
+        if not fast_ok or body_end < 5:
             slow(index, ts, route, lpdu, None)
             continue
         plen = plen_t[lpdu[1] | ((lpdu[3] & 0x80) << 1)]
-        body_end = n - 2
         # the cache key: LonTalk header + message code + the 3-byte adaptation header + one
         # more byte (the KeyID of an unsegmented PDU, the segment counter otherwise)
         if not plen or plen + 4 >= body_end or crc_hqx(lpdu, 0xFFFF) != _RESIDUE:
@@ -328,9 +332,9 @@ def _summary(
             al_text,
             seg,
             tmpl,
+            ks_off,
         ) = info  # type: ignore[misc]
-        hlen = 4 if seg else 3
-        if body_end - plen - 1 - hlen < 13:
+        if body_end < ks_off + 13:  # KeyID, SeqNo, tag: 13 bytes at least
             slow(index, ts, route, lpdu, None)
             continue
         # --- Analyzer.process bookkeeping
@@ -434,7 +438,7 @@ def _summary(
                 else:
                     fnds = [f_]
         if ks is None:
-            ks = ks_unpack(lpdu, hoff + hlen)
+            ks = ks_unpack(lpdu, ks_off)
             seen[ssig] = (index, leg, tn, ts, ks, None)
             if len(seen) > _MAX_SEEN:
                 seen.popitem(last=False)
