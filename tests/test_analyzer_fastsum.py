@@ -198,3 +198,39 @@ def test_not_a_pcap_falls_back(tmp_path: Path, monkeypatch, capsys) -> None:
     )
     out, _err, _ = _same(path, monkeypatch, capsys)
     assert "serial" in out
+
+
+def test_replay_on_a_relayed_leg(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A protected PDU seen on the LTEP leg and relayed on the direct leg, then sent again
+    on the direct leg in a new transaction, is a replay (not another relay copy)."""
+    from dlms14908.repeater import ltep
+    from dlms14908.xdlms import AttributeDescriptor, GetRequestNormal
+
+    path = tmp_path / "rr.pcap"
+    with open(path, "wb") as f:
+        g = G.Generator(f, meters=1)
+        m = g.meters[0]
+        g.handshake(m)
+        rep = (1, 5)
+        inner = g.protected(
+            m, GetRequestNormal(0xC1, AttributeDescriptor(3, G.OBIS_ENERGY, 2)).to_bytes(), up=False
+        )
+        req = ltep.ProxyRequest(
+            hops=(),
+            sicb=ltep.Sicb(
+                ltep.AddressType.SUBNET_NODE, ltep.ServiceType.REQUEST, ltep.TxCtrl(3, 8)
+            ),
+            target=ltep.SubnetNodeTarget(node=m.addr[1], subnet=m.addr[0]),
+            apdu=inner,
+            txctrl=None,
+        )
+        g.write(G.lpdu(G.HEAD_END, rep, 0, 7, ltep.encode_request(req)))
+        relay = g.write(G.lpdu(rep, m.addr, 0, 9, inner))
+        retry = g.write(G.lpdu(rep, m.addr, 0, 9, inner))
+        replay = g.write(G.lpdu(rep, m.addr, 0, 10, inner))
+        g.w.flush()
+    out, _err, _code = _same(path, monkeypatch, capsys)
+    lines = {int(x.split()[0]): x for x in out.splitlines()}
+    assert "(relay of #" in lines[relay] and "!" not in lines[relay]
+    assert "retry:" in lines[retry] and "replay" not in lines[retry]
+    assert "replay: protected PDU of frame" in lines[replay]

@@ -317,7 +317,8 @@ class Analyzer:
         self.flows: OrderedDict[Any, _Flow] = OrderedDict()
         self.aliases: OrderedDict[Any, Any] = OrderedDict()  # NID flow key <-> address flow key
         self.pending: OrderedDict[Any, _Pending] = OrderedDict()
-        self.seen: OrderedDict[Any, tuple[int, bytes, Any, float, Any]] = OrderedDict()
+        # sig -> (first frame, leg, tn, time, decoded record, plain PDU, {other leg: tn})
+        self.seen: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()
         self._count = 0
         self.late: list[Finding] = []  # findings raised outside a frame (evictions)
         self._session_aead: dict[tuple[bytes, int], Any] = {}
@@ -697,8 +698,15 @@ class Analyzer:
         leg = h.addr
         tn = h.tn
         if seen is not None and rec.time - seen[3] <= _RELAY_WINDOW:
-            first_no, sleg, stn, _t, cached, cached_pdu = seen
-            if sleg != leg or stn == tn:
+            first_no, sleg, stn, _t, cached, cached_pdu, legs = seen
+            # the transaction number this PDU had on this leg before (None: a new leg)
+            prev = stn if leg == sleg else (legs.get(leg) if legs else None)
+            if prev is None or prev == tn:  # a relay copy on a new leg, or a retry
+                if prev is None:
+                    if legs is None:
+                        legs = {}
+                        self.seen[sig] = (first_no, sleg, stn, _t, cached, cached_pdu, legs)
+                    legs[leg] = tn
                 self._reuse(rec, cached, cached_pdu, first_no, relay=sleg != leg, msg=msg)
                 return
             if protected:
@@ -737,7 +745,7 @@ class Analyzer:
             if self.keep_plain and rec.lpdu is not None:
                 rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)
         seen_d = self.seen
-        seen_d[sig] = (rec.number, leg, tn, rec.time, rec, new_pdu)
+        seen_d[sig] = (rec.number, leg, tn, rec.time, rec, new_pdu, None)
         if len(seen_d) > _MAX_SEEN:
             seen_d.popitem(last=False)
 

@@ -408,8 +408,14 @@ def _summary(
         hit = seen.get(ssig)
         ks = None
         if hit is not None and ts - hit[3] <= _RELAY_WINDOW:
-            first_no, sleg, stn, _t, cached, _cached_pdu = hit
-            if sleg != leg or stn == tn:
+            first_no, sleg, stn, _t, cached, _cached_pdu, legs = hit
+            prev = stn if leg == sleg else (legs.get(leg) if legs else None)
+            if prev is None or prev == tn:  # a relay copy on a new leg, or a retry
+                if prev is None:
+                    if legs is None:
+                        legs = {}
+                        seen[ssig] = (first_no, sleg, stn, _t, cached, _cached_pdu, legs)
+                    legs[leg] = tn
                 if type(cached) is not tuple:  # decoded by the general path: reuse its record
                     rec = FrameRecord(index, ts, route, lpdu)
                     rec.crc_ok = True
@@ -439,7 +445,7 @@ def _summary(
                     fnds = [f_]
         if ks is None:
             ks = ks_unpack(lpdu, ks_off)
-            seen[ssig] = (index, leg, tn, ts, ks, None)
+            seen[ssig] = (index, leg, tn, ts, ks, None, None)
             if len(seen) > _MAX_SEEN:
                 seen.popitem(last=False)
         if seg or hit is not None:  # al_text carries a suffix
