@@ -716,3 +716,27 @@ def test_malformed_layers_are_findings(tmp_path: Path) -> None:
         "OSGP message",
         "LTEP",
     ]
+
+
+def test_stats_retries_and_failures(tmp_path: Path) -> None:
+    """--stats counts retries apart and every other finding kind as a failure."""
+    path, _k, res = _gen(tmp_path, frames=90, meters=2, extras=True)
+    recs, late = _records(path, _keys())
+    s = Stats(3600.0)
+    for r in recs:
+        s.add(r)
+    for f in late:
+        s.add_late(f)
+    d = s.to_jsonable()
+    assert d["retries"] == 1  # the one retried request of the extras
+    fails = d["failures"]
+    # the failure completion on both legs of the 2-repeater chain
+    assert fails["crc"] == 1 and fails["proxy-failure"] == 2 and fails["replay"] >= 1
+    assert fails["unanswered"] == sum(1 for f in late if f.kind == "unanswered") >= 2
+    assert "retry" not in fails
+    text = s.render()
+    from rich.console import Console
+
+    con = Console(file=io.StringIO(), width=120)
+    con.print(text)
+    assert "█" in con.file.getvalue()
