@@ -260,8 +260,9 @@ class _Flow:
         self.hs: dict[str, Any] = {}
         self.dest: bytes | None = None
         self.reasm: Any = None
-        self.requests: OrderedDict[int, tuple[int, Any]] = OrderedDict()
-        self.blocks: OrderedDict[int, Any] = OrderedDict()
+        # invoke id -> (frame, descriptor(s), confirmed, service name)
+        self.requests: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
+        self.blocks: OrderedDict[Any, Any] = OrderedDict()  # GET: invoke id; others: (kind, id)
         self.client_st: bytes | None = None
         self.server_st: bytes | None = None
         self.frames = 0
@@ -782,7 +783,7 @@ class Analyzer:
             v = first.__dict__.get(name)
             if v is not None:
                 setattr(rec, name, v)
-        if type(first) is not tuple and first.obis:
+        if isinstance(first, FrameRecord) and first.obis:
             rec.obis = list(first.obis)
         if new_pdu is not None and rec.lpdu is not None and self.keep_plain and msg is not None:
             rec.plain_lpdu = self._rebuild(rec.lpdu, msg, new_pdu)

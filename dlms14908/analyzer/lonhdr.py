@@ -48,6 +48,31 @@ class LonHdr:
         "tn",
     )
 
+    addr: bytes
+    addr_fmt: int
+    alt_path: int
+    apdu: int
+    auth: int
+    backlog: int
+    domain: bytes
+    dst_kind: str
+    dst_node: int | None
+    dst_subnet: int | None
+    group: int | None
+    layer: str
+    m_list: bytes | None
+    member: int | None
+    neuron_id: bytes | None
+    npdu: bytes
+    pdu_fmt: int
+    priority: int
+    ptype: int | None
+    role: int
+    src_node: int
+    src_subnet: int
+    svc: str
+    tn: int | None
+
     def __init__(self) -> None:
         self.group = None
         self.member = None
