@@ -15,14 +15,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import importlib
 import json
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DecodeError, LocalProtocolError
-from ..keyfile import DlmsKeyTable, load_keyfile
-from ..xdlms import ciphering as sec
+
+if TYPE_CHECKING:
+    from ..keyfile import DlmsKeyTable
+    from ..xdlms import ciphering as sec
+else:
+    # ``dlms-analyze`` registers every sub-command at start-up; the ciphering and
+    # key-file modules load only when this sub-command runs.
+    class _LazyModule:
+        def __init__(self, name: str) -> None:
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            module = importlib.import_module(self._name)
+            globals()["sec"] = module  # later look-ups hit the module directly
+            return getattr(module, attr)
+
+    sec = _LazyModule("dlms14908.xdlms.ciphering")
+
+
+def load_keyfile(path: str) -> Any:
+    from ..keyfile import load_keyfile as load
+
+    return load(path)
 
 __all__ = ["register", "run", "parse_hex", "analyze"]
 
