@@ -362,8 +362,33 @@ def _check_tspdu(prefix: str, kind: int, apdu: object, m_list: object, *, has_ap
         raise EncodeError("only REMINDER and REM/MSG carry an M_List", field=f"{prefix}.m_list")
 
 
+class _TransactionPdu:
+    """What TPDUs and SPDUs share: ``auth(1) | type(3) | trans_no(4)``, then an
+    optional M_List (length byte + list) and an optional APDU."""
+
+    __slots__ = ()
+    auth: bool
+    type: TpduType | SpduType
+    trans_no: int
+    m_list: bytes | None
+    apdu: AnyApdu | None
+
+    @property
+    def header(self) -> int:
+        return (0x80 if self.auth else 0) | (int(self.type) << 4) | self.trans_no
+
+    def encode(self) -> bytes:
+        out = bytearray((self.header,))
+        if self.m_list is not None:
+            out.append(len(self.m_list))
+            out += self.m_list
+        if self.apdu is not None:
+            out += self.apdu.encode()
+        return bytes(out)
+
+
 @dataclass(frozen=True, slots=True)
-class Tpdu:
+class Tpdu(_TransactionPdu):
     """Transport PDU: ACKD / UNACKD_RPT (APDU), ACK (nothing), REMINDER (M_List),
     REM/MSG (M_List + APDU)."""
 
@@ -389,22 +414,10 @@ class Tpdu:
             has_list=t in (TpduType.REMINDER, TpduType.REM_MSG),
         )
 
-    @property
-    def header(self) -> int:
-        return (0x80 if self.auth else 0) | (int(self.type) << 4) | self.trans_no
-
-    def encode(self) -> bytes:
-        out = bytearray((self.header,))
-        if self.m_list is not None:
-            out.append(len(self.m_list))
-            out += self.m_list
-        if self.apdu is not None:
-            out += self.apdu.encode()
-        return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
-class Spdu:
+class Spdu(_TransactionPdu):
     """Session PDU: REQUEST / RESPONSE (APDU), REMINDER (M_List), REM/MSG (M_List + APDU)."""
 
     type: SpduType
@@ -429,18 +442,6 @@ class Spdu:
             has_list=t in (SpduType.REMINDER, SpduType.REM_MSG),
         )
 
-    @property
-    def header(self) -> int:
-        return (0x80 if self.auth else 0) | (int(self.type) << 4) | self.trans_no
-
-    def encode(self) -> bytes:
-        out = bytearray((self.header,))
-        if self.m_list is not None:
-            out.append(len(self.m_list))
-            out += self.m_list
-        if self.apdu is not None:
-            out += self.apdu.encode()
-        return bytes(out)
 
 
 @dataclass(frozen=True, slots=True)
