@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import LocalProtocolError
 
@@ -125,13 +125,6 @@ class Delivery:
     corrupted: bool = False
 
 
-@dataclass(order=True, slots=True)
-class _Item:
-    at: float
-    order: int
-    delivery: Delivery = field(compare=False)
-
-
 class PlChannel:
     """A shared power-line medium between named nodes (sans-I/O, explicit ``now``)."""
 
@@ -140,7 +133,9 @@ class PlChannel:
         self.counters = ChannelCounters()
         self.nodes: dict[str, NodeCounters] = {}
         self._rng = random.Random(self.config.seed)
-        self._heap: list[_Item] = []
+        # (arrival time, send order, delivery): plain tuples order in C, and ``order`` is
+        # unique, so the delivery itself is never compared
+        self._heap: list[tuple[float, int, Delivery]] = []
         self._order = 0
         self._busy_until = 0.0
 
@@ -160,7 +155,8 @@ class PlChannel:
         if not frame:
             raise LocalProtocolError("empty frame")
         c = self.config
-        frame = bytes(frame)
+        if type(frame) is not bytes:
+            frame = bytes(frame)
         bits = airtime_bits(len(frame), c)
         start = max(now, self._busy_until)
         self.counters.busy_wait += start - now
@@ -178,6 +174,15 @@ class PlChannel:
         n.tx_airtime_bits += bits
         loss = c.loss_alt if (alt and c.loss_alt is not None) else c.loss
         rng = self._rng
+        if not (c.loss or c.loss_alt or c.duplicate or c.corrupt or c.reorder):
+            # an ideal channel: every draw below would be thrown away (the generator is used
+            # for nothing else), so every node simply gets one clean copy
+            at = end + c.latency
+            for node in self.nodes:
+                if node != source:
+                    self._order += 1
+                    heapq.heappush(self._heap, (at, self._order, Delivery(at, node, frame, source, False)))
+            return end
         for node, nc in self.nodes.items():
             if node == source:
                 continue
@@ -204,18 +209,19 @@ class PlChannel:
                     at += rng.uniform(0.0, c.reorder_delay)
                     k.reordered += 1
                 self._order += 1
-                heapq.heappush(self._heap, _Item(at, self._order, Delivery(at, node, data, source, bad)))
+                heapq.heappush(self._heap, (at, self._order, Delivery(at, node, data, source, bad)))
         return end
 
     def next_timer(self) -> float | None:
         """Time of the next pending delivery."""
-        return self._heap[0].at if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def deliveries(self, now: float) -> list[Delivery]:
         """Pop every delivery due at or before ``now``, in arrival order."""
         out: list[Delivery] = []
-        while self._heap and self._heap[0].at <= now:
-            d = heapq.heappop(self._heap).delivery
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            d = heapq.heappop(heap)[2]
             nc = self.nodes.get(d.node)
             if nc is None:
                 continue
