@@ -17,7 +17,8 @@ so the same object runs on the virtual-time simulated network
 * **Repeater / agent** (``repeater=True``): a received LTEP frame (0x4D) is decided by
   :func:`dlms14908.repeater.rules.process` and forwarded with the frame's own
   ProxyTxCtrl retries and timer (the agent: with the SICB's); the last retry waits
-  ``last_retry_adjust_ms`` longer (per-hop timeout growth).  The outcome goes back up
+  ``last_retry_adjust_ms`` longer (per-hop timeout growth, ``LonTransactions.request``'s
+  ``last_retry_extra``).  The outcome goes back up
   as 0x4D (+ relayed response) or 0x4C + the proxy count.
 """
 
@@ -232,7 +233,6 @@ class LonNode:
         self._domain_key = domain_key
         self.counters = NodeCounters()
         self._owners: dict[int, _Owner] = {}
-        self._growth: dict[int, float] = {}
         self._next_xid = 1
         self._events: list[LonEvent | NodeEvent] = []
 
@@ -257,7 +257,6 @@ class LonNode:
             self.counters.exchanges_failed += 1
             return xid
         self._step(x, step, now)
-        self._apply_growth()
         return xid
 
     def poll_events(self) -> list[LonEvent | NodeEvent]:
@@ -308,13 +307,11 @@ class LonNode:
                 continue
             if isinstance(ev, MessageCompleted):
                 o = self._owners.pop(ev.tid, None)
-                self._growth.pop(ev.tid, None)
                 if o is not None:
                     self._completed(o, True, now)
                     continue
             elif isinstance(ev, MessageFailed):
                 o = self._owners.pop(ev.tid, None)
-                self._growth.pop(ev.tid, None)
                 if o is not None:
                     self._completed(o, False, now, ev)
                     continue
@@ -328,7 +325,6 @@ class LonNode:
             out.append(ev)
         out.extend(self._events)
         self._events = []
-        self._apply_growth()
         return out
 
     def _serve(self, ev: MessageReceived, now: float) -> None:
@@ -349,11 +345,12 @@ class LonNode:
             self.lon.respond(ev.handle, reply, now=now)
 
     def _request(self, dest: Destination, data: bytes, service: Service, now: float, *, retries: int,
-                 timer: float) -> int:
+                 timer: float, last_retry_extra: float = 0.0) -> int:
         # a message-code APDU (adaptation 0x3D, proxy 0x4D) goes in as the Apdu it is, not as
         # bytes for the transaction layer to decode again
         apdu: Apdu | bytes = Apdu(data[0], bytes(data[1:])) if data and data[0] < 0x80 else data
-        return self.lon.request(dest, apdu, service=service, now=now, retries=retries, tx_timer=timer)
+        return self.lon.request(dest, apdu, service=service, now=now, retries=retries, tx_timer=timer,
+                                last_retry_extra=last_retry_extra)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
         if isinstance(step, Done):
@@ -442,11 +439,11 @@ class LonNode:
                 self.counters.proxy_malformed += 1
         nh = action.next_hop
         self.counters.proxy_forwarded += 1
+        # per-hop timeout growth: the last retry waits last_retry_adjust_ms longer
         tid = self._request(NodeDest(nh.subnet, nh.node), action.frame, _ST_TO_SERVICE[action.service], now,
-                            retries=action.retry, timer=action.timer_ms / 1000.0)
+                            retries=action.retry, timer=action.timer_ms / 1000.0,
+                            last_retry_extra=action.last_retry_adjust_ms / 1000.0)
         self._owners[tid] = _Owner(relay=_Relay(handle, count, agent=False))
-        if action.last_retry_adjust_ms:
-            self._growth[tid] = action.last_retry_adjust_ms / 1000.0
 
     def _agent(self, a: AgentSend, handle: ReceiveHandle | None, now: float) -> None:
         t = a.target
@@ -485,17 +482,3 @@ class LonNode:
             self.lon.respond(r.handle, reply, now=now)
         except LocalProtocolError:  # the upstream record expired meanwhile
             pass
-
-    def _apply_growth(self) -> None:
-        """Per-hop timeout growth: once the last retry of a forwarded frame is on the wire,
-        extend its deadline by ``last_retry_adjust_ms``.  LonTransactions has no per-retry
-        timer, so this reaches into its active transmit records (same package)."""
-        if not self._growth:
-            return
-        for tx in self.lon._active.values():  # noqa: SLF001
-            if tx is None or tx.deadline is None:
-                continue
-            extra = self._growth.get(tx.tid)
-            if extra is not None and tx.sent == tx.retries + 1:
-                tx.deadline += extra
-                del self._growth[tx.tid]

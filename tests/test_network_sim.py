@@ -167,3 +167,27 @@ def test_every_frame_fits_the_lontalk_apdu_limit(meter: str, via: tuple[str, ...
     assert any(name == meter and n == full for name, n in sizes)
     if m.via and via is None:
         assert any(name == "r1" and n == full + 1 == AL_LON_MAX_APDU for name, n in sizes)
+
+
+def test_last_retry_extra_lengthens_only_the_wait_after_the_last_try() -> None:
+    """LonTransactions.request(last_retry_extra=...): the tries stay tx_timer apart, only the
+    wait after the last one grows (what a repeater needs for per-hop timeout growth)."""
+    from dlms14908.errors import LocalProtocolError
+    from dlms14908.lon.events import MessageFailed, Service
+    from dlms14908.lon.transaction import LonConfig, LonTransactions, NodeDest
+
+    for extra, retries in ((0.0, 2), (0.5, 2), (0.25, 0)):
+        lon = LonTransactions(LonConfig(1, 1, domain=b"\x42"))
+        lon.request(NodeDest(2, 5), b"\x3d\x01", service=Service.ACKD, now=0.0, retries=retries, tx_timer=1.0,
+                    last_retry_extra=extra)
+        sent, now, failed = [], 0.0, None
+        while failed is None:
+            sent += [now] * len(lon.frames_to_send(now))
+            t = lon.next_timer()
+            assert t is not None
+            now = t
+            failed = next((e for e in lon.handle_timer(now) if isinstance(e, MessageFailed)), None)
+        assert sent == [float(i) for i in range(retries + 1)]
+        assert now == retries + 1.0 + extra
+    with pytest.raises(LocalProtocolError):
+        LonTransactions(LonConfig(1, 1)).request(NodeDest(2, 5), b"\x3d", now=0.0, last_retry_extra=-1.0)

@@ -367,6 +367,7 @@ class _Tx:
     trans_no: int = 0
     sent: int = 0
     deadline: float | None = None
+    last_retry_extra: float = 0.0  # added to the transmit timer after the last try
     expected: frozenset[int] = frozenset()
     answered: set[int] = field(default_factory=set)
     responders: set[tuple[object, ...]] = field(default_factory=set)
@@ -421,8 +422,12 @@ class LonTransactions:
         auth: bool = False,
         retries: int | None = None,
         tx_timer: float | None = None,
+        last_retry_extra: float = 0.0,
     ) -> int:
-        """Queue a message; return its local transaction id (``tid``)."""
+        """Queue a message; return its local transaction id (``tid``).
+
+        ``last_retry_extra`` (seconds) lengthens the wait after the last try only: Annex E
+        per-hop timeout growth, where a repeater's last retry waits for the hops still ahead."""
         if isinstance(apdu, (bytes, bytearray, memoryview)):
             try:
                 apdu = decode_apdu(bytes(apdu))
@@ -462,6 +467,9 @@ class LonTransactions:
             if tx_timer <= 0:
                 raise LocalProtocolError("tx_timer must be positive")
             tx.tx_timer = tx_timer
+        if not last_retry_extra >= 0.0:
+            raise LocalProtocolError("last_retry_extra must be >= 0")
+        tx.last_retry_extra = last_retry_extra
         if isinstance(dest, GroupDest):
             me = cfg.groups.get(dest.group)
             tx.expected = frozenset(m for m in range(dest.size) if m != me)
@@ -528,7 +536,7 @@ class LonTransactions:
                 if retry <= tx.retries:
                     self._send(self._message_frame(tx, first=False), now)
                     tx.sent += 1
-                    tx.deadline = now + tx.tx_timer
+                    tx.deadline = self._after_send(tx, now)
                 else:
                     ev.append(self._finish(tx, now, ok=True))
                 continue
@@ -541,7 +549,7 @@ class LonTransactions:
                 alt = retry > tx.retries - self.config.alt_path_retries
                 self._retransmit(tx, now, alt)
                 tx.sent += 1
-                tx.deadline = now + tx.tx_timer
+                tx.deadline = self._after_send(tx, now)
                 continue
             ev.append(self._finish(tx, now, ok=False, reason="retries exhausted"))
         return ev
@@ -612,7 +620,14 @@ class LonTransactions:
         alt = tx.service is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
         self._send(self._message_frame(tx, first=True, alt=alt), now)
         tx.sent = 1
-        tx.deadline = now + tx.tx_timer
+        tx.deadline = self._after_send(tx, now)
+
+    @staticmethod
+    def _after_send(tx: _Tx, now: float) -> float:
+        """The deadline after a try: the transmit timer, plus ``last_retry_extra`` after the last."""
+        if tx.sent == tx.retries + 1:
+            return now + tx.tx_timer + tx.last_retry_extra
+        return now + tx.tx_timer
 
     def _dest_address(self, dest: Destination) -> Address:
         c = self.config
