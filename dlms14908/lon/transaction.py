@@ -511,9 +511,14 @@ class LonTransactions:
 
     def next_timer(self) -> float | None:
         """The earliest deadline, or None when idle."""
-        ts = [t.deadline for t in self._active.values() if t is not None and t.deadline is not None]
-        ts += [t.deadline for t in self._done_soon if t.deadline is not None]
-        return min(ts) if ts else None
+        best: float | None = None
+        for tx in self._active.values():
+            if tx is not None and tx.deadline is not None and (best is None or tx.deadline < best):
+                best = tx.deadline
+        for tx in self._done_soon:
+            if tx.deadline is not None and (best is None or tx.deadline < best):
+                best = tx.deadline
+        return best
 
     def handle_timer(self, now: float) -> list[LonEvent]:
         """Retransmit, repeat or fail whatever is due at ``now``."""
@@ -796,7 +801,11 @@ class LonTransactions:
         # while a late copy of a recent transaction is still a duplicate.  lon-stack-dx
         # keeps exactly one (RetrieveRR by source and priority); a few more absorb
         # reordering on IP paths and the simulated channel.
-        mine = sorted((r.seq, k) for k, r in self._rx.items() if k[:6] == key[:6])
+        if len(self._rx) < c.records_per_source:  # nobody can have too many yet
+            mine = []
+        else:
+            src = key[:6]
+            mine = sorted((r.seq, k) for k, r in self._rx.items() if k[:6] == src)
         for _, k in mine[: max(0, len(mine) - c.records_per_source + 1)]:
             del self._rx[k]
         if len(self._rx) >= c.max_receive_records:
