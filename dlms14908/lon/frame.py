@@ -108,6 +108,8 @@ class AuthType(IntEnum):
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
+    if type(value) is int and lo <= value <= hi:  # the common case, in one test
+        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise EncodeError(f"must be an int, got {type(value).__name__}", field=name)
     if not lo <= value <= hi:
@@ -115,6 +117,8 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> None:
 
 
 def _check_bytes(name: str, value: object, lengths: tuple[int, ...] | None = None) -> None:
+    if type(value) is bytes and (lengths is None or len(value) in lengths):
+        return
     if not isinstance(value, bytes):
         raise EncodeError(f"must be bytes, got {type(value).__name__}", field=name)
     if lengths is not None and len(value) not in lengths:
@@ -329,7 +333,7 @@ def _as_bytes(data: object) -> bytes:
 
 def decode_apdu(data: bytes | bytearray | memoryview, offset: int = 0) -> AnyApdu:
     """Decode an APDU occupying all of ``data`` (``offset`` is only for error reports)."""
-    raw = _as_bytes(data)
+    raw = data if type(data) is bytes else _as_bytes(data)
     if not raw:
         raise DecodeError("missing APDU", field="apdu", offset=offset)
     first = raw[0]
@@ -399,11 +403,13 @@ class Tpdu(_TransactionPdu):
     auth: bool = False
 
     def __post_init__(self) -> None:
-        try:
-            t = TpduType(self.type)
-        except ValueError:
-            raise EncodeError(f"unknown TPDU type {self.type!r}", field="tpdu.type") from None
-        object.__setattr__(self, "type", t)
+        t = self.type
+        if type(t) is not TpduType:
+            try:
+                t = TpduType(t)
+            except ValueError:
+                raise EncodeError(f"unknown TPDU type {self.type!r}", field="tpdu.type") from None
+            object.__setattr__(self, "type", t)
         _check_int("tpdu.trans_no", self.trans_no, 0, 15)
         _check_tspdu(
             "tpdu",
@@ -427,11 +433,13 @@ class Spdu(_TransactionPdu):
     auth: bool = False
 
     def __post_init__(self) -> None:
-        try:
-            t = SpduType(self.type)
-        except ValueError:
-            raise EncodeError(f"unknown SPDU type {self.type!r}", field="spdu.type") from None
-        object.__setattr__(self, "type", t)
+        t = self.type
+        if type(t) is not SpduType:
+            try:
+                t = SpduType(t)
+            except ValueError:
+                raise EncodeError(f"unknown SPDU type {self.type!r}", field="spdu.type") from None
+            object.__setattr__(self, "type", t)
         _check_int("spdu.trans_no", self.trans_no, 0, 15)
         _check_tspdu(
             "spdu",
@@ -497,6 +505,9 @@ EnclosedPdu = Union[Tpdu, Spdu, AuthPdu, Apdu, NvApdu]
 
 
 def _pdu_format(pdu: object) -> PduFormat:
+    f = _PDU_FORMATS.get(type(pdu))
+    if f is not None:
+        return f
     if isinstance(pdu, Tpdu):
         return PduFormat.TPDU
     if isinstance(pdu, Spdu):
@@ -506,6 +517,16 @@ def _pdu_format(pdu: object) -> PduFormat:
     if isinstance(pdu, (Apdu, NvApdu)):
         return PduFormat.APDU
     raise EncodeError(f"not an enclosed PDU: {type(pdu).__name__}", field="npdu.pdu")
+
+
+_PDU_FORMATS: dict[type, PduFormat] = {
+    Tpdu: PduFormat.TPDU,
+    Spdu: PduFormat.SPDU,
+    AuthPdu: PduFormat.AUTHPDU,
+    Apdu: PduFormat.APDU,
+    NvApdu: PduFormat.APDU,
+}
+_PDU_FORMAT_NAMES = tuple(PduFormat(i).name.lower() for i in range(4))
 
 
 # --------------------------------------------------------------------------- NPDU / Frame
@@ -666,7 +687,7 @@ def _decode_tspdu(raw: bytes, pos: int, layer: str, base: int) -> Tpdu | Spdu:
     trans_no = hdr & 0x0F
     enum: type[IntEnum] = TpduType if layer == "tpdu" else SpduType
     try:
-        t = enum(kind)
+        t = enum(kind)  # type: ignore[call-arg]
     except ValueError:
         raise DecodeError(f"unknown {layer.upper()} type {kind}", field=f"{layer}.type", offset=base + pos) from None
     pos += 1
@@ -689,8 +710,8 @@ def _decode_tspdu(raw: bytes, pos: int, layer: str, base: int) -> Tpdu | Spdu:
             f"{len(raw) - pos} trailing byte(s) after {t.name}", field=f"{layer}.trailing", offset=base + pos
         )
     if layer == "tpdu":
-        return Tpdu(TpduType(kind), trans_no, apdu, m_list, auth)
-    return Spdu(SpduType(kind), trans_no, apdu, m_list, auth)
+        return Tpdu(t, trans_no, apdu, m_list, auth)  # type: ignore[arg-type]
+    return Spdu(t, trans_no, apdu, m_list, auth)  # type: ignore[arg-type]
 
 
 def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
@@ -714,7 +735,7 @@ def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
 
 def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npdu:
     """Decode a whole NPDU (no L2 header, no CRC).  ``offset`` shifts reported positions."""
-    raw = _as_bytes(data)
+    raw = data if type(data) is bytes else _as_bytes(data)
     base = offset
     if not raw:
         raise DecodeError("missing NPDU header", field="npdu", offset=base)
@@ -729,7 +750,7 @@ def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npd
     _need(raw, pos, dom_len, "npdu.domain", base)
     domain = raw[pos : pos + dom_len]
     pos += dom_len
-    _need(raw, pos, 1, PduFormat(pdu_fmt).name.lower(), base)
+    _need(raw, pos, 1, _PDU_FORMAT_NAMES[pdu_fmt], base)
     pdu: EnclosedPdu
     try:
         if pdu_fmt == PduFormat.TPDU:
