@@ -14,7 +14,7 @@ import pytest
 from dlms14908 import axdr
 from dlms14908.cli import main as cli
 from dlms14908.cli import meter_sim, ports
-from dlms14908.cli.common import Exit
+from dlms14908.cli.common import Exit, PortError
 from dlms14908.errors import ProxyError
 from dlms14908.link import LoopbackLink
 from dlms14908.sim import DEFAULT_PASSWORD, MeterSimulator, SimClock
@@ -320,7 +320,9 @@ def test_module_entry_point_errors_without_traceback():
 def test_real_sim_port_in_process(capsys, monkeypatch):
     """--port sim through the real stack (adaptation layer, LonTalk, simulated channel)."""
     monkeypatch.setattr(ports, "_SIM", None)
-    code, out, err = run(capsys, "--port", "sim", "--json", "profile", "--entries", "1:8")
+    # a start just after a quarter hour: no profile capture falls inside the read
+    code, out, err = run(capsys, "--port", "sim://?start=2026-01-01T00:00:30Z", "--json", "profile",
+                         "--entries", "1:8")
     assert code == 0, err
     d = json.loads(out)
     sim = ports.sim_network().meter(ports.parse_meter("1/7")).simulator
@@ -422,3 +424,16 @@ def test_invocation_counters_are_reserved_before_the_run(net, capsys, tmp_path, 
     assert 2 * cli.IC_RESERVE > seen[-1] > cli.IC_RESERVE  # the counters this run really used
     stored = json.loads((state_dir / "invocation-counters.json").read_text())
     assert stored == {"444C430000000001": 2 * cli.IC_RESERVE}  # never lowered
+
+
+def test_sim_start_option_makes_the_meter_clock_reproducible(capsys, monkeypatch):
+    assert ports.parse_sim_url("sim://?start=2026-01-01T00:00:30Z")["start"] == 1767225630.0
+    assert ports.parse_sim_url("sim://?start=2026-01-01T01:00:30%2B01:00")["start"] == 1767225630.0
+    assert ports.parse_sim_url("sim://?start=1767225630")["start"] == 1767225630.0
+    with pytest.raises(PortError, match="sim option start: give a zone"):
+        ports.parse_sim_url("sim://?start=2026-01-01T00:00:30")
+    monkeypatch.setattr(ports, "_SIM", None)
+    code, out, err = run(capsys, "--port", "sim://?start=2026-01-01T00:00:30Z", "--json", "read",
+                         "0-0:1.0.0.255")
+    assert code == 0, err
+    assert json.loads(out)["text"].startswith("2026-01-01 00:00:3")

@@ -5,10 +5,12 @@ a meter address, a repeater chain, keys and a capture file turn into an
 Every port runs the full IEC 62056-8-8 stack (adaptation layer → optional
 OSGP-AES-128-PSK → LonTalk transactions → transport):
 
-* ``sim`` or ``sim://?loss=0.1&seed=7&down=2/11`` — the built-in simulated power-line
-  network (3.6 kbit/s A-band, virtual time; ``loss``: frame loss probability, ``seed``:
-  the channel's random seed, ``down``: comma-separated subnet/node addresses of nodes that
-  are switched off, to see a meter or repeater fail):
+* ``sim`` or ``sim://?loss=0.1&seed=7&down=2/11&start=2026-01-01T00:00:30Z`` — the built-in
+  simulated power-line network (3.6 kbit/s A-band, virtual time; ``loss``: frame loss
+  probability, ``seed``: the channel's random seed, ``down``: comma-separated subnet/node
+  addresses of nodes that are switched off, to see a meter or repeater fail, ``start``: the
+  simulated meters' clock at start, ISO 8601 with a zone or POSIX seconds — default now;
+  with ``seed`` it makes a session reproducible):
   a :class:`~dlms14908.simnet.SimNetwork` whose meters are :class:`~dlms14908.sim.MeterSimulator`
   instances created on demand per address (classes 132/133 report their node's real
   LonTalk counters); ``--via`` repeaters are created on demand too and really run the
@@ -96,8 +98,8 @@ def is_sim(port_url: str) -> bool:
 
 
 def parse_sim_url(port_url: str) -> dict[str, Any]:
-    """The options of a ``sim`` URL: ``loss`` (0..1), ``seed`` (int), ``down`` (addresses).
-    PortError names a bad option."""
+    """The options of a ``sim`` URL: ``loss`` (0..1), ``seed`` (int), ``down`` (addresses),
+    ``start`` (ISO 8601 with a zone, or POSIX seconds).  PortError names a bad option."""
     from urllib.parse import parse_qsl
 
     _, _, query = port_url.strip().partition("?")
@@ -112,11 +114,29 @@ def parse_sim_url(port_url: str) -> dict[str, Any]:
                 out["seed"] = int(value)
             elif key == "down":
                 out["down"] = out["down"] + parse_via(value)
+            elif key == "start":
+                out["start"] = _parse_start(value)
             else:
-                raise PortError(f"--port {port_url}: unknown sim option {key!r} (known: loss, seed, down)")
+                raise PortError(
+                    f"--port {port_url}: unknown sim option {key!r} (known: loss, seed, down, start)"
+                )
         except ValueError as exc:
             raise PortError(f"--port {port_url}: sim option {key}: {exc}") from None
     return out
+
+
+def _parse_start(value: str) -> float:
+    """POSIX seconds, or an ISO 8601 date-time that names its zone."""
+    import datetime as dt
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        raise ValueError("give a zone (e.g. Z or +01:00) or POSIX seconds")
+    return stamp.timestamp()
 
 
 class CliSimNetwork:
@@ -124,7 +144,7 @@ class CliSimNetwork:
     repeaters created on demand (one :class:`~dlms14908.sim.MeterSimulator` per address)."""
 
     def __init__(self, keys: KeyFile | None = None, *, seed: int = 0, loss: float = 0.0,
-                 down: tuple[MeterAddress, ...] = ()) -> None:
+                 down: tuple[MeterAddress, ...] = (), start: float | None = None) -> None:
         from ..aio_link import OsgpKeys
         from ..simnet import SimNetwork
         from ..transport.channel import ChannelConfig
@@ -132,7 +152,7 @@ class CliSimNetwork:
         self.osgp = OsgpKeys.from_keyfile(keys)
         self.net = SimNetwork(ChannelConfig(seed=seed, loss=loss), nnap_id=self.osgp.nnap_id, seed=seed)
         self.down = {(a.subnet, a.node) for a in down if a.neuron_id is None}
-        self._t0 = time.time()
+        self._t0 = time.time() if start is None else start
         dl = keys.dlms if keys is not None else None
         self._password = dl.lls_password if dl is not None and dl.lls_password else None
         self._keys = dl.keys if dl is not None else None
