@@ -110,6 +110,9 @@ def test_head_end_source_address_and_two_head_ends_on_one_meter_port(tmp_path):
         outs = [x.communicate(timeout=60) for x in (a, b)]
         assert [x.returncode for x in (a, b)] == [0, 0], [o[1] for o in outs]
         ra, rb = (json.loads(o[0])["rows"] for o in outs)
-        assert len(ra) == len(rb) == 200 and ra == rb  # the same meter's same entries
+        assert len(ra) == len(rb) == 200
+        # the same meter's same entries; the served meter runs on wall-clock time, so a
+        # quarter-hour capture between the two reads shifts one of them by exactly one row
+        assert ra == rb or ra[1:] == rb[:-1] or rb[1:] == ra[:-1]
     finally:
         _stop(p)
