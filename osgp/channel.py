@@ -225,8 +225,12 @@ class ChannelConfig:
                 raise EncodeError("must be 1..1024", field=name)
         if self.seq_block < 1:
             raise EncodeError("must be >= 1", field="seq_block")
-        if self.error_burst < 0 or self.error_interval <= 0:
-            raise EncodeError("bad rate limit", field="error_burst")
+        if self.error_burst < 0:
+            raise EncodeError("must be >= 0", field="error_burst")
+        if self.error_interval <= 0:
+            raise EncodeError("must be > 0", field="error_interval")
+        if self.handshake_timeout <= 0:
+            raise EncodeError("must be > 0 (no handshake could complete)", field="handshake_timeout")
         if self.rx_save_interval < 0:
             raise EncodeError("must be >= 0", field="rx_save_interval")
 

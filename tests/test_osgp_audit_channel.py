@@ -383,14 +383,12 @@ def test_any_delivery_order_matches_an_independent_window_model(window: int, sch
 # ----------------------------------------------------------------------------- config misuse
 
 
-@pytest.mark.xfail(strict=True, reason="osgp.channel defect: ChannelConfig names field='error_burst' for a bad error_interval")
 def test_bad_error_interval_names_its_field() -> None:
     with pytest.raises(ValueError) as ei:
         ChannelConfig(error_interval=0)
     assert ei.value.field == "error_interval"  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="osgp.channel defect: ChannelConfig accepts handshake_timeout <= 0 (no handshake could complete)")
 def test_nonpositive_handshake_timeout_is_refused() -> None:
     with pytest.raises(ValueError) as ei:
         ChannelConfig(handshake_timeout=-1.0)
