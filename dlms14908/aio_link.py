@@ -261,6 +261,10 @@ class MeterService:
         await self.driver.close()
 
 
+#: the longest receive timer ISO/IEC 14908-1 can encode (index 15 of its table), seconds
+LONTALK_MAX_RECEIVE_TIMER = 24.576
+
+
 async def serve_meter(
     port_url: str,
     route: Callable[[int, int], Any],
@@ -272,11 +276,14 @@ async def serve_meter(
     nnap_id: bytes = DEFAULT_NNAP_ID,
     domain: bytes = b"\x42",
     capture: Any | None = None,
+    lon_config: Any | None = None,
 ) -> MeterService:
     """Serve a COSEM handler router ``(server_sap, client_sap) -> ApduHandler | None`` as a
     LonTalk node on ``port_url`` (``cnip://?bind=127.0.0.1:0`` binds an ephemeral port: see
     :attr:`MeterService.local_address`; serial URLs attach to a transceiver).  ``psk``
-    enables (and requires) OSGP-AES-128-PSK."""
+    enables (and requires) OSGP-AES-128-PSK.  ``lon_config`` (a
+    :class:`~dlms14908.lon.transaction.LonConfig`) replaces the node's LonTalk settings; by
+    default the receive timer is LonTalk's longest, 24.576 s."""
     from .adaptation.endpoint import ServerEndpoint, address_bytes
     from .lon.transaction import LonConfig
     from .node import Timing
@@ -289,7 +296,9 @@ async def serve_meter(
 
         channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=nnap_id, psk=psk)
     server = ServerEndpoint(route=route, channel=channel, dest=address_bytes(domain, subnet=subnet, node=node))
-    lnode = LonNode(LonConfig(subnet, node, domain=domain, neuron_id=nid, receive_timer=120.0), server=server,
+    config = lon_config or LonConfig(subnet, node, domain=domain, neuron_id=nid,
+                                     receive_timer=LONTALK_MAX_RECEIVE_TIMER)
+    lnode = LonNode(config, server=server,
                     timing=Timing(frame_time=0.05), name=f"meter-{subnet}/{node}")
     link = await open_port(port_url)
     return MeterService(NodeDriver(lnode, link, capture=capture))

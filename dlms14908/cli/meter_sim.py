@@ -173,7 +173,6 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         except (OSError, OverflowError, LinkError, LocalProtocolError) as exc:
             raise PortError(f"cannot serve on {args.port}: {exc}") from None
         node = svc.node
-        _one_receive_record_per_source(node)
         closers.append(svc.close)
         local = svc.local_address
         url = args.port
@@ -200,21 +199,6 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         for close in closers:
             await close()
     return 0
-
-
-def _one_receive_record_per_source(node: object) -> None:
-    """Keep one LonTalk receive record per source and priority, as lon-stack-dx does.
-
-    A head-end process that starts again numbers its transactions from 0 again; with several
-    records per source kept for the receive timer, the meter took the new run's requests,
-    identical to the previous run's (an unprotected AARQ, the same GET, the RLRQ), for
-    duplicates and answered them with the previous run's stored responses - stale values.
-    With one record, only a retry of the latest transaction is a duplicate."""
-    from dataclasses import replace
-
-    lon = getattr(node, "lon", None)
-    if lon is not None and getattr(lon.config, "records_per_source", 1) != 1:
-        node.config = lon.config = replace(lon.config, records_per_source=1)  # type: ignore[attr-defined]
 
 
 #: CN/IP peers (head-ends) heard within this many seconds receive the meter's frames
@@ -256,7 +240,7 @@ async def _serve_pty(route: object, subnet: int, node_id: int, nid: bytes,
     if psk is not None:
         from osgp.channel import Role, SecureChannel
         channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=DEFAULT_NNAP_ID, psk=psk)
-    lnode = LonNode(LonConfig(subnet, node_id, domain=b"\x42", neuron_id=nid, records_per_source=1),
+    lnode = LonNode(LonConfig(subnet, node_id, domain=b"\x42", neuron_id=nid),
                     server=ServerEndpoint(route=route, channel=channel,  # type: ignore[arg-type]
                                           dest=address_bytes(b"\x42", subnet=subnet, node=node_id)),
                     timing=Timing(0.05), name=f"meter-{subnet}/{node_id}")
