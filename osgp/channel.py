@@ -257,6 +257,8 @@ class Counters:
     peer_errors: int = 0
     "AuthenticationFailure/SequenceError messages received from the peer."
     frames_ok: int = 0
+    unprotected_refused: int = 0
+    "Unprotected requests refused because this node requires protection."
 
 
 # --------------------------------------------------------------------------- events
@@ -866,6 +868,16 @@ class SecureChannel:
     ) -> list[ChannelEvent]:
         self._count(counter)
         return [FrameDropped(reason, key_id, seq)]
+
+    def refuse_unprotected(self, now: float) -> list[ChannelEvent]:
+        """An unprotected request reached a node that requires protection.
+
+        Counted; answered (rate-limited, like every error message) with an
+        AuthenticationFailure carrying KeyID 0 and SeqNo 0 - the refused frame had
+        neither - so a confirmed request is told why instead of timing out.
+        """
+        self._count("unprotected_refused")
+        return self._maybe_error(AuthenticationFailure(0, 0), now)
 
     def _maybe_error(
         self, message: AuthenticationFailure | SequenceError, now: float

@@ -176,14 +176,14 @@ def test_sim_wrong_psk_is_security_error() -> None:
 
 
 def test_sim_unprotected_client_refused_by_protected_meter() -> None:
-    from dlms14908.errors import DlmsTimeout, TransactionFailed
+    from dlms14908.errors import SecurityError
 
     net, meter, m = build_sim(0.0, True, False)
 
     async def main() -> None:
         ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01, psk=None)
         link = StackLink(net, ep, net.route_to(m))
-        with pytest.raises((TransactionFailed, DlmsTimeout)):
+        with pytest.raises(SecurityError, match="requires OSGP-AES-128-PSK"):
             await run(link, ClientConnection(settings(False)).connect())
 
     asyncio.run(main())

@@ -102,8 +102,18 @@ def test_server_refuses_unprotected_when_it_has_a_channel() -> None:
     _, s = pair(True)
     step = c.begin(b"\x01", now=0)
     assert isinstance(step, Send)
-    assert s.on_message(("p",), step.data, confirmed=True, now=0) is None
+    # an unconfirmed request is dropped silently, counted
+    assert s.on_message(("p",), step.data, confirmed=False, now=0) is None
     assert s.counters.unprotected_refused == 1
+    # a confirmed one is told why: an AuthenticationFailure error PDU, which the client
+    # turns into a SecurityError naming the cure (not a timeout)
+    reply = s.on_message(("p",), step.data, confirmed=True, now=0)
+    assert reply is not None and s.counters.unprotected_refused == 2
+    with pytest.raises(SecurityError, match=r"requires OSGP-AES-128-PSK.*\[osgp\]"):
+        c.feed(reply, 0)
+    # rate-limited like every error message (default burst 2): no oracle for a prober
+    assert all(s.on_message(("p",), step.data, confirmed=True, now=0) is None for _ in range(5))
+    assert s.counters.unprotected_refused == 7
 
 
 def test_tampered_protected_request_answers_an_error_pdu() -> None:

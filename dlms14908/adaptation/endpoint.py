@@ -303,8 +303,13 @@ class ClientEndpoint:
         pdu = _decode_message(reply)
         self.counters.rx_pdus += 1
         if pdu.type == P.AL_TYPE_ERROR:
+            if self.channel is None:
+                raise SecurityError(
+                    "the meter requires OSGP-AES-128-PSK and refused an unprotected request: "
+                    "give its PSK in the key file's [osgp] table"
+                )
             kind = "error"
-            if self.channel is not None and not pdu.protected:
+            if not pdu.protected:
                 for ev in self.channel.receive_message(pdu.payload, now):
                     if isinstance(ev, PeerErrorReported):
                         kind = ev.kind
@@ -504,6 +509,12 @@ class ServerEndpoint:
             payload = plain
         elif self.channel is not None and self.require_protection:
             self.counters.unprotected_refused += 1
+            # a confirmed request is told why (rate-limited) instead of timing out
+            events = self.channel.refuse_unprotected(now)
+            if confirmed:
+                for ev in events:
+                    if isinstance(ev, SendError):
+                        return _message(AdaptationPdu(P.AL_TYPE_ERROR, pdu.src_sap, pdu.dst_sap, ev.data))
             return None
         self._alive(now)
         key = (peer, pdu.dst_sap, pdu.src_sap)
