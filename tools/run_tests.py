@@ -4,8 +4,8 @@
 1. ``pip install -e .[test]`` (builds the osgp._ccm C extension in place);
 2. tshark through apt-get when it is missing (root, non-interactive);
 3. the isolated oracle venv (gurux-dlms, dlms-cosem) under ``.cache/``;
-4. pytest over ``tests/`` (extra arguments are passed to pytest), then the C
-   extension's extra checks (second kernel, optional build, stubtest).
+4. the C extension's extra checks (second kernel, optional build, stubtest), then
+   pytest over ``tests/`` (extra arguments are passed to pytest).
 
 Under ``CI=true`` a missing oracle is an error, never a skip.
 """
@@ -45,13 +45,7 @@ def main() -> int:
     from tools.oracle import venv
 
     venv.ensure()
-    args = sys.argv[1:]
-    cmd = [sys.executable, "-m", "pytest", *args]
-    if not any(a.startswith("-n") for a in args):
-        cmd += ["-n", "2"]
-    print("+", " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd)
-    # The C CCM extension: its plain (non-VAES) batch kernel, the optional-build
+    # The C CCM extension first: its plain (non-VAES) batch kernel, the optional-build
     # packaging tests (no compiler -> fallback), and its .pyi against the module.
     extra = [
         (dict(os.environ, OSGP_CCM_KERNEL="xmm"),
@@ -61,10 +55,17 @@ def main() -> int:
                 "tests/test_ccm_build.py"]),
         (None, [sys.executable, "-m", "mypy.stubtest", "osgp._ccm"]),
     ]
+    rc = 0
     for env, extra_cmd in extra:
         print("+", " ".join(extra_cmd), flush=True)
         rc = rc or subprocess.call(extra_cmd, env=env)
-    return rc
+    # then every test (its summary line closes the output)
+    args = sys.argv[1:]
+    cmd = [sys.executable, "-m", "pytest", *args]
+    if not any(a.startswith("-n") for a in args):
+        cmd += ["-n", "2"]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd) or rc
 
 
 if __name__ == "__main__":
