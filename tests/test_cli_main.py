@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from dlms14908 import axdr
 from dlms14908.cli import main as cli
@@ -294,8 +295,8 @@ def _env() -> dict[str, str]:
 def test_console_script_quick_start():
     """README quick start: ``dlms-cli --port sim read 1-0:1.8.0.255`` (installed console script)."""
     exe = shutil.which("dlms-cli")
-    if exe is None:
-        pytest.skip("dlms-cli console script not installed")
+    require(exe is not None, "the dlms-cli console script (pip install .)")
+    assert exe is not None
     p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255"], capture_output=True, text=True,
                        env=_env(), timeout=60)
     assert p.returncode == 0, p.stderr

@@ -366,6 +366,12 @@ def _check_tspdu(prefix: str, kind: int, apdu: object, m_list: object, *, has_ap
         raise EncodeError("only REMINDER and REM/MSG carry an M_List", field=f"{prefix}.m_list")
 
 
+_TPDU_WITH_APDU = frozenset((TpduType.ACKD, TpduType.UNACKD_RPT, TpduType.REM_MSG))
+_TPDU_WITH_LIST = frozenset((TpduType.REMINDER, TpduType.REM_MSG))
+_SPDU_WITH_APDU = frozenset((SpduType.REQUEST, SpduType.RESPONSE, SpduType.REM_MSG))
+_SPDU_WITH_LIST = frozenset((SpduType.REMINDER, SpduType.REM_MSG))
+
+
 class _TransactionPdu:
     """What TPDUs and SPDUs share: ``auth(1) | type(3) | trans_no(4)``, then an
     optional M_List (length byte + list) and an optional APDU."""
@@ -376,6 +382,27 @@ class _TransactionPdu:
     trans_no: int
     m_list: bytes | None
     apdu: AnyApdu | None
+
+    def _validate(
+        self,
+        prefix: str,
+        kind: type[TpduType] | type[SpduType],
+        with_apdu: frozenset[int],
+        with_list: frozenset[int],
+    ) -> None:
+        t = self.type
+        if type(t) is not kind:
+            try:
+                t = kind(t)
+            except ValueError:
+                raise EncodeError(
+                    f"unknown {prefix.upper()} type {self.type!r}", field=f"{prefix}.type"
+                ) from None
+            object.__setattr__(self, "type", t)
+        _check_int(f"{prefix}.trans_no", self.trans_no, 0, 15)
+        _check_tspdu(
+            prefix, t, self.apdu, self.m_list, has_apdu=t in with_apdu, has_list=t in with_list
+        )
 
     @property
     def header(self) -> int:
@@ -403,22 +430,7 @@ class Tpdu(_TransactionPdu):
     auth: bool = False
 
     def __post_init__(self) -> None:
-        t = self.type
-        if type(t) is not TpduType:
-            try:
-                t = TpduType(t)
-            except ValueError:
-                raise EncodeError(f"unknown TPDU type {self.type!r}", field="tpdu.type") from None
-            object.__setattr__(self, "type", t)
-        _check_int("tpdu.trans_no", self.trans_no, 0, 15)
-        _check_tspdu(
-            "tpdu",
-            t,
-            self.apdu,
-            self.m_list,
-            has_apdu=t in (TpduType.ACKD, TpduType.UNACKD_RPT, TpduType.REM_MSG),
-            has_list=t in (TpduType.REMINDER, TpduType.REM_MSG),
-        )
+        self._validate("tpdu", TpduType, _TPDU_WITH_APDU, _TPDU_WITH_LIST)
 
 
 
@@ -433,22 +445,7 @@ class Spdu(_TransactionPdu):
     auth: bool = False
 
     def __post_init__(self) -> None:
-        t = self.type
-        if type(t) is not SpduType:
-            try:
-                t = SpduType(t)
-            except ValueError:
-                raise EncodeError(f"unknown SPDU type {self.type!r}", field="spdu.type") from None
-            object.__setattr__(self, "type", t)
-        _check_int("spdu.trans_no", self.trans_no, 0, 15)
-        _check_tspdu(
-            "spdu",
-            t,
-            self.apdu,
-            self.m_list,
-            has_apdu=t in (SpduType.REQUEST, SpduType.RESPONSE, SpduType.REM_MSG),
-            has_list=t in (SpduType.REMINDER, SpduType.REM_MSG),
-        )
+        self._validate("spdu", SpduType, _SPDU_WITH_APDU, _SPDU_WITH_LIST)
 
 
 
