@@ -346,7 +346,7 @@ class LonNode:
 
     def _request(self, dest: Destination, data: bytes, service: Service, now: float, *, retries: int,
                  timer: float, last_retry_extra: float = 0.0) -> int:
-        # a message-code APDU (adaptation 0x3D, proxy 0x4D) goes in as the Apdu it is, not as
+        # a message-code APDU (adaptation AL_MSG_CODE, proxy 0x4D) goes in as the Apdu it is, not as
         # bytes for the transaction layer to decode again
         apdu: Apdu | bytes = Apdu(data[0], bytes(data[1:])) if data and data[0] < 0x80 else data
         return self.lon.request(dest, apdu, service=service, now=now, retries=retries, tx_timer=timer,

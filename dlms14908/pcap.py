@@ -23,6 +23,7 @@ records that are not LonTalk are reported per frame (``CapturedFrame.finding``).
 from __future__ import annotations
 
 import ipaddress
+import json
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -249,8 +250,44 @@ class LonCaptureWriter:
             self._pcap.flush()
 
 
-def open_capture(path: str, route: Route = "upper-pdu", **kw: object) -> LonCaptureWriter:
-    """Create ``path`` and return a writer that owns it (``writer.close()`` closes the file)."""
+class SerialLogWriter:
+    """Record LonTalk LPDUs (with CRC) as the project's serial-link log: JSON lines
+    ``{"t": seconds, "dir": "tx" | "rx", "lpdu": hex}``, read back by ``dlms-analyze capture``
+    (:mod:`dlms14908.analyzer.sources`).  Same interface as :class:`LonCaptureWriter`."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._owned: BinaryIO | None = None
+
+    def write_frame(self, lpdu: bytes, timestamp: float, *, direction: str | None = None,
+                    urgent: bool | None = None) -> None:
+        line = {"t": round(timestamp, 6), "lpdu": bytes(lpdu).hex()}
+        if direction is not None:
+            line["dir"] = direction
+        self._f.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+        else:
+            self._f.flush()
+
+
+def open_capture(
+    path: str, route: Route = "upper-pdu", **kw: object
+) -> LonCaptureWriter | SerialLogWriter:
+    """Create ``path`` and return a writer that owns it (``writer.close()`` closes the file).
+
+    A path ending in ``.jsonl`` gets the serial-link log (JSON lines); anything else a
+    pcap along ``route``."""
+    if path.endswith(".jsonl"):
+        log = SerialLogWriter(open(path, "wb"))  # noqa: SIM115 - closed by close()
+        log._owned = log._f
+        return log
     f = open(path, "wb")  # noqa: SIM115 - handed to the writer, closed by close()
     try:
         writer = LonCaptureWriter(f, route, **kw)  # type: ignore[arg-type]
@@ -266,22 +303,29 @@ class RecordingLink:
     ``dlms14908.transport.link.FrameLink``) and record every frame sent and
     received into a :class:`LonCaptureWriter`; ``clock`` gives the timestamps."""
 
-    def __init__(self, link: object, writer: LonCaptureWriter, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, link: object, writer: LonCaptureWriter | SerialLogWriter, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._link = link
         self.writer = writer
         self._clock = clock
+
+    def _record(self, frame: bytes, direction: str) -> None:
+        if isinstance(self.writer, SerialLogWriter):
+            self.writer.write_frame(frame, self._clock(), direction=direction)
+        else:
+            self.writer.write_frame(frame, self._clock())
 
     @property
     def stats(self) -> object:
         return getattr(self._link, "stats", None)
 
     async def send(self, frame: bytes) -> None:
-        self.writer.write_frame(frame, self._clock())
+        self._record(frame, "tx")
         await self._link.send(frame)  # type: ignore[attr-defined]
 
     async def recv(self) -> bytes:
         frame: bytes = await self._link.recv()  # type: ignore[attr-defined]
-        self.writer.write_frame(frame, self._clock())
+        self._record(frame, "rx")
         return frame
 
     async def close(self) -> None:

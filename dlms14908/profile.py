@@ -17,8 +17,9 @@ from __future__ import annotations
 
 # Each adaptation PDU travels as the data of one LonTalk application message
 # whose message code is AL_MSG_CODE (reference §1.3, placeholder value).
-AL_MSG_CODE = 0x3D
-"""LonTalk application-message code (0x00-0x3F range) carrying adaptation PDUs."""
+AL_MSG_CODE = 0x30
+"""LonTalk application-message code (0x00-0x3F range) carrying adaptation PDUs.
+A placeholder; not 0x3D, which LonMark ISI (self-installation) messages use."""
 
 # Control field, byte 0 of every adaptation PDU: P S F L TYPE(4)
 AL_CTRL_PROTECTED = 0x80

@@ -368,7 +368,7 @@ def test_write_decrypted_opens_in_tshark(
     assert p.returncode == 0, p.stderr
     rows = [line.split("\t") for line in p.stdout.splitlines()]
     assert len(rows) == res.frames and all(r[1] == "0x01" for r in rows)  # SPDU, as we wrote
-    # tshark's data bytes (after the 0x3D code) hold our plaintext GET response, CRC last
+    # tshark's data bytes (after the AL_MSG_CODE byte) hold our plaintext GET response, CRC last
     last = recs[-1]
     assert rows[-1][2] == last.lpdu[last.hdr.apdu + 1 :].hex()
     assert "c401" in rows[-1][2]
