@@ -153,6 +153,13 @@ def to_jsonable(rec: FrameRecord) -> dict[str, Any]:
         out["adaptation"] = rec.al
     if rec.osgp is not None:
         out["osgp"] = rec.osgp
+    _add_upper_layers(rec, out)
+    return out
+
+
+def _add_upper_layers(rec: Any, out: dict[str, Any]) -> None:
+    """Legacy OSGP, xDLMS, COSEM values, OBIS codes and findings: the fields both JSON
+    views (the dict and the cached-fragment line) end with."""
     if rec.legacy is not None:
         out["legacy_osgp"] = rec.legacy
     if rec.xdlms is not None:
@@ -169,7 +176,6 @@ def to_jsonable(rec: FrameRecord) -> dict[str, Any]:
         out["obis"] = rec.obis
     if rec.findings:
         out["findings"] = [f.to_jsonable() for f in rec.findings]
-    return out
 
 
 _LON_JSON: dict[bytes, str] = {}
@@ -224,23 +230,8 @@ def to_json_line(rec: FrameRecord) -> str:
             )
         else:
             parts.append(f', "osgp": {_dumps(o)}')
-    rest = {}
-    if rec.legacy is not None:
-        rest["legacy_osgp"] = rec.legacy
-    if rec.xdlms is not None:
-        from ..xdlms import apdu_to_jsonable
-
-        try:
-            rest["xdlms"] = _redact(apdu_to_jsonable(rec.xdlms))
-        except (TypeError, ValueError, AttributeError, KeyError):
-            rest["xdlms"] = {"apdu": getattr(rec.xdlms, "NAME", type(rec.xdlms).__name__)}
-        rest["xdlms_summary"] = rec.xdlms_text
-    if rec.values:
-        rest["values"] = rec.values
-    if rec.obis:
-        rest["obis"] = rec.obis
-    if rec.findings:
-        rest["findings"] = [f.to_jsonable() for f in rec.findings]
+    rest: dict[str, Any] = {}
+    _add_upper_layers(rec, rest)
     if rest:
         parts.append(", " + _dumps(rest)[1:-1])
     parts.append("}")
