@@ -278,6 +278,8 @@ class Apdu:
 
     code: int
     data: bytes = b""
+    _raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    "the encoded APDU, kept by the decoder (and by the first encode()) so it is not rebuilt"
 
     def __post_init__(self) -> None:
         _check_int("apdu.code", self.code, 0, 0x7F)
@@ -288,7 +290,27 @@ class Apdu:
         return apdu_class(self.code)
 
     def encode(self) -> bytes:
-        return bytes((self.code,)) + self.data
+        raw = self._raw
+        if raw is None:
+            raw = bytes((self.code,)) + self.data
+            _set_apdu_raw(self, raw)
+        return raw
+
+
+_new = object.__new__
+_set_apdu_code = Apdu.__dict__["code"].__set__
+_set_apdu_data = Apdu.__dict__["data"].__set__
+_set_apdu_raw = Apdu.__dict__["_raw"].__set__
+
+
+def wire_apdu(raw: bytes) -> Apdu:
+    """The :class:`Apdu` of ``raw`` (non-empty, first byte < 0x80: the caller checked),
+    built without re-validating what the wire format bounds already."""
+    apdu = _new(Apdu)
+    _set_apdu_code(apdu, raw[0])
+    _set_apdu_data(apdu, raw[1:])
+    _set_apdu_raw(apdu, raw)
+    return apdu
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +364,7 @@ def decode_apdu(data: bytes | bytearray | memoryview, offset: int = 0) -> AnyApd
             raise DecodeError("network-variable selector needs 2 bytes", field="apdu.nv_selector", offset=offset)
         head = int.from_bytes(raw[:2], "big")
         return NvApdu(head & 0x3FFF, raw[2:], (head >> 14) & 1)
-    return Apdu(first, raw[1:])
+    return wire_apdu(raw)
 
 
 # --------------------------------------------------------------------------- TPDU/SPDU/AuthPDU

@@ -40,11 +40,13 @@ Time is passed in as ``now``; :meth:`next_timer` gives the next deadline and
 from __future__ import annotations
 
 import os
+import struct
+from binascii import crc_hqx
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CrcError, DecodeError, LocalProtocolError
+from ..errors import CrcError, DecodeError, EncodeError, LocalProtocolError
 from .events import (
     AckReceived,
     AuthenticationRejected,
@@ -66,18 +68,17 @@ from .frame import (
     BroadcastAddress,
     Frame,
     GroupAckAddress,
-    L2Header,
     GroupAddress,
     NeuronIdAddress,
+    Npdu,
     NvApdu,
     Spdu,
-    SpduType,
     SubnetNodeAddress,
     Tpdu,
-    TpduType,
     decode_apdu,
     decode_frame,
     encode_frame,
+    wire_apdu,
 )
 
 __all__ = [
@@ -354,12 +355,16 @@ def m_list_members(m_list: bytes) -> frozenset[int]:
 # --------------------------------------------------------------------------- records
 
 
+# --------------------------------------------------------------------------- records
+
+
 @dataclass(slots=True)
 class _Tx:
     tid: int
     service: Service
     dest: Destination
-    apdu: AnyApdu
+    apdu: bytes  # the encoded APDU
+    head: tuple[int, bytes]  # (address format << 2 | domain code, address + domain bytes)
     priority: bool
     auth: bool
     retries: int
@@ -380,18 +385,64 @@ class _Rx:
     apdu_bytes: bytes
     time: float
     service: Service
+    src: Address  # the address of the frame that created the record
+    domain: bytes
+    prio: bool
+    pre: tuple[object, ...]  # the record key without the transaction number: the source
     delivered: bool = False
-    reply: Frame | None = None  # the ACK/RESPONSE, re-sent for duplicates
+    reply: bytes | None = None  # the ACK/RESPONSE NPDU, re-sent for duplicates
     alt: bool = False  # alt_path of the latest copy received: replies follow it
     challenge: bytes | None = None
     oma: bool = False
-    pending: Frame | None = None  # message held while authenticating
+    pending: AnyApdu | None = None  # APDU held while authenticating
     seq: int = 0  # creation order
     done: bool = False  # the sender has our reply (its M_List says so): no more re-sends
 
 
-def _apdu_bytes(apdu: AnyApdu) -> bytes:
-    return apdu.encode()
+#: Bound of each per-instance cache (frame headers, reply headers, destination headers).
+_CACHE_MAX = 64
+#: binascii.crc_hqx(LPDU with its CRC, 0xFFFF): the CRC-16/GENIBUS residue, so one C call
+#: checks a frame without slicing off its CRC.
+_CRC_RESIDUE = 0x1D0F
+_DOMAIN_CODE = {0: 0, 1: 1, 3: 2, 6: 3}
+_pack_crc = struct.Struct(">H").pack
+#: NPDU header byte -> end of its address + domain in the LPDU when the frame can take the
+#: fast receive path (version 0, TPDU/SPDU, address format 2), else 0.
+_FAST_HDR_END = tuple(
+    6 + (0, 1, 3, 6)[h & 3] if h >> 6 == 0 and (h >> 4) & 3 in (0, 1) and (h >> 2) & 3 == 2 else 0
+    for h in range(256)
+)
+_MISS = object()
+
+
+def _lpdu(raw: bytes) -> bytes:
+    """L2 header + NPDU followed by its CRC-16 (high byte first)."""
+    return raw + _pack_crc(crc_hqx(raw, 0xFFFF) ^ 0xFFFF)
+
+
+def _encoded_apdu(apdu: object) -> bytes | None:
+    """The APDU's bytes (checked like :func:`decode_apdu`), or None if ``apdu`` is no APDU."""
+    if type(apdu) is bytes:
+        raw = apdu
+    elif isinstance(apdu, (Apdu, NvApdu)):
+        return apdu.encode()
+    elif isinstance(apdu, (bytes, bytearray, memoryview)):
+        raw = bytes(apdu)
+    else:
+        return None
+    if not raw or (raw[0] & 0x80 and len(raw) < 2):
+        try:
+            decode_apdu(raw)
+        except DecodeError as exc:
+            raise LocalProtocolError(f"invalid APDU: {exc}") from None
+    return raw
+
+
+def _source_prefix(a: Address, prio: bool, domain: bytes) -> tuple[object, ...]:
+    """A receive record key without its transaction number: (source subnet, source node,
+    priority, group, address format + encoded address, domain)."""
+    group = a.group if isinstance(a, GroupAddress) else None
+    return (a.src_subnet, a.src_node, prio, group, bytes((int(a.format),)) + a.encode(), domain)
 
 
 class LonTransactions:
@@ -408,7 +459,15 @@ class LonTransactions:
         self._queue: dict[bool, deque[_Tx]] = {False: deque(), True: deque()}
         self._done_soon: list[_Tx] = []  # UNACKD messages: completion reported at the next timer
         self._rx: dict[tuple[object, ...], _Rx] = {}
+        # the same records by source (key[:6]), in creation order: newest last
+        self._rx_src: dict[tuple[object, ...], dict[tuple[object, ...], _Rx]] = {}
         self._rx_seq = 0
+        self._timer: float | None = None
+        self._timer_dirty = False
+        # bounded caches, all derived from the (frozen) config and the bytes of their keys
+        self._heads: dict[bytes, tuple[object, ...] | None] = {}
+        self._reply_heads: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
+        self._dest_heads: dict[Destination, tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------------ API
     def request(
@@ -428,36 +487,37 @@ class LonTransactions:
 
         ``last_retry_extra`` (seconds) lengthens the wait after the last try only: Annex E
         per-hop timeout growth, where a repeater's last retry waits for the hops still ahead."""
-        if isinstance(apdu, (bytes, bytearray, memoryview)):
-            try:
-                apdu = decode_apdu(bytes(apdu))
-            except DecodeError as exc:
-                raise LocalProtocolError(f"invalid APDU: {exc}") from None
-        if not isinstance(apdu, (Apdu, NvApdu)):
+        raw = _encoded_apdu(apdu)
+        if raw is None:
             raise LocalProtocolError("apdu must be an Apdu, NvApdu or bytes")
-        if not isinstance(dest, (NodeDest, GroupDest, BroadcastDest, NeuronIdDest)):
+        dt = type(dest)
+        if dt is not NodeDest and not isinstance(dest, (NodeDest, GroupDest, BroadcastDest, NeuronIdDest)):
             raise LocalProtocolError("unknown destination type")
         if auth:
             if service not in (Service.ACKD, Service.REQUEST):
                 raise LocalProtocolError("authentication needs ACKD or REQUEST service")
             if isinstance(dest, BroadcastDest):
                 raise LocalProtocolError("authenticated broadcast is not supported")
-        if isinstance(dest, GroupDest) and service in (Service.ACKD, Service.REQUEST) and dest.size <= 0:
-            raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
-        if isinstance(dest, BroadcastDest) and not 1 <= dest.max_responses <= 255:
-            raise LocalProtocolError("max_responses must be 1..255")
+        if dt is not NodeDest:
+            if isinstance(dest, GroupDest) and service in (Service.ACKD, Service.REQUEST) and dest.size <= 0:
+                raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
+            if isinstance(dest, BroadcastDest) and not 1 <= dest.max_responses <= 255:
+                raise LocalProtocolError("max_responses must be 1..255")
+        head = self._dest_head(dest)  # EncodeError for an address out of range
         tid = self._next_tid
         self._next_tid += 1
         cfg = self.config
+        rpt = service is Service.UNACKD_RPT
         tx = _Tx(
-            tid=tid,
-            service=service,
-            dest=dest,
-            apdu=apdu,
-            priority=priority,
-            auth=auth,
-            retries=cfg.retries if service is not Service.UNACKD_RPT else cfg.repeats,
-            tx_timer=cfg.tx_timer if service is not Service.UNACKD_RPT else cfg.repeat_timer,
+            tid,
+            service,
+            dest,
+            raw,
+            head,
+            priority,
+            auth,
+            cfg.repeats if rpt else cfg.retries,
+            cfg.repeat_timer if rpt else cfg.tx_timer,
         )
         if retries is not None:
             if not 0 <= retries <= 15:
@@ -470,9 +530,10 @@ class LonTransactions:
         if not last_retry_extra >= 0.0:
             raise LocalProtocolError("last_retry_extra must be >= 0")
         tx.last_retry_extra = last_retry_extra
-        if isinstance(dest, GroupDest):
-            me = cfg.groups.get(dest.group)
-            tx.expected = frozenset(m for m in range(dest.size) if m != me)
+        self._timer_dirty = True
+        if dt is GroupDest or isinstance(dest, GroupDest):
+            me = cfg.groups.get(dest.group)  # type: ignore[union-attr]
+            tx.expected = frozenset(m for m in range(dest.size) if m != me)  # type: ignore[union-attr]
         if service is Service.UNACKD:
             self._send(self._message_frame(tx, first=True), now)
             tx.sent = 1
@@ -485,23 +546,16 @@ class LonTransactions:
 
     def respond(self, handle: ReceiveHandle, apdu: AnyApdu | bytes, *, now: float) -> None:
         """Send the RESPONSE to a received REQUEST (kept for duplicate requests)."""
-        if isinstance(apdu, (bytes, bytearray, memoryview)):
-            try:
-                apdu = decode_apdu(bytes(apdu))
-            except DecodeError as exc:
-                raise LocalProtocolError(f"invalid APDU: {exc}") from None
+        raw = _encoded_apdu(apdu)
+        if raw is None:
+            raise EncodeError(f"not an APDU: {type(apdu).__name__}", field="spdu.apdu")
         rec = self._rx.get(handle.key)
         if rec is None or rec.trans_no != handle.trans_no or rec.service is not Service.REQUEST:
             raise LocalProtocolError("no such request (expired or superseded)")
         if rec.reply is not None:
             raise LocalProtocolError("request already answered")
-        src, prio, domain = handle.key[4], handle.key[2], handle.key[5]
-        assert isinstance(src, (SubnetNodeAddress, GroupAddress, BroadcastAddress, NeuronIdAddress))
-        assert isinstance(prio, bool) and isinstance(domain, bytes)
-        frame = Frame.make(
-            self._reply_address(src), Spdu(SpduType.RESPONSE, handle.trans_no, apdu), domain, priority=prio
-        )
-        rec.reply = frame
+        # SPDU RESPONSE (type 2) with the request's transaction number
+        rec.reply = self._reply_npdu(rec, 0x10, bytes((0x20 | handle.trans_no,)) + raw)
         self._send_reply(rec, now)
 
     def frames_to_send(self, now: float | None = None) -> list[bytes]:
@@ -511,6 +565,8 @@ class LonTransactions:
 
     def next_timer(self) -> float | None:
         """The earliest deadline, or None when idle."""
+        if not self._timer_dirty:
+            return self._timer
         best: float | None = None
         for tx in self._active.values():
             if tx is not None and tx.deadline is not None and (best is None or tx.deadline < best):
@@ -518,10 +574,13 @@ class LonTransactions:
         for tx in self._done_soon:
             if tx.deadline is not None and (best is None or tx.deadline < best):
                 best = tx.deadline
+        self._timer = best
+        self._timer_dirty = False
         return best
 
     def handle_timer(self, now: float) -> list[LonEvent]:
         """Retransmit, repeat or fail whatever is due at ``now``."""
+        self._timer_dirty = True
         ev: list[LonEvent] = []
         if self._done_soon:
             keep = []
@@ -562,6 +621,90 @@ class LonTransactions:
     def receive_frame(self, data: bytes, now: float) -> list[LonEvent]:
         """Process one received LPDU (with CRC)."""
         self.counters.rx_frames += 1
+        self._timer_dirty = True
+        # Fast path: a format-2a TPDU/SPDU without authentication or M_List carrying an
+        # application APDU (or an ACK), whose header bytes (address + domain) are cached.
+        # Anything else, or anything malformed, takes the general path below.
+        if type(data) is bytes:
+            n = len(data)
+            p = _FAST_HDR_END[data[1]] if n >= 9 else 0
+            if p and n >= p + 3 and crc_hqx(data, 0xFFFF) == _CRC_RESIDUE:
+                hk = data[1:p]
+                head = self._heads.get(hk, _MISS)
+                if head is _MISS:
+                    head = self._head_entry(data, p, hk)
+                t = data[p]
+                if head is not None and t < 0x80:
+                    ev = self._receive_fast(data, head, p, t, n, now)  # type: ignore[arg-type]
+                    if ev is not None:
+                        return ev
+        return self._receive_general(data, now)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued, on the wire or awaiting completion."""
+        return (
+            not self._done_soon
+            and all(t is None for t in self._active.values())
+            and not any(self._queue.values())
+        )
+
+    # ------------------------------------------------------------------ receiving
+    def _head_entry(self, data: bytes, p: int, hk: bytes) -> tuple[object, ...] | None:
+        """Cache what a format-2a address + domain means to this node (None: not 2a)."""
+        entry: tuple[object, ...] | None = None
+        if data[3] & 0x80 and data[5] & 0x80:  # source selector 1 (2a), destination bit 7 set
+            a = SubnetNodeAddress(data[2], data[3] & 0x7F, data[4], data[5] & 0x7F)
+            domain = data[6:p]
+            akey = b"\x02" + data[2:6]
+            entry = (
+                self._for_us(a, domain),
+                a,
+                domain,
+                (a.src_subnet, a.src_node, False, None, akey, domain),
+                (a.src_subnet, a.src_node, True, None, akey, domain),
+            )
+        if len(self._heads) >= _CACHE_MAX:
+            self._heads.clear()
+        self._heads[hk] = entry
+        return entry
+
+    def _receive_fast(
+        self, data: bytes, head: tuple[object, ...], p: int, t: int, n: int, now: float
+    ) -> list[LonEvent] | None:
+        kind = t >> 4
+        spdu = data[1] & 0x10
+        if spdu:
+            if kind != 0 and kind != 2:  # REQUEST, RESPONSE
+                return None
+        elif kind > 2:  # ACKD, UNACKD_RPT, ACK
+            return None
+        if kind == 2 and not spdu:  # ACK: nothing after the TPDU header
+            if n != p + 3:
+                return None
+            raw = None
+        else:
+            if n < p + 4 or data[p + 1] & 0x80:  # no APDU, or a network-variable APDU
+                return None
+            raw = data[p + 1 : n - 2]
+        counters = self.counters
+        counters.l2_received += 1
+        for_us, a, domain, pre0, pre1 = head
+        if not for_us:
+            counters.rx_not_for_us += 1
+            return []
+        counters.l3_received += 1
+        l2 = data[0]
+        prio = l2 >= 0x80
+        apdu = None if raw is None else wire_apdu(raw)
+        if kind == 2:
+            return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)  # type: ignore[arg-type]
+        return self._on_message(
+            a, domain, pre1 if prio else pre0, prio, bool(l2 & 0x40), bool(spdu), kind, t & 0x0F,  # type: ignore[arg-type]
+            None, apdu, raw, False, now,
+        )
+
+    def _receive_general(self, data: bytes, now: float) -> list[LonEvent]:
         try:
             frame = decode_frame(data, crc=True)
         except DecodeError as exc:
@@ -572,38 +715,351 @@ class LonTransactions:
                 self.counters.l2_received += 1
             return [FrameDropped(str(exc), bytes(data))]
         self.counters.l2_received += 1
-        if not self._for_us(frame):
+        npdu = frame.npdu
+        a, domain, prio = npdu.address, npdu.domain, frame.l2.priority
+        if not self._for_us(a, domain):
             self.counters.rx_not_for_us += 1
             return []
         self.counters.l3_received += 1
-        pdu = frame.pdu
-        if isinstance(pdu, Tpdu):
-            if pdu.type is TpduType.ACK:
-                return self._on_ack(frame, pdu.trans_no, None, now)
-            return self._on_message(frame, pdu, now)
-        if isinstance(pdu, Spdu):
-            if pdu.type is SpduType.RESPONSE:
-                assert pdu.apdu is not None
-                return self._on_ack(frame, pdu.trans_no, pdu.apdu, now)
-            return self._on_message(frame, pdu, now)
+        pdu = npdu.pdu
+        if isinstance(pdu, (Tpdu, Spdu)):
+            kind = int(pdu.type)
+            apdu = pdu.apdu
+            raw = None if apdu is None else apdu.encode()
+            if kind == 2:  # TPDU ACK, SPDU RESPONSE
+                return self._on_ack(prio, a, pdu.trans_no, apdu, raw, now)
+            return self._on_message(
+                a, domain, _source_prefix(a, prio, domain), prio, frame.l2.alt_path, isinstance(pdu, Spdu),
+                kind, pdu.trans_no, pdu.m_list, apdu, raw, pdu.auth, now,
+            )
         if isinstance(pdu, AuthPdu):
             if pdu.is_challenge:
                 return self._on_challenge(frame, pdu, now)
             return self._on_reply(frame, pdu, now)
         # bare APDU: unacknowledged service, no transaction number
         self.counters.delivered += 1
-        return [
-            MessageReceived(frame.address, pdu, Service.UNACKD, None, frame.priority, frame.domain)
-        ]
+        return [MessageReceived(a, pdu, Service.UNACKD, None, prio, domain)]
 
-    @property
-    def idle(self) -> bool:
-        """Nothing is queued, on the wire or awaiting completion."""
-        return (
-            not self._done_soon
-            and all(t is None for t in self._active.values())
-            and not any(self._queue.values())
+    def _for_us(self, a: Address, domain: bytes) -> bool:
+        c = self.config
+        if domain != c.domain and not (domain == b"" and isinstance(a, (NeuronIdAddress, BroadcastAddress))):
+            return False
+        if a.src_subnet == c.subnet and a.src_node == c.node and not isinstance(a, GroupAckAddress):
+            return False  # our own transmission echoed back
+        if isinstance(a, BroadcastAddress):
+            return a.dst_subnet in (0, c.subnet)
+        if isinstance(a, GroupAddress):
+            return a.group in c.groups
+        if isinstance(a, (SubnetNodeAddress, GroupAckAddress)):
+            return a.dst_subnet == c.subnet and a.dst_node == c.node
+        return c.neuron_id is not None and a.neuron_id == c.neuron_id
+
+    def _reply_address(self, src: Address) -> Address:
+        """Where ACKs/RESPONSEs/challenges to a message from ``src`` go (2b for groups)."""
+        c = self.config
+        if isinstance(src, GroupAddress):
+            return GroupAckAddress(c.subnet, c.node, src.src_subnet, src.src_node, src.group, c.groups[src.group])
+        return SubnetNodeAddress(c.subnet, c.node, src.src_subnet, src.src_node)
+
+    def _reply_npdu(self, rec: _Rx, pdu_fmt: int, tail: bytes) -> bytes:
+        """The NPDU of an ACK/RESPONSE to ``rec``'s sender: ``pdu_fmt`` (already shifted) +
+        the reply address and domain + ``tail`` (TPDU/SPDU header and APDU)."""
+        hk = (rec.pre[4], rec.domain)
+        h = self._reply_heads.get(hk)  # type: ignore[arg-type]
+        if h is None:
+            ra = self._reply_address(rec.src)
+            h = ((int(ra.format) << 2) | _DOMAIN_CODE[len(rec.domain)], ra.encode() + rec.domain)
+            if not isinstance(rec.src, GroupAddress):  # the member number comes from config.groups
+                if len(self._reply_heads) >= _CACHE_MAX:
+                    self._reply_heads.clear()
+                self._reply_heads[hk] = h  # type: ignore[index]
+        return bytes((pdu_fmt | h[0],)) + h[1] + tail
+
+    def _rx_remove(self, key: tuple[object, ...]) -> None:
+        rec = self._rx.pop(key, None)
+        if rec is not None:
+            mine = self._rx_src[rec.pre]
+            del mine[key]
+            if not mine:
+                del self._rx_src[rec.pre]
+
+    def _on_message(
+        self,
+        a: Address,
+        domain: bytes,
+        pre: tuple[object, ...],
+        prio: bool,
+        alt: bool,
+        is_request: bool,
+        kind: int,
+        trans_no: int,
+        m_list: bytes | None,
+        apdu: AnyApdu | None,
+        apdu_bytes: bytes | None,
+        auth: bool,
+        now: float,
+    ) -> list[LonEvent]:
+        c = self.config
+        service = Service.REQUEST if is_request else (Service.UNACKD_RPT if kind == 1 else Service.ACKD)
+        # one record per (source, priority, group, address, domain, transaction number): a
+        # late duplicate of an earlier transaction is still recognised after a newer one
+        key = pre + (trans_no,)
+        rec = self._rx.get(key)
+        if rec is not None and now - rec.time > c.receive_timer:
+            self._rx_remove(key)
+            rec = None
+        if kind >= 4:  # REMINDER (4), REM/MSG (5) of either layer
+            assert m_list is not None
+            me = c.groups.get(a.group) if isinstance(a, GroupAddress) else None
+            if me is not None and me in m_list_members(m_list):
+                # our answer arrived: the retry that follows a REMINDER needs none (DX
+                # ReceiveRem marks the record DONE)
+                if rec is not None and rec.trans_no == trans_no and rec.reply is not None:
+                    rec.done = True
+                return []
+            if kind == 4:
+                # the message itself follows the REMINDER and is answered then (DX ReceiveRem:
+                # "it will be followed by the retry, so we simply ignore it"): one reply, not two
+                return []
+        assert apdu is not None and apdu_bytes is not None
+        if trans_no == 0 and self._restarted(pre, key):
+            # Number 0 is used only by the first transaction after a reset: when this source's
+            # newest record is another transaction, the sender has restarted and numbers from
+            # 0 again.  Its older records would turn its new requests (often identical to the
+            # previous run's) into duplicates answered with stale stored responses.
+            for k in list(self._rx_src[pre]):
+                self._rx_remove(k)
+            rec = None
+        if rec is not None and rec.trans_no == trans_no and rec.apdu_bytes == apdu_bytes:
+            self.counters.duplicates += 1
+            rec.time = now
+            rec.alt = alt
+            if rec.challenge is not None and not rec.delivered:
+                self._send_challenge(a, domain, prio, alt, rec, trans_no, now)  # re-challenge
+            elif rec.reply is not None and not rec.done:
+                self._send_reply(rec, now)
+            return []
+        self._rx_seq += 1
+        rec = _Rx(trans_no, apdu_bytes, now, service, a, domain, prio, pre, alt=alt, seq=self._rx_seq)
+        self._rx_remove(key)
+        # A source has one transaction at a time per priority and cycles through 15
+        # numbers: keep only its newest ``records_per_source`` records, so a number that
+        # comes round again (an identical APDU 15 transactions later) is a new message,
+        # while a late copy of a recent transaction is still a duplicate.  lon-stack-dx
+        # keeps exactly one (RetrieveRR by source and priority); a few more absorb
+        # reordering on IP paths and the simulated channel.
+        mine = self._rx_src.get(pre)
+        if mine is not None and len(mine) >= c.records_per_source:
+            for k in list(mine)[: len(mine) - c.records_per_source + 1]:  # the oldest
+                self._rx_remove(k)
+        rx = self._rx
+        if len(rx) >= c.max_receive_records:
+            oldest = min(rx, key=lambda k: rx[k].time)
+            if now - rx[oldest].time <= c.receive_timer:
+                self.counters.receive_records_full += 1
+            self._rx_remove(oldest)
+        rx[key] = rec
+        mine = self._rx_src.get(pre)
+        if mine is None:
+            self._rx_src[pre] = {key: rec}
+        else:
+            mine[key] = rec
+        if auth and service is not Service.UNACKD_RPT and (c.auth_key or c.oma_key):
+            rec.pending = apdu
+            rec.oma = c.oma and c.oma_key is not None
+            rec.challenge = self._rng(8)
+            self._send_challenge(a, domain, prio, alt, rec, trans_no, now)
+            return []
+        return self._deliver(rec, key, apdu, now, authenticated=False)
+
+    def _restarted(self, pre: tuple[object, ...], key: tuple[object, ...]) -> bool:
+        """True when the source ``pre`` (sending a transaction 0 message) has a newest receive
+        record for a different transaction; a retry of the newest (number 0) is no restart."""
+        mine = self._rx_src.get(pre)
+        return bool(mine) and next(reversed(mine)) != key  # type: ignore[arg-type]
+
+    def _deliver(
+        self, rec: _Rx, key: tuple[object, ...], apdu: AnyApdu, now: float, *, authenticated: bool
+    ) -> list[LonEvent]:
+        rec.delivered = True
+        counters = self.counters
+        counters.delivered += 1
+        if authenticated:
+            counters.authenticated += 1
+        service = rec.service
+        if service is Service.REQUEST:
+            handle: ReceiveHandle | None = ReceiveHandle(key, rec.trans_no)
+        else:
+            handle = None
+            if service is Service.ACKD:
+                rec.reply = self._reply_npdu(rec, 0x00, bytes((0x20 | rec.trans_no,)))  # TPDU ACK
+                self._send_reply(rec, now)
+        return [MessageReceived(rec.src, apdu, service, rec.trans_no, rec.prio, rec.domain, handle, authenticated)]
+
+    def _send_reply(self, rec: _Rx, now: float) -> None:
+        reply = rec.reply
+        assert reply is not None
+        l2 = (0x80 if rec.prio else 0) | (0x40 if rec.alt else 0)
+        self._send(_lpdu(bytes((l2,)) + reply), now)
+
+    def _send_challenge(
+        self, a: Address, domain: bytes, prio: bool, alt: bool, rec: _Rx, trans_no: int, now: float
+    ) -> None:
+        assert rec.challenge is not None
+        self.counters.challenges_sent += 1
+        atype = AuthType.CHALLENGE_OMA if rec.oma else AuthType.CHALLENGE
+        group = a.group if isinstance(a, GroupAddress) else None
+        auth = AuthPdu(atype, trans_no, int(a.format), rec.challenge, group)
+        self._send(
+            encode_frame(Frame.make(self._reply_address(a), auth, domain, priority=prio, alt_path=alt)),
+            now,
         )
+
+    def _expected_reply(self, rec: _Rx) -> bytes | None:
+        c = self.config
+        assert rec.challenge is not None and rec.pending is not None
+        if rec.oma:
+            assert c.oma_key is not None
+            a = rec.src
+            if isinstance(a, NeuronIdAddress):
+                blk = oma_address(neuron_id=a.neuron_id)
+            elif isinstance(a, BroadcastAddress):
+                blk = oma_address(broadcast=True)
+            elif isinstance(a, GroupAddress):
+                blk = oma_address(domain=c.domain, group=a.group)
+            else:
+                blk = oma_address(domain=c.domain, subnet=c.subnet, node=c.node)
+            return auth_transform(rec.challenge, blk + rec.apdu_bytes, c.oma_key)
+        if c.auth_key is None:
+            return None
+        return auth_transform(rec.challenge, rec.apdu_bytes, c.auth_key)
+
+    def _on_reply(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
+        a = frame.address
+        for key, rec in self._rx.items():
+            src = rec.src
+            if (
+                rec.challenge is None
+                or rec.delivered
+                or rec.pending is None
+                or rec.trans_no != pdu.trans_no
+                or (src.src_subnet, src.src_node) != (a.src_subnet, a.src_node)
+                or rec.prio != frame.priority
+                or int(src.format) != pdu.fmt
+                or (pdu.group is not None and getattr(src, "group", None) != pdu.group)
+            ):
+                continue
+            want = self._expected_reply(rec)
+            if want is None or pdu.is_oma != rec.oma or want != pdu.value:
+                self.counters.auth_failures += 1
+                self._rx_remove(key)
+                return [AuthenticationRejected(src, pdu.trans_no)]
+            apdu = rec.pending
+            rec.pending = None
+            return self._deliver(rec, key, apdu, now, authenticated=True)
+        self.counters.late_acks += 1
+        return []
+
+    def _on_challenge(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
+        c = self.config
+        tx = self._active[frame.priority]
+        if (
+            tx is None
+            or not tx.auth
+            or tx.trans_no != pdu.trans_no
+            or tx.head[0] >> 2 != pdu.fmt
+            or (isinstance(tx.dest, GroupDest) and pdu.group != tx.dest.group)
+        ):
+            self.counters.late_acks += 1
+            return []
+        apdu_bytes = tx.apdu
+        if pdu.is_oma:
+            if c.oma_key is None:
+                return []
+            d = tx.dest
+            if isinstance(d, NeuronIdDest):
+                blk = oma_address(neuron_id=d.neuron_id)
+            elif isinstance(d, GroupDest):
+                blk = oma_address(domain=c.domain, group=d.group)
+            else:
+                assert isinstance(d, NodeDest)
+                blk = oma_address(domain=c.domain, subnet=d.subnet, node=d.node)
+            value = auth_transform(pdu.value, blk + apdu_bytes, c.oma_key)
+            rtype = AuthType.REPLY_OMA
+        else:
+            if c.auth_key is None:
+                return []
+            value = auth_transform(pdu.value, apdu_bytes, c.auth_key)
+            rtype = AuthType.REPLY
+        a = frame.address
+        reply = AuthPdu(rtype, tx.trans_no, pdu.fmt, value, pdu.group)
+        dest = SubnetNodeAddress(c.subnet, c.node, a.src_subnet, a.src_node)
+        self._send(
+            encode_frame(Frame.make(dest, reply, frame.domain, priority=frame.priority, alt_path=frame.l2.alt_path)),
+            now,
+        )
+        tx.deadline = now + tx.tx_timer  # restart the transmit timer
+        return []
+
+    def _on_ack(
+        self, prio: bool, a: Address, trans_no: int, apdu: AnyApdu | None, apdu_bytes: bytes | None, now: float
+    ) -> list[LonEvent]:
+        tx = self._active[prio]
+        is_response = apdu is not None
+        if (
+            tx is None
+            or tx.trans_no != trans_no
+            or (tx.service is Service.REQUEST) != is_response
+            or tx.service not in (Service.ACKD, Service.REQUEST)
+        ):
+            self.counters.late_acks += 1
+            return []
+        d = tx.dest
+        member: int | None = None
+        if type(d) is NodeDest:
+            if type(a) is not SubnetNodeAddress or a.src_subnet != d.subnet or a.src_node != d.node:
+                self.counters.late_acks += 1
+                return []
+        elif isinstance(d, GroupDest):
+            if not isinstance(a, GroupAckAddress) or a.group != d.group or a.member not in tx.expected:
+                self.counters.late_acks += 1
+                return []
+            member = a.member
+            if member in tx.answered:
+                self.counters.duplicates += 1
+                return []
+            tx.answered.add(member)
+        elif isinstance(d, NodeDest):
+            if not isinstance(a, SubnetNodeAddress) or (a.src_subnet, a.src_node) != (d.subnet, d.node):
+                self.counters.late_acks += 1
+                return []
+        who: tuple[object, ...] = (a.src_subnet, a.src_node)
+        if isinstance(d, BroadcastDest):
+            # unconfigured nodes all answer from subnet/node 0/0: tell them apart by content
+            who += (apdu_bytes,)
+        if who in tx.responders:
+            self.counters.duplicates += 1
+            return []
+        tx.responders.add(who)
+        ev: list[LonEvent] = []
+        if is_response:
+            assert apdu is not None
+            ev.append(ResponseReceived(tx.tid, a, apdu))
+        else:
+            ev.append(AckReceived(tx.tid, a, member))
+        if isinstance(d, GroupDest):
+            done = tx.answered >= tx.expected
+        elif isinstance(d, BroadcastDest):
+            done = len(tx.responders) >= d.max_responses
+        else:
+            done = True
+        if not done:
+            # each new answer restarts the transmit timer (DX TPReceiveAck/SNReceiveResponse):
+            # members still answering on a slow channel are not pre-empted by a retry
+            tx.deadline = now + tx.tx_timer
+        if done:
+            ev.append(self._finish(tx, now, ok=True))
+        return ev
 
     # ------------------------------------------------------------------ sending
     def _send(self, raw: bytes, now: float) -> None:
@@ -644,6 +1100,29 @@ class LonTransactions:
             return BroadcastAddress(c.subnet, c.node, dest.subnet)
         return NeuronIdAddress(c.subnet, c.node, dest.subnet, bytes(dest.neuron_id))
 
+    def _dest_head(self, dest: Destination) -> tuple[int, bytes]:
+        """(address format << 2 | domain length code, address + domain bytes) of ``dest``,
+        validated by the frame constructors (EncodeError when out of range); cached for
+        unicast destinations."""
+        node = type(dest) is NodeDest
+        if node:
+            try:
+                h = self._dest_heads.get(dest)
+            except TypeError:  # unhashable field values: the constructors below reject them
+                node = False
+            else:
+                if h is not None:
+                    return h
+        a = self._dest_address(dest)
+        domain = self.config.domain
+        Npdu(a, Apdu(0), domain)  # the checks the frame encoder makes on address and domain
+        h = ((int(a.format) << 2) | _DOMAIN_CODE[len(domain)], a.encode() + domain)
+        if node:
+            if len(self._dest_heads) >= _CACHE_MAX:
+                self._dest_heads.clear()
+            self._dest_heads[dest] = h
+        return h
+
     def _backlog(self, tx: _Tx, first: bool) -> int:
         if tx.service is Service.UNACKD:
             return 0
@@ -657,29 +1136,20 @@ class LonTransactions:
         return 1
 
     def _message_frame(self, tx: _Tx, *, first: bool, alt: bool = False, m_list: bytes | None = None) -> bytes:
-        pdu: Tpdu | Spdu | Apdu | NvApdu
-        if tx.service is Service.UNACKD:
-            pdu = tx.apdu
-        elif tx.service is Service.REQUEST:
-            if m_list is not None:
-                pdu = Spdu(SpduType.REM_MSG, tx.trans_no, tx.apdu, m_list, auth=tx.auth)
-            else:
-                pdu = Spdu(SpduType.REQUEST, tx.trans_no, tx.apdu, auth=tx.auth)
-        elif tx.service is Service.UNACKD_RPT:
-            pdu = Tpdu(TpduType.UNACKD_RPT, tx.trans_no, tx.apdu)
-        elif m_list is not None:
-            pdu = Tpdu(TpduType.REM_MSG, tx.trans_no, tx.apdu, m_list, auth=tx.auth)
-        else:
-            pdu = Tpdu(TpduType.ACKD, tx.trans_no, tx.apdu, auth=tx.auth)
-        frame = Frame.make(
-            self._dest_address(tx.dest),
-            pdu,
-            self.config.domain,
-            priority=tx.priority,
-            alt_path=alt,
-            delta_backlog=self._backlog(tx, first),
-        )
-        return encode_frame(frame)
+        """The LPDU of ``tx``: ``m_list`` makes an ACKD/REQUEST a REM/MSG."""
+        svc = tx.service
+        fmt, addr = tx.head
+        l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0) | self._backlog(tx, first)
+        if svc is Service.UNACKD:  # a bare APDU
+            return _lpdu(bytes((l2, 0x30 | fmt)) + addr + tx.apdu)
+        if svc is Service.UNACKD_RPT:  # TPDU UNACKD_RPT, never authenticated nor with M_List
+            return _lpdu(bytes((l2, fmt)) + addr + bytes((0x10 | tx.trans_no,)) + tx.apdu)
+        # ACKD (TPDU) or REQUEST (SPDU); REM/MSG (type 5) when an M_List goes with it
+        pdu_fmt = 0x10 if svc is Service.REQUEST else 0x00
+        h = (0x80 if tx.auth else 0) | tx.trans_no
+        if m_list is None:
+            return _lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h,)) + tx.apdu)
+        return _lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h | 0x50, len(m_list))) + m_list + tx.apdu)
 
     def _retransmit(self, tx: _Tx, now: float, alt: bool) -> None:
         if isinstance(tx.dest, GroupDest):
@@ -689,16 +1159,12 @@ class LonTransactions:
             if len(ml) <= 2:
                 self._send(self._message_frame(tx, first=False, alt=alt, m_list=ml), now)
                 return
-            rem_cls = Spdu if tx.service is Service.REQUEST else Tpdu
-            rem_type = SpduType.REMINDER if tx.service is Service.REQUEST else TpduType.REMINDER
-            reminder = Frame.make(
-                self._dest_address(tx.dest),
-                rem_cls(rem_type, tx.trans_no, None, ml, auth=tx.auth),  # type: ignore[arg-type]
-                self.config.domain,
-                priority=tx.priority,
-                alt_path=alt,
-            )
-            self._send(encode_frame(reminder), now)
+            # a REMINDER (type 4, M_List, no APDU, delta_backlog 0), then the message
+            fmt, addr = tx.head
+            l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0)
+            pdu_fmt = 0x10 if tx.service is Service.REQUEST else 0x00
+            h = (0x80 if tx.auth else 0) | 0x40 | tx.trans_no
+            self._send(_lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h, len(ml))) + ml), now)
         self._send(self._message_frame(tx, first=False, alt=alt), now)
 
     def _finish(self, tx: _Tx, now: float, *, ok: bool, reason: str = "") -> LonEvent:
@@ -712,307 +1178,3 @@ class LonTransactions:
         self.counters.failed += 1
         missing = tuple(sorted(tx.expected - tx.answered)) if isinstance(tx.dest, GroupDest) else ()
         return MessageFailed(tx.tid, tx.service, reason, tx.sent, missing)
-
-    # ------------------------------------------------------------------ receiving
-    def _for_us(self, frame: Frame) -> bool:
-        c = self.config
-        a = frame.address
-        if frame.domain != c.domain and not (
-            frame.domain == b"" and isinstance(a, (NeuronIdAddress, BroadcastAddress))
-        ):
-            return False
-        if a.src_subnet == c.subnet and a.src_node == c.node and not isinstance(a, GroupAckAddress):
-            return False  # our own transmission echoed back
-        if isinstance(a, BroadcastAddress):
-            return a.dst_subnet in (0, c.subnet)
-        if isinstance(a, GroupAddress):
-            return a.group in c.groups
-        if isinstance(a, (SubnetNodeAddress, GroupAckAddress)):
-            return a.dst_subnet == c.subnet and a.dst_node == c.node
-        return c.neuron_id is not None and a.neuron_id == c.neuron_id
-
-    def _reply_address(self, src: Address) -> Address:
-        """Where ACKs/RESPONSEs/challenges to a message from ``src`` go (2b for groups)."""
-        c = self.config
-        if isinstance(src, GroupAddress):
-            return GroupAckAddress(c.subnet, c.node, src.src_subnet, src.src_node, src.group, c.groups[src.group])
-        return SubnetNodeAddress(c.subnet, c.node, src.src_subnet, src.src_node)
-
-    @staticmethod
-    def _rx_key(frame: Frame) -> tuple[object, ...]:
-        a = frame.address
-        group = a.group if isinstance(a, GroupAddress) else None
-        # (source subnet, source node, priority, group, the address, domain)
-        return (a.src_subnet, a.src_node, frame.priority, group, a, frame.domain)
-
-    def _on_message(self, frame: Frame, pdu: Tpdu | Spdu, now: float) -> list[LonEvent]:
-        c = self.config
-        a = frame.address
-        is_request = isinstance(pdu, Spdu)
-        kind = pdu.type
-        service = Service.REQUEST if is_request else (
-            Service.UNACKD_RPT if kind is TpduType.UNACKD_RPT else Service.ACKD
-        )
-        # one record per (source, priority, group, address, domain, transaction number): a
-        # late duplicate of an earlier transaction is still recognised after a newer one
-        key = self._rx_key(frame) + (pdu.trans_no,)
-        rec = self._rx.get(key)
-        if rec is not None and now - rec.time > c.receive_timer:
-            del self._rx[key]
-            rec = None
-        if kind in (TpduType.REMINDER, SpduType.REMINDER, TpduType.REM_MSG, SpduType.REM_MSG):
-            assert pdu.m_list is not None
-            me = c.groups.get(a.group) if isinstance(a, GroupAddress) else None
-            if me is not None and me in m_list_members(pdu.m_list):
-                # our answer arrived: the retry that follows a REMINDER needs none (DX
-                # ReceiveRem marks the record DONE)
-                if rec is not None and rec.trans_no == pdu.trans_no and rec.reply is not None:
-                    rec.done = True
-                return []
-            if kind in (TpduType.REMINDER, SpduType.REMINDER):
-                # the message itself follows the REMINDER and is answered then (DX ReceiveRem:
-                # "it will be followed by the retry, so we simply ignore it"): one reply, not two
-                return []
-        assert pdu.apdu is not None
-        if pdu.trans_no == 0 and self._restarted(key):
-            # Number 0 is used only by the first transaction after a reset: when this source's
-            # newest record is another transaction, the sender has restarted and numbers from
-            # 0 again.  Its older records would turn its new requests (often identical to the
-            # previous run's) into duplicates answered with stale stored responses.
-            for k in [k for k in self._rx if k[:6] == key[:6]]:
-                del self._rx[k]
-            rec = None
-        apdu_bytes = pdu.apdu.encode()
-        if rec is not None and rec.trans_no == pdu.trans_no and rec.apdu_bytes == apdu_bytes:
-            self.counters.duplicates += 1
-            rec.time = now
-            rec.alt = frame.l2.alt_path
-            if rec.challenge is not None and not rec.delivered:
-                self._send_challenge(frame, rec, pdu.trans_no, now)  # re-challenge
-            elif rec.reply is not None and not rec.done:
-                self._send_reply(rec, now)
-            return []
-        self._rx_seq += 1
-        rec = _Rx(pdu.trans_no, apdu_bytes, now, service, alt=frame.l2.alt_path, seq=self._rx_seq)
-        self._rx.pop(key, None)
-        # A source has one transaction at a time per priority and cycles through 15
-        # numbers: keep only its newest ``records_per_source`` records, so a number that
-        # comes round again (an identical APDU 15 transactions later) is a new message,
-        # while a late copy of a recent transaction is still a duplicate.  lon-stack-dx
-        # keeps exactly one (RetrieveRR by source and priority); a few more absorb
-        # reordering on IP paths and the simulated channel.
-        if len(self._rx) < c.records_per_source:  # nobody can have too many yet
-            mine = []
-        else:
-            src = key[:6]
-            mine = sorted((r.seq, k) for k, r in self._rx.items() if k[:6] == src)
-        for _, k in mine[: max(0, len(mine) - c.records_per_source + 1)]:
-            del self._rx[k]
-        if len(self._rx) >= c.max_receive_records:
-            oldest = min(self._rx, key=lambda k: self._rx[k].time)
-            if now - self._rx[oldest].time <= c.receive_timer:
-                self.counters.receive_records_full += 1
-            del self._rx[oldest]
-        self._rx[key] = rec
-        if pdu.auth and service is not Service.UNACKD_RPT and (c.auth_key or c.oma_key):
-            rec.pending = frame
-            rec.oma = c.oma and c.oma_key is not None
-            rec.challenge = self._rng(8)
-            self._send_challenge(frame, rec, pdu.trans_no, now)
-            return []
-        return self._deliver(frame, pdu, rec, key, now, authenticated=False)
-
-    def _restarted(self, key: tuple[object, ...]) -> bool:
-        """True when the source of ``key`` (a transaction 0 message) has a newest receive
-        record for a different transaction; a retry of the newest (number 0) is no restart."""
-        newest: tuple[int, tuple[object, ...]] | None = None
-        for k, r in self._rx.items():
-            if k[:6] == key[:6] and (newest is None or r.seq > newest[0]):
-                newest = (r.seq, k)
-        return newest is not None and newest[1] != key
-
-    def _deliver(
-        self, frame: Frame, pdu: Tpdu | Spdu, rec: _Rx, key: tuple[object, ...], now: float, *, authenticated: bool
-    ) -> list[LonEvent]:
-        rec.delivered = True
-        self.counters.delivered += 1
-        self.counters.authenticated += authenticated
-        assert pdu.apdu is not None
-        handle = ReceiveHandle(key, pdu.trans_no) if rec.service is Service.REQUEST else None
-        if rec.service is Service.ACKD:
-            ack = Frame.make(
-                self._reply_address(frame.address), Tpdu(TpduType.ACK, pdu.trans_no), frame.domain,
-                priority=frame.priority,
-            )
-            rec.reply = ack
-            self._send_reply(rec, now)
-        return [
-            MessageReceived(
-                frame.address, pdu.apdu, rec.service, pdu.trans_no, frame.priority, frame.domain,
-                handle, authenticated,
-            )
-        ]
-
-    def _send_reply(self, rec: _Rx, now: float) -> None:
-        reply = rec.reply
-        assert reply is not None
-        self._send(encode_frame(Frame(reply.npdu, L2Header(reply.l2.priority, rec.alt, 0))), now)
-
-    def _send_challenge(self, frame: Frame, rec: _Rx, trans_no: int, now: float) -> None:
-        a = frame.address
-        assert rec.challenge is not None
-        self.counters.challenges_sent += 1
-        atype = AuthType.CHALLENGE_OMA if rec.oma else AuthType.CHALLENGE
-        group = a.group if isinstance(a, GroupAddress) else None
-        auth = AuthPdu(atype, trans_no, int(a.format), rec.challenge, group)
-        self._send(
-            encode_frame(
-                Frame.make(self._reply_address(a), auth, frame.domain, priority=frame.priority,
-                           alt_path=frame.l2.alt_path)
-            ),
-            now,
-        )
-
-    def _expected_reply(self, rec: _Rx, frame: Frame) -> bytes | None:
-        c = self.config
-        assert rec.challenge is not None and rec.pending is not None
-        if rec.oma:
-            assert c.oma_key is not None
-            a = rec.pending.address
-            if isinstance(a, NeuronIdAddress):
-                blk = oma_address(neuron_id=a.neuron_id)
-            elif isinstance(a, BroadcastAddress):
-                blk = oma_address(broadcast=True)
-            elif isinstance(a, GroupAddress):
-                blk = oma_address(domain=c.domain, group=a.group)
-            else:
-                blk = oma_address(domain=c.domain, subnet=c.subnet, node=c.node)
-            return auth_transform(rec.challenge, blk + rec.apdu_bytes, c.oma_key)
-        if c.auth_key is None:
-            return None
-        return auth_transform(rec.challenge, rec.apdu_bytes, c.auth_key)
-
-    def _on_reply(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
-        a = frame.address
-        for key, rec in self._rx.items():
-            src = key[4]
-            assert isinstance(src, (SubnetNodeAddress, GroupAddress, BroadcastAddress, NeuronIdAddress))
-            if (
-                rec.challenge is None
-                or rec.delivered
-                or rec.pending is None
-                or rec.trans_no != pdu.trans_no
-                or (src.src_subnet, src.src_node) != (a.src_subnet, a.src_node)
-                or key[2] != frame.priority
-                or int(src.format) != pdu.fmt
-                or (pdu.group is not None and getattr(src, "group", None) != pdu.group)
-            ):
-                continue
-            pending = rec.pending
-            want = self._expected_reply(rec, frame)
-            if want is None or pdu.is_oma != rec.oma or want != pdu.value:
-                self.counters.auth_failures += 1
-                del self._rx[key]
-                return [AuthenticationRejected(pending.address, pdu.trans_no)]
-            rec.pending = None
-            tpdu = pending.pdu
-            assert isinstance(tpdu, (Tpdu, Spdu))
-            return self._deliver(pending, tpdu, rec, key, now, authenticated=True)
-        self.counters.late_acks += 1
-        return []
-
-    def _on_challenge(self, frame: Frame, pdu: AuthPdu, now: float) -> list[LonEvent]:
-        c = self.config
-        tx = self._active[frame.priority]
-        if (
-            tx is None
-            or not tx.auth
-            or tx.trans_no != pdu.trans_no
-            or int(self._dest_address(tx.dest).format) != pdu.fmt
-            or (isinstance(tx.dest, GroupDest) and pdu.group != tx.dest.group)
-        ):
-            self.counters.late_acks += 1
-            return []
-        apdu_bytes = tx.apdu.encode()
-        if pdu.is_oma:
-            if c.oma_key is None:
-                return []
-            d = tx.dest
-            if isinstance(d, NeuronIdDest):
-                blk = oma_address(neuron_id=d.neuron_id)
-            elif isinstance(d, GroupDest):
-                blk = oma_address(domain=c.domain, group=d.group)
-            else:
-                assert isinstance(d, NodeDest)
-                blk = oma_address(domain=c.domain, subnet=d.subnet, node=d.node)
-            value = auth_transform(pdu.value, blk + apdu_bytes, c.oma_key)
-            rtype = AuthType.REPLY_OMA
-        else:
-            if c.auth_key is None:
-                return []
-            value = auth_transform(pdu.value, apdu_bytes, c.auth_key)
-            rtype = AuthType.REPLY
-        a = frame.address
-        reply = AuthPdu(rtype, tx.trans_no, pdu.fmt, value, pdu.group)
-        dest = SubnetNodeAddress(c.subnet, c.node, a.src_subnet, a.src_node)
-        self._send(
-            encode_frame(Frame.make(dest, reply, frame.domain, priority=frame.priority, alt_path=frame.l2.alt_path)),
-            now,
-        )
-        tx.deadline = now + tx.tx_timer  # restart the transmit timer
-        return []
-
-    def _on_ack(self, frame: Frame, trans_no: int, apdu: AnyApdu | None, now: float) -> list[LonEvent]:
-        tx = self._active[frame.priority]
-        a = frame.address
-        is_response = apdu is not None
-        if (
-            tx is None
-            or tx.trans_no != trans_no
-            or (tx.service is Service.REQUEST) != is_response
-            or tx.service not in (Service.ACKD, Service.REQUEST)
-        ):
-            self.counters.late_acks += 1
-            return []
-        d = tx.dest
-        member: int | None = None
-        if isinstance(d, GroupDest):
-            if not isinstance(a, GroupAckAddress) or a.group != d.group or a.member not in tx.expected:
-                self.counters.late_acks += 1
-                return []
-            member = a.member
-            if member in tx.answered:
-                self.counters.duplicates += 1
-                return []
-            tx.answered.add(member)
-        elif isinstance(d, NodeDest):
-            if not isinstance(a, SubnetNodeAddress) or (a.src_subnet, a.src_node) != (d.subnet, d.node):
-                self.counters.late_acks += 1
-                return []
-        who: tuple[object, ...] = (a.src_subnet, a.src_node)
-        if isinstance(d, BroadcastDest):
-            # unconfigured nodes all answer from subnet/node 0/0: tell them apart by content
-            who += (apdu.encode() if apdu is not None else None,)
-        if who in tx.responders:
-            self.counters.duplicates += 1
-            return []
-        tx.responders.add(who)
-        ev: list[LonEvent] = []
-        if is_response:
-            assert apdu is not None
-            ev.append(ResponseReceived(tx.tid, a, apdu))
-        else:
-            ev.append(AckReceived(tx.tid, a, member))
-        if isinstance(d, GroupDest):
-            done = tx.answered >= tx.expected
-        elif isinstance(d, BroadcastDest):
-            done = len(tx.responders) >= d.max_responses
-        else:
-            done = True
-        if not done:
-            # each new answer restarts the transmit timer (DX TPReceiveAck/SNReceiveResponse):
-            # members still answering on a slow channel are not pre-empted by a retry
-            tx.deadline = now + tx.tx_timer
-        if done:
-            ev.append(self._finish(tx, now, ok=True))
-        return ev
