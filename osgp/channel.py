@@ -34,7 +34,9 @@ Every method takes ``now`` and returns events; outgoing bytes are events too
 from __future__ import annotations
 
 import logging
+import operator
 import os
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -503,99 +505,135 @@ class ReplayWindow:
         return f"<ReplayWindow size={self.size} highest={self.highest} bitmap=0x{self.bitmap:x}>"
 
 
-class _TxKey:
-    __slots__ = ("_gen", "_kind", "_owner", "aead", "ceiling", "key", "key_id", "next_seq")
+class _Key:
+    """One OSGP key with its transmit and receive state (one object per key, one key schedule).
 
-    def __init__(
-        self,
-        key_id: int,
-        key: bytes,
-        next_seq: int,
-        ceiling: int,
-        slot: str | SecureChannel | BroadcastSender,
-        kind: str = "",
-        gen: int = 0,
-    ) -> None:
+    Transmit: ``next_seq``, the reservation ``ceiling`` and ``slot`` - the reservation slot
+    name when restored from a snapshot, else the generation number the name
+    ``"<owner's name>/<kind>/<generation>"`` is built from when it is needed.  Receive:
+    the replay window of :class:`ReplayWindow` (``highest``, ``bitmap``; its size is the
+    channel's configured window).  The session key PK, used both ways, is one object."""
+
+    __slots__ = ("aead", "bitmap", "ceiling", "highest", "key", "key_id", "next_seq", "slot")
+
+    def __init__(self, key_id: int, key: bytes) -> None:
         self.key_id = key_id
         self.key = key
         self.aead = AesCcm(key, P.OSGP_TAG_LEN)
-        self.next_seq = next_seq
-        self.ceiling = ceiling
-        # the reservation slot is "<owner's name>/<kind>/<generation>", built when used (a
-        # reservation per seq_block frames, snapshots), or given whole (restored snapshots)
-        self._owner, self._kind, self._gen = slot, kind, gen
+        self.next_seq = self.ceiling = self.highest = self.bitmap = 0
+        self.slot: str | int = 0
 
-    @property
-    def slot(self) -> str:
-        o = self._owner
-        return o if isinstance(o, str) else f"{o.name}/{self._kind}/{self._gen}"
+    def tx(self, first_seq: int, slot: str | int) -> _Key:
+        """Start transmitting at ``first_seq`` (also the reservation ceiling)."""
+        self.next_seq = self.ceiling = first_seq
+        self.slot = slot
+        return self
+
+    def rx(self, size: int, highest: int = 0, bitmap: int | None = None) -> _Key:
+        """Start the replay window: everything at or below ``highest`` counts as seen."""
+        mask = (1 << size) - 1
+        self.highest = highest
+        self.bitmap = mask if bitmap is None else bitmap & mask
+        return self
+
+    def accepts(self, seq: int, size: int) -> bool:
+        """:meth:`ReplayWindow.check` of this key's window."""
+        if seq <= 0 or seq > P.OSGP_SEQ_MAX:
+            return False
+        if seq > self.highest:
+            return True
+        diff = self.highest - seq
+        return diff < size and not (self.bitmap >> diff) & 1
+
+    def mark(self, seq: int, size: int) -> None:
+        """:meth:`ReplayWindow.update` of this key's window (after the frame verified)."""
+        if seq > self.highest:
+            shift = seq - self.highest
+            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << size) - 1) if shift < size else 1
+            self.highest = seq
+        else:
+            self.bitmap |= 1 << (self.highest - seq)
+
+    def slot_name(self, owner: str, kind: str) -> str:
+        s = self.slot
+        return s if type(s) is str else f"{owner}/{kind}/{s}"
 
     def __repr__(self) -> str:
-        return f"<TxKey id={self.key_id} next_seq={self.next_seq} ceiling={self.ceiling}>"
+        return (
+            f"<Key id={self.key_id} next_seq={self.next_seq} ceiling={self.ceiling} "
+            f"highest={self.highest} bitmap=0x{self.bitmap:x}>"
+        )
 
-    def snapshot(self, role: str) -> KeySnapshot:
-        return KeySnapshot(role, self.key_id, self.key, slot=self.slot, ceiling=self.ceiling)
+    def tx_snapshot(self, role: str, owner: str, kind: str) -> KeySnapshot:
+        return KeySnapshot(
+            role, self.key_id, self.key, slot=self.slot_name(owner, kind), ceiling=self.ceiling
+        )
+
+    def rx_snapshot(self, role: str) -> KeySnapshot:
+        return KeySnapshot(role, self.key_id, self.key, highest=self.highest, bitmap=self.bitmap)
 
 
-class _RxKey:
-    __slots__ = ("aead", "key", "key_id", "window")
-
-    def __init__(self, key_id: int, key: bytes, window: ReplayWindow, aead: AesCcm | None = None) -> None:
-        self.key_id = key_id
-        self.key = key
-        # a key used both ways (the session key PK) shares one key schedule with its _TxKey
-        self.aead = AesCcm(key, P.OSGP_TAG_LEN) if aead is None else aead
-        self.window = window
-
-    def __repr__(self) -> str:
-        return f"<RxKey id={self.key_id} {self.window!r}>"
-
-    def snapshot(self, role: str) -> KeySnapshot:
-        w = self.window
-        return KeySnapshot(role, self.key_id, self.key, highest=w.highest, bitmap=w.bitmap)
+def _key_like(keys: tuple[_Key | None, ...], key_id: int, key: bytes) -> _Key:
+    """The key object among ``keys`` with this id and key bytes, else a new one (a restored
+    snapshot shares one key schedule between a key's transmit and receive entries)."""
+    for k in keys:
+        if k is not None and k.key_id == key_id and k.key == key:
+            return k
+    return _Key(key_id, key)
 
 
 class _KeyTable:
     """The unicast receive keys, oldest first (one live, three at most during a renewal):
-    the dict operations the channel uses, over one tuple (about 90 bytes, a dict is 224)."""
+    the dict operations the cold paths use, as a view of the channel's ``_rx`` (the newest
+    key, the only one outside a renewal) and ``_rx_old`` (the older ones)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_ch",)
 
-    def __init__(self, *keys: _RxKey) -> None:
-        self._keys = keys
+    def __init__(self, channel: SecureChannel) -> None:
+        self._ch = channel
 
-    def get(self, key_id: int, default: _RxKey | None = None) -> _RxKey | None:
-        for rx in self._keys:
+    def _keys(self) -> tuple[_Key, ...]:
+        ch = self._ch
+        rx = ch._rx
+        return () if rx is None else ch._rx_old + (rx,)
+
+    def _store(self, keys: tuple[_Key, ...]) -> None:
+        ch = self._ch
+        ch._rx = keys[-1] if keys else None
+        ch._rx_old = keys[:-1]
+
+    def get(self, key_id: int, default: _Key | None = None) -> _Key | None:
+        for rx in self._keys():
             if rx.key_id == key_id:
                 return rx
         return default
 
-    def __getitem__(self, key_id: int) -> _RxKey:
+    def __getitem__(self, key_id: int) -> _Key:
         rx = self.get(key_id)
         if rx is None:
             raise KeyError(key_id)
         return rx
 
     def __contains__(self, key_id: object) -> bool:
-        return any(rx.key_id == key_id for rx in self._keys)
+        return any(rx.key_id == key_id for rx in self._keys())
 
-    def __setitem__(self, key_id: int, rx: _RxKey) -> None:
+    def __setitem__(self, key_id: int, rx: _Key) -> None:
         """Replace the key with this id where it is, else add it as the newest (dict order)."""
         if rx.key_id != key_id:
             raise LocalProtocolError("receive key stored under another KeyID")
-        ks = self._keys
+        ks = self._keys()
         for i, old in enumerate(ks):
             if old.key_id == key_id:
-                self._keys = ks[:i] + (rx,) + ks[i + 1 :]
+                self._store(ks[:i] + (rx,) + ks[i + 1 :])
                 return
-        self._keys = ks + (rx,)
+        self._store(ks + (rx,))
 
     def __delitem__(self, key_id: int) -> None:
         if key_id not in self:
             raise KeyError(key_id)
-        self._keys = tuple(rx for rx in self._keys if rx.key_id != key_id)
+        self._store(tuple(rx for rx in self._keys() if rx.key_id != key_id))
 
-    def pop(self, key_id: int, default: _RxKey | None = None) -> _RxKey | None:
+    def pop(self, key_id: int, default: _Key | None = None) -> _Key | None:
         rx = self.get(key_id)
         if rx is None:
             return default
@@ -603,22 +641,23 @@ class _KeyTable:
         return rx
 
     def clear(self) -> None:
-        self._keys = ()
+        self._store(())
 
     def __len__(self) -> int:
-        return len(self._keys)
+        ch = self._ch
+        return 0 if ch._rx is None else len(ch._rx_old) + 1
 
     def __iter__(self) -> Iterator[int]:
-        return iter([rx.key_id for rx in self._keys])
+        return iter([rx.key_id for rx in self._keys()])
 
     def __reversed__(self) -> Iterator[int]:
-        return iter([rx.key_id for rx in reversed(self._keys)])
+        return iter([rx.key_id for rx in reversed(self._keys())])
 
-    def values(self) -> tuple[_RxKey, ...]:
-        return self._keys
+    def values(self) -> tuple[_Key, ...]:
+        return self._keys()
 
     def __repr__(self) -> str:
-        return f"<KeyTable {[rx.key_id for rx in self._keys]}>"
+        return f"<KeyTable {[rx.key_id for rx in self._keys()]}>"
 
 
 class _Counts:
@@ -634,7 +673,9 @@ class _Counts:
         return Counters(**{name: getattr(self, name) for name in self.__slots__})
 
 
-def _allocate(tx: _TxKey, persistence: SequencePersistence, block: int) -> int:
+def _allocate(
+    tx: _Key, persistence: SequencePersistence, block: int, owner: str, kind: str
+) -> int:
     seq = tx.next_seq
     if seq > P.OSGP_SEQ_MAX:
         raise LocalProtocolError(
@@ -642,30 +683,41 @@ def _allocate(tx: _TxKey, persistence: SequencePersistence, block: int) -> int:
         )
     if seq >= tx.ceiling:
         ceiling = min(seq + block, P.OSGP_SEQ_MAX + 1)
-        persistence.reserve(tx.slot, ceiling)  # durable before any number below it is used
+        # durable before any number below it is used
+        persistence.reserve(tx.slot_name(owner, kind), ceiling)
         tx.ceiling = ceiling
     tx.next_seq = seq + 1
     return seq
 
 
+# data_nonce(source_id, seq, key_id, ctrl) = source ID(6) || SeqNo(4) || KeyID || ctrl || domain
+_NONCE = struct.Struct(">6sIBBB")
+_KEY_SEQ = struct.Struct(">BI")  # KeyID || SeqNo, the protected body's prefix
+_LEAD_HDR_KEY_SEQ = struct.Struct(">BBBBBI")  # lead byte || 3-byte header || KeyID || SeqNo
+_DOMAIN = P.OSGP_NONCE_DOMAIN_DATA
+_TAG_LEN = P.OSGP_TAG_LEN
+assert _NONCE.size == P.OSGP_NONCE_LEN and _KEY_SEQ.size == _PREFIX_LEN
+
+
 def _seal(
-    tx: _TxKey,
+    tx: _Key,
     source_id: bytes,
     plaintext: bytes,
     header: bytes,
     dest: bytes,
     persistence: SequencePersistence,
     block: int,
+    owner: str,
+    kind: str,
 ) -> bytes:
     if not header:
         raise EncodeError("must hold at least the control byte", field="header")
     if len(plaintext) > _MAX_PLAINTEXT:
         raise EncodeError(f"at most {_MAX_PLAINTEXT} bytes per protected PDU", field="plaintext")
-    seq = _allocate(tx, persistence, block)
-    seq_bytes = seq.to_bytes(P.OSGP_SEQ_LEN, "big")
-    prefix = bytes((tx.key_id,)) + seq_bytes
-    # data_nonce(source_id, seq, key_id, ctrl) and AAD = header || KeyID || SeqNo || dest
-    nonce = b"".join((source_id, seq_bytes, bytes((tx.key_id, header[0], P.OSGP_NONCE_DOMAIN_DATA))))
+    seq = _allocate(tx, persistence, block, owner, kind)
+    prefix = _KEY_SEQ.pack(tx.key_id, seq)
+    # AAD = header || KeyID || SeqNo || dest
+    nonce = _NONCE.pack(source_id, seq, tx.key_id, header[0], _DOMAIN)
     aad = b"".join((header, prefix, dest))
     return prefix + tx.aead.encrypt(nonce, plaintext if type(plaintext) is bytes else bytes(plaintext), aad)
 
@@ -700,6 +752,54 @@ def _check_id(value: object, name: str) -> bytes:
     return bytes(value)
 
 
+class _Extra:
+    """The fields of a :class:`SecureChannel` that most channels never set."""
+
+    __slots__ = (
+        "_bc_rx",
+        "_c",
+        "_errors",
+        "_last_commission",
+        "_name",
+        "_other_pending",
+        "_rx_old",
+        "_uc_pending",
+        "_uc_tx_next",
+    )
+
+    def __init__(self) -> None:
+        self._bc_rx: object = _NO_KEYS
+        self._c: object = None
+        self._errors: object = None
+        self._last_commission: object = None
+        self._name: object = None
+        self._other_pending: object = _NO_KEYS
+        self._rx_old: object = ()
+        self._uc_pending: object = None
+        self._uc_tx_next: object = None
+
+    def __repr__(self) -> str:
+        return "<channel extras>"
+
+
+def _extra_field(name: str, default: object) -> property:
+    getter = operator.attrgetter(name)
+
+    def get(self: SecureChannel) -> object:
+        x = self._x
+        return default if x is None else getter(x)
+
+    def set_(self: SecureChannel, value: object) -> None:
+        x = self._x
+        if x is None:
+            if value is default:
+                return
+            x = self._x = _Extra()
+        setattr(x, name, value)
+
+    return property(get, set_)
+
+
 @dataclass(slots=True)
 class _Handshake:
     started: float
@@ -731,25 +831,18 @@ class SecureChannel:
     """
 
     __slots__ = (
-        "_bc_rx",
-        "_c",
         "_consecutive",
-        "_errors",
         "_frames_ok",
         "_generation",
         "_hs",
-        "_last_commission",
-        "_name",
-        "_other_pending",
         "_persist",
         "_psk",
         "_random",
+        "_rx",
         "_state",
-        "_uc_pending",
-        "_uc_rx",
         "_uc_tx",
-        "_uc_tx_next",
         "_unsaved",
+        "_x",
         "config",
         "local_id",
         "peer_id",
@@ -777,22 +870,39 @@ class SecureChannel:
         self.config = config or _DEFAULT_CONFIG
         self._random: RandomSource = random or _default_random()
         self._persist: SequencePersistence = persistence or _VOLATILE
+        self._x: _Extra | None = None  # what most channels never need, made on first use
         self._name = name
         self._state = ChannelState.NONE
         self._generation = 0
         self._hs: _Handshake | None = None
-        self._last_commission: tuple[bytes, bytes] | None = None
-        self._uc_tx: _TxKey | None = None
-        self._uc_tx_next: _TxKey | None = None
-        self._uc_rx = _KeyTable()
-        self._bc_rx: dict[int, _RxKey] = _NO_KEYS  # type: ignore[assignment]  # own dict on first key
-        self._uc_pending: tuple[int, bytes] | None = None
-        self._other_pending: dict[int, KeyKind] = _NO_KEYS  # type: ignore[assignment]
+        self._uc_tx: _Key | None = None
+        self._rx: _Key | None = None  # the newest unicast receive key (older ones: _rx_old)
         self._consecutive = 0
         self._unsaved = 0
         self._frames_ok = 0
-        self._c: _Counts | None = None  # the other counters: made on the first thing to count
-        self._errors: _TokenBucket | None = None  # made on the first error message
+
+    # Rarely used state lives in one lazily made _Extra object; reading gives the default
+    # while there is none, and writing the default does not make one.
+    _bc_rx: dict[int, _Key] = _extra_field("_bc_rx", _NO_KEYS)  # type: ignore[assignment]
+    "Broadcast receive keys, oldest first (a shared empty mapping until the first one)."
+    _c: _Counts | None = _extra_field("_c", None)  # type: ignore[assignment]
+    "The counters other than frames_ok: made on the first thing to count."
+    _errors: _TokenBucket | None = _extra_field("_errors", None)  # type: ignore[assignment]
+    "The error-message rate limit: made on the first error message."
+    _last_commission: tuple[bytes, bytes] | None = _extra_field(  # type: ignore[assignment]
+        "_last_commission", None
+    )
+    _name: str | None = _extra_field("_name", None)  # type: ignore[assignment]
+    _other_pending: dict[int, KeyKind] = _extra_field("_other_pending", _NO_KEYS)  # type: ignore[assignment]
+    _uc_pending: tuple[int, bytes] | None = _extra_field("_uc_pending", None)  # type: ignore[assignment]
+    _uc_tx_next: _Key | None = _extra_field("_uc_tx_next", None)  # type: ignore[assignment]
+    _rx_old: tuple[_Key, ...] = _extra_field("_rx_old", ())  # type: ignore[assignment]
+    "Older unicast receive keys (during a renewal), oldest first."
+
+    @property
+    def _uc_rx(self) -> _KeyTable:
+        """The unicast receive keys as a table (a view; the hot paths use ``_rx``)."""
+        return _KeyTable(self)
 
     def __repr__(self) -> str:
         return (
@@ -904,12 +1014,13 @@ class SecureChannel:
         self._hs = None
         self._last_commission = None
         self._uc_tx = self._uc_tx_next = None
-        self._uc_rx.clear()
+        self._rx = None
+        self._rx_old = ()
         self._bc_rx = _NO_KEYS  # type: ignore[assignment]
         self._uc_pending = None
         self._other_pending = _NO_KEYS  # type: ignore[assignment]
 
-    def _bc_keys(self) -> dict[int, _RxKey]:
+    def _bc_keys(self) -> dict[int, _Key]:
         """The broadcast receive keys, for writing (made on the first key)."""
         if self._bc_rx is _NO_KEYS:
             self._bc_rx = {}
@@ -920,9 +1031,10 @@ class SecureChannel:
             self._other_pending = {}
         return self._other_pending
 
-    def _new_tx(self, kind: str, key_id: int, key: bytes, first_seq: int) -> _TxKey:
+    def _new_key(self, key_id: int, key: bytes, first_seq: int) -> _Key:
+        """A new unicast key, transmitting from ``first_seq``, receiving with a fresh window."""
         self._generation += 1
-        return _TxKey(key_id, key, first_seq, first_seq, self, kind, self._generation)
+        return _Key(key_id, key).tx(first_seq, self._generation).rx(self.config.unicast_window)
 
     def _save(self) -> None:
         self._unsaved = 0
@@ -1050,10 +1162,11 @@ class SecureChannel:
 
     def _install_session(self, pk: bytes, key_id: int, *, tx_first: int, rx_first: int) -> None:
         """A fresh CryptoContext: new unicast key both ways; broadcast keys stay."""
-        tx = self._uc_tx = self._new_tx("uc", key_id, pk, tx_first)
+        key = self._new_key(key_id, pk, tx_first).rx(self.config.unicast_window, rx_first - 1)
+        self._uc_tx = self._rx = key  # one key object (one key schedule) both ways
         self._uc_tx_next = None
         self._uc_pending = None
-        self._uc_rx = _KeyTable(_RxKey(key_id, pk, ReplayWindow(self.config.unicast_window, rx_first - 1), tx.aead))
+        self._rx_old = ()
 
     # -- handshake: LNAP -------------------------------------------------------------------
     def _lnap_challenge_request(
@@ -1187,7 +1300,80 @@ class SecureChannel:
             dest,
             self._persist,
             self.config.seq_block,
+            self.name,
+            "uc",
         )
+
+    def _seal_pdu(
+        self, lead: int, ctrl: int, dst: int, src: int, plaintext: bytes, dest: bytes
+    ) -> bytes:
+        """``lead || ctrl dst src || protect(plaintext, header=ctrl dst src, dest=dest)``: a
+        whole message with a 3-byte adaptation header in one pass (the adaptation
+        endpoint's hot path; the bytes :meth:`protect` gives).  The caller has checked
+        that every header field is one byte."""
+        tx = self._uc_tx
+        if self._state is not _COMMISSIONED or tx is None:
+            raise LocalProtocolError(f"cannot protect in state {self._state.value}")
+        if len(plaintext) > _MAX_PLAINTEXT:
+            raise EncodeError(f"at most {_MAX_PLAINTEXT} bytes per protected PDU", field="plaintext")
+        seq = tx.next_seq
+        if seq < tx.ceiling:  # reserved (so also <= OSGP_SEQ_MAX)
+            tx.next_seq = seq + 1
+        else:
+            seq = _allocate(tx, self._persist, self.config.seq_block, self.name, "uc")
+        kid = tx.key_id
+        head = _LEAD_HDR_KEY_SEQ.pack(lead, ctrl, dst, src, kid, seq)
+        nonce = _NONCE.pack(self.local_id, seq, kid, ctrl, _DOMAIN)
+        return head + tx.aead.encrypt(nonce, plaintext, head[1:] + dest)
+
+    def _open_pdu(self, data: bytes, hstart: int, pstart: int, dest: bytes) -> bytes | None:
+        """The common case of :meth:`receive_protected` for a unicast data PDU held in a
+        message: ``data[hstart:pstart]`` is the adaptation header, ``data[pstart:]`` the
+        protected body.  Returns the plaintext (the frame verified and counted, the window
+        moved), or None when the frame needs the full path - not commissioned, a key
+        renewal under way, another KeyID, outside the window, a tag that does not
+        verify - and then nothing has changed: the caller passes the frame to
+        :meth:`receive_protected`, which counts and answers it."""
+        rx = self._rx
+        if rx is None or self._state is not _COMMISSIONED:
+            return None
+        x = self._x
+        if x is not None and x._rx_old:
+            return None
+        p = pstart + _PREFIX_LEN
+        if len(data) - p < _TAG_LEN:
+            return None
+        kid, seq = _KEY_SEQ.unpack_from(data, pstart)
+        if kid != rx.key_id:
+            return None
+        size = self.config.unicast_window
+        hi = rx.highest
+        if seq <= hi:  # (seq > hi >= 0 is in 1..OSGP_SEQ_MAX: four bytes)
+            diff = hi - seq
+            if seq == 0 or diff >= size or (rx.bitmap >> diff) & 1:
+                return None
+        try:
+            plain = rx.aead.decrypt(
+                _NONCE.pack(self.peer_id, seq, kid, data[hstart], _DOMAIN),
+                data[p:],
+                data[hstart:p] + dest,
+            )
+        except InvalidTag:
+            return None
+        # Verified: only now does any state change (as in receive_protected).
+        if seq > hi:
+            shift = seq - hi
+            rx.bitmap = ((rx.bitmap << shift) | 1) & ((1 << size) - 1) if shift < size else 1
+            rx.highest = seq
+        else:
+            rx.bitmap |= 1 << diff
+        self._consecutive = 0
+        self._frames_ok += 1
+        self._unsaved += 1
+        interval = self.config.rx_save_interval
+        if interval and self._unsaved >= interval:
+            self._save()  # the window is durable before the frame is delivered
+        return plain
 
     def receive_protected(
         self,
@@ -1222,10 +1408,11 @@ class SecureChannel:
             if not broadcast:
                 events += self._maybe_error(AuthenticationFailure(key_id=key_id, seq=seq), now)
             return events
-        if not rx.window.check(seq):
+        size = self.config.broadcast_window if broadcast else self.config.unicast_window
+        if not rx.accepts(seq, size):
             events = self._drop(DropReason.REPLAY, "replays", key_id, seq)
             if not broadcast:
-                expected = min(rx.window.highest + 1, P.OSGP_SEQ_MAX)
+                expected = min(rx.highest + 1, P.OSGP_SEQ_MAX)
                 events += self._maybe_error(
                     SequenceError(key_id=key_id, expected_min_seq=expected), now
                 )
@@ -1244,7 +1431,7 @@ class SecureChannel:
             events += self._maybe_error(AuthenticationFailure(key_id=key_id, seq=seq), now)
             return self._auth_failure(events)
         # Verified: only now does any state change.
-        rx.window.update(seq)
+        rx.mark(seq, size)
         self._consecutive = 0
         self._frames_ok += 1
         events = [] if len(table) == 1 else self._on_verified(rx, broadcast)
@@ -1266,7 +1453,7 @@ class SecureChannel:
             return events + self._nnap_update_response(msg)
         return events + self._drop(DropReason.UNEXPECTED, "unexpected", key_id, seq)
 
-    def _on_verified(self, rx: _RxKey, broadcast: bool) -> list[ChannelEvent]:
+    def _on_verified(self, rx: _Key, broadcast: bool) -> list[ChannelEvent]:
         table = self._bc_rx if broadcast else self._uc_rx
         newest = next(reversed(table))
         if rx.key_id != newest or len(table) == 1:
@@ -1345,9 +1532,7 @@ class SecureChannel:
                 return answer(P.OSGP_STATUS_REJECTED)  # would replace the active key in place
             bc = self._bc_keys()
             bc.pop(msg.key_id, None)
-            bc[msg.key_id] = _RxKey(
-                msg.key_id, key, ReplayWindow(self.config.broadcast_window)
-            )
+            bc[msg.key_id] = _Key(msg.key_id, key).rx(self.config.broadcast_window)
             events = answer(P.OSGP_STATUS_SUCCESS) + [KeyInstalled(msg.key_id, KeyKind.BROADCAST)]
             self._save()
             return events
@@ -1357,9 +1542,10 @@ class SecureChannel:
             return answer(P.OSGP_STATUS_SUCCESS)
         if self._uc_tx is not None and msg.key_id == self._uc_tx.key_id:
             return answer(P.OSGP_STATUS_REJECTED)
+        new = self._new_key(msg.key_id, key, P.OSGP_SEQ_FIRST)
         self._uc_rx.pop(msg.key_id, None)
-        self._uc_rx[msg.key_id] = _RxKey(msg.key_id, key, ReplayWindow(self.config.unicast_window))
-        self._uc_tx_next = self._new_tx("uc", msg.key_id, key, P.OSGP_SEQ_FIRST)
+        self._uc_rx[msg.key_id] = new
+        self._uc_tx_next = new
         events = answer(P.OSGP_STATUS_SUCCESS) + [KeyInstalled(msg.key_id, KeyKind.UNICAST)]
         self._save()
         return events
@@ -1372,9 +1558,9 @@ class SecureChannel:
             if ok:
                 # Switch transmit now; keep the old receive key until the LNAP's first
                 # frame under the new key.
-                self._uc_tx = self._new_tx("uc", key_id, key, P.OSGP_SEQ_FIRST)
+                new = self._uc_tx = self._new_key(key_id, key, P.OSGP_SEQ_FIRST)
                 self._uc_rx.pop(key_id, None)
-                self._uc_rx[key_id] = _RxKey(key_id, key, ReplayWindow(self.config.unicast_window))
+                self._uc_rx[key_id] = new
                 self._save()
             return [KeyUpdateConfirmed(key_id, KeyKind.UNICAST, ok)]
         kind = self._other_pending.get(msg.key_id)
@@ -1389,11 +1575,11 @@ class SecureChannel:
         """Keys, counters and reservation ceilings (the in-flight handshake is not kept)."""
         keys: list[KeySnapshot] = []
         if self._uc_tx is not None:
-            keys.append(self._uc_tx.snapshot("uc-tx"))
+            keys.append(self._uc_tx.tx_snapshot("uc-tx", self.name, "uc"))
         if self._uc_tx_next is not None:
-            keys.append(self._uc_tx_next.snapshot("uc-tx-next"))
-        keys += [rx.snapshot("uc-rx") for rx in self._uc_rx.values()]
-        keys += [rx.snapshot("bc-rx") for rx in self._bc_rx.values()]
+            keys.append(self._uc_tx_next.tx_snapshot("uc-tx-next", self.name, "uc"))
+        keys += [rx.rx_snapshot("uc-rx") for rx in self._uc_rx.values()]
+        keys += [rx.rx_snapshot("bc-rx") for rx in self._bc_rx.values()]
         return ChannelSnapshot(
             name=self.name,
             role=self.role,
@@ -1431,29 +1617,31 @@ class SecureChannel:
         ch._state = snap.state
         ch._generation = snap.generation
         ch._consecutive = snap.consecutive_failures
-        ch._c = _Counts()
-        for name in _Counts.__slots__:
-            setattr(ch._c, name, getattr(snap.counters, name))
+        if any(getattr(snap.counters, name) for name in _Counts.__slots__):
+            c = ch._c = _Counts()
+            for name in _Counts.__slots__:
+                setattr(c, name, getattr(snap.counters, name))
         ch._frames_ok = snap.counters.frames_ok
         for k in snap.keys:
             if k.role in ("uc-tx", "uc-tx-next"):
                 if k.slot is None:
                     raise DecodeError("transmit key without a slot", field="snapshot.keys.slot")
-                tx = _TxKey(k.key_id, k.key, k.ceiling, k.ceiling, k.slot)
+                tx = _Key(k.key_id, k.key).tx(k.ceiling, k.slot)
                 if k.role == "uc-tx":
                     ch._uc_tx = tx
                 else:
                     ch._uc_tx_next = tx
-            elif k.role == "uc-rx":
-                ch._uc_rx[k.key_id] = _RxKey(
-                    k.key_id, k.key, ReplayWindow(ch.config.unicast_window, k.highest, k.bitmap)
-                )
-            elif k.role == "bc-rx":
-                ch._bc_keys()[k.key_id] = _RxKey(
-                    k.key_id, k.key, ReplayWindow(ch.config.broadcast_window, k.highest, k.bitmap)
-                )
-            else:
+            elif k.role not in ("uc-rx", "bc-rx"):
                 raise DecodeError(f"unknown key role {k.role!r}", field="snapshot.keys.role")
+        for k in snap.keys:
+            if k.role == "uc-rx":
+                # the session key's transmit and receive entries become one key object again
+                rx = _key_like((ch._uc_tx, ch._uc_tx_next), k.key_id, k.key)
+                ch._uc_rx[k.key_id] = rx.rx(ch.config.unicast_window, k.highest, k.bitmap)
+            elif k.role == "bc-rx":
+                ch._bc_keys()[k.key_id] = _Key(k.key_id, k.key).rx(
+                    ch.config.broadcast_window, k.highest, k.bitmap
+                )
         return ch
 
 
@@ -1496,8 +1684,8 @@ class BroadcastSender:
             raise EncodeError("must be >= 1", field="seq_block")
         self._block = seq_block
         self._generation = 0
-        self._tx: _TxKey | None = None
-        self._next: _TxKey | None = None
+        self._tx: _Key | None = None
+        self._next: _Key | None = None
 
     def __repr__(self) -> str:
         cur = None if self._tx is None else self._tx.key_id
@@ -1521,10 +1709,7 @@ class BroadcastSender:
             return self._next.key_id
         key_id = 0 if self._tx is None else (self._tx.key_id + 1) % (P.OSGP_KEY_ID_MAX + 1)
         self._generation += 1
-        self._next = _TxKey(
-            key_id, self._random(P.OSGP_KEY_LEN), P.OSGP_SEQ_FIRST, P.OSGP_SEQ_FIRST, self, "bc",
-            self._generation,
-        )
+        self._next = _Key(key_id, self._random(P.OSGP_KEY_LEN)).tx(P.OSGP_SEQ_FIRST, self._generation)
         self._persist.save_snapshot(self.snapshot())
         return key_id
 
@@ -1546,14 +1731,16 @@ class BroadcastSender:
         """Protect one broadcast PDU payload under the active K_bc."""
         if self._tx is None:
             raise LocalProtocolError("no active broadcast key")
-        return _seal(self._tx, self.source_id, plaintext, header, dest, self._persist, self._block)
+        return _seal(
+            self._tx, self.source_id, plaintext, header, dest, self._persist, self._block, self.name, "bc"
+        )
 
     def snapshot(self) -> BroadcastSnapshot:
         keys = []
         if self._tx is not None:
-            keys.append(self._tx.snapshot("bc-tx"))
+            keys.append(self._tx.tx_snapshot("bc-tx", self.name, "bc"))
         if self._next is not None:
-            keys.append(self._next.snapshot("bc-tx-next"))
+            keys.append(self._next.tx_snapshot("bc-tx-next", self.name, "bc"))
         return BroadcastSnapshot(self.name, self.source_id, self._generation, tuple(keys))
 
     @classmethod
@@ -1576,7 +1763,7 @@ class BroadcastSender:
         for k in snap.keys:
             if k.slot is None or k.role not in ("bc-tx", "bc-tx-next"):
                 raise DecodeError(f"bad broadcast key entry {k.role!r}", field="snapshot.keys")
-            tx = _TxKey(k.key_id, k.key, k.ceiling, k.ceiling, k.slot)
+            tx = _Key(k.key_id, k.key).tx(k.ceiling, k.slot)
             if k.role == "bc-tx":
                 s._tx = tx
             else:
