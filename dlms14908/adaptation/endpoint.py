@@ -35,6 +35,7 @@ communication when the NNAP stays silent.  Every dropped PDU is counted.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, fields
@@ -76,6 +77,13 @@ __all__ = [
 ApduHandler = Callable[[bytes], "bytes | None"]
 _COMMISSIONED = ChannelState.COMMISSIONED
 _CODE = bytes((P.AL_MSG_CODE,))
+_CODE_INT = P.AL_MSG_CODE
+# the hot paths: one whole (unsegmented) xDLMS PDU, plain or protected
+_CTRL_X = P.AL_TYPE_XDLMS
+_CTRL_PX = P.AL_CTRL_PROTECTED | P.AL_TYPE_XDLMS
+_CODE_HDR = struct.Struct(">BBBB")  # message code || ctrl dst SAP src SAP
+_MAX_APDU = P.AL_MAX_APDU
+assert P.AL_HEADER_LEN == 3 and _CODE_HDR.size == 1 + P.AL_HEADER_LEN
 _MAX_PENDING_RESPONSES = 64
 _PENDING_RESPONSE_TIMEOUT = P.AL_SEGMENT_GAP_TIMEOUT
 
@@ -141,7 +149,7 @@ class EndpointCounters:  # noqa: D101
 # --------------------------------------------------------------------------- client side
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Send:
     """Send ``data`` (a LonTalk APDU: code ‖ adaptation PDU) to the meter; ``confirmed``:
     with REQUEST service (feed the RESPONSE back), else ACKD (feed ``None`` on completion)."""
@@ -149,13 +157,26 @@ class Send:
     data: bytes
     confirmed: bool
 
+    def __init__(self, data: bytes, confirmed: bool) -> None:
+        # frozen: the slots are written through their descriptors, once (one per exchange
+        # step, so not through the generated __init__'s object.__setattr__)
+        _SEND_DATA(self, data)
+        _SEND_CONFIRMED(self, confirmed)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Done:
     """The exchange finished; ``apdu`` is the response APDU (None for unconfirmed sends)."""
 
     apdu: bytes | None
 
+    def __init__(self, apdu: bytes | None) -> None:
+        _DONE_APDU(self, apdu)
+
+
+_SEND_DATA = Send.__dict__["data"].__set__
+_SEND_CONFIRMED = Send.__dict__["confirmed"].__set__
+_DONE_APDU = Done.__dict__["apdu"].__set__
 
 Step = Send | Done
 
@@ -220,9 +241,31 @@ class ClientEndpoint:
 
     def begin(self, apdu: bytes, *, confirmed: bool = True, now: float) -> Step:
         """Start sending ``apdu``; returns the first message to send."""
-        if self.busy:
+        if self._state != "idle":
             raise LocalProtocolError("an exchange is already running on this endpoint")
         data = apdu if type(apdu) is bytes else bytes(apdu)
+        n, ms, ch = len(data), self.max_segment, self.channel
+        dst, src = self.server_sap, self.client_sap
+        if (
+            0 < ms
+            and n <= ms
+            and n <= _MAX_APDU
+            and (ch is None or ch._state is _COMMISSIONED)
+            and type(dst) is int
+            and type(src) is int
+            and not (dst | src) >> 8
+        ):
+            # one whole PDU on a ready channel: sealed straight into the message (the
+            # bytes _seal gives); the state changes only once the message exists
+            if ch is None:
+                msg = _CODE_HDR.pack(_CODE_INT, _CTRL_X, dst, src) + data
+            else:
+                msg = ch._seal_pdu(_CODE_INT, _CTRL_PX, dst, src, data, self.dest)
+            self.counters.tx_pdus += 1
+            self._queue, self._parts, self._size, self._next_counter = (), (), 0, 0
+            self._confirmed = confirmed
+            self._state = "receiving" if confirmed else "idle"
+            return Send(msg, confirmed)
         if 0 < self.max_segment and len(data) <= min(self.max_segment, P.AL_MAX_APDU):  # one whole PDU
             self._queue = [AdaptationPdu(P.AL_TYPE_XDLMS, self.server_sap, self.client_sap, data)]
         else:
@@ -260,6 +303,30 @@ class ClientEndpoint:
     def feed(self, reply: bytes | None, now: float) -> Step:
         """Feed the RESPONSE to the last confirmed :class:`Send` (``None`` after an ACKD one)."""
         state = self._state
+        if (
+            state == "receiving"
+            and type(reply) is bytes
+            and len(reply) > 4
+            and reply[0] == _CODE_INT
+            and reply[2] == self.client_sap
+            and reply[3] == self.server_sap
+            and not self._parts
+        ):
+            # the common reply: one whole xDLMS PDU for this SAP pair (else the full path)
+            ch, ctrl = self.channel, reply[1]
+            payload = None
+            if ch is None:
+                if ctrl == _CTRL_X:
+                    payload = reply[4:]
+            elif ctrl == _CTRL_PX:
+                payload = ch._open_pdu(reply, 1, 4, self.dest)  # None: not verified, unchanged
+            if payload is not None:
+                self.counters.rx_pdus += 1
+                self._state = "idle"
+                if not payload:
+                    self.abort()
+                    raise DlmsTimeout("the meter accepted the request but sent no response APDU")
+                return Done(payload)
         if state == "idle":
             raise LocalProtocolError("no exchange is running")
         try:
@@ -474,48 +541,81 @@ class ServerEndpoint:
         :attr:`dest`), bound into the AAD of the request and of its response.
         Returns the RESPONSE data for a REQUEST, or None (nothing to answer: ACKD
         delivery, or a dropped PDU, which is counted)."""
-        self._cur_dest = self.dest if dest is None else dest if type(dest) is bytes else bytes(dest)
+        cur = self._cur_dest = self.dest if dest is None else dest if type(dest) is bytes else bytes(dest)
+        counters = self.counters
+        if type(data) is bytes and len(data) > 3 and data[0] == _CODE_INT:
+            ctrl = data[1]
+            if ctrl == _CTRL_PX or ctrl == _CTRL_X:
+                # The common request: one whole xDLMS PDU.  The same steps as below, without
+                # PDU objects: route, open, deliver, answer.
+                counters.rx_pdus += 1
+                dst, src = data[2], data[3]
+                handler = self._route(dst, src)
+                if handler is None:
+                    counters.unknown_sap += 1
+                    return None
+                ch = self.channel
+                if ctrl == _CTRL_PX:
+                    if ch is None:
+                        counters.unprotected_refused += 1
+                        return None
+                    payload = ch._open_pdu(data, 1, 4, cur)
+                    if payload is None:  # not verified by the fast path: the full one decides
+                        payload, reply = self._open(ch, data[4:], data[1:4], dst, src, now)
+                        if payload is None:
+                            return reply if confirmed else None
+                elif ch is not None and self.require_protection:
+                    return self._refuse(ch, dst, src, confirmed, now)
+                else:
+                    payload = data[4:]
+                self.last_rx = now
+                self.in_communication = True
+                key = (peer, dst, src)
+                ra = self.reassembler
+                if ra._partials:
+                    before = ra.dropped_count
+                    ra.feed_whole(key, payload)
+                    counters.reassembly_dropped += ra.dropped_count - before
+                if ra.dropped:
+                    ra.dropped.clear()
+                if self._pending:
+                    self._pending.pop(key, None)
+                response = handler(payload)
+                if not confirmed:
+                    return None
+                if type(response) is bytes and 0 < len(response) <= self.max_segment:
+                    counters.tx_pdus += 1
+                    if ctrl == _CTRL_PX:
+                        assert ch is not None
+                        return ch._seal_pdu(_CODE_INT, _CTRL_PX, src, dst, response, cur)
+                    return _CODE_HDR.pack(_CODE_INT, _CTRL_X, src, dst) + response
+                return self._respond(key, src, dst, response, ctrl == _CTRL_PX, now)
         try:
             pdu = _decode_message(data)
         except DecodeError:
-            self.counters.malformed += 1
+            counters.malformed += 1
             return None
-        self.counters.rx_pdus += 1
+        counters.rx_pdus += 1
         if pdu.type == P.AL_TYPE_SECURITY:
             return self._on_security(pdu, now)
         if pdu.type != P.AL_TYPE_XDLMS:
-            self.counters.malformed += 1  # errors/ATM towards a meter: reported nowhere else
+            counters.malformed += 1  # errors/ATM towards a meter: reported nowhere else
             return None
         handler = self._route(pdu.dst_sap, pdu.src_sap)
         if handler is None:
-            self.counters.unknown_sap += 1
+            counters.unknown_sap += 1
             return None
         payload = pdu.payload
         if pdu.protected:
             if self.channel is None:
-                self.counters.unprotected_refused += 1
+                counters.unprotected_refused += 1
                 return None
-            events = self.channel.receive_protected(payload, header=header_bytes(pdu), dest=self._cur_dest, now=now)
-            plain = None
-            reply = None
-            for ev in events:
-                if isinstance(ev, DataReceived):
-                    plain = ev.data
-                elif isinstance(ev, SendError):
-                    reply = _message(AdaptationPdu(P.AL_TYPE_ERROR, pdu.src_sap, pdu.dst_sap, ev.data))
+            plain, reply = self._open(self.channel, payload, header_bytes(pdu), pdu.dst_sap, pdu.src_sap, now)
             if plain is None:
-                self.counters.security_drops += 1
                 return reply if confirmed else None
             payload = plain
         elif self.channel is not None and self.require_protection:
-            self.counters.unprotected_refused += 1
-            # a confirmed request is told why (rate-limited) instead of timing out
-            events = self.channel.refuse_unprotected(now)
-            if confirmed:
-                for ev in events:
-                    if isinstance(ev, SendError):
-                        return _message(AdaptationPdu(P.AL_TYPE_ERROR, pdu.src_sap, pdu.dst_sap, ev.data))
-            return None
+            return self._refuse(self.channel, pdu.dst_sap, pdu.src_sap, confirmed, now)
         self._alive(now)
         key = (peer, pdu.dst_sap, pdu.src_sap)
         protected = pdu.protected
@@ -529,7 +629,7 @@ class ServerEndpoint:
         else:
             apdu = ra.feed_whole(key, payload)
         if ra.dropped_count != before:
-            self.counters.reassembly_dropped += ra.dropped_count - before
+            counters.reassembly_dropped += ra.dropped_count - before
         ra.dropped.clear()
         if apdu is None:
             if confirmed:  # a REQUEST for a middle segment: acknowledge with an empty PDU
@@ -540,11 +640,44 @@ class ServerEndpoint:
         response = handler(apdu)
         if not confirmed:
             return None
+        return self._respond(key, pdu.src_sap, pdu.dst_sap, response, protected, now)
+
+    def _open(self, ch: SecureChannel, body: bytes, header: bytes, dst: int, src: int,
+              now: float) -> tuple[bytes | None, bytes | None]:
+        """The full receive path of a protected xDLMS PDU: (plaintext or None, the
+        TYPE-error answer the channel wants sent or None); a drop is counted."""
+        events = ch.receive_protected(body, header=header, dest=self._cur_dest, now=now)
+        plain = None
+        reply = None
+        for ev in events:
+            if isinstance(ev, DataReceived):
+                plain = ev.data
+            elif isinstance(ev, SendError):
+                reply = _message(AdaptationPdu(P.AL_TYPE_ERROR, src, dst, ev.data))
+        if plain is None:
+            self.counters.security_drops += 1
+        return plain, reply
+
+    def _refuse(self, ch: SecureChannel, dst: int, src: int, confirmed: bool, now: float) -> bytes | None:
+        """An unprotected xDLMS PDU on a node that requires protection: counted, and a
+        confirmed request is told why (rate-limited) instead of timing out."""
+        self.counters.unprotected_refused += 1
+        events = ch.refuse_unprotected(now)
+        if confirmed:
+            for ev in events:
+                if isinstance(ev, SendError):
+                    return _message(AdaptationPdu(P.AL_TYPE_ERROR, src, dst, ev.data))
+        return None
+
+    def _respond(self, key: Hashable, dst: int, src: int, response: bytes | None, protected: bool,
+                 now: float) -> bytes:
+        """The RESPONSE data for a served request: the response APDU (``dst``/``src`` are the
+        response's SAPs), its first segment (the rest is pulled), or an empty PDU."""
         if not response:
-            return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, pdu.src_sap, pdu.dst_sap, b""), protected, now)
+            return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, dst, src, b""), protected, now)
         if len(response) <= self.max_segment and type(response) is bytes:  # one unsegmented PDU
-            return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, pdu.src_sap, pdu.dst_sap, response), protected, now)
-        segs = list(segment_apdu(response, dst_sap=pdu.src_sap, src_sap=pdu.dst_sap, max_segment=self.max_segment))
+            return self._seal(AdaptationPdu(P.AL_TYPE_XDLMS, dst, src, response), protected, now)
+        segs = list(segment_apdu(response, dst_sap=dst, src_sap=src, max_segment=self.max_segment))
         if len(segs) > 1:
             if len(self._pending) >= _MAX_PENDING_RESPONSES:
                 self._pending.popitem(last=False)
