@@ -507,7 +507,8 @@ class ServerEndpoint:
 
     # -- timers -------------------------------------------------------------------------
     def next_timer(self) -> float | None:
-        t = self.reassembler.next_timer()
+        ra = self.reassembler
+        t = ra.next_timer() if ra._partials else None  # (asked after every frame: no call when idle)
         if self._pending:
             pt = min(o.deadline for o in self._pending.values())
             if t is None or pt < t:
