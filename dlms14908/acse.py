@@ -226,6 +226,7 @@ def _user_info_enc(v: Apdu | None) -> bytes:
 def _user_info_dec(content: bytes) -> Apdu:
     inner = _only(content, 0x04, "user_information")
     from .xdlms.apdu import decode_apdu  # local: xdlms.apdu imports nothing from here
+    from .xdlms.ciphered import CipheredApdu
 
     try:
         apdu = decode_apdu(inner)
@@ -234,7 +235,17 @@ def _user_info_dec(content: bytes) -> Apdu:
                           field=f"user_information.{exc.field or 'apdu'}") from None
     if apdu.TAG in (0x60, 0x61, 0x62, 0x63):
         raise DecodeError("ACSE APDU nested in user-information", field="user_information")
+    tag = apdu.tag if isinstance(apdu, CipheredApdu) else apdu.TAG
+    if tag not in _USER_INFO_TAGS:
+        raise DecodeError(f"APDU 0x{tag:02X} cannot be user-information (only an xDLMS "
+                          "Initiate or ConfirmedServiceError, plain or ciphered)", field="user_information")
     return apdu
+
+
+# user-information [30] of AARQ/AARE/RLRQ/RLRE carries the xDLMS InitiateRequest (0x01),
+# InitiateResponse (0x08) or ConfirmedServiceError (0x0E), plain, glo- (0x21/0x28/0x2E),
+# ded- (0x41/0x48/0x4E) or general-glo/-ded ciphered (0xDB/0xDC): Green Book §9.4, §9.5
+_USER_INFO_TAGS = frozenset((0x01, 0x08, 0x0E, 0x21, 0x28, 0x2E, 0x41, 0x48, 0x4E, 0xDB, 0xDC))
 
 
 def _ctx_enc(v: int) -> bytes:

@@ -225,3 +225,16 @@ def test_gurux_short_authentication_value_length_is_tolerated() -> None:
     broken[broken.index(0xAA) + 1] = 0x07
     with pytest.raises(DecodeError, match="responding_authentication_value"):
         decode_apdu(bytes(broken))
+
+
+def test_user_information_holds_only_initiate_or_service_error() -> None:
+    """A GET-Request (plain or glo-ciphered) in user-information is rejected by name, as found by
+    the mutation differential test (gurux reads such an RLRQ as having no user-information)."""
+    from dlms14908.xdlms import decode_apdu
+
+    for inner in (bytes.fromhex("C8 05 30 00000001 AA".replace(" ", "")), bytes.fromhex("C001C100030100010800FF0200")):
+        body = bytes((0x04, len(inner))) + inner
+        raw = bytes((0x62, 2 + len(body), 0xBE, len(body))) + body
+        with pytest.raises(DecodeError) as e:
+            decode_apdu(raw)
+        assert (e.value.field or "").startswith("user_information")

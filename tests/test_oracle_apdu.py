@@ -948,3 +948,23 @@ def test_gurux_entry_access_get_decodes_in_ours(
     assert (sel.from_entry, sel.to_entry) == (index, index + count - 1)
     assert (sel.from_selected_value, sel.to_selected_value) == (1, 0)  # all columns
     assert encode_apdu(apdu) == raw
+
+
+def test_found_by_mutation_control_octets_in_visible_string(gurux: OracleWorker) -> None:
+    """M2 with its octet-string tag mutated into visible-string (0x0A): gurux prints the
+    control octets as spaced hex (GXByteBuffer.getString), which ``project`` normalises."""
+    raw = bytes.fromhex("c701c00001000a111000001afde8857b728a3499106aa665d1")
+    theirs = gurux.call("decode_apdu", hex=raw.hex())
+    assert theirs["return"]["data"]["value"].startswith("10 00 00 1A FD")
+    assert project("gurux", theirs) == project("gurux", ours_apdu_norm(decode_apdu(raw)))
+
+
+def test_found_by_mutation_get_request_in_user_information(gurux: OracleWorker) -> None:
+    """R2 with its glo-initiate-request tag mutated into glo-get-request (0xC8): gurux reads
+    no user-information at all; ours rejects the APDU, naming the field."""
+    raw = bytes.fromhex("6239800100be340432c8303001234567801302ff8a7874133d414ced25b42534d28db0047720606b"
+                        "175bd52211be6841db204d39ee6fdb8e356855")
+    assert gurux.call("decode_apdu", hex=raw.hex())["user_information"] is None
+    with pytest.raises(DecodeError) as e:
+        decode_apdu(raw)
+    assert e.value.field == "user_information"

@@ -174,7 +174,14 @@ ciphered = st.one_of(
 
 opt_bytes = st.one_of(st.none(), st.binary(max_size=20))
 opt_int = st.one_of(st.none(), st.integers(-2**31, 2**31))
-user_info = st.one_of(st.none(), initiates, ciphered)
+# user-information holds an Initiate or ConfirmedServiceError, plain or glo-/ded-/general- ciphered
+initiate_ciphered = st.one_of(
+    st.builds(CipheredApdu, st.sampled_from([0x21, 0x28, 0x2E, 0x41, 0x48, 0x4E]), u8, u32,
+              st.binary(max_size=300)),
+    st.builds(CipheredApdu, st.sampled_from([0xDB, 0xDC]), u8, u32, st.binary(max_size=300),
+              st.binary(min_size=8, max_size=8)),
+)
+user_info = st.one_of(st.none(), initiates, initiate_ciphered)
 acse = st.one_of(
     st.builds(AARQ, st.sampled_from(list(ApplicationContextName)), user_info, st.booleans(),
               st.one_of(st.none(), st.sampled_from(list(MechanismName))), opt_bytes, opt_bytes,

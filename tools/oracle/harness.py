@@ -866,7 +866,32 @@ def project(oracle: str, n: dict[str, Any]) -> dict[str, Any]:
     for path in paths:
         path, _, mask = path.partition("&")
         _drop(out, path.split("."), CONFORMANCE_MASKS[mask] if mask else None)
+    if oracle == "gurux":
+        _gurux_strings(out)
     return out
+
+
+def _gurux_strings(node: Any) -> None:
+    """gurux prints a visible-/utf8-string as text only when every octet is 0 or 32..127
+    (trailing NULs stripped), as spaced upper-case hex otherwise (``GXByteBuffer.getString``):
+    put ours in the same form, so a string with control octets compares (idempotent, so it
+    is applied to both sides)."""
+    if isinstance(node, list):
+        for x in node:
+            _gurux_strings(x)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") in ("visible-string", "utf8-string") and isinstance(node.get("value"), str):
+        v = node["value"]
+        raw = v.encode("utf-8") if node["type"] == "utf8-string" else v.encode("latin-1", "replace")
+        if all(b == 0 or 32 <= b <= 127 for b in raw):
+            node["value"] = v.rstrip("\x00")
+        else:
+            node["value"] = " ".join(f"{b:02X}" for b in raw)
+        return
+    for x in node.values():
+        _gurux_strings(x)
 
 
 def _drop(node: Any, keys: list[str], mask: int | None) -> None:
