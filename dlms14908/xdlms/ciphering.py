@@ -153,6 +153,10 @@ class CipheringKind(str, Enum):
 
 
 _GLO_TAGS: dict[int, int] = dict(GLOBAL_CIPHERED_TAGS)
+#: glo-ciphered tag -> the plain tag it must carry (the receive hot path)
+_GLO_SERVICE: dict[int, int] = {c: p for p, c in GLOBAL_CIPHERED_TAGS.items()}
+_SC_AE = 0x30  # SC_AUTHENTICATION | SC_ENCRYPTION, suite 0, unicast key
+_B30 = b"\x30"
 _GLO = CipheringKind.GLOBAL  # enum member attribute lookups cost a descriptor call in 3.11
 
 # ciphered tag -> (kind, plain tag or None)
@@ -763,6 +767,22 @@ class CipheringContext:
         security_control: int | None = None,
     ) -> bytes:
         """Cipher an outgoing APDU with the next invocation counter (consumed only on success)."""
+        if (kind is _GLO and security_control is None and type(plain_apdu) is bytes
+                and self.security_control == _SC_AE):
+            # hot path: glo-ciphering, SC 0x30, short APDU (same bytes as the general path)
+            ic = self.next_invocation_counter
+            tag = _GLO_TAGS.get(plain_apdu[0]) if plain_apdu else None
+            n = len(plain_apdu) + 17  # SC || IC || C || T
+            st = self.own_system_title
+            if tag is not None and 0 <= ic <= 0xFFFFFFFF and n < 0x80 and len(st) == SYSTEM_TITLE_LENGTH:
+                keys = self.keys
+                g = keys._gcm_ek
+                if g is None:
+                    g = keys._aead(keys.ek)
+                icb = _U32.pack(ic)
+                ct = g.encrypt(st + icb, plain_apdu, _B30 + keys.ak)
+                self.next_invocation_counter = ic + 1
+                return b"".join((bytes((tag, n, _SC_AE)), icb, ct[:n - 5]))
         ic = self._peek_ic()
         out = protect(
             plain_apdu,
@@ -779,6 +799,34 @@ class CipheringContext:
 
     def unprotect(self, ciphered_apdu: bytes | bytearray | memoryview | Any) -> bytes:
         """Verify and decrypt an incoming APDU from the peer (IC checked and recorded)."""
+        # hot path: glo-ciphering, SC 0x30, short length form, a fresh IC, and it verifies.
+        # Anything else (including every failure) goes through decipher(), which gives the
+        # errors and counts them; the hot path changes state only on success.
+        if type(ciphered_apdu) is bytes:
+            n = len(ciphered_apdu)
+            service = _GLO_SERVICE.get(ciphered_apdu[0]) if 19 < n < 0x82 else None
+            peer = self.peer_system_title
+            if (service is not None and ciphered_apdu[1] == n - 2 and ciphered_apdu[2] == _SC_AE
+                    and type(peer) is bytes and len(peer) == SYSTEM_TITLE_LENGTH):
+                (ic,) = _U32.unpack_from(ciphered_apdu, 3)
+                rc = self.receive
+                last = rc.last_seen
+                if last is None or ic > last:
+                    keys = self.keys
+                    g = keys._gcm_ek
+                    if g is None:
+                        g = keys._aead(keys.ek)
+                    iv = peer + ciphered_apdu[3:7]
+                    end = n - TAG_LENGTH
+                    body = ciphered_apdu[7:end]
+                    m = end - 7
+                    plain = g.encrypt(iv, body, None)[:m]
+                    if plain[0] == service and hmac.compare_digest(
+                            g.encrypt(iv, plain, _B30 + keys.ak)[m:m + TAG_LENGTH],
+                            ciphered_apdu[end:]):
+                        rc.last_seen = ic
+                        self.stats.accepted += 1
+                        return plain
         return decipher(
             ciphered_apdu,
             self.keys,
