@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import os
+import struct
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +137,8 @@ MAX_BLOCKS = 65536
 #: plain APDUs a server may send inside a ciphered association: AARE, RLRE, EXCEPTION-Response,
 #: ConfirmedServiceError
 _PLAIN_ALLOWED = frozenset((0x61, 0x63, 0xD8, 0x0E))
+#: every ciphered APDU tag (is_ciphered_tag as a set)
+_CIPHERED_TAGS = frozenset(t for t in range(256) if is_ciphered_tag(t))
 
 
 # --------------------------------------------------------------------------- errors
@@ -353,28 +356,51 @@ class Exchange:
     """One confirmed service in progress: ``request`` bytes to send, ``receive(answer)``
     returns the next APDU bytes or ``None`` when finished (then ``result`` is set)."""
 
-    __slots__ = ("_conn", "_gen", "request", "result", "done")
+    __slots__ = ("_conn", "_gen", "request", "result", "done", "_get")
 
     def __init__(self, conn: ClientConnection, gen: _Gen) -> None:
         self._conn = conn
-        self._gen = gen
+        self._gen: _Gen | None = gen
+        self._get: tuple[int, int, Obis, int, Any] | None = None
         self.result: Any = None
         self.done = False
         try:
             first = gen.send(None)  # type: ignore[arg-type]
+            self.request: bytes = conn._wrap(first)
         except BaseException:
             conn._busy = False
             raise
-        self.request: bytes = conn._wrap(first)
 
     def receive(self, data: bytes) -> bytes | None:
         """Feed the server's answer; returns the next APDU to send or None when done."""
         if self.done:
             raise LocalProtocolError("exchange already finished")
         conn = self._conn
+        gen = self._gen
         try:
-            apdu = conn._unwrap(data)
-            nxt = self._gen.send(apdu)
+            if gen is None:  # a GET sent by the hot path: its first answer
+                assert self._get is not None
+                plain = conn._unwrap_bytes(data)
+                iid, class_id, obis, attribute, on_block = self._get
+                # GET-Response-Normal with Data and our invoke-id: decode the value in place
+                if (type(plain) is bytes and len(plain) > 4 and plain[0] == 0xC4 and plain[1] == 1
+                        and plain[3] == 0 and not (plain[2] ^ iid) & 0x0F):
+                    try:
+                        value, pos = _axdr_decode(plain, 4)
+                    except Exception:  # noqa: BLE001 - the general decoder below names the fault
+                        pos = -1
+                    if pos == len(plain):
+                        self.result = value
+                        self.done = True
+                        conn._busy = False
+                        return None
+                apdu = decode_apdu(plain)
+                gen = self._gen = conn._get_answer(AttributeDescriptor(class_id, obis, attribute),
+                                                   iid, apdu, on_block)
+                nxt = gen.send(None)  # type: ignore[arg-type]
+            else:
+                nxt = gen.send(conn._unwrap(data))
+            out = conn._wrap(nxt)
         except StopIteration as stop:
             self.result = stop.value
             self.done = True
@@ -383,9 +409,9 @@ class Exchange:
         except BaseException:
             self.done = True
             conn._busy = False
-            self._gen.close()
+            if gen is not None:
+                gen.close()
             raise
-        out = conn._wrap(nxt)
         self.request = out
         return out
 
@@ -393,8 +419,16 @@ class Exchange:
         """Give up (timeout, link failure): the connection is free again."""
         if not self.done:
             self.done = True
-            self._gen.close()
+            if self._gen is not None:
+                self._gen.close()
             self._conn._busy = False
+
+
+_new_exchange = object.__new__
+_axdr_decode = axdr.decode
+#: GET-Request-Normal without selective access: tag, choice, invoke-id, class, OBIS, attribute, 0
+_GET_NORMAL = struct.Struct(">BBBHBBBBBBBB")
+_ASSOCIATED = AssocState.ASSOCIATED
 
 
 # --------------------------------------------------------------------------- the connection
@@ -489,19 +523,23 @@ class ClientConnection:
         return plain
 
     def _unwrap(self, data: bytes) -> Apdu:
+        return decode_apdu(self._unwrap_bytes(data))
+
+    def _unwrap_bytes(self, data: bytes) -> bytes:
+        """The plain APDU bytes of an answer: deciphered, or checked to be allowed in clear."""
         if not data:
             raise DecodeError("empty APDU", field="apdu")
-        if is_ciphered_tag(data[0]):
-            if self._cipher is None:
+        if data[0] in _CIPHERED_TAGS:
+            cipher = self._cipher
+            if cipher is None:
                 raise SecurityError("ciphered APDU received but no keys are configured")
-            if self._cipher.peer_system_title is None:
+            if cipher.peer_system_title is None:
                 raise SecurityError("ciphered APDU received before the server's system title is known")
-            data = self._cipher.unprotect(data)
-            return decode_apdu(data)
-        apdu = decode_apdu(data)
+            return cipher.unprotect(data)
         if self._ciphered and data[0] not in _PLAIN_ALLOWED:
+            apdu = decode_apdu(data)
             raise SecurityError(f"unciphered {apdu.NAME} in a ciphered association")
-        return apdu
+        return data
 
     # -- COSEM-OPEN -------------------------------------------------------------------------
     def connect(self) -> Exchange:
@@ -648,6 +686,33 @@ class ClientConnection:
             on_block: Callable[[int, bytes], None] | None = None) -> Exchange:
         """GET one attribute; result: the Data value (DataAccessError on failure).
         ``on_block(bytes_so_far, first_block)`` reports the progress of a block transfer."""
+        if (selection is None and type(class_id) is int and type(attribute) is int
+                and type(obis) is Obis and 0 <= class_id <= 0xFFFF and 0 <= attribute <= 0xFF):
+            # hot path: the GET-Request-Normal is packed in one go (the same bytes as
+            # GetRequestNormal.to_bytes); the answer is read by Exchange.receive
+            if self._busy:
+                raise LocalProtocolError("another exchange is in progress on this association")
+            if self._state is not _ASSOCIATED:
+                raise LocalProtocolError(f"not associated (state {self._state.value})")
+            iid = self._next_iid()
+            plain = _GET_NORMAL.pack(0xC0, 1, iid, class_id, obis.a, obis.b, obis.c, obis.d, obis.e,
+                                     obis.f, attribute, 0)
+            self._busy = True
+            try:
+                if self._ciphered:
+                    assert self._cipher is not None and self._kind is not None
+                    plain = self._cipher.protect(plain, kind=self._kind)
+            except BaseException:
+                self._busy = False
+                raise
+            ex = _new_exchange(Exchange)
+            ex._conn = self
+            ex._gen = None
+            ex._get = (iid, class_id, obis, attribute, on_block)
+            ex.result = None
+            ex.done = False
+            ex.request = plain
+            return ex
         return self._begin(self._get_gen(AttributeDescriptor(class_id, obis, attribute), selection,
                                          on_block))
 
@@ -678,6 +743,11 @@ class ClientConnection:
                  on_block: Callable[[int, bytes], None] | None = None) -> _Gen:
         iid = self._next_iid()
         resp = yield GetRequestNormal(iid, desc, sel)
+        return (yield from self._get_answer(desc, iid, resp, on_block))
+
+    def _get_answer(self, desc: AttributeDescriptor, iid: int, resp: Apdu,
+                    on_block: Callable[[int, bytes], None] | None) -> _Gen:
+        """The answer to a GET-Request-Normal (then the block transfer, if any)."""
         self._check_iid(resp, iid)
         self._raise_common(resp)
         what = f"{desc.instance_id} attribute {desc.attribute_id}"

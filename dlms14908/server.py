@@ -249,6 +249,9 @@ class CosemServer:
         self.max_receive_pdu_size = max_receive_pdu_size
         self.sessions: dict[int, ServerSession] = {}
         self._random = random
+        #: logical names of GET requests seen, by their 6 octets (bounded; interned Obis keys
+        #: make the object and rights lookups identity hits)
+        self._obis_cache: dict[bytes, Obis] = {}
 
     def add(self, obj: CosemObject) -> None:
         """Add (or replace) an object."""
@@ -280,28 +283,43 @@ class CosemServer:
         """One request APDU in, the response APDU out (None when nothing is to be sent)."""
         if now is None:
             now = self.clock()
-        sess = self.session(client_sap)
+        sess = self.sessions.get(client_sap)
         if sess is None:
-            return None  # no such client: the adaptation layer drops it
+            sess = self.session(client_sap)
+            if sess is None:
+                return None  # no such client: the adaptation layer drops it
         was_ciphered = False
+        cipher = sess.cipher
         try:
-            if data and is_ciphered_tag(data[0]):
-                if sess.cipher is None or sess.state is ServerState.IDLE:
+            if data and data[0] in _CIPHERED_TAGS:
+                if cipher is None or sess.state is _IDLE:
                     return _exc(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
                 try:
-                    hdr_kind = CipheringKind.DEDICATED if data[0] in _DED_TAGS else CipheringKind.GLOBAL
-                    data = sess.cipher.unprotect(data)
+                    hdr_kind = _DEDICATED if data[0] in _DED_TAGS else _GLOBAL
+                    data = cipher.unprotect(data)
                 except ReplayError:
                     return ExceptionResponse(StateError.SERVICE_NOT_ALLOWED,
                                              ServiceErrorCode.INVOCATION_COUNTER_ERROR,
-                                             sess.cipher.receive.last_seen or 0).to_bytes()
+                                             cipher.receive.last_seen or 0).to_bytes()
                 except (SecurityError, DecodeError):
                     return _exc(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
                 was_ciphered = True
                 sess.kind = hdr_kind
-            apdu = decode_apdu(data)
+            if (len(data) == 13 and data[0] == 0xC0 and data[1] == 1 and data[12] == 0
+                    and data[2] & 0x40 and type(data) is bytes
+                    and sess.state is _ASSOCIATED and (was_ciphered or not sess.ciphered)):
+                # hot path: a confirmed GET-Request-Normal without selective access (any 13
+                # bytes of this shape decode; the general path gives the same answer)
+                apdu = None
+            else:
+                apdu = decode_apdu(data)
         except DecodeError:
             return _exc(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OTHER_REASON)
+        if apdu is None:
+            out = self._get_normal_bytes(sess, data, now)
+            if was_ciphered and sess.cipher is not None:
+                return sess.cipher.protect(out, kind=sess.kind)
+            return out
         if isinstance(apdu, AARQ):
             return self._aarq(sess, apdu).to_bytes()
         if isinstance(apdu, RLRQ):
@@ -472,24 +490,64 @@ class CosemServer:
 
     def _get_value(self, sess: ServerSession, desc: AttributeDescriptor, sel: Any,
                    now: float) -> Any:
-        found = self._lookup(sess, desc.class_id, desc.instance_id)
-        if isinstance(found, DataAccessResult):
-            return found
-        obj, (attrs, _) = found
-        if not attrs.get(desc.attribute_id, AttributeAccess.NO_ACCESS).readable:
-            if not obj.interface.has_attribute(desc.attribute_id):
-                return DataAccessResult.OBJECT_UNDEFINED
+        return self._get_attribute(sess, desc.class_id, desc.instance_id, desc.attribute_id, sel, now)
+
+    def _get_attribute(self, sess: ServerSession, class_id: int, obis: Obis, attribute: int,
+                       sel: Any, now: float) -> Any:
+        obj = self.objects.get(obis)
+        if obj is None:
+            return _OBJECT_UNDEFINED
+        cached = sess.rights.get(obis)
+        if cached is None or cached[0] is not obj:
+            cached = sess.rights[obis] = (obj, sess.config.access(obj))
+        rights = cached[1]
+        if rights is None:
+            return _OBJECT_UNDEFINED
+        interface = obj.interface
+        if interface.class_id != class_id:
+            return DataAccessResult.OBJECT_CLASS_INCONSISTENT
+        if rights[0].get(attribute, 0) not in _READABLE:  # AttributeAccess.readable
+            if not interface.has_attribute(attribute):
+                return _OBJECT_UNDEFINED
             return DataAccessResult.READ_WRITE_DENIED
-        if obj.logical_name == CURRENT_ASSOCIATION and obj.interface.class_id == 15:
-            special = self._association_attribute(sess, desc.attribute_id)
+        if class_id == 15 and obj.logical_name == CURRENT_ASSOCIATION:
+            special = self._association_attribute(sess, attribute)
             if special is not None:
                 return special
         try:
-            return obj.get(desc.attribute_id, selection=sel, now=now)
+            return obj.get(attribute, selection=sel, now=now)
         except CosemAccessError as exc:
             return DataAccessResult(int(exc.result))
         except ProtocolError:
             return DataAccessResult.OTHER_REASON
+
+    def _get_normal_bytes(self, sess: ServerSession, req: bytes, now: float) -> bytes:
+        """GET-Request-Normal (13 bytes, no selective access) to the plain response bytes;
+        the same answer as :meth:`_get_normal`."""
+        if sess.get_blocks:
+            sess.get_blocks = []
+        iid = req[2]
+        raw = req[5:11]
+        cache = self._obis_cache
+        obis = cache.get(raw)
+        if obis is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            obis = Obis(*raw)
+            obj = self.objects.get(obis)
+            if obj is not None and obj.logical_name == obis:
+                obis = obj.logical_name  # the table's own key: later lookups hit by identity
+            cache[raw] = obis
+        v = self._get_attribute(sess, (req[3] << 8) | req[4], obis, req[11], None, now)
+        if isinstance(v, DataAccessResult):
+            return bytes((0xC4, 1, iid, 1, v))
+        try:
+            body = _axdr_encode(v)
+        except Exception:  # noqa: BLE001 - the general encoder raises the named error
+            return self._get_reply(sess, iid, v).to_bytes()
+        if len(body) + (25 if sess.ciphered else 4) <= sess.client_max_pdu:
+            return b"".join((bytes((0xC4, 1, iid, 0)), body))
+        return self._start_get_blocks(sess, iid, body).to_bytes()
 
     def _association_attribute(self, sess: ServerSession, attr: int) -> Any:
         if attr == 2:
@@ -561,13 +619,16 @@ class CosemServer:
     def _get_normal(self, sess: ServerSession, req: GetRequestNormal, now: float) -> Apdu:
         sess.get_blocks = []
         v = self._get_value(sess, req.attribute, req.access_selection, now)
-        resp = GetResponseNormal(req.invoke_id_and_priority, v)
+        return self._get_reply(sess, req.invoke_id_and_priority, v)
+
+    def _get_reply(self, sess: ServerSession, iid: int, v: Any) -> Apdu:
+        resp = GetResponseNormal(iid, v)
         if isinstance(v, DataAccessResult):
             return resp
         raw = resp.to_bytes()
         if self._fits(sess, len(raw)):
             return resp
-        return self._start_get_blocks(sess, req.invoke_id_and_priority, raw[4:])
+        return self._start_get_blocks(sess, iid, raw[4:])
 
     def _start_get_blocks(self, sess: ServerSession, iid: int, raw: bytes) -> Apdu:
         if not sess.conformance & Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ:
@@ -736,6 +797,15 @@ class CosemServer:
         return ActionResponseWithList(iid, tuple(
             self._invoke(sess, m, p, now) for m, p in zip(target, params)))
 
+
+_ASSOCIATED = ServerState.ASSOCIATED
+_IDLE = ServerState.IDLE
+_DEDICATED, _GLOBAL = CipheringKind.DEDICATED, CipheringKind.GLOBAL
+_OBJECT_UNDEFINED = DataAccessResult.OBJECT_UNDEFINED
+#: AttributeAccess values that allow reading (AttributeAccess.readable)
+_READABLE = (1, 3, 4, 6)
+_CIPHERED_TAGS = frozenset(t for t in range(256) if is_ciphered_tag(t))
+_axdr_encode = axdr.encode
 
 _DED_TAGS = frozenset((0x41, 0x45, 0x46, 0x48, 0x4C, 0x4D, 0x4E, 0x56, 0x58, 0xD0, 0xD1, 0xD2,
                        0xD3, 0xD4, 0xD5, 0xD7))
