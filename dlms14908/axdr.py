@@ -1855,9 +1855,21 @@ def _resolve_enc(v: Any) -> _Enc:
     raise EncodeError(f"cannot encode {t.__name__} as Data", field="data")
 
 
+#: typed integers: (tag + value packer, tag), the one-call path of encode()
+_ONE: dict[type, tuple[Callable[[int, int], bytes], int]] = {
+    c: (struct.Struct(">B" + c.FORMAT).pack, int(c.TAG)) for c in _INT_CLASSES
+}
+
+
 def encode(value: Any) -> bytes:
     """Tag + content of one Data value.  Plain ``None``/``bool``/``bytes``/``str``
     are accepted; plain ``int``/``float``/``list`` are ambiguous (EncodeError)."""
+    one = _ONE.get(type(value))
+    if one is not None:
+        try:
+            return one[0](one[1], value)
+        except struct.error as e:  # a typed value built with object.__new__ tricks, out of range
+            raise EncodeError(str(e), field="data") from None
     out = bytearray()
     try:
         _enc(value, out, 0)

@@ -235,6 +235,8 @@ class InterfaceClass:
     attributes: tuple[AttributeDef, ...]
     methods: tuple[MethodDef, ...] = ()
     _by_name: dict[str, AttributeDef] = field(default_factory=dict, repr=False, compare=False)
+    #: ``read_<name>`` per attribute (index - 1): the reader method names objects look up
+    _readers: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for i, a in enumerate(self.attributes, 1):
@@ -242,6 +244,7 @@ class InterfaceClass:
         for i, m in enumerate(self.methods, 1):
             assert m.index == i, (self.name, m)
         self._by_name.update({a.name: a for a in self.attributes})
+        object.__setattr__(self, "_readers", tuple(f"read_{a.name}" for a in self.attributes))
 
     def attribute(self, key: int | str) -> AttributeDef:
         """The attribute by index or name; KeyError (UnknownClass) if absent."""

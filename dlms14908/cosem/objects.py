@@ -128,10 +128,15 @@ class CosemObject:
     # -- protocol-facing: Data in, Data out, CosemAccessError on failure ----------
     def get(self, index: int, *, selection: Any = None, now: float | None = None) -> Any:
         """GET attribute ``index`` (optionally with selective access); returns Data."""
-        if not self.interface.has_attribute(index):
-            raise CosemAccessError(DataAccessResult.OBJECT_UNDEFINED, f"no attribute {index}")
-        a = self.interface.attribute(index)
-        reader = getattr(self, f"read_{a.name}", None)
+        interface = self.interface
+        if type(index) is int and 0 < index <= len(interface.attributes):
+            a = interface.attributes[index - 1]
+            reader = getattr(self, interface._readers[index - 1], None)
+        else:
+            if not interface.has_attribute(index):
+                raise CosemAccessError(DataAccessResult.OBJECT_UNDEFINED, f"no attribute {index}")
+            a = interface.attribute(index)
+            reader = getattr(self, f"read_{a.name}", None)
         if reader is not None:
             v = reader(now=now, selection=selection)
             return a.type.to_data(v, a.name) if not isinstance(v, axdr.Array) else v

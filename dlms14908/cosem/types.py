@@ -61,6 +61,11 @@ def _dt(v: Any) -> DataType | None:
         return None
 
 
+#: the axdr classes whose values are Data of their own type (data_type_of reads their TAG)
+_TAGGED = frozenset(c for c in vars(axdr).values()
+                    if isinstance(c, type) and isinstance(getattr(c, "TAG", None), DataType))
+
+
 class Spec:
     """Base of the type specs.  ``field`` arguments name the attribute in errors."""
 
@@ -172,6 +177,11 @@ class AnyData(Spec):
 
     def check(self, v: Any) -> bool:
         return _dt(v) is not None
+
+    def to_data(self, x: Any, field: str = "value") -> Any:
+        if type(x) in _TAGGED:  # a typed Data value: nothing to convert (register reads)
+            return x
+        return Spec.to_data(self, x, field)
 
     def __str__(self) -> str:
         return "CHOICE"

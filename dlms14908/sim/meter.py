@@ -119,9 +119,13 @@ def _su(scaler: int, unit: Unit) -> ScalerUnit:
 class _ModelRegister(Register):
     """A register whose value is computed from the meter's model."""
 
-    def __init__(self, ln: Obis, reader: Callable[[float], Any], su: ScalerUnit) -> None:
+    def __init__(self, ln: Obis, reader: Callable[[float], Any], su: ScalerUnit,
+                 meter: MeterSimulator) -> None:
         super().__init__(ln, scaler_unit=su)
         self._reader = reader
+        self._meter = meter
+        #: the last value read: (now, the outages it was computed with, value)
+        self._memo: tuple[float, list[tuple[float, float | None]], Any] = (float("nan"), [], None)
         self.attribute_access[2] = AttributeAccess.READ_ONLY
         self.method_access[1] = MethodAccess.NO_ACCESS
 
@@ -130,7 +134,15 @@ class _ModelRegister(Register):
             raise CosemAccessError(DataAccessResult.OTHER_REASON, "value has no selective access")
         if now is None:
             raise CosemAccessError(DataAccessResult.TEMPORARY_FAILURE, "no time source")
-        return self._reader(now)
+        # the value is a function of the time and the supply outages only (the model is
+        # deterministic): reads at one simulated instant share one computation
+        memo = self._memo
+        outages = self._meter.outages
+        if memo[0] == now and memo[1] == outages:
+            return memo[2]
+        v = self._reader(now)
+        self._memo = (now, list(outages), v)
+        return v
 
 
 class _LoadProfile(ProfileGeneric):
@@ -402,15 +414,15 @@ class MeterSimulator:
         objs: list[CosemObject] = [
             Clock(CLOCK),
             Data(Obis(0, 0, 42, 0, 0, 255), value=axdr.OctetString(b"SIM" + self.system_title[3:].hex().upper().encode())),
-            _ModelRegister(IMPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[0]), wh),
-            _ModelRegister(IMPORT_T1, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[0]), wh),
-            _ModelRegister(IMPORT_T2, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[1]), wh),
-            _ModelRegister(EXPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[1]), wh),
-            _ModelRegister(P_IMPORT, lambda t: axdr.DoubleLongUnsigned(self.power_w(t)[0]), w),
-            _ModelRegister(P_EXPORT, lambda t: axdr.DoubleLongUnsigned(self.power_w(t)[1]), w),
+            _ModelRegister(IMPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[0]), wh, self),
+            _ModelRegister(IMPORT_T1, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[0]), wh, self),
+            _ModelRegister(IMPORT_T2, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[1]), wh, self),
+            _ModelRegister(EXPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[1]), wh, self),
+            _ModelRegister(P_IMPORT, lambda t: axdr.DoubleLongUnsigned(self.power_w(t)[0]), w, self),
+            _ModelRegister(P_EXPORT, lambda t: axdr.DoubleLongUnsigned(self.power_w(t)[1]), w, self),
             _ModelRegister(VOLTAGE, lambda t: axdr.LongUnsigned(self.model.voltage_dv(t)),
-                           _su(-1, Unit.VOLT)),
-            _ModelRegister(CURRENT, self._current, _su(-2, Unit.AMPERE)),
+                           _su(-1, Unit.VOLT), self),
+            _ModelRegister(CURRENT, self._current, _su(-2, Unit.AMPERE), self),
             _LoadProfile(self, entries),
             CosemObject(Obis(0, 0, 40, 0, 0, 255), class_id=15,
                         application_context_name=axdr.OctetString(bytes.fromhex("60857405080101")),

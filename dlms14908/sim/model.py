@@ -41,7 +41,7 @@ def tariff_of(t: float) -> int:
 class EnergyModel:
     """Power and energy as functions of POSIX time ``t >= start`` (``start`` interval aligned)."""
 
-    __slots__ = ("seed", "start", "_cum", "_power", "_base", "_pv_peak")
+    __slots__ = ("seed", "start", "_cum", "_power", "_base", "_pv_peak", "_last")
 
     def __init__(self, seed: int, start: float) -> None:
         self.seed = seed
@@ -50,6 +50,8 @@ class EnergyModel:
         self._power: list[tuple[int, int]] = []
         self._base = 180 + 220 * _u01(seed, 0, b"base")
         self._pv_peak = 2500 * _u01(seed, 1, b"pv")
+        #: the last energies() answer (t, value): registers read at one instant share it
+        self._last: tuple[float, Energies] = (float("nan"), (0, 0, 0, 0))
 
     def interval_power(self, k: int) -> tuple[int, int]:
         """(import W, export W) during interval ``k`` (0 = the one starting at ``start``)."""
@@ -83,19 +85,25 @@ class EnergyModel:
 
     def energies(self, t: float) -> Energies:
         """Watt-seconds imported, exported, imported in tariff 1 and 2 from ``start`` to ``t``."""
+        last = self._last
+        if last[0] == t:
+            return last[1]
         s = int(t) - self.start
         if s <= 0:
             return (0, 0, 0, 0)
         k, rem = divmod(s, INTERVAL)
         self._extend(k)
-        i0, e0, t10, t20 = self._cum[k]
-        if not rem:
-            return i0, e0, t10, t20
-        imp, exp = self.interval_power(k)
-        di = imp * rem
-        if tariff_of(self.start + k * INTERVAL) == 1:
-            return i0 + di, e0 + exp * rem, t10 + di, t20
-        return i0 + di, e0 + exp * rem, t10, t20 + di
+        e = self._cum[k]
+        if rem:
+            imp, exp = self.interval_power(k)
+            i0, e0, t10, t20 = e
+            di = imp * rem
+            if tariff_of(self.start + k * INTERVAL) == 1:
+                e = (i0 + di, e0 + exp * rem, t10 + di, t20)
+            else:
+                e = (i0 + di, e0 + exp * rem, t10, t20 + di)
+        self._last = (t, e)
+        return e
 
     def power(self, t: float) -> tuple[int, int]:
         """Instantaneous (import W, export W) at ``t``."""
