@@ -235,6 +235,11 @@ class LonNode:
         self._owners: dict[int, _Owner] = {}
         self._next_xid = 1
         self._events: list[LonEvent | NodeEvent] = []
+        # the driver asks for frames and deadlines several times per frame: without a server
+        # these are the transaction layer's own methods (no extra call)
+        self.frames_to_send = self.lon.frames_to_send  # type: ignore[method-assign]
+        if server is None:
+            self.next_timer = self.lon.next_timer  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         roles = [r for r, on in (("server", self.server), ("repeater", self.repeater)) if on]
@@ -300,31 +305,36 @@ class LonNode:
         out: list[LonEvent | NodeEvent] = self._events
         self._events = []
         for ev in events:
-            if isinstance(ev, ResponseReceived):
-                o = self._owners.get(ev.tid)
+            t = type(ev)  # the transaction layer's events are final classes
+            if t is ResponseReceived:
+                o = self._owners.get(ev.tid)  # type: ignore[union-attr]
                 if o is not None and o.response is None:
-                    o.response = ev.apdu.encode()
+                    o.response = ev.apdu.encode()  # type: ignore[union-attr]
                 continue
-            if isinstance(ev, MessageCompleted):
-                o = self._owners.pop(ev.tid, None)
+            if t is MessageCompleted:
+                o = self._owners.pop(ev.tid, None)  # type: ignore[union-attr]
                 if o is not None:
                     self._completed(o, True, now)
                     continue
-            elif isinstance(ev, MessageFailed):
-                o = self._owners.pop(ev.tid, None)
+            elif t is MessageReceived:
+                apdu = ev.apdu  # type: ignore[union-attr]
+                if type(apdu) is Apdu:
+                    code = apdu.code
+                    if code == P.AL_MSG_CODE and self.server is not None:
+                        self._serve(ev, now)  # type: ignore[arg-type]
+                        continue
+                    if code == LTEP_CODE:
+                        self._proxy(ev, now)  # type: ignore[arg-type]
+                        continue
+            elif t is MessageFailed:
+                o = self._owners.pop(ev.tid, None)  # type: ignore[union-attr]
                 if o is not None:
-                    self._completed(o, False, now, ev)
-                    continue
-            elif isinstance(ev, MessageReceived) and isinstance(ev.apdu, Apdu):
-                if ev.apdu.code == P.AL_MSG_CODE and self.server is not None:
-                    self._serve(ev, now)
-                    continue
-                if ev.apdu.code == LTEP_CODE:
-                    self._proxy(ev, now)
+                    self._completed(o, False, now, ev)  # type: ignore[arg-type]
                     continue
             out.append(ev)
-        out.extend(self._events)
-        self._events = []
+        if self._events:
+            out.extend(self._events)
+            self._events = []
         return out
 
     def _serve(self, ev: MessageReceived, now: float) -> None:
@@ -346,10 +356,8 @@ class LonNode:
 
     def _request(self, dest: Destination, data: bytes, service: Service, now: float, *, retries: int,
                  timer: float, last_retry_extra: float = 0.0) -> int:
-        # a message-code APDU (adaptation AL_MSG_CODE, proxy 0x4D) goes in as the Apdu it is, not as
-        # bytes for the transaction layer to decode again
-        apdu: Apdu | bytes = Apdu(data[0], bytes(data[1:])) if data and data[0] < 0x80 else data
-        return self.lon.request(dest, apdu, service=service, now=now, retries=retries, tx_timer=timer,
+        # the transaction layer checks the bytes and sends them as they are
+        return self.lon.request(dest, data, service=service, now=now, retries=retries, tx_timer=timer,
                                 last_retry_extra=last_retry_extra)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
