@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import LocalProtocolError
 
@@ -114,9 +115,8 @@ class ChannelCounters:
     "total seconds frames waited for the medium"
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A frame arriving at ``node`` at time ``at``."""
+class Delivery(NamedTuple):
+    """A frame arriving at ``node`` at time ``at`` (immutable; a tuple, cheap to make per frame)."""
 
     at: float
     node: str
@@ -138,6 +138,9 @@ class PlChannel:
         self._heap: list[tuple[float, int, Delivery]] = []
         self._order = 0
         self._busy_until = 0.0
+        c = self.config
+        # an ideal channel draws nothing from the generator: every node simply gets one clean copy
+        self._ideal = not (c.loss or c.loss_alt or c.duplicate or c.corrupt or c.reorder)
 
     def attach(self, node: str) -> None:
         """Add a node; it hears every frame sent after this call."""
@@ -150,39 +153,40 @@ class PlChannel:
 
     def transmit(self, source: str, frame: bytes, now: float) -> float:
         """Put ``frame`` (LPDU with CRC) on the medium; return when its last bit leaves."""
-        if source not in self.nodes:
+        n = self.nodes.get(source)
+        if n is None:
             raise LocalProtocolError(f"node {source!r} is not attached")
         if not frame:
             raise LocalProtocolError("empty frame")
         c = self.config
         if type(frame) is not bytes:
             frame = bytes(frame)
-        bits = airtime_bits(len(frame), c)
-        start = max(now, self._busy_until)
-        self.counters.busy_wait += start - now
+        size = len(frame)
+        bits = c.preamble_bits + 8 * size * c.fec_factor  # airtime_bits(), inline: once per frame
+        busy = self._busy_until
+        start = now if now >= busy else busy
+        k = self.counters
+        k.busy_wait += start - now
         end = start + bits / c.bit_rate
         self._busy_until = end + c.interpacket_bits / c.bit_rate
-        alt = bool(frame[0] & 0x40)
-        k = self.counters
+        alt = frame[0] & 0x40 != 0
         k.frames += 1
-        k.bytes += len(frame)
+        k.bytes += size
         k.airtime_bits += bits
         k.alt_path_frames += alt
-        n = self.nodes[source]
         n.tx_frames += 1
-        n.tx_bytes += len(frame)
+        n.tx_bytes += size
         n.tx_airtime_bits += bits
-        loss = c.loss_alt if (alt and c.loss_alt is not None) else c.loss
-        rng = self._rng
-        if not (c.loss or c.loss_alt or c.duplicate or c.corrupt or c.reorder):
-            # an ideal channel: every draw below would be thrown away (the generator is used
-            # for nothing else), so every node simply gets one clean copy
+        if self._ideal:
             at = end + c.latency
+            heap = self._heap
             for node in self.nodes:
                 if node != source:
                     self._order += 1
-                    heapq.heappush(self._heap, (at, self._order, Delivery(at, node, frame, source, False)))
+                    heapq.heappush(heap, (at, self._order, Delivery(at, node, frame, source, False)))
             return end
+        loss = c.loss_alt if (alt and c.loss_alt is not None) else c.loss
+        rng = self._rng
         for node, nc in self.nodes.items():
             if node == source:
                 continue
@@ -220,15 +224,16 @@ class PlChannel:
         """Pop every delivery due at or before ``now``, in arrival order."""
         out: list[Delivery] = []
         heap = self._heap
+        nodes = self.nodes
         while heap and heap[0][0] <= now:
             d = heapq.heappop(heap)[2]
-            nc = self.nodes.get(d.node)
+            nc = nodes.get(d.node)
             if nc is None:
                 continue
             nc.rx_frames += 1
             nc.rx_bytes += len(d.frame)
-            self.counters.deliveries += 1
             out.append(d)
+        self.counters.deliveries += len(out)
         return out
 
     @property
