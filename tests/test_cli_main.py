@@ -53,7 +53,7 @@ def net(monkeypatch):
 
     n = Net()
 
-    def fake_open_link(port, meter, via, keys, capture, *, client_sap):
+    def fake_open_link(port, meter, via, keys, capture, *, client_sap, announce=None):
         if port != "sim":
             return real_open_link(port, meter, via, keys, capture, client_sap=client_sap)
         return LoopbackLink(n.meter(str(meter)).handler_for(client_sap), latency=n.latency)

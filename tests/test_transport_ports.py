@@ -370,3 +370,20 @@ def test_loop_url_opens_the_pyserial_loopback() -> None:
         assert "'loop://'" in str(ei.value) and "start-up" in str(ei.value), str(ei.value)
 
     run(main())
+
+
+def test_open_link_on_sim_is_quiet_as_a_library(capsys: pytest.CaptureFixture[str],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A library caller of open_link("sim") gets the network description on the
+    ``dlms14908.sim`` logger (or its own callback), nothing on stderr."""
+    import logging
+
+    from dlms14908.cli.ports import open_link, parse_meter
+
+    with caplog.at_level(logging.INFO, logger="dlms14908.sim"):
+        open_link("sim", parse_meter("7/91"), None, None, None)
+    assert capsys.readouterr().err == ""
+    assert any("meter at 7/91" in r.getMessage() for r in caplog.records)
+    lines: list[str] = []
+    open_link("sim", parse_meter("7/92"), None, None, None, announce=lines.append)
+    assert any("meter at 7/92" in ln for ln in lines) and capsys.readouterr().err == ""

@@ -436,6 +436,10 @@ def save_invocation_counter(key: str, value: int) -> None:
         _note(f"warning: cannot save the invocation counter ({exc.strerror or exc})")
 
 
+def _announce_sim(line: str) -> None:
+    _note(f"sim: {line}")
+
+
 def _note(text: str) -> None:
     _STDERR.print(f"{PROG}: {text}", markup=False)
 
@@ -462,7 +466,7 @@ def _session(args: argparse.Namespace, body: Callable[[Client], Coroutine[Any, A
     async def run() -> int:
         source = getattr(args, "source", None)
         link = open_link(args.port, args.meter, getattr(args, "via", None), kf,
-                         getattr(args, "capture", None), client_sap=sap,
+                         getattr(args, "capture", None), client_sap=sap, announce=_announce_sim,
                          **({"source": source} if source is not None else {}))
         client = Client(link, settings, timeout=args.timeout)
         try:

@@ -28,8 +28,8 @@ sends or receives (``sim``: every frame on the channel) as pcap LINKTYPE 252.
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -245,11 +245,13 @@ class CliSimNetwork:
             lines.append(f"meter at {m.address[0]}/{m.address[1]} (Neuron ID {m.neuron_id.hex().upper()}){tail}")
         return lines
 
-    def announce(self) -> None:
-        """Print the lines of :meth:`describe` not printed yet on stderr."""
+    def announce(self, emit: Callable[[str], None] | None = None) -> None:
+        """Pass the lines of :meth:`describe` not announced yet to ``emit`` (default: the
+        ``dlms14908.sim`` logger at INFO; ``dlms-cli`` prints them on stderr)."""
         new = [ln for ln in self.describe() if ln not in self._announced]
+        out = emit or _log.info
         for ln in new:
-            print(f"dlms-cli: sim: {ln}", file=sys.stderr)
+            out(ln)
         self._announced.update(new)
 
 
@@ -347,17 +349,22 @@ async def _resolve_cnip(url: str) -> None:
         raise PortError(f"{url}: cannot resolve {host!r} ({exc.strerror or exc})") from None
 
 
+_log = logging.getLogger("dlms14908.sim")
+
 #: the head-end's own LonTalk address on real ports unless --source says otherwise
 DEFAULT_SOURCE = MeterAddress(1, 126)
 
 
 def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] | None,
               keys: KeyFile | None, capture: str | None, *,
-              client_sap: int = SAP_PUBLIC_CLIENT, source: MeterAddress | None = None) -> ApduLink:
+              client_sap: int = SAP_PUBLIC_CLIENT, source: MeterAddress | None = None,
+              announce: Callable[[str], None] | None = None) -> ApduLink:
     """The ApduLink to ``meter`` (optionally through repeaters ``via``) on ``port_url`` for
     ``client_sap``; records to ``capture`` (pcap) when given; ``source`` is the head-end's own
     subnet/node on a real port (default :data:`DEFAULT_SOURCE`; the simulated network has its
-    own head-end).  PortError when not possible."""
+    own head-end).  On ``sim`` the network's new nodes are described line by line to
+    ``announce`` (default: the ``dlms14908.sim`` logger at INFO, so a library stays quiet).
+    PortError when not possible."""
     from ..adaptation.endpoint import ClientEndpoint, address_bytes
     from ..aio_link import NodeDriver, OsgpKeys, StackLink
 
@@ -372,7 +379,7 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
     if is_sim(port_url):
         cli = sim_network(keys, port_url)
         m = cli.meter(meter, via)
-        cli.announce()
+        cli.announce(announce)
         net = cli.net
         if writer is not None:
             t0 = cli._t0
