@@ -114,11 +114,15 @@ class NodeDriver:
         xid = self.node.exchange(endpoint, route, apdu, confirmed=confirmed, now=self.now)
         self._waiters[xid] = fut
         self._pump(self.node.poll_events())
+        # never give up before the LonTalk layer itself can: its retries (and, through
+        # repeaters, the chain's per-hop timers) end in TransactionFailed / a ProxyError
+        # naming the hop, which says more than a bare timeout
+        wait = max(timeout, self.node.timing.worst_case(route), 0.001)
         try:
-            return await asyncio.wait_for(fut, max(timeout, 0.001))
+            return await asyncio.wait_for(fut, wait)
         except asyncio.TimeoutError:
             endpoint.abort()
-            raise DlmsTimeout(f"no answer from {route} within {timeout:g} s") from None
+            raise DlmsTimeout(f"no answer from {route} within {wait:g} s") from None
         finally:
             self._waiters.pop(xid, None)
 

@@ -284,3 +284,33 @@ def test_capture_opens_in_tshark(tmp_path: Any, tshark: str) -> None:
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
     assert len(lines) == net.channel.counters.frames
     assert "LON" in out.stdout or "CN/IP" in out.stdout
+
+
+def test_driver_waits_for_the_lonnode_verdict_not_a_short_timeout() -> None:
+    """A caller's timeout shorter than the route's worst case must not pre-empt the LonTalk
+    layer: a silent meter ends in TransactionFailed (retries exhausted), not DlmsTimeout."""
+    import socket
+
+    from dlms14908.errors import DlmsTimeout, TransactionFailed
+    from dlms14908.transport.udp import CnipLink
+
+    async def main() -> None:
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        link = await CnipLink.open(silent.getsockname(), local=("127.0.0.1", 0))
+        head, ep, route = _client(False, False)
+        drv = NodeDriver(head, link)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        try:
+            with pytest.raises(TransactionFailed) as e:
+                await drv.submit(ep, route, b"\xc0\x01\xc1\x00\x03\x01\x00\x01\x08\x00\xff\x02\x00", timeout=0.05)
+            assert not isinstance(e.value, DlmsTimeout)
+            assert "did not answer" in str(e.value)
+            # the four tries took their transmit timers: far longer than the 0.05 s asked for
+            assert loop.time() - t0 >= head.timing.direct_timer * (head.timing.retries + 1) * 0.9
+        finally:
+            await drv.close()
+            silent.close()
+
+    asyncio.run(main())
