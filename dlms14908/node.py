@@ -361,7 +361,7 @@ class LonNode:
                                 last_retry_extra=last_retry_extra)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
-        if isinstance(step, Done):
+        if type(step) is Done or isinstance(step, Done):
             self.counters.exchanges_done += 1
             self._events.append(ExchangeDone(x.xid, step.apdu))
             return

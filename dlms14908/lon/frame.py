@@ -17,9 +17,10 @@ naming the field and the byte offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Union
+from typing import Any, Union
 
 from ..errors import DecodeError, EncodeError
 from .codes import ApduClass, apdu_class, code_name
@@ -362,8 +363,8 @@ def decode_apdu(data: bytes | bytearray | memoryview, offset: int = 0) -> AnyApd
     if first & 0x80:
         if len(raw) < 2:
             raise DecodeError("network-variable selector needs 2 bytes", field="apdu.nv_selector", offset=offset)
-        head = int.from_bytes(raw[:2], "big")
-        return NvApdu(head & 0x3FFF, raw[2:], (head >> 14) & 1)
+        head = (first << 8) | raw[1]
+        return _mk_nvapdu(head & 0x3FFF, raw[2:], (head >> 14) & 1)  # type: ignore[no-any-return]
     return wire_apdu(raw)
 
 
@@ -655,63 +656,101 @@ def encode_frame(frame: Frame, crc: bool = True) -> bytes:
 
 
 # --------------------------------------------------------------------------- decoding
+#
+# The decoder's values are in range by construction of the bit fields they come from (and it
+# checks everything else itself, raising DecodeError), so it builds the frozen dataclasses
+# through their slot descriptors instead of the validating constructors.
+
+
+def _builder(cls: type) -> Callable[..., Any]:
+    """A constructor of ``cls`` (all its fields, positional, in order) that writes the slots
+    through their descriptors and skips ``__post_init__``.  Generated like the dataclass
+    ``__init__`` itself, from the field names only."""
+    names = [f.name for f in fields(cls)]
+    ns: dict[str, Any] = {"new": _new, "cls": cls}
+    ns.update((f"s{i}", cls.__dict__[n].__set__) for i, n in enumerate(names))
+    args = ", ".join(f"a{i}" for i in range(len(names)))
+    body = "".join(f"    s{i}(o, a{i})\n" for i in range(len(names)))
+    exec(f"def build_{cls.__name__}({args}):\n    o = new(cls)\n{body}    return o\n", ns)  # noqa: S102
+    return ns[f"build_{cls.__name__}"]  # type: ignore[no-any-return]
+
+
+_mk_frame = _builder(Frame)
+_mk_npdu = _builder(Npdu)
+_mk_tpdu = _builder(Tpdu)
+_mk_spdu = _builder(Spdu)
+_mk_authpdu = _builder(AuthPdu)
+_mk_nvapdu = _builder(NvApdu)
+_mk_broadcast = _builder(BroadcastAddress)
+_mk_group = _builder(GroupAddress)
+_mk_subnet_node = _builder(SubnetNodeAddress)
+_mk_group_ack = _builder(GroupAckAddress)
+_mk_neuron_id = _builder(NeuronIdAddress)
+#: every L2 header byte, decoded (immutable values)
+_L2_HEADERS = tuple(L2Header(bool(b & 0x80), bool(b & 0x40), b & 0x3F) for b in range(256))
+_TPDU_TYPES = tuple(TpduType(k) if k in TpduType._value2member_map_ else None for k in range(8))
+_SPDU_TYPES = tuple(SpduType(k) if k in SpduType._value2member_map_ else None for k in range(8))
+_AUTH_TYPES = tuple(AuthType(k) for k in range(4))
+_TPDU_APDU_KINDS = frozenset((0, 1, 5))  # ACKD, UNACKD_RPT, REM/MSG
+_SPDU_APDU_KINDS = frozenset((0, 2, 5))  # REQUEST, RESPONSE, REM/MSG
+
+
+def _short(raw: bytes, pos: int, n: int, fieldname: str, base: int) -> DecodeError:
+    return DecodeError(f"needs {n} byte(s), {max(len(raw) - pos, 0)} left", field=fieldname, offset=base + pos)
 
 
 def _need(raw: bytes, pos: int, n: int, fieldname: str, base: int) -> None:
     if pos + n > len(raw):
-        raise DecodeError(
-            f"needs {n} byte(s), {max(len(raw) - pos, 0)} left", field=fieldname, offset=base + pos
-        )
+        raise _short(raw, pos, n, fieldname, base)
 
 
 def _decode_address(raw: bytes, pos: int, fmt: int, base: int) -> tuple[Address, int]:
-    _need(raw, pos, 3, "address", base)
+    if pos + 3 > len(raw):
+        raise _short(raw, pos, 3, "address", base)
     src_subnet, node_byte, third = raw[pos], raw[pos + 1], raw[pos + 2]
     selector = node_byte & 0x80
     src_node = node_byte & 0x7F
-    if fmt == AddressFormat.SUBNET_NODE:
-        _need(raw, pos, 4, "address.dst_node", base)
+    if fmt == 2:  # subnet/node: 2a or 2b
+        if pos + 4 > len(raw):
+            raise _short(raw, pos, 4, "address.dst_node", base)
         dst_byte = raw[pos + 3]
         if not dst_byte & 0x80:
             raise DecodeError(
                 "destination node byte must have bit 7 set", field="address.dst_node", offset=base + pos + 3
             )
         if selector:
-            return SubnetNodeAddress(src_subnet, src_node, third, dst_byte & 0x7F), pos + 4
+            return _mk_subnet_node(src_subnet, src_node, third, dst_byte & 0x7F), pos + 4
         _need(raw, pos, 6, "address.group", base)
         member = raw[pos + 5]
         if member & 0xC0:
             raise DecodeError(
                 f"group member 0x{member:02X} has bits 7..6 set", field="address.member", offset=base + pos + 5
             )
-        return GroupAckAddress(src_subnet, src_node, third, dst_byte & 0x7F, raw[pos + 4], member), pos + 6
+        return _mk_group_ack(src_subnet, src_node, third, dst_byte & 0x7F, raw[pos + 4], member), pos + 6
     if not selector:
         raise DecodeError(
             f"source node selector bit must be 1 in address format {fmt}",
             field="address.src_node",
             offset=base + pos + 1,
         )
-    if fmt == AddressFormat.BROADCAST:
-        return BroadcastAddress(src_subnet, src_node, third), pos + 3
-    if fmt == AddressFormat.GROUP:
-        return GroupAddress(src_subnet, src_node, third), pos + 3
+    if fmt == 0:
+        return _mk_broadcast(src_subnet, src_node, third), pos + 3
+    if fmt == 1:
+        return _mk_group(src_subnet, src_node, third), pos + 3
     _need(raw, pos, 3 + NEURON_ID_LENGTH, "address.neuron_id", base)
-    return NeuronIdAddress(src_subnet, src_node, third, raw[pos + 3 : pos + 9]), pos + 9
+    return _mk_neuron_id(src_subnet, src_node, third, raw[pos + 3 : pos + 9]), pos + 9
 
 
 def _decode_tspdu(raw: bytes, pos: int, layer: str, base: int) -> Tpdu | Spdu:
     hdr = raw[pos]
-    auth = bool(hdr & 0x80)
     kind = (hdr >> 4) & 0x07
-    trans_no = hdr & 0x0F
-    enum: type[IntEnum] = TpduType if layer == "tpdu" else SpduType
-    try:
-        t = enum(kind)  # type: ignore[call-arg]
-    except ValueError:
-        raise DecodeError(f"unknown {layer.upper()} type {kind}", field=f"{layer}.type", offset=base + pos) from None
+    tpdu = layer == "tpdu"
+    t = (_TPDU_TYPES if tpdu else _SPDU_TYPES)[kind]
+    if t is None:
+        raise DecodeError(f"unknown {layer.upper()} type {kind}", field=f"{layer}.type", offset=base + pos)
     pos += 1
     m_list: bytes | None = None
-    if kind in (4, 5):  # REMINDER, REM/MSG
+    if kind >= 4:  # REMINDER, REM/MSG
         _need(raw, pos, 1, f"{layer}.m_list_length", base)
         n = raw[pos]
         if n > MAX_M_LIST:
@@ -721,22 +760,19 @@ def _decode_tspdu(raw: bytes, pos: int, layer: str, base: int) -> Tpdu | Spdu:
         m_list = raw[pos : pos + n]
         pos += n
     apdu: AnyApdu | None = None
-    carries_apdu = kind in (0, 5) or (kind == 1 and layer == "tpdu") or (kind == 2 and layer == "spdu")
-    if carries_apdu:
+    if kind in (_TPDU_APDU_KINDS if tpdu else _SPDU_APDU_KINDS):
         apdu = decode_apdu(raw[pos:], base + pos)
     elif pos != len(raw):
         raise DecodeError(
             f"{len(raw) - pos} trailing byte(s) after {t.name}", field=f"{layer}.trailing", offset=base + pos
         )
-    if layer == "tpdu":
-        return Tpdu(t, trans_no, apdu, m_list, auth)  # type: ignore[arg-type]
-    return Spdu(t, trans_no, apdu, m_list, auth)  # type: ignore[arg-type]
+    return (_mk_tpdu if tpdu else _mk_spdu)(t, hdr & 0x0F, apdu, m_list, bool(hdr & 0x80))  # type: ignore[no-any-return]
 
 
 def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
     hdr = raw[pos]
     fmt = hdr >> 6
-    kind = AuthType((hdr >> 4) & 0x03)
+    kind = _AUTH_TYPES[(hdr >> 4) & 0x03]
     trans_no = hdr & 0x0F
     pos += 1
     _need(raw, pos, AUTH_VALUE_LENGTH, "authpdu.value", base)
@@ -749,7 +785,7 @@ def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
         pos += 1
     if pos != len(raw):
         raise DecodeError(f"{len(raw) - pos} trailing byte(s) after AuthPDU", field="authpdu.trailing", offset=base + pos)
-    return AuthPdu(kind, trans_no, fmt, value, group)
+    return _mk_authpdu(kind, trans_no, fmt, value, group)  # type: ignore[no-any-return]
 
 
 def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npdu:
@@ -763,38 +799,37 @@ def decode_npdu(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Npd
     if version != 0:
         raise DecodeError(f"protocol version {version} not supported (only 0)", field="npdu.version", offset=base)
     pdu_fmt = (hdr >> 4) & 0x03
-    addr_fmt = (hdr >> 2) & 0x03
     dom_len = DOMAIN_LENGTHS[hdr & 0x03]
-    address, pos = _decode_address(raw, 1, addr_fmt, base)
-    _need(raw, pos, dom_len, "npdu.domain", base)
-    domain = raw[pos : pos + dom_len]
-    pos += dom_len
-    _need(raw, pos, 1, _PDU_FORMAT_NAMES[pdu_fmt], base)
+    address, pos = _decode_address(raw, 1, (hdr >> 2) & 0x03, base)
+    end = pos + dom_len
+    if end >= len(raw):  # the domain and at least the enclosed PDU's first byte
+        _need(raw, pos, dom_len, "npdu.domain", base)
+        raise _short(raw, end, 1, _PDU_FORMAT_NAMES[pdu_fmt], base)
+    domain = raw[pos:end]
     pdu: EnclosedPdu
     try:
-        if pdu_fmt == PduFormat.TPDU:
-            pdu = _decode_tspdu(raw, pos, "tpdu", base)
-        elif pdu_fmt == PduFormat.SPDU:
-            pdu = _decode_tspdu(raw, pos, "spdu", base)
-        elif pdu_fmt == PduFormat.AUTHPDU:
-            pdu = _decode_authpdu(raw, pos, base)
+        if pdu_fmt == 0:
+            pdu = _decode_tspdu(raw, end, "tpdu", base)
+        elif pdu_fmt == 1:
+            pdu = _decode_tspdu(raw, end, "spdu", base)
+        elif pdu_fmt == 2:
+            pdu = _decode_authpdu(raw, end, base)
         else:
-            pdu = decode_apdu(raw[pos:], base + pos)
-        return Npdu(address, pdu, domain)
+            pdu = decode_apdu(raw[end:], base + end)
     except EncodeError as exc:  # a constraint the wire checks above missed: still remote garbage
         raise DecodeError(str(exc), field=exc.field or "npdu", offset=base) from None
+    return _mk_npdu(address, pdu, domain)  # type: ignore[no-any-return]
 
 
 def decode_frame(data: bytes | bytearray | memoryview, crc: bool = True) -> Frame:
     """Decode an LPDU.  With ``crc`` the last two bytes must be its CRC
     (:class:`~dlms14908.errors.CrcError` otherwise)."""
-    raw = _as_bytes(data)
+    raw = data if type(data) is bytes else _as_bytes(data)
     if crc:
         raw = strip_crc(raw)
     if len(raw) < 2:
         raise DecodeError("frame shorter than L2 header + NPDU header", field="l2", offset=0)
-    l2 = L2Header.from_byte(raw[0])
-    return Frame(decode_npdu(raw[1:], offset=1), l2)
+    return _mk_frame(decode_npdu(raw[1:], offset=1), _L2_HEADERS[raw[0]])  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- JSON view

@@ -40,13 +40,13 @@ Time is passed in as ``now``; :meth:`next_timer` gives the next deadline and
 from __future__ import annotations
 
 import os
-import struct
 from binascii import crc_hqx
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import CrcError, DecodeError, EncodeError, LocalProtocolError
+from .crc import CRC_RESIDUE, append_crc
 from .events import (
     AckReceived,
     AuthenticationRejected,
@@ -401,11 +401,7 @@ class _Rx:
 
 #: Bound of each per-instance cache (frame headers, reply headers, destination headers).
 _CACHE_MAX = 64
-#: binascii.crc_hqx(LPDU with its CRC, 0xFFFF): the CRC-16/GENIBUS residue, so one C call
-#: checks a frame without slicing off its CRC.
-_CRC_RESIDUE = 0x1D0F
 _DOMAIN_CODE = {0: 0, 1: 1, 3: 2, 6: 3}
-_pack_crc = struct.Struct(">H").pack
 #: NPDU header byte -> end of its address + domain in the LPDU when the frame can take the
 #: fast receive path (version 0, TPDU/SPDU, address format 2), else 0.
 _FAST_HDR_END = tuple(
@@ -413,11 +409,6 @@ _FAST_HDR_END = tuple(
     for h in range(256)
 )
 _MISS = object()
-
-
-def _lpdu(raw: bytes) -> bytes:
-    """L2 header + NPDU followed by its CRC-16 (high byte first)."""
-    return raw + _pack_crc(crc_hqx(raw, 0xFFFF) ^ 0xFFFF)
 
 
 def _encoded_apdu(apdu: object) -> bytes | None:
@@ -531,8 +522,8 @@ class LonTransactions:
             raise LocalProtocolError("last_retry_extra must be >= 0")
         tx.last_retry_extra = last_retry_extra
         self._timer_dirty = True
-        if dt is GroupDest or isinstance(dest, GroupDest):
-            me = cfg.groups.get(dest.group)  # type: ignore[union-attr]
+        if dt is not NodeDest and isinstance(dest, GroupDest):
+            me = cfg.groups.get(dest.group)
             tx.expected = frozenset(m for m in range(dest.size) if m != me)  # type: ignore[union-attr]
         if service is Service.UNACKD:
             self._send(self._message_frame(tx, first=True), now)
@@ -628,7 +619,7 @@ class LonTransactions:
         if type(data) is bytes:
             n = len(data)
             p = _FAST_HDR_END[data[1]] if n >= 9 else 0
-            if p and n >= p + 3 and crc_hqx(data, 0xFFFF) == _CRC_RESIDUE:
+            if p and n >= p + 3 and crc_hqx(data, 0xFFFF) == CRC_RESIDUE:
                 hk = data[1:p]
                 head = self._heads.get(hk, _MISS)
                 if head is _MISS:
@@ -900,7 +891,7 @@ class LonTransactions:
         reply = rec.reply
         assert reply is not None
         l2 = (0x80 if rec.prio else 0) | (0x40 if rec.alt else 0)
-        self._send(_lpdu(bytes((l2,)) + reply), now)
+        self._send(append_crc(bytes((l2,)) + reply), now)
 
     def _send_challenge(
         self, a: Address, domain: bytes, prio: bool, alt: bool, rec: _Rx, trans_no: int, now: float
@@ -1016,11 +1007,15 @@ class LonTransactions:
             return []
         d = tx.dest
         member: int | None = None
-        if type(d) is NodeDest:
+        if type(d) is NodeDest:  # unicast: the answer from that node completes the message
             if type(a) is not SubnetNodeAddress or a.src_subnet != d.subnet or a.src_node != d.node:
                 self.counters.late_acks += 1
                 return []
-        elif isinstance(d, GroupDest):
+            # (a copy of the answer finds the transaction finished: a late ack, as before)
+            if is_response:
+                return [ResponseReceived(tx.tid, a, apdu), self._finish(tx, now, ok=True)]  # type: ignore[arg-type]
+            return [AckReceived(tx.tid, a, None), self._finish(tx, now, ok=True)]
+        if isinstance(d, GroupDest):
             if not isinstance(a, GroupAckAddress) or a.group != d.group or a.member not in tx.expected:
                 self.counters.late_acks += 1
                 return []
@@ -1124,6 +1119,8 @@ class LonTransactions:
         return h
 
     def _backlog(self, tx: _Tx, first: bool) -> int:
+        if type(tx.dest) is NodeDest and (tx.service is Service.REQUEST or tx.service is Service.ACKD):
+            return 1
         if tx.service is Service.UNACKD:
             return 0
         if tx.service is Service.UNACKD_RPT:
@@ -1141,15 +1138,15 @@ class LonTransactions:
         fmt, addr = tx.head
         l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0) | self._backlog(tx, first)
         if svc is Service.UNACKD:  # a bare APDU
-            return _lpdu(bytes((l2, 0x30 | fmt)) + addr + tx.apdu)
+            return append_crc(bytes((l2, 0x30 | fmt)) + addr + tx.apdu)
         if svc is Service.UNACKD_RPT:  # TPDU UNACKD_RPT, never authenticated nor with M_List
-            return _lpdu(bytes((l2, fmt)) + addr + bytes((0x10 | tx.trans_no,)) + tx.apdu)
+            return append_crc(bytes((l2, fmt)) + addr + bytes((0x10 | tx.trans_no,)) + tx.apdu)
         # ACKD (TPDU) or REQUEST (SPDU); REM/MSG (type 5) when an M_List goes with it
         pdu_fmt = 0x10 if svc is Service.REQUEST else 0x00
         h = (0x80 if tx.auth else 0) | tx.trans_no
         if m_list is None:
-            return _lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h,)) + tx.apdu)
-        return _lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h | 0x50, len(m_list))) + m_list + tx.apdu)
+            return append_crc(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h,)) + tx.apdu)
+        return append_crc(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h | 0x50, len(m_list))) + m_list + tx.apdu)
 
     def _retransmit(self, tx: _Tx, now: float, alt: bool) -> None:
         if isinstance(tx.dest, GroupDest):
@@ -1164,7 +1161,7 @@ class LonTransactions:
             l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0)
             pdu_fmt = 0x10 if tx.service is Service.REQUEST else 0x00
             h = (0x80 if tx.auth else 0) | 0x40 | tx.trans_no
-            self._send(_lpdu(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h, len(ml))) + ml), now)
+            self._send(append_crc(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h, len(ml))) + ml), now)
         self._send(self._message_frame(tx, first=False, alt=alt), now)
 
     def _finish(self, tx: _Tx, now: float, *, ok: bool, reason: str = "") -> LonEvent:
