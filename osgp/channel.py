@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, overload
 
 from dlms14908 import profile as P
 from dlms14908.errors import AuthenticationFailed, DecodeError, EncodeError, LocalProtocolError
@@ -73,37 +73,37 @@ from osgp.messages import (
 )
 
 __all__ = [
-    "Role",
-    "ChannelState",
-    "KeyKind",
-    "DropReason",
-    "ChannelConfig",
-    "Counters",
-    "ReplayWindow",
-    "SequencePersistence",
-    "MemoryPersistence",
-    "SecureChannel",
+    "PROTECTED_OVERHEAD",
     "BroadcastSender",
-    "KeySnapshot",
-    "ChannelSnapshot",
     "BroadcastSnapshot",
+    "ChannelConfig",
+    "ChannelEstablished",
     "ChannelEvent",
     "ChannelEventT",
-    "RandomSource",
-    "SendHandshake",
-    "SendError",
-    "SendProtected",
-    "ChannelEstablished",
-    "HandshakeFailed",
+    "ChannelFailed",
+    "ChannelSnapshot",
+    "ChannelState",
+    "Counters",
     "DataReceived",
+    "DropReason",
     "FrameDropped",
-    "KeyInstalled",
-    "KeyUpdateConfirmed",
+    "HandshakeFailed",
     "KeyActivated",
+    "KeyInstalled",
+    "KeyKind",
+    "KeySnapshot",
+    "KeyUpdateConfirmed",
+    "MemoryPersistence",
     "OmaKeyReceived",
     "PeerErrorReported",
-    "ChannelFailed",
-    "PROTECTED_OVERHEAD",
+    "RandomSource",
+    "ReplayWindow",
+    "Role",
+    "SecureChannel",
+    "SendError",
+    "SendHandshake",
+    "SendProtected",
+    "SequencePersistence",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ PROTECTED_OVERHEAD = _PREFIX_LEN + P.OSGP_TAG_LEN
 
 _MAX_PLAINTEXT = (1 << (8 * (15 - P.OSGP_NONCE_LEN))) - 1  # CCM with L = 15 - nonce length
 RandomSource = Callable[[int], bytes]
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- enums, config
@@ -782,22 +783,34 @@ class _Extra:
         return "<channel extras>"
 
 
-def _extra_field(name: str, default: object) -> property:
-    getter = operator.attrgetter(name)
+class _ExtraField(Generic[_T]):
+    """A :class:`SecureChannel` field kept in its lazily made :class:`_Extra`: reading gives
+    the default while there is none, and writing the default does not make one."""
 
-    def get(self: SecureChannel) -> object:
-        x = self._x
-        return default if x is None else getter(x)
+    __slots__ = ("default", "get", "name")
 
-    def set_(self: SecureChannel, value: object) -> None:
-        x = self._x
+    def __init__(self, name: str, default: _T) -> None:
+        self.name = name
+        self.default = default
+        self.get = operator.attrgetter(name)
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _ExtraField[_T]: ...
+    @overload
+    def __get__(self, obj: SecureChannel, owner: type | None = None) -> _T: ...
+    def __get__(self, obj: SecureChannel | None, owner: type | None = None) -> _T | _ExtraField[_T]:
+        if obj is None:
+            return self
+        x = obj._x
+        return self.default if x is None else self.get(x)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: SecureChannel, value: _T) -> None:
+        x = obj._x
         if x is None:
-            if value is default:
+            if value is self.default:
                 return
-            x = self._x = _Extra()
-        setattr(x, name, value)
-
-    return property(get, set_)
+            x = obj._x = _Extra()
+        setattr(x, self.name, value)
 
 
 @dataclass(slots=True)
@@ -881,22 +894,19 @@ class SecureChannel:
         self._unsaved = 0
         self._frames_ok = 0
 
-    # Rarely used state lives in one lazily made _Extra object; reading gives the default
-    # while there is none, and writing the default does not make one.
-    _bc_rx: dict[int, _Key] = _extra_field("_bc_rx", _NO_KEYS)  # type: ignore[assignment]
+    # Rarely used state lives in one lazily made _Extra object (see _ExtraField).
+    _bc_rx = _ExtraField[dict[int, _Key]]("_bc_rx", _NO_KEYS)  # type: ignore[arg-type]
     "Broadcast receive keys, oldest first (a shared empty mapping until the first one)."
-    _c: _Counts | None = _extra_field("_c", None)  # type: ignore[assignment]
+    _c = _ExtraField[_Counts | None]("_c", None)
     "The counters other than frames_ok: made on the first thing to count."
-    _errors: _TokenBucket | None = _extra_field("_errors", None)  # type: ignore[assignment]
+    _errors = _ExtraField[_TokenBucket | None]("_errors", None)
     "The error-message rate limit: made on the first error message."
-    _last_commission: tuple[bytes, bytes] | None = _extra_field(  # type: ignore[assignment]
-        "_last_commission", None
-    )
-    _name: str | None = _extra_field("_name", None)  # type: ignore[assignment]
-    _other_pending: dict[int, KeyKind] = _extra_field("_other_pending", _NO_KEYS)  # type: ignore[assignment]
-    _uc_pending: tuple[int, bytes] | None = _extra_field("_uc_pending", None)  # type: ignore[assignment]
-    _uc_tx_next: _Key | None = _extra_field("_uc_tx_next", None)  # type: ignore[assignment]
-    _rx_old: tuple[_Key, ...] = _extra_field("_rx_old", ())  # type: ignore[assignment]
+    _last_commission = _ExtraField[tuple[bytes, bytes] | None]("_last_commission", None)
+    _name = _ExtraField[str | None]("_name", None)
+    _other_pending = _ExtraField[dict[int, KeyKind]]("_other_pending", _NO_KEYS)  # type: ignore[arg-type]
+    _uc_pending = _ExtraField[tuple[int, bytes] | None]("_uc_pending", None)
+    _uc_tx_next = _ExtraField[_Key | None]("_uc_tx_next", None)
+    _rx_old = _ExtraField[tuple[_Key, ...]]("_rx_old", ())
     "Older unicast receive keys (during a renewal), oldest first."
 
     @property

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from dlms14908 import profile as P
 from dlms14908.adaptation.endpoint import ClientEndpoint, Done, Send, ServerEndpoint, address_bytes
 from dlms14908.adaptation.pdu import AdaptationPdu, decode_pdu, encode_pdu, header_bytes
-from dlms14908.errors import DecodeError, DlmsTimeout, LocalProtocolError, ProtocolError, SecurityError
+from dlms14908.errors import (
+    DecodeError,
+    DlmsTimeout,
+    LocalProtocolError,
+    ProtocolError,
+    SecurityError,
+)
 from osgp.channel import ChannelSnapshot, KeySnapshot, Role, SecureChannel
 from osgp.messages import AuthenticationFailure, SequenceError, decode_message
 
@@ -164,7 +170,7 @@ def test_client_rejects_a_forged_or_replayed_response_and_is_idle_after() -> Non
 
 def test_client_response_for_another_sap_pair_or_unprotected() -> None:
     h = Handler()
-    c, s = commissioned(h)
+    c, _ = commissioned(h)
     c.begin(b"\x01", now=1)
     other = CODE + encode_pdu(AdaptationPdu(0, 0x11, 0x01, b"\x09"))
     with pytest.raises(DecodeError):
@@ -216,7 +222,7 @@ def test_unknown_sap_and_refused_unprotected_on_the_fast_path() -> None:
 
 def test_failed_seal_leaves_the_client_idle() -> None:
     h = Handler()
-    c, s = commissioned(h)
+    c, _ = commissioned(h)
     assert c.channel is not None
     snap = c.channel.snapshot()
     keys = tuple(KeySnapshot(k.role, k.key_id, k.key, slot=k.slot, ceiling=1 << 32) if k.role == "uc-tx" else k

@@ -40,8 +40,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, fields
 
-from .. import profile as P
-from ..errors import DecodeError, DlmsTimeout, EncodeError, LocalProtocolError, SecurityError
 from osgp.channel import (
     ChannelEstablished,
     ChannelFailed,
@@ -58,20 +56,22 @@ from osgp.channel import (
     SendProtected,
 )
 
+from .. import profile as P
+from ..errors import DecodeError, DlmsTimeout, EncodeError, LocalProtocolError, SecurityError
 from .pdu import AdaptationPdu, Reassembler, decode_pdu_at, encode_pdu, header_bytes, segment_apdu
 
 __all__ = [
     "ApduHandler",
-    "Send",
-    "Done",
-    "Step",
-    "EndpointCounters",
     "ClientEndpoint",
-    "ServerEndpoint",
+    "Done",
+    "EndpointCounters",
     "OutOfCommunication",
-    "lnap_address_bytes",
+    "Send",
+    "ServerEndpoint",
+    "Step",
     "address_bytes",
     "is_adaptation_message",
+    "lnap_address_bytes",
 ]
 
 ApduHandler = Callable[[bytes], "bytes | None"]
@@ -127,7 +127,7 @@ def _decode_message(data: bytes) -> AdaptationPdu:
 
 
 @dataclass(slots=True)
-class EndpointCounters:  # noqa: D101
+class EndpointCounters:
     """What an endpoint dropped or moved (drops never carry payload)."""
 
     tx_pdus: int = 0
@@ -190,8 +190,21 @@ class ClientEndpoint:
     for a malformed reply.
     """
 
-    __slots__ = ("client_sap", "server_sap", "channel", "dest", "max_segment", "max_apdu", "counters", "_queue",
-                 "_confirmed", "_state", "_parts", "_size", "_next_counter")
+    __slots__ = (
+        "_confirmed",
+        "_next_counter",
+        "_parts",
+        "_queue",
+        "_size",
+        "_state",
+        "channel",
+        "client_sap",
+        "counters",
+        "dest",
+        "max_apdu",
+        "max_segment",
+        "server_sap",
+    )
 
     def __init__(
         self,

@@ -26,13 +26,13 @@ from ..errors import DecodeError, EncodeError
 
 __all__ = [
     "AdaptationPdu",
-    "encode_pdu",
-    "decode_pdu",
-    "decode_pdu_at",
-    "header_bytes",
-    "segment_apdu",
     "Reassembler",
     "ReassemblyDropped",
+    "decode_pdu",
+    "decode_pdu_at",
+    "encode_pdu",
+    "header_bytes",
+    "segment_apdu",
 ]
 
 
