@@ -29,6 +29,14 @@ documented in ``docs/wire-format.md`` ยง4; constants: :mod:`dlms14908.profile` ย
 
 Every method takes ``now`` and returns events; outgoing bytes are events too
 (:class:`SendHandshake`, :class:`SendError`, :class:`SendProtected`).
+
+State per channel is kept small (a head-end holds one per meter): one key object per
+key carries its transmit counters and its receive window (the session key, used both
+ways, is one object with one key schedule), and the fields most channels never set
+live in one extra object made on first use.  The adaptation endpoint's hot path uses
+``_seal_pdu`` / ``_open_pdu``: the same bytes as :meth:`SecureChannel.protect` and the
+common case of :meth:`SecureChannel.receive_protected`, which takes over (counting,
+answering) whenever the fast path declines; a declined frame has changed nothing.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ Servers route on (server SAP, client SAP); reassembly is per (peer, SAP pair) wi
 :class:`~dlms14908.adaptation.pdu.Reassembler`; pending response segments are bounded;
 the class 131 ``inactivity_timeout`` (minutes) bounds both and marks the LNAP out of
 communication when the NNAP stays silent.  Every dropped PDU is counted.
+
+The common exchange - one whole xDLMS PDU each way - takes a fast path without PDU
+objects (``begin``, ``on_message``, ``feed``); anything else, and every failure,
+goes through the general code, so counting and answering are the same on both.
 """
 
 from __future__ import annotations
