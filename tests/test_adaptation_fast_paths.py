@@ -232,6 +232,9 @@ def test_failed_seal_leaves_the_client_idle() -> None:
     with pytest.raises(LocalProtocolError, match="exhausted"):
         c.begin(b"\x01", now=1)
     assert not c.busy and c.counters.tx_pdus == 3
+    with pytest.raises(LocalProtocolError, match="exhausted"):
+        c.begin(bytes(450), now=1)  # segmented: the general path
+    assert not c.busy
 
 
 @settings(max_examples=150)

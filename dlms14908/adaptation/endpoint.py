@@ -299,7 +299,11 @@ class ClientEndpoint:
             self.counters.tx_pdus += 1
             return Send(_message(self._pdu(P.AL_TYPE_SECURITY, msg)), True)
         self._state = "sending"
-        return self._next_segment(now)
+        try:
+            return self._next_segment(now)
+        except BaseException:
+            self.abort()  # (e.g. sequence numbers exhausted): not left busy
+            raise
 
     def abort(self) -> None:
         """Forget the running exchange (after a transport failure)."""
