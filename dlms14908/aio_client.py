@@ -84,6 +84,11 @@ def _obis(x: Obis | str) -> Obis:
     return x if isinstance(x, Obis) else Obis.parse(x)
 
 
+# open ends of a read_profile time range: the profile's whole span
+_RANGE_FLOOR = axdr.DateTime(2000, 1, 1, None, 0, 0, 0, 0, 0, axdr.ClockStatus(0))
+_RANGE_CEILING = axdr.DateTime(2099, 12, 31, None, 23, 59, 59, 0, 0, axdr.ClockStatus(0))
+
+
 def _datetime_data(x: Any) -> axdr.OctetString:
     if isinstance(x, axdr.DateTime):
         return axdr.OctetString(x.to_bytes())
@@ -280,8 +285,8 @@ class Client:
             clock = next((c for c in caps if is_clock_column(c)), None)
             if clock is None:
                 raise LocalProtocolError(f"{ob} captures no clock; use entries")
-            lo = _datetime_data(from_ if from_ is not None else axdr.DateTime(2000, 1, 1, None, 0, 0, 0, 0, 0, 0))
-            hi = _datetime_data(to if to is not None else axdr.DateTime(2099, 12, 31, None, 23, 59, 59, 0, 0, 0))
+            lo = _datetime_data(from_ if from_ is not None else _RANGE_FLOOR)
+            hi = _datetime_data(to if to is not None else _RANGE_CEILING)
             if columns:
                 cols = list(columns)
             sel = RangeDescriptor(clock, lo, hi, tuple(columns or ()))

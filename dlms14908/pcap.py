@@ -394,7 +394,7 @@ def _iter_pcapng(f: BinaryIO, first: bytes) -> Iterator[PcapRecord]:
     e = "<"
     interfaces: list[tuple[int, float]] = []
     index = 0
-    btype_raw = first
+    btype_raw: bytes | None = first
     while True:
         if btype_raw is None:
             btype_raw = f.read(4)

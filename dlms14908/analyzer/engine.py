@@ -280,12 +280,19 @@ def _lru_put(d: OrderedDict[Any, Any], key: Any, value: Any, cap: int) -> None:
 def al_target(h: LonHdr) -> tuple[Any, str | None, bytes]:
     """Flow key, label and OSGP destination address of an adaptation PDU sent to ``h``'s destination."""
     dom = h.domain
-    if h.dst_kind == "sn":
-        return (dom, h.dst_subnet, h.dst_node), None, dom + bytes((h.dst_subnet, h.dst_node))
-    if h.dst_kind == "nid":
-        return (dom, "nid", bytes(h.neuron_id)), h.dst, dom + bytes(h.neuron_id)  # type: ignore[arg-type]
-    if h.dst_kind == "group":
-        return (dom, "group", h.group), h.dst, dom + bytes((h.group,))
+    kind = h.dst_kind
+    if kind == "sn":
+        sub, node = h.dst_subnet, h.dst_node
+        assert sub is not None and node is not None  # peek() sets both for subnet/node
+        return (dom, sub, node), None, dom + bytes((sub, node))
+    if kind == "nid":
+        nid = h.neuron_id
+        assert nid is not None  # peek() sets it for Neuron ID addressing
+        return (dom, "nid", bytes(nid)), h.dst, dom + bytes(nid)
+    if kind == "group":
+        group = h.group
+        assert group is not None  # peek() sets it for group addressing
+        return (dom, "group", group), h.dst, dom + bytes((group,))
     return (dom, "bcast", h.dst_subnet), h.dst, dom
 
 
@@ -457,6 +464,7 @@ class Analyzer:
         is_req = role == 1
         is_resp = role == 2
         pend: _Pending | None = None
+        key: tuple[Any, ...]
         if is_req:
             key = (dom, h.src_subnet, h.src_node, h.tn, layer)
             sig = hash(apdu)
@@ -562,17 +570,17 @@ class Analyzer:
             rec.add("malformed", f"LTEP completion: {exc}")
             return
         if isinstance(comp, ltep.ProxyFailure):
-            chain = pend.chain if pend is not None and pend.chain else None
+            sent = pend.chain if pend is not None and pend.chain else None
             where = ""
-            if chain:
-                i = len(chain) - 1 - comp.count
-                if 0 <= i < len(chain):
+            if sent:
+                i = len(sent) - 1 - comp.count
+                if 0 <= i < len(sent):
                     nxt = (
-                        chain[i + 1]
-                        if i + 1 < len(chain)
+                        sent[i + 1]
+                        if i + 1 < len(sent)
                         else (pend.meter[1] if pend and pend.meter else "target")
                     )
-                    where = f": hop {chain[i]} could not reach {nxt}"
+                    where = f": hop {sent[i]} could not reach {nxt}"
             rec.ltep_text = f"LTEP failure count {comp.count}{where}"
             if self.detail:
                 rec.ltep = {
@@ -639,7 +647,7 @@ class Analyzer:
         h: LonHdr,
         msg: bytes,
         key: Any,
-        label: str,
+        label: str | None,
         direction: str,
         dests: Callable[[], list[bytes | None]],
         pend: _Pending | None,
@@ -921,6 +929,7 @@ class Analyzer:
         if self.detail:
             rec.osgp = {"message": name}
         hs = flow.hs
+        sk: K.SessionKeys | None  # derived from a ChallengeResponse, kept in hs["keys"]
         if isinstance(msg, M.ChallengeRequest):
             hs.clear()
             hs.update(id_s=msg.id_s, rand_s=msg.rand_s, number=rec.number)
@@ -1226,16 +1235,16 @@ class Analyzer:
                 rec, req[1] if req and not isinstance(req[1], tuple) else None, apdu.result
             )
         elif cname == "GetResponseWithDatablock":
-            key = iid & 0x0F
+            key = apdu.invoke_id_and_priority & 0x0F
             col = flow.blocks.get(key)
             if apdu.block_number == 1:
                 col = DataBlockCollector(max_bytes=_MAX_BLOCK_BYTES)
                 _lru_put(flow.blocks, key, col, 8)
             txt += f" block {apdu.block_number}{' last' if apdu.last_block else ''}"
-            if col is None and apdu.error is None:
-                txt += " (transfer start not seen)"
-            elif apdu.error is not None:
+            if apdu.error is not None:
                 txt += f" error {apdu.error.name}"
+            elif col is None:
+                txt += " (transfer start not seen)"
             else:
                 try:
                     done = col.add(apdu.last_block, apdu.block_number, apdu.raw_data)

@@ -150,7 +150,10 @@ def _parse_legacy(table: Any) -> LegacyKeys:
 def keys_from_keyfile(kf: KeyFile) -> AnalyzerKeys:
     """The analyzer's view of a parsed key file."""
     tables = kf.tables
-    psk, meters, nnap, sessions = None, {}, DEFAULT_NNAP_ID, ()
+    psk: bytes | None = None
+    meters: dict[bytes, bytes] = {}
+    nnap = DEFAULT_NNAP_ID
+    sessions: tuple[OsgpSessionKey, ...] = ()
     if "osgp" in tables:
         psk, meters, nnap, sessions = _parse_osgp(tables["osgp"])
     legacy = _parse_legacy(tables["legacy"]) if "legacy" in tables else None

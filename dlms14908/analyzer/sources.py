@@ -22,10 +22,13 @@ import io
 import json
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .. import pcap
 from ..errors import DecodeError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["CHUNK", "Record", "iter_capture"]
 
@@ -142,9 +145,7 @@ def _iter_classic(f: BinaryIO, head: bytes) -> Iterator[Record]:
 
 
 def _iter_pcapng(f: BinaryIO, head: bytes) -> Iterator[Record]:
-    import io
-
-    stream = io.BufferedReader(_Prefixed(head, f))  # type: ignore[arg-type]
+    stream = io.BufferedReader(_Prefixed(head, f))
     last = 0
     try:
         for rec in pcap.iter_records(stream):
@@ -165,7 +166,8 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        b = memoryview(buffer).cast("B")
         if self._head:
             n = min(len(b), len(self._head))
             b[:n] = self._head[:n]
@@ -178,11 +180,9 @@ class _Prefixed(io.RawIOBase):
 
 
 def _iter_serial_log(f: BinaryIO, head: bytes) -> Iterator[Record]:
-    import io
-
     stream = io.TextIOWrapper(
         io.BufferedReader(_Prefixed(head, f)), encoding="utf-8", errors="replace"
-    )  # type: ignore[arg-type]
+    )
     index = 0
     for line in stream:
         line = line.strip()

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import ClassVar, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Union
 
 from ..errors import DecodeError, EncodeError
 from .codes import NdCode, NmCode, NmeSubcode, nd_failure, nd_success, nm_failure, nm_success
 from .frame import Apdu
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "DomainEntry",
@@ -757,12 +761,12 @@ _REQUESTS: dict[int, type[NmRequest]] = {
 _EXPANDED: dict[int, type[NmRequest]] = {NmeSubcode.UPDATE_KEY: ExpandedUpdateKeyRequest}
 
 Payload = Union[QueryIdResponse, QueryAddressResponse, QueryDomainResponse, ReadMemoryResponse, QueryStatusResponse, bytes]
-_RESPONSE_PAYLOADS: dict[int, type] = {
-    NmCode.QUERY_ID: QueryIdResponse,
-    NmCode.QUERY_ADDRESS: QueryAddressResponse,
-    NmCode.QUERY_DOMAIN: QueryDomainResponse,
-    NmCode.READ_MEMORY: ReadMemoryResponse,
-    NdCode.QUERY_STATUS: QueryStatusResponse,
+_RESPONSE_PAYLOADS: dict[int, Callable[[bytes], Payload]] = {
+    NmCode.QUERY_ID: QueryIdResponse.from_body,
+    NmCode.QUERY_ADDRESS: QueryAddressResponse.from_body,
+    NmCode.QUERY_DOMAIN: QueryDomainResponse.from_body,
+    NmCode.READ_MEMORY: ReadMemoryResponse.from_body,
+    NdCode.QUERY_STATUS: QueryStatusResponse.from_body,
 }
 
 
@@ -853,8 +857,8 @@ def decode_response(request_code: int, apdu: Apdu | bytes) -> Response:
         sub, data = data[0], data[1:]
     if not verdict:
         return Response(request_code, False, data, sub)
-    kind = _RESPONSE_PAYLOADS.get(request_code)
-    payload: Payload = kind.from_body(data) if kind is not None else data
+    parse = _RESPONSE_PAYLOADS.get(request_code)
+    payload = parse(data) if parse is not None else data
     return Response(request_code, True, payload, sub)
 
 
@@ -875,15 +879,16 @@ def _value(v: object) -> object:
     return v
 
 
-def message_to_jsonable(msg: NmRequest | Response | QueryIdResponse | QueryStatusResponse) -> dict[str, object]:
-    """A JSON view; key fields are replaced by ``"<redacted>"``."""
+def message_to_jsonable(msg: DataclassInstance) -> dict[str, object]:
+    """A JSON view of a message (a request, a :class:`Response` or a response payload);
+    key fields are replaced by ``"<redacted>"``."""
     out: dict[str, object] = {"message": type(msg).__name__}
-    for f in fields(msg):  # type: ignore[arg-type]
+    for f in fields(msg):
         name = f.name
         value = getattr(msg, name)
         if name in ("key", "key_delta"):
             out[name] = "<redacted>"
-        elif is_dataclass(value) and not isinstance(value, (DomainEntry, AddressEntry)):
+        elif is_dataclass(value) and not isinstance(value, (type, DomainEntry, AddressEntry)):
             out[name] = message_to_jsonable(value)
         else:
             out[name] = _value(value)
