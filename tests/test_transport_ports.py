@@ -358,6 +358,34 @@ def test_pyserial_urls_reach_pyserial_intact(url: str, target: str, monkeypatch:
             ser.close()
 
 
+def test_url_query_and_keyword_options_may_both_be_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kind``/``baud`` in the URL and ``kind=``/``baudrate=`` as keywords: the URL wins and the
+    keyword is not passed on a second time (it used to raise TypeError: multiple values)."""
+    from dlms14908.errors import LocalProtocolError
+    from dlms14908.transport.link import LinkError
+
+    seen: list[dict[str, object]] = []
+
+    async def fake_open(cls, target_url: str, **kw: object) -> BaseLink:  # type: ignore[no-untyped-def]
+        seen.append(kw)
+        raise LinkError("stop here")
+
+    monkeypatch.setattr(SerialLink, "open", classmethod(fake_open))
+
+    async def main() -> None:
+        with pytest.raises(LinkError):
+            await open_port("loop://?kind=u61&baud=9600", kind="u50", baudrate=115200, write_timeout=1)
+        with pytest.raises(LinkError):
+            await open_port("loop://", kind="u61", baudrate=19200)
+        with pytest.raises(LocalProtocolError):
+            await open_port("loop://", kind="u99")
+
+    run(main())
+    assert [(kw["kind"], kw["baudrate"], kw["config"].kind) for kw in seen] == [  # type: ignore[attr-defined]
+        ("u61", 9600, "u61"), ("u61", 19200, "u61")]
+    assert seen[0]["write_timeout"] == 1 and "startup_timeout" in seen[0]
+
+
 def test_loop_url_opens_the_pyserial_loopback() -> None:
     """Through the real opener: the loopback opens; a MIP start-up cannot finish on an echo, so
     the error names the ``loop://`` URL and the start-up (not a missing file ``loop:``)."""

@@ -30,7 +30,7 @@ from .channel import ChannelConfig
 from .link import BaseLink, UnknownPortScheme
 from .serial_link import SerialLink
 from .sim import AsyncPlChannel
-from .smip import DriverConfig
+from .smip import DriverConfig, MipKind
 from .udp import CnipLink
 
 __all__ = ["open_port", "PORT_SCHEMES"]
@@ -49,14 +49,21 @@ def _hostport(text: str, default_port: int) -> tuple[str, int]:
         raise LocalProtocolError(f"bad host:port {text!r}") from None
 
 
+_MIP_KINDS: dict[str, MipKind] = {"u50": "u50", "u61": "u61"}
+
+
 async def _open_serial(url: str, parts: SplitResult, opts: dict[str, Any]) -> BaseLink:
     query = dict(parse_qsl(parts.query))
-    kind = query.pop("kind", None) or opts.pop("kind", None)
-    baud = query.pop("baud", None) or opts.pop("baudrate", None)
+    # a URL query option wins over the keyword of the same meaning; both are taken out of
+    # ``opts`` so that only pyserial's own keywords reach SerialLink.open
+    opt_kind, opt_baud = opts.pop("kind", None), opts.pop("baudrate", None)
+    kind_text = query.pop("kind", None) or opt_kind
+    baud = query.pop("baud", None) or opt_baud
     phase = query.pop("phase", None)
     timeout = float(query.pop("timeout", opts.pop("startup_timeout", 5.0)))
-    if kind not in (None, "u50", "u61"):
-        raise LocalProtocolError(f"kind must be u50 or u61, got {kind!r}")
+    kind = _MIP_KINDS.get(kind_text) if isinstance(kind_text, str) else None
+    if kind is None and kind_text is not None:
+        raise LocalProtocolError(f"kind must be u50 or u61, got {kind_text!r}")
     if parts.scheme in ("", "serial"):
         target = parts.path if parts.scheme == "serial" else url.split("?", 1)[0]
     else:
