@@ -18,8 +18,9 @@ from __future__ import annotations
 import enum
 import os
 import struct
+import weakref
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import axdr
@@ -238,7 +239,7 @@ del S, I
 # --------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ClientSettings:
     """How to associate: client SAP, authentication, ciphering, PDU size.
 
@@ -424,6 +425,23 @@ class Exchange:
             self._conn._busy = False
 
 
+#: ClientSettings without keys shared by the connections made with equal settings (weakly held:
+#: an entry lives as long as a connection uses it)
+_SHARED_SETTINGS: weakref.WeakValueDictionary[ClientSettings, ClientSettings] = \
+    weakref.WeakValueDictionary()
+
+
+def _shared_settings(s: ClientSettings) -> ClientSettings:
+    bare = replace(s, keys=None)
+    shared = _SHARED_SETTINGS.get(bare)
+    if shared is None:
+        _SHARED_SETTINGS[bare] = shared = bare
+    return shared
+
+
+#: the usual negotiated PDU sizes, one int object each (a decoded 1024 is a new object per meter)
+_PDU_SIZES = {n: n for n in (64, 128, 256, 512, 1024, 1200, 2048, 4096, 8192, 0xFFFF)}
+
 _new_exchange = object.__new__
 _axdr_decode = axdr.decode
 #: GET-Request-Normal without selective access: tag, choice, invoke-id, class, OBIS, attribute, 0
@@ -437,7 +455,7 @@ _ASSOCIATED = AssocState.ASSOCIATED
 class ClientConnection:
     """One client-side association (sans-I/O).  Per-meter state is kept small (``__slots__``)."""
 
-    __slots__ = ("settings", "_state", "_cipher", "_ciphered", "_kind", "_iid",
+    __slots__ = ("_settings", "_state", "_cipher", "_ciphered", "_kind", "_iid",
                  "negotiated_conformance", "server_max_pdu", "server_system_title", "_busy",
                  "_random", "transitions")
 
@@ -456,7 +474,7 @@ class ClientConnection:
             raise LocalProtocolError("use glo or ded ciphering")
         if kind is CipheringKind.DEDICATED and s.dedicated_key is None:
             raise LocalProtocolError("ded ciphering needs a dedicated key")
-        self.settings = s
+        self._settings = s
         self._kind = kind
         self._cipher: CipheringContext | None = None
         if s.keys is not None and s.system_title is not None:
@@ -464,6 +482,10 @@ class ClientConnection:
             self._cipher = CipheringContext(
                 keys, own_system_title=s.system_title, peer_system_title=s.server_system_title,
                 invocation_counter=s.invocation_counter, security_control=s.security_control)
+            if keys is s.keys:
+                # the keys live in the ciphering context; what else the settings say is usually
+                # the same for every meter of a head-end: keep one shared copy without keys
+                self._settings = _shared_settings(s)
         self._ciphered = False
         self._iid = 0
         self._busy = False
@@ -478,6 +500,14 @@ class ClientConnection:
             self._ciphered = kind is not None
 
     # -- state --------------------------------------------------------------------------
+    @property
+    def settings(self) -> ClientSettings:
+        """The settings this connection was made with (equal to those given)."""
+        s = self._settings
+        if s.keys is None and self._cipher is not None:
+            return replace(s, keys=self._cipher.keys)
+        return s
+
     @property
     def state(self) -> AssocState:
         return self._state
@@ -512,7 +542,7 @@ class ClientConnection:
 
     def _next_iid(self) -> int:
         self._iid = (self._iid + 1) & 0x0F
-        return self._iid | 0x40 | (0x80 if self.settings.high_priority else 0)
+        return self._iid | 0x40 | (0x80 if self._settings.high_priority else 0)
 
     # -- ciphering --------------------------------------------------------------------------
     def _wrap(self, apdu: Apdu) -> bytes:
@@ -544,12 +574,12 @@ class ClientConnection:
     # -- COSEM-OPEN -------------------------------------------------------------------------
     def connect(self) -> Exchange:
         """COSEM-OPEN: AARQ → AARE (→ HLS-5 pass 3/4).  Result: the InitiateResponse."""
-        if self._state is AssocState.ASSOCIATED and self.settings.pre_established:
+        if self._state is AssocState.ASSOCIATED and self._settings.pre_established:
             raise LocalProtocolError("pre-established association: no COSEM-OPEN needed")
         return self._begin(self._connect_gen(), need_association=False)
 
     def _connect_gen(self) -> _Gen:
-        s = self.settings
+        s = self._settings
         self._fire(AssocInput.SEND_AARQ)
         self._ciphered = False
         initiate = InitiateRequest(s.conformance, s.max_receive_pdu_size, 6,
@@ -591,8 +621,8 @@ class ClientConnection:
                     resp.diagnostic, AcseServiceUserDiagnostic) else AssociationRejected)
                 raise cls(resp.result, resp.diagnostic)
             if resp.responding_ap_title is not None and self._cipher is not None:
-                if (self.settings.server_system_title is not None
-                        and resp.responding_ap_title != self.settings.server_system_title):
+                if (s.server_system_title is not None
+                        and resp.responding_ap_title != s.server_system_title):
                     raise SecurityError("the server's system title differs from the expected one")
                 self.server_system_title = resp.responding_ap_title
                 self._cipher.peer_system_title = resp.responding_ap_title
@@ -609,7 +639,8 @@ class ClientConnection:
                 raise SecurityError("the server did not accept the ciphered application context")
             self.negotiated_conformance = Conformance(int(info.negotiated_conformance)
                                                       & int(s.conformance))
-            self.server_max_pdu = info.server_max_receive_pdu_size or 0xFFFF
+            size = info.server_max_receive_pdu_size or 0xFFFF
+            self.server_max_pdu = _PDU_SIZES.get(size, size)
             self._ciphered = self._kind is not None
             if s.mechanism != MechanismName.HIGH_GMAC:
                 self._fire(AssocInput.AARE_ACCEPTED)

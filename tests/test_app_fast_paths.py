@@ -49,9 +49,9 @@ from dlms14908.xdlms import (
     ServiceErrorCode,
     ServiceErrorType,
     StateError,
+    ciphering,
     decode_apdu,
 )
-from dlms14908.xdlms import ciphering
 from dlms14908.xdlms.ciphering import (
     GLOBAL_CIPHERED_TAGS,
     CipheringContext,
@@ -438,3 +438,50 @@ def test_energy_model_memo(offsets: list[float]) -> None:
     for off in offsets + offsets[::-1]:
         t = T0 + off
         assert m.energies(t) == EnergyModel(7, T0).energies(t)
+
+
+# =========================================================================== per-meter state
+
+
+def test_connection_settings_shared_without_keys() -> None:
+    """Connections with equal settings but their own keys share one settings copy without keys;
+    ``settings`` still answers what was given (the same keys object), and the dedicated-key
+    case keeps its own settings."""
+    own = [SecurityKeys(ek=bytes([i]) * 16, ak=bytes([i + 1]) * 16) for i in range(3)]
+    given = [ClientSettings.management_hls(k, CLIENT_ST, max_receive_pdu_size=512) for k in own]
+    conns = [ClientConnection(s) for s in given]
+    assert conns[0]._settings is conns[1]._settings is conns[2]._settings
+    assert conns[0]._settings.keys is None
+    for c, s, k in zip(conns, given, own):
+        assert c.settings == s and c.settings.keys is k and c.cipher is not None and c.cipher.keys is k
+    ded = ClientSettings.management_hls(own[0], CLIENT_ST, ciphering="ded", dedicated_key=bytes(16))
+    c = ClientConnection(ded)
+    assert c.settings is ded and c.cipher is not None and c.cipher.keys.dk == bytes(16)
+    public = ClientSettings.public()
+    assert ClientConnection(public).settings is public
+    assert "SecurityKeys(ek=<set>" in repr(conns[0].settings) and own[0].ek.hex() not in repr(conns[0].settings)
+
+
+def test_context_counters_are_live_views() -> None:
+    """``receive`` and ``stats`` read and write the context's own counters; they compare and
+    print like the records they stand for; failures make the rare counters appear."""
+    ctx = CipheringContext(GB_KEYS, own_system_title=CLIENT_ST, peer_system_title=SERVER_ST)
+    assert not hasattr(ctx, "__dict__") and ctx._rare is None
+    assert ctx.stats == ciphering.SecurityStats() and ctx.receive.last_seen is None
+    tx = CipheringContext(GB_KEYS, own_system_title=SERVER_ST, invocation_counter=5)
+    wire = tx.protect(b"\xC4\x01\xC1\x00\x00")
+    rc, stats = ctx.receive, ctx.stats
+    ctx.unprotect(wire)
+    assert (rc.last_seen, stats.accepted) == (5, 1)
+    rc.last_seen = None  # the server resets it for a new client system title
+    assert ctx.receive.last_seen is None
+    ctx.unprotect(wire)
+    with pytest.raises(ReplayError):
+        ctx.unprotect(wire)
+    with pytest.raises(DecodeError):
+        ctx.unprotect(wire[:-1])
+    assert ctx.stats == ciphering.SecurityStats(accepted=2, replays=1, malformed=1)
+    assert ctx.receive.rejected == 1 and ctx._rare is not None
+    assert repr(ctx.stats) == repr(ciphering.SecurityStats(accepted=2, replays=1, malformed=1))
+    assert "InvocationCounterCheck(last_seen=5, rejected=1)" == repr(ctx.receive)
+    assert dataclasses.astuple(ctx.stats) == (2, 0, 1, 0, 1)

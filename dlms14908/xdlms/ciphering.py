@@ -707,23 +707,105 @@ def unprotect(
     ).plaintext
 
 
+# the rarely non-zero receive counters of a CipheringContext, by index into its ``_rare`` list
+_REJECTED, _AUTH_FAILURES, _REPLAYS, _POLICY, _MALFORMED = range(5)
+
+
+class _ContextCounter(InvocationCounterCheck):
+    """A :class:`CipheringContext`'s invocation-counter record seen as an
+    :class:`InvocationCounterCheck` (reads and writes go to the context)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: CipheringContext) -> None:
+        self._ctx = ctx
+
+    @property  # type: ignore[override]
+    def last_seen(self) -> int | None:
+        return self._ctx._last_seen
+
+    @last_seen.setter
+    def last_seen(self, value: int | None) -> None:
+        self._ctx._last_seen = value
+
+    @property  # type: ignore[override]
+    def rejected(self) -> int:
+        return self._ctx._rare_get(_REJECTED)
+
+    @rejected.setter
+    def rejected(self, value: int) -> None:
+        self._ctx._rare_set(_REJECTED, value)
+
+
+def _rare_property(i: int) -> Any:
+    return property(lambda self: self._ctx._rare_get(i),
+                    lambda self, v: self._ctx._rare_set(i, v))
+
+
+class _ContextStats(SecurityStats):
+    """A :class:`CipheringContext`'s counters seen as :class:`SecurityStats` (live)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx: CipheringContext) -> None:
+        self._ctx = ctx
+
+    @property  # type: ignore[override]
+    def accepted(self) -> int:
+        return self._ctx._accepted
+
+    @accepted.setter
+    def accepted(self, value: int) -> None:
+        self._ctx._accepted = value
+
+    authentication_failures = _rare_property(_AUTH_FAILURES)  # type: ignore[assignment]
+    replays = _rare_property(_REPLAYS)  # type: ignore[assignment]
+    policy_rejections = _rare_property(_POLICY)  # type: ignore[assignment]
+    malformed = _rare_property(_MALFORMED)  # type: ignore[assignment]
+
+    def _values(self) -> tuple[int, ...]:
+        return (self.accepted, self.authentication_failures, self.replays, self.policy_rejections,
+                self.malformed)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _ContextStats):
+            return self._values() == other._values()
+        if isinstance(other, SecurityStats):
+            return self._values() == (other.accepted, other.authentication_failures, other.replays,
+                                      other.policy_rejections, other.malformed)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        a, f, r, p, m = self._values()
+        return (f"SecurityStats(accepted={a}, authentication_failures={f}, replays={r}, "
+                f"policy_rejections={p}, malformed={m})")
+
+
 class CipheringContext:
     """Suite 0 ciphering for one side of an association (sans-I/O, no clock).
 
     Holds the keys, our system title and the next invocation counter to send,
-    the peer's system title and an :class:`InvocationCounterCheck` for what it
-    sends, a receive policy (``require``) and :class:`SecurityStats`.  Each
-    :meth:`protect` uses a fresh IC; the IC space is never wrapped around."""
+    the peer's system title and the invocation-counter record of what it sends
+    (:attr:`receive`, an :class:`InvocationCounterCheck`), a receive policy
+    (``require``) and counters (:attr:`stats`, :class:`SecurityStats`).  Each
+    :meth:`protect` uses a fresh IC; the IC space is never wrapped around.
+
+    One context per meter association on a head-end, so it is kept small: the
+    counters live in the context itself (``receive`` and ``stats`` are live views
+    of them), the rarely non-zero ones in a list made on the first failure."""
 
     __slots__ = (
+        "_accepted",
+        "_last_seen",
+        "_rare",
         "keys",
         "next_invocation_counter",
         "own_system_title",
         "peer_system_title",
-        "receive",
         "require",
         "security_control",
-        "stats",
     )
 
     def __init__(
@@ -750,8 +832,31 @@ class CipheringContext:
         self.next_invocation_counter = invocation_counter
         self.security_control = security_control
         self.require = require
-        self.receive = InvocationCounterCheck(peer_last_invocation_counter)
-        self.stats = SecurityStats()
+        self._last_seen = peer_last_invocation_counter
+        self._accepted = 0
+        self._rare: list[int] | None = None
+
+    @property
+    def receive(self) -> InvocationCounterCheck:
+        """The record of the peer's invocation counters (a live view of this context)."""
+        return _ContextCounter(self)
+
+    @property
+    def stats(self) -> SecurityStats:
+        """The receive counters (a live view of this context)."""
+        return _ContextStats(self)
+
+    def _rare_get(self, i: int) -> int:
+        r = self._rare
+        return 0 if r is None else r[i]
+
+    def _rare_set(self, i: int, value: int) -> None:
+        r = self._rare
+        if r is None:
+            if not value:
+                return
+            r = self._rare = [0, 0, 0, 0, 0]
+        r[i] = value
 
     def _peek_ic(self) -> int:
         ic = self.next_invocation_counter
@@ -809,8 +914,7 @@ class CipheringContext:
             if (service is not None and ciphered_apdu[1] == n - 2 and ciphered_apdu[2] == _SC_AE
                     and type(peer) is bytes and len(peer) == SYSTEM_TITLE_LENGTH):
                 (ic,) = _U32.unpack_from(ciphered_apdu, 3)
-                rc = self.receive
-                last = rc.last_seen
+                last = self._last_seen
                 if last is None or ic > last:
                     keys = self.keys
                     g = keys._gcm_ek
@@ -824,8 +928,8 @@ class CipheringContext:
                     if plain[0] == service and hmac.compare_digest(
                             g.encrypt(iv, plain, _B30 + keys.ak)[m:m + TAG_LENGTH],
                             ciphered_apdu[end:]):
-                        rc.last_seen = ic
-                        self.stats.accepted += 1
+                        self._last_seen = ic
+                        self._accepted += 1
                         return plain
         return decipher(
             ciphered_apdu,
