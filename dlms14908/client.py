@@ -725,7 +725,8 @@ class ClientConnection:
                 raise LocalProtocolError("another exchange is in progress on this association")
             if self._state is not _ASSOCIATED:
                 raise LocalProtocolError(f"not associated (state {self._state.value})")
-            iid = self._next_iid()
+            self._iid = iid = (self._iid + 1) & 0x0F  # _next_iid
+            iid |= 0xC0 if self._settings.high_priority else 0x40
             plain = _GET_NORMAL.pack(0xC0, 1, iid, class_id, obis.a, obis.b, obis.c, obis.d, obis.e,
                                      obis.f, attribute, 0)
             self._busy = True

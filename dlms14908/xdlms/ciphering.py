@@ -156,6 +156,7 @@ _GLO_TAGS: dict[int, int] = dict(GLOBAL_CIPHERED_TAGS)
 #: glo-ciphered tag -> the plain tag it must carry (the receive hot path)
 _GLO_SERVICE: dict[int, int] = {c: p for p, c in GLOBAL_CIPHERED_TAGS.items()}
 _SC_AE = 0x30  # SC_AUTHENTICATION | SC_ENCRYPTION, suite 0, unicast key
+_HEAD = struct.Struct(">BBBI")  # glo tag, short length, SC, IC
 _B30 = b"\x30"
 _GLO = CipheringKind.GLOBAL  # enum member attribute lookups cost a descriptor call in 3.11
 
@@ -884,10 +885,10 @@ class CipheringContext:
                 g = keys._gcm_ek
                 if g is None:
                     g = keys._aead(keys.ek)
-                icb = _U32.pack(ic)
-                ct = g.encrypt(st + icb, plain_apdu, _B30 + keys.ak)
+                head = _HEAD.pack(tag, n, _SC_AE, ic)  # tag, length, SC, IC
+                ct = g.encrypt(st + head[3:], plain_apdu, _B30 + keys.ak)
                 self.next_invocation_counter = ic + 1
-                return b"".join((bytes((tag, n, _SC_AE)), icb, ct[:n - 5]))
+                return head + ct[:n - 5]
         ic = self._peek_ic()
         out = protect(
             plain_apdu,
@@ -907,13 +908,13 @@ class CipheringContext:
         # hot path: glo-ciphering, SC 0x30, short length form, a fresh IC, and it verifies.
         # Anything else (including every failure) goes through decipher(), which gives the
         # errors and counts them; the hot path changes state only on success.
-        if type(ciphered_apdu) is bytes:
-            n = len(ciphered_apdu)
-            service = _GLO_SERVICE.get(ciphered_apdu[0]) if 19 < n < 0x82 else None
+        if type(ciphered_apdu) is bytes and 19 < len(ciphered_apdu) < 0x82:
+            tag, n, sc, ic = _HEAD.unpack_from(ciphered_apdu)
+            service = _GLO_SERVICE.get(tag)
             peer = self.peer_system_title
-            if (service is not None and ciphered_apdu[1] == n - 2 and ciphered_apdu[2] == _SC_AE
+            n += 2
+            if (service is not None and n == len(ciphered_apdu) and sc == _SC_AE
                     and type(peer) is bytes and len(peer) == SYSTEM_TITLE_LENGTH):
-                (ic,) = _U32.unpack_from(ciphered_apdu, 3)
                 last = self._last_seen
                 if last is None or ic > last:
                     keys = self.keys
