@@ -252,6 +252,7 @@ class CosemServer:
         #: logical names of GET requests seen, by their 6 octets (bounded; interned Obis keys
         #: make the object and rights lookups identity hits)
         self._obis_cache: dict[bytes, Obis] = {}
+        self._handlers: dict[int, ApduHandler] = {}
 
     def add(self, obj: CosemObject) -> None:
         """Add (or replace) an object."""
@@ -273,9 +274,14 @@ class CosemServer:
         return s
 
     def handler_for(self, client_sap: int) -> ApduHandler:
-        """An ApduHandler for one client SAP, timestamped with the server's clock."""
-        def handler(apdu: bytes) -> bytes | None:
-            return self.handle(apdu, client_sap=client_sap, now=self.clock())
+        """An ApduHandler for one client SAP, timestamped with the server's clock (one per SAP:
+        routing layers may ask for it with every APDU)."""
+        handler = self._handlers.get(client_sap)
+        if handler is None:
+            def handler(apdu: bytes) -> bytes | None:
+                return self.handle(apdu, client_sap=client_sap, now=self.clock())
+
+            self._handlers[client_sap] = handler
         return handler
 
     # ------------------------------------------------------------------ entry point
