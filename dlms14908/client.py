@@ -433,7 +433,10 @@ _SHARED_SETTINGS: weakref.WeakValueDictionary[ClientSettings, ClientSettings] = 
 
 def _shared_settings(s: ClientSettings) -> ClientSettings:
     bare = replace(s, keys=None)
-    shared = _SHARED_SETTINGS.get(bare)
+    try:
+        shared = _SHARED_SETTINGS.get(bare)
+    except TypeError:  # an unhashable field value (e.g. a bytearray system title): keep it as given
+        return s
     if shared is None:
         _SHARED_SETTINGS[bare] = shared = bare
     return shared

@@ -459,6 +459,8 @@ def test_connection_settings_shared_without_keys() -> None:
     assert c.settings is ded and c.cipher is not None and c.cipher.keys.dk == bytes(16)
     public = ClientSettings.public()
     assert ClientConnection(public).settings is public
+    odd = ClientSettings.management_hls(own[0], bytearray(CLIENT_ST))  # unhashable: kept as given
+    assert ClientConnection(odd).settings is odd
     assert "SecurityKeys(ek=<set>" in repr(conns[0].settings) and own[0].ek.hex() not in repr(conns[0].settings)
 
 
