@@ -1387,10 +1387,11 @@ class SecureChannel:
             rx.bitmap |= 1 << diff
         self._consecutive = 0
         self._frames_ok += 1
-        self._unsaved += 1
         interval = self.config.rx_save_interval
-        if interval and self._unsaved >= interval:
-            self._save()  # the window is durable before the frame is delivered
+        if interval:  # (_unsaved counts only for this test)
+            self._unsaved += 1
+            if self._unsaved >= interval:
+                self._save()  # the window is durable before the frame is delivered
         return plain
 
     def receive_protected(

@@ -592,16 +592,15 @@ class ServerEndpoint:
                     payload = data[4:]
                 self.last_rx = now
                 self.in_communication = True
-                key = (peer, dst, src)
                 ra = self.reassembler
                 if ra._partials:
                     before = ra.dropped_count
-                    ra.feed_whole(key, payload)
+                    ra.feed_whole((peer, dst, src), payload)
                     counters.reassembly_dropped += ra.dropped_count - before
                 if ra.dropped:
                     ra.dropped.clear()
                 if self._pending:
-                    self._pending.pop(key, None)
+                    self._pending.pop((peer, dst, src), None)
                 response = handler(payload)
                 if not confirmed:
                     return None
@@ -611,7 +610,7 @@ class ServerEndpoint:
                         assert ch is not None
                         return ch._seal_pdu(_CODE_INT, _CTRL_PX, src, dst, response, cur)
                     return _CODE_HDR.pack(_CODE_INT, _CTRL_X, src, dst) + response
-                return self._respond(key, src, dst, response, ctrl == _CTRL_PX, now)
+                return self._respond((peer, dst, src), src, dst, response, ctrl == _CTRL_PX, now)
         try:
             pdu = _decode_message(data)
         except DecodeError:
