@@ -552,7 +552,7 @@ class CosemServer:
         except Exception:  # noqa: BLE001 - the general encoder raises the named error
             return self._get_reply(sess, iid, v).to_bytes()
         if len(body) + (25 if sess.ciphered else 4) <= sess.client_max_pdu:
-            return b"".join((bytes((0xC4, 1, iid, 0)), body))
+            return _GET_RESPONSE_DATA[iid] + body
         return self._start_get_blocks(sess, iid, body).to_bytes()
 
     def _association_attribute(self, sess: ServerSession, attr: int) -> Any:
@@ -812,6 +812,8 @@ _OBJECT_UNDEFINED = DataAccessResult.OBJECT_UNDEFINED
 _READABLE = (1, 3, 4, 6)
 _CIPHERED_TAGS = frozenset(t for t in range(256) if is_ciphered_tag(t))
 _axdr_encode = axdr.encode
+#: GET-Response-Normal header with the Data choice, per invoke-id-and-priority
+_GET_RESPONSE_DATA = tuple(bytes((0xC4, 1, iid, 0)) for iid in range(256))
 
 _DED_TAGS = frozenset((0x41, 0x45, 0x46, 0x48, 0x4C, 0x4D, 0x4E, 0x56, 0x58, 0xD0, 0xD1, 0xD2,
                        0xD3, 0xD4, 0xD5, 0xD7))
