@@ -397,9 +397,40 @@ def test_via_extends_the_timeout_to_the_chain_worst_case():
     assert c == want and c > 10.0  # longer than the default --timeout
 
 
+def test_open_link_rejects_incomplete_addresses_up_front():
+    """A library caller's MeterAddress without subnet/node or Neuron ID, or a Neuron-ID head-end
+    source: PortError from open_link itself (it used to build NodeDest(1, None), or fail an
+    assert at the first request)."""
+    nid = ports.parse_meter("04A1B2C3D4E5")
+    with pytest.raises(PortError, match="subnet/node or a Neuron ID"):
+        ports.open_link("cnip://127.0.0.1:9", ports.MeterAddress(subnet=1), None, None, None)
+    with pytest.raises(PortError, match="subnet/node or a Neuron ID"):
+        ports.open_link("cnip://127.0.0.1:9", ports.MeterAddress(), None, None, None)
+    with pytest.raises(PortError, match="head-end's address"):
+        ports.open_link("cnip://127.0.0.1:9", ports.parse_meter("1/7"), None, None, None, source=nid)
+    ports.open_link("cnip://127.0.0.1:9", nid, None, None, None, source=ports.parse_meter("1/100"))
+
+
 def test_render_booleans_and_bytes():
     assert cli.render(True) == "true" and cli.render(False) == "false"
     assert cli.render(axdr.OctetString(b"AB")) == "4142 ('AB')" and cli.render(b"\x00\x01") == "0001"
+
+
+def test_render_and_jsonable_enums_without_a_member_name():
+    """Flag values no member names (clock_status 0, reserved bits) have ``name`` None on
+    Python 3.11: render/jsonable show the number (they raised AttributeError); non-int enums
+    keep their value (int() raised ValueError)."""
+    from dlms14908.cosem.units import Unit
+    from dlms14908.xdlms.ciphering import CipheringKind
+
+    assert cli.render(axdr.ClockStatus(0)) == "0"
+    assert cli.jsonable(axdr.ClockStatus(0x10)) == {"name": "16", "value": 16}
+    both = axdr.ClockStatus.INVALID_VALUE | axdr.ClockStatus.DAYLIGHT_SAVING_ACTIVE
+    assert cli.jsonable(both) == {"name": "invalid_value|daylight_saving_active", "value": 0x81}
+    assert cli.render(Unit.WATT_HOUR) == "watt_hour"
+    assert cli.jsonable(Unit.WATT_HOUR) == {"name": "watt_hour", "value": 30}
+    assert cli.jsonable(CipheringKind.GLOBAL) == {"name": "global", "value": "glo"}
+    assert json.dumps(cli.jsonable([axdr.ClockStatus(0), Unit.VOLT]))
 
 
 def test_invocation_counters_are_reserved_before_the_run(net, capsys, tmp_path, state_dir, monkeypatch):

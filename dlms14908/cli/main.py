@@ -180,10 +180,16 @@ def _dt_text(v: axdr.DateTime) -> str:
     return text if not v.status else f"{text} status=0x{int(v.status):02X}"
 
 
+def _enum_name(v: Enum) -> str:
+    # a flag value no single member names (0, or unnamed bits) has no name on Python 3.11
+    name: str | None = v.name
+    return name.lower() if name is not None else str(v.value)
+
+
 def render(v: Any) -> str:
     """Human text for a typed value."""
     if isinstance(v, Enum):
-        return v.name.lower()
+        return _enum_name(v)
     if isinstance(v, axdr.DateTime):
         return _dt_text(v)
     if isinstance(v, (Obis, ScalerUnit, axdr.Date, axdr.Time, Measurement)):
@@ -211,7 +217,7 @@ def render(v: Any) -> str:
 def jsonable(v: Any) -> Any:
     """A JSON view of a typed value (Data values as ``{"type", "value"}``)."""
     if isinstance(v, Enum):
-        return {"name": v.name.lower(), "value": int(v)}
+        return {"name": _enum_name(v), "value": v.value}
     if isinstance(v, axdr.DateTime):
         return _dt_text(v)
     if isinstance(v, (Obis, axdr.Date, axdr.Time)):
@@ -659,7 +665,7 @@ INFO_OBJECTS = ((130, Obis(0, 0, 32, 0, 0, 255)), (131, Obis(0, 0, 32, 1, 0, 255
 
 def cmd_info(args: argparse.Namespace) -> int:
     async def body(c: Client) -> int:
-        out = []
+        out: list[dict[str, Any]] = []
         for cid, ln in INFO_OBJECTS:
             ic = get_class(cid)
             refs = [(cid, ln, a.index) for a in ic.attributes[1:]]
@@ -709,7 +715,6 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args))
         except _UsageError as exc:
             parser.error(str(exc))
-            return 2  # pragma: no cover - parser.error exits
 
     return run_guarded(PROG, go)
 

@@ -33,13 +33,16 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
 from ..keyfile import KeyFile
 from ..link import ApduLink
 from ..profile import SAP_MANAGEMENT, SAP_PUBLIC_CLIENT
 from .common import PortError
+
+if TYPE_CHECKING:
+    from ..node import Route
 
 __all__ = ["MeterAddress", "parse_meter", "parse_via", "open_link", "sim_network", "SIM_NOTICE", "is_sim",
            "parse_sim_url"]
@@ -315,7 +318,7 @@ class _LazyLink:
             await self._link.close()
 
 
-def _route(meter: MeterAddress, via: tuple[MeterAddress, ...] | None) -> Any:
+def _route(meter: MeterAddress, via: tuple[MeterAddress, ...] | None) -> Route:
     from ..lon.transaction import NeuronIdDest, NodeDest
     from ..node import Route
     from ..repeater.rules import NodeAddress
@@ -325,8 +328,14 @@ def _route(meter: MeterAddress, via: tuple[MeterAddress, ...] | None) -> Any:
         if h.subnet is None or h.node is None:
             raise PortError("--via: repeaters are given as subnet/node")
         chain.append(NodeAddress(h.subnet, h.node))
-    dest = NodeDest(meter.subnet, meter.node) if meter.neuron_id is None else NeuronIdDest(meter.neuron_id, 0)
-    return Route(dest, tuple(chain))  # type: ignore[arg-type]
+    dest: NodeDest | NeuronIdDest
+    if meter.neuron_id is not None:
+        dest = NeuronIdDest(meter.neuron_id, 0)
+    elif meter.subnet is not None and meter.node is not None:
+        dest = NodeDest(meter.subnet, meter.node)
+    else:
+        raise PortError(f"meter address {meter}: give subnet/node or a Neuron ID")
+    return Route(dest, tuple(chain))
 
 
 async def _resolve_cnip(url: str) -> None:
@@ -398,6 +407,10 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
 
     osgp = OsgpKeys.from_keyfile(keys)
     route = _route(meter, via)
+    src = source or DEFAULT_SOURCE
+    src_subnet, src_node = src.subnet, src.node
+    if src_subnet is None or src_node is None:
+        raise PortError(f"source {src}: give the head-end's address as subnet/node")
     domain = b"\x42"
     channel = None
     if osgp.enabled:
@@ -427,9 +440,7 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
             await _resolve_cnip(url)
         link = await open_port(url, **opts)
         timing = Timing(frame_time=0.05) if url.lower().startswith("cnip:") else Timing()
-        src = source or DEFAULT_SOURCE
-        assert src.subnet is not None and src.node is not None
-        head = LonNode(LonConfig(src.subnet, src.node, domain=domain, receive_timer=120.0), timing=timing,
+        head = LonNode(LonConfig(src_subnet, src_node, domain=domain, receive_timer=120.0), timing=timing,
                        name="head-end")
         drv = NodeDriver(head, link, capture=writer)
         if route.chain:
@@ -437,4 +448,4 @@ def open_link(port_url: str, meter: MeterAddress, via: tuple[MeterAddress, ...] 
         return StackLink(drv, ep, route, on_close=drv.close)
 
     lazy = _LazyLink(opener, port_url)
-    return lazy  # type: ignore[return-value]
+    return lazy
