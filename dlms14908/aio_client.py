@@ -90,13 +90,14 @@ _RANGE_CEILING = axdr.DateTime(2099, 12, 31, None, 23, 59, 59, 0, 0, axdr.ClockS
 
 
 def _datetime_data(x: Any) -> axdr.OctetString:
-    if isinstance(x, axdr.DateTime):
-        return axdr.OctetString(x.to_bytes())
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         x = datetime.fromtimestamp(x, timezone.utc)
     if isinstance(x, datetime):
-        return axdr.OctetString(axdr.DateTime.from_datetime(x, status=0, hundredths=False).to_bytes())
-    raise LocalProtocolError("profile bounds must be aware datetimes, DateTime or POSIX seconds")
+        x = axdr.DateTime.from_datetime(x, status=0, hundredths=False)
+    if not isinstance(x, axdr.DateTime):
+        raise LocalProtocolError("profile bounds must be aware datetimes, DateTime or POSIX seconds")
+    data: axdr.OctetString = axdr.OctetString(x.to_bytes())  # OctetString.__new__ is typed -> Any
+    return data
 
 
 class Client:

@@ -25,7 +25,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .adaptation.endpoint import ClientEndpoint
 from .errors import DlmsTimeout, LocalProtocolError
@@ -39,10 +39,18 @@ from .simnet import DEFAULT_NNAP_ID  # noqa: E402 - one definition of the defaul
 _HEX_JUNK = re.compile(r"[\s:_-]")
 
 
+class Submitter(Protocol):
+    """What :class:`StackLink` runs its exchanges on (:class:`NodeDriver`,
+    :class:`~dlms14908.simnet.SimNetwork`)."""
+
+    async def submit(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True,
+                     timeout: float = 30.0) -> bytes | None: ...
+
+
 class StackLink:
     """An :class:`~dlms14908.link.ApduLink` to one meter through the full stack."""
 
-    def __init__(self, submitter: Any, endpoint: ClientEndpoint, route: Route, *,
+    def __init__(self, submitter: Submitter, endpoint: ClientEndpoint, route: Route, *,
                  on_close: Callable[[], Any] | None = None) -> None:
         self._submitter = submitter
         self.endpoint = endpoint
@@ -258,8 +266,8 @@ class MeterService:
     @property
     def local_address(self) -> tuple[str, int] | None:
         """The bound (host, port) for CN/IP, else None."""
-        addr = getattr(self.driver.link, "local_address", None)
-        return addr  # type: ignore[no-any-return]
+        addr: tuple[str, int] | None = getattr(self.driver.link, "local_address", None)
+        return addr
 
     async def close(self) -> None:
         await self.driver.close()

@@ -152,7 +152,7 @@ def exported_pdu_tags(table: str = "cnip.protocol", value: int = 0, column: str 
 
 
 def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f">{len(header) // 2}H", header))
+    total: int = sum(struct.unpack(f">{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

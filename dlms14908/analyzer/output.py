@@ -288,7 +288,7 @@ def compile_filter(expr: str) -> Callable[[FrameRecord], bool]:
     ``obis=1-0:1.8.0.255``, ``service=get`` (substring of the LonTalk service, message,
     OSGP or xDLMS text), ``finding`` or ``finding=KIND``, ``meter=1/7``, ``crc=bad``;
     combined with ``and``, ``or``, ``not`` and parentheses.  Raises DecodeError."""
-    tokens = _TOKEN.findall(expr)
+    tokens: list[str] = _TOKEN.findall(expr)
     if not tokens:
         raise DecodeError("empty filter", field="--filter")
     pos = 0

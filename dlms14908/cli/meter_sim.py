@@ -22,7 +22,8 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -31,6 +32,12 @@ from ..cosem import decode_attribute
 from ..keyfile import KeyFileWarning, load_keyfile
 from .common import run_guarded
 from .main import render
+
+if TYPE_CHECKING:
+    from ..adaptation.endpoint import ApduHandler, Router
+    from ..node import LonNode
+
+    Closer = Callable[[], Awaitable[None]]
 
 __all__ = ["main", "build_parser"]
 
@@ -158,12 +165,13 @@ async def _serve(args: argparse.Namespace, kf: object | None) -> int:
         system_title=dl.sender_system_title(from_client=False) if dl is not None else None,
         node=(addr.subnet, addr.node), neuron_id=nid, random=os.urandom)  # fresh HLS challenges
 
-    def route(server_sap: int, client_sap: int) -> object:
+    def route(server_sap: int, client_sap: int) -> ApduHandler | None:
         return sim.handler_for(client_sap) if server_sap == SAP_MANAGEMENT else None
 
     psk = OsgpKeys.from_keyfile(kf).psk_for(nid)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    closers = []
+    closers: list[Closer] = []
+    node: LonNode
     if args.port.strip().lower() == "pty":
         url, node, closers = await _serve_pty(route, addr.subnet, addr.node, nid, psk)
     else:
@@ -221,8 +229,8 @@ def _offset_clock(start: float) -> Callable[[], float]:
     return lambda: start + (time.time() - base)
 
 
-async def _serve_pty(route: object, subnet: int, node_id: int, nid: bytes,
-                     psk: bytes | None) -> tuple[str, object, list]:
+async def _serve_pty(route: Router, subnet: int, node_id: int, nid: bytes,
+                     psk: bytes | None) -> tuple[str, LonNode, list[Closer]]:
     """A virtual U61 transceiver on a pseudo-terminal, joined to the meter's node by an
     in-process power-line channel."""
     from ..adaptation.endpoint import ServerEndpoint, address_bytes
@@ -241,13 +249,11 @@ async def _serve_pty(route: object, subnet: int, node_id: int, nid: bytes,
         from osgp.channel import Role, SecureChannel
         channel = SecureChannel(role=Role.LNAP, local_id=nid, peer_id=DEFAULT_NNAP_ID, psk=psk)
     lnode = LonNode(LonConfig(subnet, node_id, domain=b"\x42", neuron_id=nid),
-                    server=ServerEndpoint(route=route, channel=channel,  # type: ignore[arg-type]
+                    server=ServerEndpoint(route=route, channel=channel,
                                           dest=address_bytes(b"\x42", subnet=subnet, node=node_id)),
                     timing=Timing(0.05), name=f"meter-{subnet}/{node_id}")
     drv = NodeDriver(lnode, ch.link("meter"))
-    closers = [drv.close]
-    if hasattr(vt, "close"):
-        closers.append(vt.close)
+    closers: list[Closer] = [drv.close, vt.close]
     return f"serial://{vt.port}?kind=u61&timeout=5", lnode, closers
 
 

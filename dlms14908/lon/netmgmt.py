@@ -219,8 +219,10 @@ class AddressEntry:
 # --------------------------------------------------------------------------- messages
 
 
+@dataclass(frozen=True, slots=True)
 class NmRequest:
-    """Base of the typed request/unsolicited messages; ``CODE`` is the APDU code."""
+    """Base of the typed request/unsolicited messages (all frozen dataclasses); ``CODE`` is
+    the APDU code."""
 
     CODE: ClassVar[int]
     SUBCODE: ClassVar[int | None] = None

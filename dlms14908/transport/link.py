@@ -128,5 +128,9 @@ class BaseLink:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def send(self, frame: bytes) -> None:  # pragma: no cover - overridden
+        """Send one LPDU (with CRC); every concrete link implements it."""
+        raise NotImplementedError
+
     async def close(self) -> None:  # pragma: no cover - overridden
         self._mark_closed()

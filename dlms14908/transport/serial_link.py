@@ -17,6 +17,7 @@ import serial
 from .link import BaseLink, LinkError
 from .smip import (
     DriverConfig,
+    DriverEvent,
     DriverFailed,
     DriverReady,
     FrameReceived,
@@ -152,7 +153,7 @@ class SerialLink(BaseLink):
             return
         self._pump(self.driver.handle_timer(now))
 
-    def _pump(self, events: list) -> None:
+    def _pump(self, events: list[DriverEvent]) -> None:
         for ev in events:
             if isinstance(ev, FrameReceived):
                 self._deliver(ev.lpdu)

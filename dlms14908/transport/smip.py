@@ -708,7 +708,7 @@ class MipDriver:
         return []
 
     # -- link events ----------------------------------------------------------------------
-    def _link_events(self, events: list, now: float) -> list[DriverEvent]:
+    def _link_events(self, events: list[LinkEvent], now: float) -> list[DriverEvent]:
         out: list[DriverEvent] = []
         for e in events:
             if isinstance(e, LinkResynced):

@@ -128,12 +128,14 @@ class CnipLink(BaseLink):
         """Where urgent (priority) frames are received, when bound separately."""
         if self._urgent_transport is None:
             return None
-        return self._urgent_transport.get_extra_info("sockname")[:2]
+        host, port = self._urgent_transport.get_extra_info("sockname")[:2]
+        return host, port
 
     @property
     def local_address(self) -> tuple[str, int]:
         assert self._transport is not None
-        return self._transport.get_extra_info("sockname")[:2]
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return host, port
 
     @property
     def peers(self) -> list[tuple[str, int]]:
