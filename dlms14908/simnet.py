@@ -202,73 +202,69 @@ class SimNetwork:
         return ClientEndpoint(client_sap=client_sap, server_sap=server_sap, channel=channel, dest=dest)
 
     # ------------------------------------------------------------------ virtual time
-    def _flush(self, nodes: Sequence[tuple[str, LonNode]] | None = None) -> None:
-        now = self.now
-        taps = self.frame_taps
-        transmit = self.channel.transmit
-        for name, node in self.nodes.items() if nodes is None else nodes:
-            frames = node.frames_to_send(now)
-            if not frames:
-                continue
-            for f in frames:
-                transmit(name, f, now)
-                for tap in taps:
-                    tap(name, f, now)
-
-    def _collect(self, events: list[object]) -> None:
+    def _collect(self, events: Sequence[object]) -> None:
         for ev in events:
             if type(ev) is ExchangeDone or isinstance(ev, (ExchangeDone, ExchangeFailed)):
-                self._results[ev.xid] = ev  # type: ignore[union-attr]
-                fut = self._waiters.pop(ev.xid, None)  # type: ignore[union-attr]
+                self._results[ev.xid] = ev
+                fut = self._waiters.pop(ev.xid, None)
                 if fut is not None and not fut.done():
                     if isinstance(ev, ExchangeDone):
                         fut.set_result(ev.apdu)
                     else:
-                        fut.set_exception(ev.error)  # type: ignore[union-attr]
+                        fut.set_exception(ev.error)
 
     def step(self, until: float | None = None) -> bool:
         """Advance to the next deadline (not beyond ``until``); False when idle."""
-        self._flush()  # every node: callers may have driven one directly since the last step
         nodes = self.nodes
-        t = self.channel.next_timer()
-        timers: list[tuple[str, LonNode, float]] = []
+        now = self.now
+        taps = self.frame_taps
+        transmit = self.channel.transmit
+        # every node's output goes on the channel first (callers may have driven a node
+        # directly since the last step), then the earliest deadline is found
+        t = None
         for name, node in nodes.items():
+            frames = node.frames_to_send(now)
+            if frames:
+                for f in frames:
+                    transmit(name, f, now)
+                    for tap in taps:
+                        tap(name, f, now)
             nt = node.next_timer()
-            if nt is not None:
-                timers.append((name, node, nt))
-                if t is None or nt < t:
-                    t = nt
+            if nt is not None and (t is None or nt < t):
+                t = nt
+        ct = self.channel.next_timer()
+        if ct is not None and (t is None or ct < t):
+            t = ct
         if t is None:
             return False
-        if t < self.now:
-            t = self.now
+        if t < now:
+            t = now
         if until is not None and t > until:
-            if until > self.now:
+            if until > now:
                 self.now = until
             return False
         self.now = t
         collect = self._collect
-        # only nodes the driver calls below can change their output or their timers: the
-        # receivers of this instant's deliveries and the nodes whose timer is due
-        touched: dict[str, LonNode] = {}
         for d in self.channel.deliveries(t):
             receiver = nodes.get(d.node)
             if receiver is not None:
-                touched[d.node] = receiver
                 events = receiver.receive_frame(d.frame, t)
                 if events:
                     collect(events)
-        due = {name for name, _, nt in timers if nt <= t}
-        for name, node in nodes.items():  # node order, as before: timers fire deterministically
-            if name in due or name in touched:
-                nt = node.next_timer()
-                if nt is not None and nt <= t:
-                    touched[name] = node
-                    events = node.handle_timer(t)
-                    if events:
-                        collect(events)
-        if touched:
-            self._flush([(name, node) for name, node in nodes.items() if name in touched])
+        # due timers fire in node order; each node's output (replies to what it received,
+        # retries) then goes on the channel in the same order
+        for name, node in nodes.items():
+            nt = node.next_timer()
+            if nt is not None and nt <= t:
+                events = node.handle_timer(t)
+                if events:
+                    collect(events)
+            frames = node.frames_to_send(t)
+            if frames:
+                for f in frames:
+                    transmit(name, f, t)
+                    for tap in taps:
+                        tap(name, f, t)
         return True
 
     def run(self, until: float | None = None, *, max_steps: int = 10_000_000) -> float:
@@ -279,7 +275,7 @@ class SimNetwork:
 
     def start(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True) -> int:
         xid = self.head.exchange(endpoint, route, apdu, confirmed=confirmed, now=self.now)
-        self._collect(self.head.poll_events())  # type: ignore[arg-type]
+        self._collect(self.head.poll_events())
         return xid
 
     def run_exchange(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -141,6 +142,9 @@ class PlChannel:
         c = self.config
         # an ideal channel draws nothing from the generator: every node simply gets one clean copy
         self._ideal = not (c.loss or c.loss_alt or c.duplicate or c.corrupt or c.reorder)
+        # ... and its arrivals come in sending order (each frame ends after the previous one):
+        # a FIFO instead of the heap
+        self._fifo: deque[Delivery] = deque()
 
     def attach(self, node: str) -> None:
         """Add a node; it hears every frame sent after this call."""
@@ -179,11 +183,10 @@ class PlChannel:
         n.tx_airtime_bits += bits
         if self._ideal:
             at = end + c.latency
-            heap = self._heap
+            push = self._fifo.append
             for node in self.nodes:
                 if node != source:
-                    self._order += 1
-                    heapq.heappush(heap, (at, self._order, Delivery(at, node, frame, source, False)))
+                    push(Delivery(at, node, frame, source, False))
             return end
         loss = c.loss_alt if (alt and c.loss_alt is not None) else c.loss
         rng = self._rng
@@ -218,13 +221,26 @@ class PlChannel:
 
     def next_timer(self) -> float | None:
         """Time of the next pending delivery."""
+        if self._ideal:
+            return self._fifo[0][0] if self._fifo else None
         return self._heap[0][0] if self._heap else None
 
     def deliveries(self, now: float) -> list[Delivery]:
         """Pop every delivery due at or before ``now``, in arrival order."""
         out: list[Delivery] = []
-        heap = self._heap
         nodes = self.nodes
+        if self._ideal:
+            fifo = self._fifo
+            while fifo and fifo[0][0] <= now:
+                d = fifo.popleft()
+                nc = nodes.get(d.node)
+                if nc is not None:
+                    nc.rx_frames += 1
+                    nc.rx_bytes += len(d.frame)
+                    out.append(d)
+            self.counters.deliveries += len(out)
+            return out
+        heap = self._heap
         while heap and heap[0][0] <= now:
             d = heapq.heappop(heap)[2]
             nc = nodes.get(d.node)
