@@ -75,6 +75,7 @@ __all__ = [
 _SERVICE_TO_ST = {Service.ACKD: ServiceType.ACKD, Service.UNACKD_RPT: ServiceType.UNACKD_RPT,
                   Service.UNACKD: ServiceType.UNACKD, Service.REQUEST: ServiceType.REQUEST}
 _ST_TO_SERVICE = {v: k for k, v in _SERVICE_TO_ST.items()}
+_AL_MSG_CODE = P.AL_MSG_CODE
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +164,25 @@ class NodeEvent:
     """Base of the events :class:`LonNode` adds to the transaction layer's."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ExchangeDone(NodeEvent):
     xid: int
     apdu: bytes | None
+
+    def __init__(self, xid: int, apdu: bytes | None) -> None:
+        # one per exchange: the slots are written through their descriptors (frozen all the same)
+        _DONE_XID(self, xid)
+        _DONE_APDU(self, apdu)
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeFailed(NodeEvent):
     xid: int
     error: ProtocolError
+
+
+_DONE_XID = ExchangeDone.__dict__["xid"].__set__
+_DONE_APDU = ExchangeDone.__dict__["apdu"].__set__
 
 
 @dataclass(slots=True)
@@ -320,7 +330,7 @@ class LonNode:
                 apdu = ev.apdu  # type: ignore[union-attr]
                 if type(apdu) is Apdu:
                     code = apdu.code
-                    if code == P.AL_MSG_CODE and self.server is not None:
+                    if code == _AL_MSG_CODE and self.server is not None:
                         self._serve(ev, now)  # type: ignore[arg-type]
                         continue
                     if code == LTEP_CODE:
@@ -361,7 +371,7 @@ class LonNode:
                                 last_retry_extra=last_retry_extra)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
-        if type(step) is Done or isinstance(step, Done):
+        if isinstance(step, Done):
             self.counters.exchanges_done += 1
             self._events.append(ExchangeDone(x.xid, step.apdu))
             return
@@ -369,8 +379,9 @@ class LonNode:
         route, t = x.route, self.timing
         try:
             if not route.chain:
-                tid = self._request(route.dest, step.data, Service.REQUEST if step.confirmed else Service.ACKD,
-                                    now, retries=t.retries, timer=t.direct_timer)
+                tid = self.lon.request(route.dest, step.data,
+                                       service=Service.REQUEST if step.confirmed else Service.ACKD, now=now,
+                                       retries=t.retries, tx_timer=t.direct_timer)
             else:
                 rt, at, long = t.txctrl(len(route.chain))
                 first, frame = build_chain(

@@ -409,6 +409,16 @@ _FAST_HDR_END = tuple(
     for h in range(256)
 )
 _MISS = object()
+# what the fast path makes of (SPDU bit << 8 | TPDU/SPDU header byte): 0 = general path (auth
+# bit, M_List types, undefined types)
+_MESSAGE, _ACK, _RESPONSE, _REQUEST = 1, 2, 3, 4
+_FAST_PDU = tuple(
+    0 if t & 0x80 else (
+        {0: _REQUEST, 2: _RESPONSE}.get(t >> 4, 0) if i >> 8 else {0: _MESSAGE, 1: _MESSAGE, 2: _ACK}.get(t >> 4, 0)
+    )
+    for i in range(512)
+    for t in (i & 0xFF,)
+)
 
 
 def _encoded_apdu(apdu: object) -> bytes | None:
@@ -458,7 +468,7 @@ class LonTransactions:
         # bounded caches, all derived from the (frozen) config and the bytes of their keys
         self._heads: dict[bytes, tuple[object, ...] | None] = {}
         self._reply_heads: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
-        self._dest_heads: dict[Destination, tuple[int, bytes]] = {}
+        self._dest_heads: dict[tuple[int, int], tuple[int, bytes]] = {}
 
     # ------------------------------------------------------------------ API
     def request(
@@ -611,24 +621,40 @@ class LonTransactions:
 
     def receive_frame(self, data: bytes, now: float) -> list[LonEvent]:
         """Process one received LPDU (with CRC)."""
-        self.counters.rx_frames += 1
+        counters = self.counters
+        counters.rx_frames += 1
         self._timer_dirty = True
         # Fast path: a format-2a TPDU/SPDU without authentication or M_List carrying an
         # application APDU (or an ACK), whose header bytes (address + domain) are cached.
-        # Anything else, or anything malformed, takes the general path below.
+        # Anything else, or anything malformed, takes the general path (decode_frame).
         if type(data) is bytes:
             n = len(data)
             p = _FAST_HDR_END[data[1]] if n >= 9 else 0
             if p and n >= p + 3 and crc_hqx(data, 0xFFFF) == CRC_RESIDUE:
-                hk = data[1:p]
-                head = self._heads.get(hk, _MISS)
+                head = self._heads.get(data[1:p], _MISS)
                 if head is _MISS:
-                    head = self._head_entry(data, p, hk)
+                    head = self._head_entry(data, p, data[1:p])
                 t = data[p]
-                if head is not None and t < 0x80:
-                    ev = self._receive_fast(data, head, p, t, n, now)  # type: ignore[arg-type]
-                    if ev is not None:
-                        return ev
+                fast = _FAST_PDU[(data[1] & 0x10) << 4 | t] if head is not None else 0
+                if fast and (n == p + 3 if fast == _ACK else n >= p + 4 and data[p + 1] < 0x80):
+                    counters.l2_received += 1
+                    for_us, a, domain, pre0, pre1 = head  # type: ignore[misc]
+                    if not for_us:
+                        counters.rx_not_for_us += 1
+                        return []
+                    counters.l3_received += 1
+                    l2 = data[0]
+                    prio = l2 >= 0x80
+                    if fast == _ACK:
+                        return self._on_ack(prio, a, t & 0x0F, None, None, now)
+                    raw = data[p + 1 : n - 2]
+                    apdu = wire_apdu(raw)
+                    if fast == _RESPONSE:
+                        return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)
+                    return self._on_message(
+                        a, domain, pre1 if prio else pre0, prio, l2 & 0x40 != 0, fast == _REQUEST, t >> 4, t & 0x0F,
+                        None, apdu, raw, False, now,
+                    )
         return self._receive_general(data, now)
 
     @property
@@ -659,41 +685,6 @@ class LonTransactions:
             self._heads.clear()
         self._heads[hk] = entry
         return entry
-
-    def _receive_fast(
-        self, data: bytes, head: tuple[object, ...], p: int, t: int, n: int, now: float
-    ) -> list[LonEvent] | None:
-        kind = t >> 4
-        spdu = data[1] & 0x10
-        if spdu:
-            if kind != 0 and kind != 2:  # REQUEST, RESPONSE
-                return None
-        elif kind > 2:  # ACKD, UNACKD_RPT, ACK
-            return None
-        if kind == 2 and not spdu:  # ACK: nothing after the TPDU header
-            if n != p + 3:
-                return None
-            raw = None
-        else:
-            if n < p + 4 or data[p + 1] & 0x80:  # no APDU, or a network-variable APDU
-                return None
-            raw = data[p + 1 : n - 2]
-        counters = self.counters
-        counters.l2_received += 1
-        for_us, a, domain, pre0, pre1 = head
-        if not for_us:
-            counters.rx_not_for_us += 1
-            return []
-        counters.l3_received += 1
-        l2 = data[0]
-        prio = l2 >= 0x80
-        apdu = None if raw is None else wire_apdu(raw)
-        if kind == 2:
-            return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)  # type: ignore[arg-type]
-        return self._on_message(
-            a, domain, pre1 if prio else pre0, prio, bool(l2 & 0x40), bool(spdu), kind, t & 0x0F,  # type: ignore[arg-type]
-            None, apdu, raw, False, now,
-        )
 
     def _receive_general(self, data: bytes, now: float) -> list[LonEvent]:
         try:
@@ -832,7 +823,8 @@ class LonTransactions:
             return []
         self._rx_seq += 1
         rec = _Rx(trans_no, apdu_bytes, now, service, a, domain, prio, pre, alt=alt, seq=self._rx_seq)
-        self._rx_remove(key)
+        if key in self._rx:
+            self._rx_remove(key)
         # A source has one transaction at a time per priority and cycles through 15
         # numbers: keep only its newest ``records_per_source`` records, so a number that
         # comes round again (an identical APDU 15 transactions later) is a new message,
@@ -1101,8 +1093,9 @@ class LonTransactions:
         unicast destinations."""
         node = type(dest) is NodeDest
         if node:
+            key = (dest.subnet, dest.node)  # type: ignore[union-attr]
             try:
-                h = self._dest_heads.get(dest)
+                h = self._dest_heads.get(key)
             except TypeError:  # unhashable field values: the constructors below reject them
                 node = False
             else:
@@ -1115,7 +1108,7 @@ class LonTransactions:
         if node:
             if len(self._dest_heads) >= _CACHE_MAX:
                 self._dest_heads.clear()
-            self._dest_heads[dest] = h
+            self._dest_heads[key] = h
         return h
 
     def _backlog(self, tx: _Tx, first: bool) -> int:
