@@ -272,15 +272,20 @@ _ADDRESS_TYPES = (BroadcastAddress, GroupAddress, SubnetNodeAddress, GroupAckAdd
 # --------------------------------------------------------------------------- APDU
 
 
+class _KeepsEncoding:
+    """A slot for a value's own encoding, kept by the decoder (or the first ``encode()``) so
+    it is not rebuilt: not a dataclass field, so not compared, hashed, shown or pickled."""
+
+    __slots__ = ("_raw",)
+
+
 @dataclass(frozen=True, slots=True)
-class Apdu:
+class Apdu(_KeepsEncoding):
     """A one-byte-code APDU: application (0x00-0x3F), foreign frame (0x40-0x4F),
     network diagnostic (0x50-0x5F) or network management (0x60-0x7F)."""
 
     code: int
     data: bytes = b""
-    _raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    "the encoded APDU, kept by the decoder (and by the first encode()) so it is not rebuilt"
 
     def __post_init__(self) -> None:
         _check_int("apdu.code", self.code, 0, 0x7F)
@@ -291,17 +296,18 @@ class Apdu:
         return apdu_class(self.code)
 
     def encode(self) -> bytes:
-        raw = self._raw
-        if raw is None:
+        try:
+            return self._raw
+        except AttributeError:  # built by the constructor (or unpickled): encode once
             raw = bytes((self.code,)) + self.data
             _set_apdu_raw(self, raw)
-        return raw
+            return raw
 
 
 _new = object.__new__
 _set_apdu_code = Apdu.__dict__["code"].__set__
 _set_apdu_data = Apdu.__dict__["data"].__set__
-_set_apdu_raw = Apdu.__dict__["_raw"].__set__
+_set_apdu_raw = _KeepsEncoding.__dict__["_raw"].__set__
 
 
 def wire_apdu(raw: bytes) -> Apdu:

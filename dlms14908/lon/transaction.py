@@ -1129,7 +1129,10 @@ class LonTransactions:
         """The LPDU of ``tx``: ``m_list`` makes an ACKD/REQUEST a REM/MSG."""
         svc = tx.service
         fmt, addr = tx.head
-        l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0) | self._backlog(tx, first)
+        # unicast ACKD/REQUEST (address format 2, only NodeDest has it): delta_backlog 1
+        unicast = fmt & 0x0C == 0x08 and (svc is Service.REQUEST or svc is Service.ACKD)
+        backlog = 1 if unicast else self._backlog(tx, first)
+        l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0) | backlog
         if svc is Service.UNACKD:  # a bare APDU
             return append_crc(bytes((l2, 0x30 | fmt)) + addr + tx.apdu)
         if svc is Service.UNACKD_RPT:  # TPDU UNACKD_RPT, never authenticated nor with M_List
@@ -1161,7 +1164,8 @@ class LonTransactions:
         tx.done = True
         tx.deadline = None
         self._active[tx.priority] = None
-        self._start_next(tx.priority, now)
+        if self._queue[tx.priority]:
+            self._start_next(tx.priority, now)
         if ok:
             self.counters.completed += 1
             return MessageCompleted(tx.tid, tx.service, tx.sent)
