@@ -35,6 +35,14 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
 Time is passed in as ``now``; :meth:`next_timer` gives the next deadline and
 :meth:`handle_timer` may be called early or twice.  Bad frames never raise: they become
 :class:`FrameDropped`.  Caller misuse raises :class:`~dlms14908.errors.LocalProtocolError`.
+
+Hot path: frames go out as bytes assembled from a cached address + domain header per
+destination (checked once by the validating frame constructors); a received format-2a
+TPDU/SPDU without authentication bit or M_List is read straight from its bytes (CRC by
+residue, header meaning cached per address + domain bytes), everything else through
+:func:`~dlms14908.lon.frame.decode_frame`.  Both paths end in the same record keeping
+(``tests/test_lon_fast.py`` holds them equal).  The caches are per instance, bounded, and
+derive only from the frozen config and the bytes of their keys.
 """
 
 from __future__ import annotations
