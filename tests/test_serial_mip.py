@@ -179,7 +179,8 @@ def test_llp_message_with_buffer_handshake_and_piggyback_ack() -> None:
     assert mip.bytes_to_send(0.0) == encode_code_packet(CodePacket(CpType.MSG_ACK))
     host.receive_bytes(encode_code_packet(CodePacket(CpType.MSG_ACK)), 0.0)
     wire = host.bytes_to_send(0.0)
-    assert wire == encode_code_packet(CodePacket(CpType.MSG, 1, False, 1)) + encode_data_message(NiMessage(0x12, b"\x00\x30"))
+    msg = NiMessage(0x12, b"\x00\x30")
+    assert wire == encode_code_packet(CodePacket(CpType.MSG, 1, False, 1)) + encode_data_message(msg)
     assert mip.receive_bytes(wire, 0.0) == [NiReceived(NiMessage(0x12, b"\x00\x30"))]
     assert mip.bytes_to_send(0.0) == encode_code_packet(CodePacket(CpType.NULL, 0, True, 0))  # the ack
     host.receive_bytes(encode_code_packet(CodePacket(CpType.NULL, 0, True, 0)), 0.0)
@@ -472,8 +473,9 @@ def test_random_bytes_into_link_state_machines_never_raise(chunks: list[bytes], 
     for c in chunks:
         t += 0.01
         # valid framing around random content reaches the command handlers too
+        msg_cp = encode_code_packet(CodePacket(CpType.MSG, 1, False, 1))
         for data in (c, encode_u61(NiMessage(c[0], c[1:])) if c else b"",
-                     encode_code_packet(CodePacket(CpType.MSG, 1, False, 1)) + encode_data_message(NiMessage(c[0], c[1:])) if c else b""):
+                     msg_cp + encode_data_message(NiMessage(c[0], c[1:])) if c else b""):
             drv.receive_bytes(data, t)
             vm.receive_bytes(data, t)
             host.receive_bytes(data, t)
@@ -481,3 +483,56 @@ def test_random_bytes_into_link_state_machines_never_raise(chunks: list[bytes], 
         for o in (drv, vm, host, mip):
             o.handle_timer(t + 1.0)
             o.bytes_to_send(t)
+
+
+def test_virtual_transceiver_keeps_and_reaps_its_channel_sends() -> None:
+    """Frames the host transmits go to the channel link in tasks the transceiver keeps (the
+    loop holds tasks weakly) and reaps: a refused send (closed channel link) is counted, never
+    left as an unretrieved task exception; close() waits for sends in flight."""
+    import gc
+
+    from dlms14908.transport.link import LinkClosed, LinkStats
+
+    class ClosedChannel:
+        stats = LinkStats()
+
+        def __init__(self) -> None:
+            self.tried: list[bytes] = []
+
+        async def send(self, frame: bytes) -> None:
+            await asyncio.sleep(0)
+            self.tried.append(frame)
+            raise LinkClosed("channel gone")
+
+        async def recv(self) -> bytes:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def close(self) -> None:
+            pass
+
+    reported: list[dict[str, object]] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        chan = ClosedChannel()
+        vt = VirtualTransceiver("u50", channel=chan)
+        await vt.start()
+        link = await SerialLink.open(vt.port, config=_cfg("u50"))
+        try:
+            await link.send(E1)
+            await link.send(E1)
+            for _ in range(200):
+                if vt.channel_send_failures == 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await link.close()
+            await vt.close()
+        assert chan.tried == [E1, E1]
+        assert vt.channel_send_failures == 2 and not vt._sends
+        gc.collect()
+
+    asyncio.run(main())
+    gc.collect()
+    assert not [c for c in reported if "never retrieved" in str(c.get("message"))], reported

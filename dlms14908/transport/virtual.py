@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tty
+from typing import Self
 
 from ..errors import LocalProtocolError
 from .link import FrameLink, LinkClosed, LinkError
@@ -48,6 +49,9 @@ class VirtualTransceiver:
         self._chan_task: asyncio.Task[None] | None = None
         self._wbuf = bytearray()
         self._writer_on = False
+        self._sends: set[asyncio.Task[None]] = set()
+        self.channel_send_failures = 0
+        "frames the channel link refused (it was closed or had failed)"
 
     async def start(self) -> str:
         """Create the pty and start serving; return the path for the host to open."""
@@ -86,6 +90,8 @@ class VirtualTransceiver:
                 await self._chan_task
             except (asyncio.CancelledError, LinkClosed, LinkError):
                 pass
+        if self._sends:
+            await asyncio.gather(*self._sends, return_exceptions=True)
         if self._timer is not None:
             self._timer.cancel()
         if self._master is not None and self._loop is not None:
@@ -99,7 +105,7 @@ class VirtualTransceiver:
             os.close(self._slave)
             self._slave = None
 
-    async def __aenter__(self) -> VirtualTransceiver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -156,7 +162,9 @@ class VirtualTransceiver:
         assert self._loop is not None
         for frame in self.mip.frames_to_channel():
             if self.channel is not None:
-                asyncio.ensure_future(self.channel.send(frame))
+                t = self._loop.create_task(self.channel.send(frame))
+                self._sends.add(t)  # the loop keeps only weak references to tasks
+                t.add_done_callback(self._send_done)
             else:
                 self.sent.put_nowait(frame)
         self._write(self.mip.bytes_to_send(self._loop.time()))
@@ -166,6 +174,17 @@ class VirtualTransceiver:
                 self._timer.cancel()
             self._timer = self._loop.call_at(deadline, self._on_timer) if deadline is not None else None
             self._timer_at = deadline
+
+    def _send_done(self, t: asyncio.Task[None]) -> None:
+        self._sends.discard(t)
+        if t.cancelled():
+            return
+        exc = t.exception()
+        if isinstance(exc, (LinkClosed, LinkError)):
+            self.channel_send_failures += 1
+        elif exc is not None:
+            t.get_loop().call_exception_handler(
+                {"message": "VirtualTransceiver: channel send failed", "exception": exc, "task": t})
 
     async def _channel_reader(self) -> None:
         assert self.channel is not None
