@@ -8,8 +8,8 @@ receives a 0x4D frame calls :func:`process`; the head-end builds a chain with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from ..errors import EncodeError, ProxyError
 from .ltep import (
@@ -35,15 +35,15 @@ from .ltep import (
 )
 
 __all__ = [
-    "NodeAddress",
-    "Forward",
     "AgentSend",
-    "process",
-    "hop_adjust_ms",
+    "Forward",
+    "NodeAddress",
     "build_chain",
-    "failing_node",
-    "raise_for_completion",
     "chain_timeout_ms",
+    "failing_node",
+    "hop_adjust_ms",
+    "process",
+    "raise_for_completion",
 ]
 
 
@@ -183,14 +183,17 @@ def _agent(
     )
 
 
+_DEFAULT_TXCTRL = TxCtrl(3, 9)
+
+
 def build_chain(
     chain: Sequence[NodeAddress],
     target: Target,
     apdu: bytes,
     *,
     service: ServiceType = ServiceType.ACKD,
-    repeater_txctrl: TxCtrl = TxCtrl(3, 9),
-    agent_txctrl: TxCtrl = TxCtrl(3, 9),
+    repeater_txctrl: TxCtrl = _DEFAULT_TXCTRL,
+    agent_txctrl: TxCtrl = _DEFAULT_TXCTRL,
     long_timer: bool = False,
     all_agents: bool = False,
     alt_key: AltKey | None = None,
