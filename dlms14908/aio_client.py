@@ -13,8 +13,8 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Self
 
 from . import axdr
 from .client import (
@@ -43,7 +43,7 @@ from .obis import Obis
 from .xdlms import ABSENT, DataAccessResult, EntryDescriptor, InitiateResponse, RangeDescriptor
 from .xdlms.types import AccessSelector
 
-__all__ = ["Client", "Measurement", "ProgressCallback", "resolve_class_id", "SCALER_ATTRIBUTE"]
+__all__ = ["SCALER_ATTRIBUTE", "Client", "Measurement", "ProgressCallback", "resolve_class_id"]
 
 #: ``progress(entries_received, entries_total)`` during a profile read (estimates until done)
 ProgressCallback = Callable[[int, int], None]
@@ -91,7 +91,7 @@ _RANGE_CEILING = axdr.DateTime(2099, 12, 31, None, 23, 59, 59, 0, 0, axdr.ClockS
 
 def _datetime_data(x: Any) -> axdr.OctetString:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
-        x = datetime.fromtimestamp(x, timezone.utc)
+        x = datetime.fromtimestamp(x, UTC)
     if isinstance(x, datetime):
         x = axdr.DateTime.from_datetime(x, status=0, hundredths=False)
     if not isinstance(x, axdr.DateTime):
@@ -126,7 +126,7 @@ class Client:
                 raise
             return ex.result
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         if not self.conn.settings.pre_established:
             await self.connect()
         return self
@@ -157,7 +157,7 @@ class Client:
         try:
             if self.conn.state is AssocState.ASSOCIATED and not self.conn.settings.pre_established:
                 await self.release()
-        except Exception:  # noqa: BLE001 - closing must not fail
+        except Exception:  # noqa: BLE001, S110 - closing must not fail (documented: errors ignored)
             pass
         finally:
             await self.link.close()
@@ -316,7 +316,7 @@ def _is_data(v: Any) -> bool:
 class _ProfileProgress:
     """Turns "bytes received so far" into an entry-count estimate from the first block."""
 
-    __slots__ = ("cb", "total", "header", "per_entry")
+    __slots__ = ("cb", "header", "per_entry", "total")
 
     def __init__(self, cb: ProgressCallback) -> None:
         self.cb = cb

@@ -32,9 +32,9 @@ from .errors import DlmsTimeout, LocalProtocolError
 from .node import ExchangeDone, ExchangeFailed, LonNode, Route
 from .transport.link import FrameLink, LinkClosed, LinkError
 
-__all__ = ["StackLink", "NodeDriver", "OsgpKeys", "DEFAULT_NNAP_ID"]
+__all__ = ["DEFAULT_NNAP_ID", "NodeDriver", "OsgpKeys", "StackLink"]
 
-from .simnet import DEFAULT_NNAP_ID  # noqa: E402 - one definition of the default NNAP ID
+from .simnet import DEFAULT_NNAP_ID  # one definition of the default NNAP ID
 
 _HEX_JUNK = re.compile(r"[\s:_-]")
 
@@ -128,7 +128,7 @@ class NodeDriver:
         wait = max(timeout, self.node.timing.worst_case(route), 0.001)
         try:
             return await asyncio.wait_for(fut, wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             endpoint.abort()
             raise DlmsTimeout(f"no answer from {route} within {wait:g} s") from None
         finally:

@@ -38,12 +38,12 @@ from .errors import EncodeError
 from .xdlms.ciphering import KEY_LENGTH, SYSTEM_TITLE_LENGTH, SecurityKeys
 
 __all__ = [
-    "KeyFile",
     "DlmsKeyTable",
+    "KeyFile",
     "KeyFileWarning",
+    "hex_field",
     "load_keyfile",
     "parse_keyfile",
-    "hex_field",
 ]
 
 

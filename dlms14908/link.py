@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from .errors import DlmsTimeout, LocalProtocolError, TransactionFailed
 
-__all__ = ["ApduLink", "ApduHandler", "LoopbackLink"]
+__all__ = ["ApduHandler", "ApduLink", "LoopbackLink"]
 
 #: server side: request APDU in -> response APDU out (None = no response)
 ApduHandler = Callable[[bytes], "bytes | None"]
@@ -49,7 +49,7 @@ class LoopbackLink:
     ``latency`` (seconds, default 0) is awaited per request so that concurrency is
     exercised realistically; ``requests``/``bytes_sent``/``bytes_received`` count traffic."""
 
-    __slots__ = ("_handler", "_latency", "_closed", "requests", "bytes_sent", "bytes_received")
+    __slots__ = ("_closed", "_handler", "_latency", "bytes_received", "bytes_sent", "requests")
 
     def __init__(self, handler: ApduHandler, *, latency: float = 0.0) -> None:
         self._handler = handler

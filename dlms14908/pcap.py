@@ -34,27 +34,27 @@ from .errors import DecodeError, EncodeError
 from .lon import cnip
 
 __all__ = [
-    "LINKTYPE_NULL",
     "LINKTYPE_ETHERNET",
-    "LINKTYPE_RAW",
-    "LINKTYPE_LINUX_SLL",
-    "LINKTYPE_USER0",
     "LINKTYPE_IPV4",
+    "LINKTYPE_LINUX_SLL",
+    "LINKTYPE_NULL",
+    "LINKTYPE_RAW",
+    "LINKTYPE_USER0",
     "LINKTYPE_WIRESHARK_UPPER_PDU",
     "MAX_RECORD",
-    "Route",
-    "PcapRecord",
     "CapturedFrame",
-    "PcapWriter",
     "LonCaptureWriter",
+    "PcapRecord",
+    "PcapWriter",
     "RecordingLink",
-    "open_capture",
+    "Route",
     "exported_pdu_tags",
+    "extract_lpdu",
+    "iter_lon_frames",
+    "iter_records",
+    "open_capture",
     "parse_exported_pdu",
     "udp_ipv4_ethernet",
-    "iter_records",
-    "iter_lon_frames",
-    "extract_lpdu",
 ]
 
 LINKTYPE_NULL = 0
@@ -426,7 +426,9 @@ def _iter_pcapng(f: BinaryIO, first: bytes) -> Iterator[PcapRecord]:
         body = _read_exact(f, blen - 12, "pcapng.block", offset + 8)
         trailer = _read_exact(f, 4, "pcapng.block", offset + blen - 4)
         if struct.unpack(e + "I", trailer)[0] != blen:
-            raise DecodeError("block trailer length differs from header", field="pcapng.block", offset=offset + blen - 4)
+            raise DecodeError(
+                "block trailer length differs from header", field="pcapng.block", offset=offset + blen - 4
+            )
         if btype == 1:  # IDB
             if len(body) < 8:
                 raise DecodeError("short interface description", field="pcapng.idb", offset=offset)
@@ -557,7 +559,9 @@ def extract_lpdu(record: PcapRecord) -> CapturedFrame:
             if name == b"cnip":
                 packet = cnip.decode_packet(data[pos:])
                 if packet.packet_type != cnip.CnipPacketType.DATA or packet.protocol != 0:
-                    return CapturedFrame(idx, ts, "upper-pdu", None, "CN/IP packet is not a 14908-1 data packet", packet)
+                    return CapturedFrame(
+                        idx, ts, "upper-pdu", None, "CN/IP packet is not a 14908-1 data packet", packet
+                    )
                 return CapturedFrame(idx, ts, "upper-pdu", packet.payload, None, packet)
             return CapturedFrame(idx, ts, "upper-pdu", None, "exported PDU is not routed to the LON dissector")
         start = _ip_start(record.linktype, data)

@@ -46,7 +46,7 @@ def load_keyfile(path: str) -> Any:
 
     return load(path)
 
-__all__ = ["register", "run", "parse_hex", "analyze"]
+__all__ = ["analyze", "parse_hex", "register", "run"]
 
 #: plain APDU tags sent by the client (the rest come from the server)
 _CLIENT_TAGS = frozenset({0x01, 0x05, 0x06, 0x16, 0x60, 0x62, 0xC0, 0xC1, 0xC3, 0xD9})

@@ -164,7 +164,7 @@ class FrameRecord:
     crc_ok: bool | None = None
     hdr: LonHdr | None = None
     frame: Any = None  # reference-decoded Frame when the fast path did not apply
-    findings: list[Finding] = []  # replaced by a per-record list on the first add()
+    findings: list[Finding] = []  # noqa: RUF012 - never mutated: add() replaces it with a per-record list
     meter: str | None = None
     nid: bytes | None = None
     ltep: dict[str, Any] | None = None
@@ -177,7 +177,7 @@ class FrameRecord:
     xdlms_text = ""
     apdu_raw: bytes | None = None
     values: list[dict[str, Any]] | None = None
-    obis: list[str] = []  # replaced by a per-record list on the first OBIS
+    obis: list[str] = []  # noqa: RUF012 - never mutated: add_obis() replaces it with a per-record list
     plain_lpdu: bytes | None = None
     kind = "?"
     direction: str | None = None
@@ -622,7 +622,9 @@ class Analyzer:
                 key, label = pend.meter
             else:
                 key, label = (dom, h.src_subnet, h.src_node), None
-            dests = lambda: [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
+            def dests() -> list[bytes | None]:
+                return [pend.dest if pend else None, dom + bytes((h.src_subnet, h.src_node))]
+
             self._adaptation(rec, h, apdu, key, label, "up", dests, pend)
             return
         key, label, dest = al_target(h)

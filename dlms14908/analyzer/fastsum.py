@@ -70,7 +70,7 @@ def _plen_table() -> list[int]:
 _PLEN = _plen_table()
 
 
-def _info(body: bytes, plen: int, rcol: str) -> tuple[Any, ...] | None | bool:
+def _info(body: bytes, plen: int, rcol: str) -> tuple[Any, ...] | bool | None:
     """What the fast path needs from a header; False when it never applies to this prefix."""
     h = peek(body)
     if h is None:
@@ -449,7 +449,8 @@ def _summary(
             if len(seen) > _MAX_SEEN:
                 seen.popitem(last=False)
         if seg or hit is not None:  # al_text carries a suffix
-            line = f"{index:>7} {ts - t0:10.3f} {lon_text}{body_end - plen - 1}B] | {al_text} | OSGP k{ks[0]} seq {ks[1]}"
+            line = (f"{index:>7} {ts - t0:10.3f} {lon_text}{body_end - plen - 1}B] | {al_text} "
+                    f"| OSGP k{ks[0]} seq {ks[1]}")
         else:
             line = tmpl % (index, ts - t0, body_end - plen - 1, ks[1])
         if fnds:

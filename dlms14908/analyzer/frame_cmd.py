@@ -22,7 +22,7 @@ from ..lon.codes import ApduClass
 from ..lon.crc import crc16
 from ..lon.frame import Apdu, decode_frame, frame_to_jsonable
 
-__all__ = ["register", "run", "analyze_frame", "parse_hex", "render_tree"]
+__all__ = ["analyze_frame", "parse_hex", "register", "render_tree", "run"]
 
 _REDACT = re.compile(r"(^|_)(key|keys|key_delta|delta)$")
 

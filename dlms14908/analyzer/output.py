@@ -204,8 +204,10 @@ def to_json_line(rec: FrameRecord) -> str:
         if h.m_list is not None:
             lon += f', "m_list": "{h.m_list.hex()}"'
     parts = [
-        f'{{"number": {rec.number}, "time": {rec.time!r}, "route": {_dumps(rec.route)}, '
-        f'"length": {len(rec.lpdu)}, "crc_ok": {_B[bool(rec.crc_ok)]}, "lon": {{{lon}}}'
+        (
+            f'{{"number": {rec.number}, "time": {rec.time!r}, "route": {_dumps(rec.route)}, '
+            f'"length": {len(rec.lpdu)}, "crc_ok": {_B[bool(rec.crc_ok)]}, "lon": {{{lon}}}'
+        )
     ]
     if rec.meter is not None:
         parts.append(f', "meter": {_dumps(rec.meter)}')

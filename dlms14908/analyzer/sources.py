@@ -184,8 +184,8 @@ def _iter_serial_log(f: BinaryIO, head: bytes) -> Iterator[Record]:
         io.BufferedReader(_Prefixed(head, f)), encoding="utf-8", errors="replace"
     )
     index = 0
-    for line in stream:
-        line = line.strip()
+    for raw in stream:
+        line = raw.strip()
         if not line:
             continue
         index += 1

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import fields, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from ..xdlms.ciphering import CipheringKind
 from .common import KeyFileError, run_guarded
 from .ports import SIM_NOTICE, MeterAddress, is_sim, open_link, parse_meter, parse_via
 
-__all__ = ["main", "build_parser", "parse_value", "DEFAULT_CLIENT_SYSTEM_TITLE"]
+__all__ = ["DEFAULT_CLIENT_SYSTEM_TITLE", "build_parser", "main", "parse_value"]
 
 PROG = "dlms-cli"
 #: the client's system title when the key file names none ("DLC" + 5 bytes)
@@ -107,7 +107,7 @@ def _time_arg(text: str) -> datetime:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _positive(text: str) -> float:
@@ -622,8 +622,9 @@ def cmd_objects(args: argparse.Namespace) -> int:
         items = []
         for o in objs:
             ln = o.logical_name
-            readable = [int(a.attribute_id) for a in o.access_rights.attribute_access if int(a.access_mode) in (1, 3, 4, 6)]
-            writable = [int(a.attribute_id) for a in o.access_rights.attribute_access if int(a.access_mode) in (2, 3, 5, 6)]
+            attrs = o.access_rights.attribute_access
+            readable = [int(a.attribute_id) for a in attrs if int(a.access_mode) in (1, 3, 4, 6)]
+            writable = [int(a.attribute_id) for a in attrs if int(a.access_mode) in (2, 3, 5, 6)]
             methods = [int(m.method_id) for m in o.access_rights.method_access if int(m.access_mode)]
             items.append({"obis": str(ln), "name": ln.name, "class_id": int(o.class_id),
                           "class": _class_name(int(o.class_id)), "version": int(o.version),

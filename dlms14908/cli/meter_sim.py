@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cosem import decode_attribute
+from ..errors import ProtocolError
 from ..keyfile import KeyFileWarning, load_keyfile
 from .common import run_guarded
 from .main import render
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     Closer = Callable[[], Awaitable[None]]
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 PROG = "dlms-meter-sim"
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             if obj.interface.has_attribute(2) and obj.interface.class_id not in (7, 15):
                 try:
                     value = decode_attribute(obj.interface.class_id, 2, obj.get(2, now=now))
-                except Exception:
+                except ProtocolError:  # an object that refuses or cannot type its value: listed without one
                     value = None
             rows.append((obj, value))
         if args.json:

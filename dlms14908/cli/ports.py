@@ -44,8 +44,16 @@ from .common import PortError
 if TYPE_CHECKING:
     from ..node import Route
 
-__all__ = ["MeterAddress", "parse_meter", "parse_via", "open_link", "sim_network", "SIM_NOTICE", "is_sim",
-           "parse_sim_url"]
+__all__ = [
+    "SIM_NOTICE",
+    "MeterAddress",
+    "is_sim",
+    "open_link",
+    "parse_meter",
+    "parse_sim_url",
+    "parse_via",
+    "sim_network",
+]
 
 SIM_NOTICE = "using the built-in simulated meter network (--port sim)"
 

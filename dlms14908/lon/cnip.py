@@ -23,16 +23,16 @@ from enum import IntEnum
 from ..errors import DecodeError, EncodeError
 
 __all__ = [
-    "CnipPacketType",
-    "CnipPacket",
-    "HEADER_LENGTH",
     "DIGEST_LENGTH",
+    "HEADER_LENGTH",
     "PORT_NORMAL",
     "PORT_URGENT",
     "PROTOCOL_ISO14908_1",
-    "encode_packet",
+    "CnipPacket",
+    "CnipPacketType",
     "decode_packet",
     "encode_data_packet",
+    "encode_packet",
 ]
 
 HEADER_LENGTH = 20

@@ -16,9 +16,9 @@ Key material is never shown in ``repr`` nor in :func:`message_to_jsonable`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, fields, is_dataclass
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Union
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import DecodeError, EncodeError
 from .codes import NdCode, NmCode, NmeSubcode, nd_failure, nd_success, nm_failure, nm_success
@@ -28,33 +28,33 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 __all__ = [
-    "DomainEntry",
     "AddressEntry",
-    "QueryIdRequest",
-    "QueryIdResponse",
-    "RespondToQueryRequest",
-    "UpdateDomainRequest",
-    "LeaveDomainRequest",
-    "UpdateKeyRequest",
+    "ClearStatusRequest",
+    "DomainEntry",
     "ExpandedUpdateKeyRequest",
-    "UpdateAddressRequest",
+    "LeaveDomainRequest",
+    "NmRequest",
+    "ProxyRequest",
     "QueryAddressRequest",
     "QueryAddressResponse",
-    "UpdateGroupAddressRequest",
     "QueryDomainRequest",
     "QueryDomainResponse",
-    "SetNodeModeRequest",
-    "ReadMemoryRequest",
-    "ReadMemoryResponse",
-    "WriteMemoryRequest",
-    "WinkRequest",
-    "ServicePin",
+    "QueryIdRequest",
+    "QueryIdResponse",
     "QueryStatusRequest",
     "QueryStatusResponse",
-    "ClearStatusRequest",
-    "ProxyRequest",
+    "ReadMemoryRequest",
+    "ReadMemoryResponse",
+    "RespondToQueryRequest",
     "Response",
-    "NmRequest",
+    "ServicePin",
+    "SetNodeModeRequest",
+    "UpdateAddressRequest",
+    "UpdateDomainRequest",
+    "UpdateGroupAddressRequest",
+    "UpdateKeyRequest",
+    "WinkRequest",
+    "WriteMemoryRequest",
     "decode_request",
     "decode_response",
     "is_response_to",
@@ -415,7 +415,9 @@ class ExpandedUpdateKeyRequest(NmRequest):
     def from_body(cls, data: bytes) -> ExpandedUpdateKeyRequest:
         _need(data, 2 + OMA_KEY_LENGTH, "expanded_update_key")
         if data[1] > 1:
-            raise DecodeError(f"increment flag {data[1]} is not 0 or 1", field="expanded_update_key.increment", offset=2)
+            raise DecodeError(
+                f"increment flag {data[1]} is not 0 or 1", field="expanded_update_key.increment", offset=2
+            )
         return cls(bool(data[1]), data[2:])
 
 
@@ -762,7 +764,9 @@ _REQUESTS: dict[int, type[NmRequest]] = {
 }
 _EXPANDED: dict[int, type[NmRequest]] = {NmeSubcode.UPDATE_KEY: ExpandedUpdateKeyRequest}
 
-Payload = Union[QueryIdResponse, QueryAddressResponse, QueryDomainResponse, ReadMemoryResponse, QueryStatusResponse, bytes]
+Payload = (
+    QueryIdResponse | QueryAddressResponse | QueryDomainResponse | ReadMemoryResponse | QueryStatusResponse | bytes
+)
 _RESPONSE_PAYLOADS: dict[int, Callable[[bytes], Payload]] = {
     NmCode.QUERY_ID: QueryIdResponse.from_body,
     NmCode.QUERY_ADDRESS: QueryAddressResponse.from_body,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 
-__all__ = ["FrameLink", "BaseLink", "LinkStats", "LinkClosed", "LinkError", "UnknownPortScheme"]
+__all__ = ["BaseLink", "FrameLink", "LinkClosed", "LinkError", "LinkStats", "UnknownPortScheme"]
 
 
 class LinkClosed(LocalProtocolError):
@@ -113,7 +113,7 @@ class BaseLink:
             self._closed = True
             self._rx.put_nowait(_CLOSED)
 
-    def __aiter__(self) -> BaseLink:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> bytes:
@@ -122,7 +122,7 @@ class BaseLink:
         except LinkClosed:
             raise StopAsyncIteration from None
 
-    async def __aenter__(self) -> BaseLink:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ from .sim import AsyncPlChannel
 from .smip import DriverConfig, MipKind
 from .udp import CnipLink
 
-__all__ = ["open_port", "PORT_SCHEMES"]
+__all__ = ["PORT_SCHEMES", "open_port"]
 
 Opener = Callable[[str, SplitResult, dict[str, Any]], Awaitable[BaseLink]]
 

@@ -9,6 +9,7 @@ feeds the sans-I/O driver, writes what it returns and re-arms one timer (style.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -27,7 +28,7 @@ from .smip import (
     MipKind,
 )
 
-__all__ = ["SerialLink", "default_kind", "DEFAULT_BAUD"]
+__all__ = ["DEFAULT_BAUD", "SerialLink", "default_kind"]
 
 #: U50 LLP at 115200 (LTS-DG p.34); U61 at 460800 (``lonifd.c`` ``BRATE_U61a``).
 DEFAULT_BAUD = {"u50": 115200, "u61": 460800}
@@ -84,7 +85,7 @@ class SerialLink(BaseLink):
         link._pump([])
         try:
             await asyncio.wait_for(asyncio.shield(link._ready), startup_timeout)
-        except (asyncio.TimeoutError, LinkError) as exc:
+        except (TimeoutError, LinkError) as exc:
             await link.close()
             if isinstance(exc, LinkError):
                 raise
@@ -109,15 +110,12 @@ class SerialLink(BaseLink):
         self._stop.set()
         if self._timer is not None:
             self._timer.cancel()
-        try:
+        # socket:// and rfc2217:// have no cancel_read (the read timeout ends the thread then)
+        with contextlib.suppress(AttributeError, OSError):  # SerialException is an OSError
             self.port.cancel_read()
-        except Exception:  # not every URL handler implements it; the read timeout ends the thread
-            pass
         await asyncio.to_thread(self._thread.join, 1.0)
-        try:
+        with contextlib.suppress(OSError):
             self.port.close()
-        except Exception:
-            pass
 
     # -- internals ----------------------------------------------------------------------
     def _reader(self) -> None:
@@ -125,7 +123,7 @@ class SerialLink(BaseLink):
         while not self._stop.is_set():
             try:
                 data = ser.read(max(1, ser.in_waiting))
-            except Exception as exc:  # port vanished
+            except Exception as exc:  # noqa: BLE001 - port vanished: any failure must reach the loop
                 if not self._stop.is_set():
                     self._loop.call_soon_threadsafe(self._on_error, exc)
                 return
@@ -174,7 +172,7 @@ class SerialLink(BaseLink):
         if out and not self.closed:
             try:
                 self.port.write(out)
-            except Exception as exc:
+            except OSError as exc:  # SerialException, SerialTimeoutException, EIO
                 self._on_error(exc)
                 return
         deadline = self.driver.next_timer()
