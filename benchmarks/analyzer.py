@@ -33,10 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools import gen_capture as G
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CACHE = ROOT / ".cache" / "analyzer-bench"
 

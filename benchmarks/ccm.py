@@ -39,10 +39,14 @@ from cryptography.hazmat.primitives.cmac import CMAC
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from osgp import ccm  # noqa: E402
+from osgp import ccm
 
 
-_CLOCK: Callable[[], float] = lambda: time.process_time_ns() * 1e-9
+def _process_clock() -> float:
+    return time.process_time_ns() * 1e-9
+
+
+_CLOCK: Callable[[], float] = _process_clock
 
 
 def _time(fn: Callable[[], object], per: int, target: float) -> float:
@@ -64,7 +68,10 @@ def _time(fn: Callable[[], object], per: int, target: float) -> float:
     return (clock() - t0) / (reps * per)
 
 
-def bench(cases: dict[str, tuple[Callable[[], object], int]], base: str, rounds: int, target: float) -> dict[str, tuple[float, float]]:
+Cases = dict[str, tuple[Callable[[], object], int]]
+
+
+def bench(cases: Cases, base: str, rounds: int, target: float) -> dict[str, tuple[float, float]]:
     times: dict[str, list[float]] = {k: [] for k in cases}
     ratios: dict[str, list[float]] = {k: [] for k in cases}
     gc.disable()
@@ -84,7 +91,7 @@ def bench(cases: dict[str, tuple[Callable[[], object], int]], base: str, rounds:
     return {k: (statistics.median(times[k]), statistics.median(ratios[k])) for k in cases}
 
 
-def ccm_cases(size: int, nframes: int) -> tuple[dict[str, tuple[Callable[[], object], int]], dict[str, tuple[Callable[[], object], int]]]:
+def ccm_cases(size: int, nframes: int) -> tuple[Cases, Cases]:
     rnd = random.Random(size)
     nlen = 13 if size < 65536 else 12
     keys = [rnd.randbytes(16) for _ in range(nframes)]
@@ -206,8 +213,8 @@ def main() -> None:
     print("\nGoals (64 B frames; CMAC at 16 and 64 B):")
     for size, what, r in summary:
         if size == 64 and what in ("decrypt", "encrypt"):
-            pc = [v[1] for k, v in r.items() if "per frame" in k and "osgp" in k][0]
-            bt = [v[1] for k, v in r.items() if "batch" in k][0]
+            pc = next(v[1] for k, v in r.items() if "per frame" in k and "osgp" in k)
+            bt = next(v[1] for k, v in r.items() if "batch" in k)
             print(f"  {what}: per call x{pc:.2f} (goal >= 7), batch x{bt:.2f} (goal >= 15)")
         if what == "cmac" and size in (16, 64):
             cm = r[f"osgp.ccm[{ccm.IMPLEMENTATION}] Key.cmac"][1]

@@ -36,8 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -46,8 +47,8 @@ if str(ROOT) not in sys.path:
 from dlms14908 import axdr  # noqa: E402
 from dlms14908.cosem.profile import decode_buffer  # noqa: E402
 from dlms14908.obis import Obis  # noqa: E402
-from dlms14908.xdlms.types import CaptureObjectDefinition  # noqa: E402
 from dlms14908.xdlms import decode_apdu  # noqa: E402
+from dlms14908.xdlms.types import CaptureObjectDefinition  # noqa: E402
 from tools.oracle import venv as oracle_venv  # noqa: E402
 
 TESTS = ("get", "profile", "typed")
@@ -58,7 +59,7 @@ def make_inputs(n: int, seed: int = 14908) -> tuple[list[bytes], bytes, int, tup
     rnd = random.Random(seed)
     values = [rnd.getrandbits(32) for _ in range(n)]
     apdus = [b"\xc4\x01\xc1\x00\x06" + v.to_bytes(4, "big") for v in values]
-    start = dt.datetime(2024, 1, 1)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # only the calendar fields are used
     rows = bytearray()
     col2_sum = 0
     for i in range(n):

@@ -221,7 +221,7 @@ def test_bad_key_file_exit_4(
 
 
 def test_missing_key_file_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, V2, "--keys", str(tmp_path / "nope.toml"))
+    code, _out, err = _run(capsys, V2, "--keys", str(tmp_path / "nope.toml"))
     assert code == Exit.KEYFILE and "no such key file" in err
 
 
@@ -253,13 +253,13 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "dlms14908.analyzer.cli", "apdu"]
     ok = subprocess.run(
         [*cmd, V2, "--keys", _keyfile(tmp_path)],
-        capture_output=True,
+        check=False, capture_output=True,
         text=True,
         env=env,
         timeout=60,
     )
     assert ok.returncode == 0 and "glo-get-request" in ok.stdout, ok.stderr
-    bad = subprocess.run([*cmd, "C8 1G"], capture_output=True, text=True, env=env, timeout=60)
+    bad = subprocess.run([*cmd, "C8 1G"], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == Exit.DECODE and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
 
 

@@ -22,8 +22,7 @@ import pytest
 
 from dlms14908.analyzer import capture_cmd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is not installed
 from tools import gen_capture as G
 
 

@@ -176,7 +176,7 @@ def axdr_obis(text: str):
 
 
 def test_public_client_cannot_write(net, capsys):
-    code, out, err = run(capsys, "set", "0-0:1.0.0.255", "-a", "3", "i16:60")
+    code, _out, err = run(capsys, "set", "0-0:1.0.0.255", "-a", "3", "i16:60")
     assert code == Exit.PROTOCOL
     assert err.strip().splitlines()[-1] == "dlms-cli: error: 0-0:1.0.0.255 attribute 3: read-write-denied"
 
@@ -206,7 +206,7 @@ def test_public_client_cannot_write(net, capsys):
 ])
 def test_errors_are_one_line_with_distinct_codes(net, capsys, argv, code, needle):
     with pytest.raises(SystemExit) if code == Exit.USAGE else _nullctx() as ex:
-        got, out, err = run(capsys, *argv)
+        got, _out, err = run(capsys, *argv)
     if code == Exit.USAGE:
         got = ex.value.code
         err = capsys.readouterr().err
@@ -297,13 +297,13 @@ def test_console_script_quick_start():
     exe = shutil.which("dlms-cli")
     require(exe is not None, "the dlms-cli console script (pip install .)")
     assert exe is not None
-    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255"], capture_output=True, text=True,
+    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255"], check=False, capture_output=True, text=True,
                        env=_env(), timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("1-0:1.8.0.255 (Active energy import (+A), total) = ")
     assert p.stdout.strip().endswith(" Wh")
     assert NOTICE in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255", "--json"], capture_output=True,
+    p = subprocess.run([exe, "--port", "sim", "read", "1-0:1.8.0.255", "--json"], check=False, capture_output=True,
                        text=True, env=_env(), timeout=60)
     d = json.loads(p.stdout)
     assert d["value"]["type"] == "double-long-unsigned" and d["value"]["value"] > 1_000_000
@@ -312,7 +312,7 @@ def test_console_script_quick_start():
 
 def test_module_entry_point_errors_without_traceback():
     p = subprocess.run([sys.executable, "-m", "dlms14908.cli.main", "--port", "/dev/nonexistent", "read",
-                        "1-0:1.8.0.255"], capture_output=True, text=True, env=_env(), timeout=60)
+                        "1-0:1.8.0.255"], check=False, capture_output=True, text=True, env=_env(), timeout=60)
     assert p.returncode == Exit.PORT
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlms-cli: error: ") and "/dev/nonexistent" in lines[0]

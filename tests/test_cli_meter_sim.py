@@ -28,7 +28,7 @@ def test_meter_sim_serves_cnip_and_reports_real_link_counters(tmp_path):
         env = _env()
         env["DLMS14908_STATE_DIR"] = str(tmp_path)
         r = subprocess.run([sys.executable, "-m", "dlms14908.cli.main", "--port", url, "--meter", "2/7",
-                            "--timeout", "5", "--json", "info"], capture_output=True, text=True, env=env,
+                            "--timeout", "5", "--json", "info"], check=False, capture_output=True, text=True, env=env,
                            timeout=120)
         assert r.returncode == 0, r.stderr
         objs = {o["class_id"]: o["attributes"] for o in json.loads(r.stdout)["objects"]}
@@ -68,7 +68,7 @@ def _stop(p: subprocess.Popen[str]) -> str:
 
 
 def test_meter_sim_help_tells_how_to_connect():
-    r = subprocess.run([sys.executable, "-m", "dlms14908.cli.meter_sim", "--help"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "dlms14908.cli.meter_sim", "--help"], check=False, capture_output=True,
                        text=True, env=_env(), timeout=60)
     assert r.returncode == 0
     assert "--cnip" in r.stdout and "dlms-cli --port cnip://127.0.0.1:" in r.stdout
@@ -87,7 +87,7 @@ def test_head_end_source_address_and_two_head_ends_on_one_meter_port(tmp_path):
         cap = tmp_path / "s.pcap"
         r = subprocess.run([sys.executable, "-m", "dlms14908.cli.main", "--port", url, "--meter", "2/7",
                             "--source", "3/99", "--capture", str(cap), "--timeout", "5", "read", "1-0:1.8.0.255"],
-                           capture_output=True, text=True, env=env, timeout=60)
+                           check=False, capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         with open(cap, "rb") as f:
             addrs = [decode_frame(fr.lpdu, crc=True).address for fr in iter_lon_frames(f)]

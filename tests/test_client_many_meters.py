@@ -41,7 +41,9 @@ def _settings(i: int) -> ClientSettings:
 
 
 def test_twenty_meters_on_three_channels_polled_concurrently_through_the_full_stack() -> None:
-    clock = lambda: T0
+    def clock() -> float:
+        return T0
+
     inflight = [0, 0]
 
     async def poll(i: int, link: object, sim: MeterSimulator) -> tuple[int, list, int]:

@@ -91,7 +91,7 @@ class Meter:
 def _dt(t: float) -> Any:
     import datetime as _d
 
-    return _d.datetime.fromtimestamp(t, _d.timezone.utc)
+    return _d.datetime.fromtimestamp(t, _d.UTC)
 
 
 def settings(suite0: bool) -> ClientSettings:
@@ -164,7 +164,7 @@ def test_sim_session(path: str, osgp: bool, suite0: bool) -> None:
 def test_sim_wrong_psk_is_security_error() -> None:
     from dlms14908.errors import SecurityError
 
-    net, meter, m = build_sim(0.0, True, False)
+    net, _meter, m = build_sim(0.0, True, False)
 
     async def main() -> None:
         ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01, psk=b"\x55" * 16)
@@ -178,7 +178,7 @@ def test_sim_wrong_psk_is_security_error() -> None:
 def test_sim_unprotected_client_refused_by_protected_meter() -> None:
     from dlms14908.errors import SecurityError
 
-    net, meter, m = build_sim(0.0, True, False)
+    net, _meter, m = build_sim(0.0, True, False)
 
     async def main() -> None:
         ep = net.client_endpoint(m, client_sap=0x10, server_sap=0x01, psk=None)
@@ -266,7 +266,7 @@ def test_capture_opens_in_tshark(tmp_path: Any, tshark: str) -> None:
     from dlms14908.pcap import open_capture
 
     path = tmp_path / "session.pcap"
-    net, meter, m = build_sim(0.0, True, True)
+    net, _meter, m = build_sim(0.0, True, True)
     cap = open_capture(str(path))
     net.frame_taps.append(lambda name, frame, t: cap.write_frame(frame, 1_700_000_000.0 + t))
 
@@ -279,7 +279,7 @@ def test_capture_opens_in_tshark(tmp_path: Any, tshark: str) -> None:
 
     asyncio.run(main())
     cap.close()
-    out = subprocess.run([tshark, "-r", str(path)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([tshark, "-r", str(path)], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
     assert len(lines) == net.channel.counters.frames

@@ -4,12 +4,14 @@ failures that reach the caller naming the hop (``osgp-62056-8-8.md`` §3.4)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dlms14908.errors import ProxyError, TransactionFailed
+from dlms14908.lon.frame import decode_frame
 from dlms14908.repeater.ltep import LTEP_CODE, LTEP_FAILURE_CODE, TxCtrl, decode_request
 from dlms14908.repeater.rules import hop_adjust_ms
-from dlms14908.lon.frame import decode_frame
 from dlms14908.simnet import SimNetwork
 from dlms14908.transport.channel import ChannelConfig
 
@@ -90,7 +92,7 @@ def test_per_hop_timeout_growth_on_the_last_retry() -> None:
     req = decode_request(decode_frame(fwd[0][1]).apdu.encode())  # type: ignore[union-attr]
     assert req.count == 1 and req.txctrl is not None  # r3 is still ahead
     t_ms = req.txctrl.timer_ms(req.long_timer)
-    gaps = [round((b - a) * 1000) for (a, _), (b, _) in zip(fwd, fwd[1:])]
+    gaps = [round((b - a) * 1000) for (a, _), (b, _) in itertools.pairwise(fwd)]
     assert gaps == [t_ms] * 3
     adjust = hop_adjust_ms(1, req.txctrl, req.long_timer)
     assert adjust > 0

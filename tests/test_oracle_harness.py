@@ -2,7 +2,6 @@
 isolation of the GPL-2 / BSL-1.1 oracles, and the one place where representations are
 normalized (``project`` / ``BLIND_FIELDS``)."""
 
-# ruff: noqa: F811  -- the shared session fixtures (gurux, dlmscosem) are imported by name
 from __future__ import annotations
 
 from typing import Any

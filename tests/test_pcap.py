@@ -11,8 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import VECTORS, require
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_lon_strategies import frames
 
 from dlms14908.errors import DecodeError, EncodeError
 from dlms14908.lon import cnip
@@ -32,9 +34,6 @@ from dlms14908.pcap import (
     parse_exported_pdu,
     udp_ipv4_ethernet,
 )
-
-from conftest import VECTORS, require
-from test_lon_strategies import frames
 
 WIRES = [
     bytes.fromhex(v["hex"].replace(" ", ""))
@@ -67,7 +66,7 @@ def test_round_trip_routes(route: str) -> None:
 
 def test_pcap_header_bytes() -> None:
     data = _capture("upper-pdu", WIRES[:1])
-    magic, vmaj, vmin, _tz, _sig, snap, linktype = struct.unpack_from("<IHHiIII", data)
+    magic, vmaj, vmin, _tz, _sig, _snap, linktype = struct.unpack_from("<IHHiIII", data)
     assert (magic, vmaj, vmin, linktype) == (0xA1B2C3D4, 2, 4, LINKTYPE_WIRESHARK_UPPER_PDU)
     # record: 16-byte header, then tags 14 "cnip.protocol", 32 = 0, 33 "LON", 0
     rec = data[24 + 16 :]
@@ -107,7 +106,8 @@ def _pcapng(records: list[tuple[int, bytes]], *, big_endian: bool = False, tsres
         out += block(1, struct.pack(e + "HHI", lt, 0, 65535) + opts)
     for i, (lt, data) in enumerate(records):
         ts = (1_600_000_000 + i) * (10**tsresol if tsresol is not None else 10**6)
-        out += block(6, struct.pack(e + "IIIII", linktypes.index(lt), ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data)
+        epb = struct.pack(e + "IIIII", linktypes.index(lt), ts >> 32, ts & 0xFFFFFFFF, len(data), len(data))
+        out += block(6, epb + data)
     return out
 
 

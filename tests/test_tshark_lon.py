@@ -20,9 +20,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import VECTORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_lon_strategies import frames
 
+from dlms14908.lon.codes import ApduClass
 from dlms14908.lon.crc import crc16
 from dlms14908.lon.frame import (
     AuthPdu,
@@ -38,11 +41,7 @@ from dlms14908.lon.frame import (
     decode_frame,
     encode_frame,
 )
-from dlms14908.lon.codes import ApduClass
 from dlms14908.pcap import LonCaptureWriter
-
-from conftest import VECTORS
-from test_lon_strategies import frames
 
 pytestmark = pytest.mark.tshark
 
@@ -75,7 +74,9 @@ LON_FIELDS = [
     "lon.code",
     "data.data",
 ]
-CNIP_FIELDS = ["cnip.len", "cnip.ver", "cnip.type", "cnip.protocol", "cnip.sessid", "cnip.seqno", "cnip.tstamp", "udp.dstport"]
+CNIP_FIELDS = [
+    "cnip.len", "cnip.ver", "cnip.type", "cnip.protocol", "cnip.sessid", "cnip.seqno", "cnip.tstamp", "udp.dstport",
+]
 LUA_FIELDS = ["lonraw.crc", "lonraw.crc_calc", "lonraw.crc_ok"]
 
 SKIP = object()  # field not comparable because of a documented dissector deviation
@@ -124,7 +125,7 @@ def h2(v: int) -> str:
 
 def expected_lon_fields(frame: Frame, wire: bytes) -> dict[str, object]:
     """What tshark 4.0's LON dissector shows for ``wire`` (= encode_frame(frame))."""
-    e: dict[str, object] = {name: "" for name in LON_FIELDS}
+    e: dict[str, object] = dict.fromkeys(LON_FIELDS, "")
     npdu = frame.npdu
     e["lon.prio"] = str(int(frame.l2.priority))
     e["lon.alt_path"] = str(int(frame.l2.alt_path))
@@ -285,7 +286,8 @@ def test_route_cnip_worked_frames(tshark: str, tmp_path: Path) -> None:
 
 
 @settings(max_examples=2, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
-@given(batch=st.lists(frames, min_size=100, max_size=100), flips=st.lists(st.integers(0, 10_000), min_size=100, max_size=100))
+@given(batch=st.lists(frames, min_size=100, max_size=100),
+       flips=st.lists(st.integers(0, 10_000), min_size=100, max_size=100))
 def test_route_c_crc_checked_by_lua(tshark: str, tmp_path: Path, batch: list[Frame], flips: list[int]) -> None:
     script = tmp_path / "lonraw.lua"
     script.write_text(LUA_SCRIPT)
@@ -324,7 +326,7 @@ def test_reader_reads_what_tshark_reads(tshark: str, tmp_path: Path) -> None:
     """Our pcap reader and tshark agree on record count and frame bytes (route B)."""
     from dlms14908.pcap import iter_lon_frames
 
-    batch, wires = _vector_frames()
+    _batch, wires = _vector_frames()
     pcap = tmp_path / "r.pcap"
     write_capture(pcap, wires, "upper-pdu")
     with open(pcap, "rb") as f:
@@ -347,7 +349,8 @@ def test_cnip_extension_header_and_digest(tshark: str, tmp_path: Path) -> None:
         w = PcapWriter(f, LINKTYPE_ETHERNET)
         for i, wire in enumerate(wires):
             pkt = cnip.CnipPacket(
-                wire, ext_header=bytes(range(4 * (i % 3))), vendor=0x1234, sequence=i, digest=b"\xee" * 16 if i % 2 else None
+                wire, ext_header=bytes(range(4 * (i % 3))), vendor=0x1234, sequence=i,
+                digest=b"\xee" * 16 if i % 2 else None,
             )
             w.write(udp_ipv4_ethernet(cnip.encode_packet(pkt)), float(i))
     fields = ["cnip.exth", "cnip.sec", "cnip.vendorcode", "cnip.len"]
@@ -360,7 +363,8 @@ def test_cnip_extension_header_and_digest(tshark: str, tmp_path: Path) -> None:
         assert row[3] == str(20 + 4 * (i % 3) + len(wire) + (16 if i % 2 else 0))
         got = dict(zip(LON_FIELDS, row[4:]))
         want = expected_lon_fields(frame, wire)
-        for name in ("lon.pdufmt", "lon.addrfmt", "lon.srcnet", "lon.srcnode", "lon.domain", "lon.trans_no", "lon.code"):
+        for name in ("lon.pdufmt", "lon.addrfmt", "lon.srcnet", "lon.srcnode", "lon.domain", "lon.trans_no",
+                     "lon.code"):
             assert got[name] == want[name], (i, name)
         if i % 2 and want["data.data"]:
             assert got["data.data"] == want["data.data"] + "ee" * 16  # the digest trails the LPDU
@@ -371,7 +375,13 @@ def test_transaction_layer_session_frames_match_tshark(tshark: str, tmp_path: Pa
     REMINDER pairs, 2b acks, challenges and replies, repeats, broadcast) recorded by
     RecordingLink-style capture (route B) reads back in tshark exactly as we decode it."""
     from dlms14908.lon.events import MessageReceived, Service
-    from dlms14908.lon.transaction import BroadcastDest, GroupDest, LonConfig, LonTransactions, NodeDest
+    from dlms14908.lon.transaction import (
+        BroadcastDest,
+        GroupDest,
+        LonConfig,
+        LonTransactions,
+        NodeDest,
+    )
     from dlms14908.transport.channel import ChannelConfig, PlChannel
     from dlms14908.transport.simnet import VirtualTimeNetwork
 

@@ -17,7 +17,8 @@ import json
 import struct
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def read_inputs(path: str) -> tuple[list[bytes], bytes]:

@@ -18,11 +18,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dlms_cosem import cosem, dlms_data, enumerations  # noqa: E402
-from dlms_cosem.connection import XDlmsApduFactory  # noqa: E402
-from dlms_cosem.protocol import acse, xdlms  # noqa: E402
-from dlms_cosem.protocol.xdlms.invoke_id_and_priority import InvokeIdAndPriority  # noqa: E402
-from shared_worker import INT_TYPES, NAME_TAGS, TAG_NAMES, Unsupported, norm, serve  # noqa: E402
+from dlms_cosem import cosem, dlms_data, enumerations
+from dlms_cosem.connection import XDlmsApduFactory
+from dlms_cosem.protocol import acse, xdlms
+from dlms_cosem.protocol.xdlms.invoke_id_and_priority import InvokeIdAndPriority
+from shared_worker import INT_TYPES, NAME_TAGS, TAG_NAMES, Unsupported, norm, serve
 
 # ----------------------------------------------------------------------------- data decode
 

@@ -23,12 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gurux_dlms import GXByteBuffer, GXDLMSSettings, GXDLMSTranslator  # noqa: E402
-from gurux_dlms.enums import Authentication, DataType, TranslatorOutputType  # noqa: E402
-from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: E402
-from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # noqa: E402
-from gurux_dlms.TranslatorSimpleTags import TranslatorSimpleTags  # noqa: E402
-from shared_worker import (  # noqa: E402
+from gurux_dlms import GXByteBuffer, GXDLMSSettings, GXDLMSTranslator
+from gurux_dlms.enums import Authentication, DataType, TranslatorOutputType
+from gurux_dlms.internal._GXCommon import _GXCommon
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo
+from gurux_dlms.TranslatorSimpleTags import TranslatorSimpleTags
+from shared_worker import (
     INT_TYPES,
     NAME_TAGS,
     TAG_NAMES,
@@ -205,24 +205,24 @@ _ERROR_NAMES: dict[str, int] = {}
 for _i in range(256):
     try:
         _ERROR_NAMES[TranslatorSimpleTags.errorCodeToString(_i).lower()] = _i
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - gurux raises assorted errors for codes it has no name for
         pass
 _AUTH_NAMES: dict[str, int] = {}
 for _i in range(8):
     try:
         _AUTH_NAMES[str(Authentication.toString(_i)).lower()] = _i
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - gurux raises assorted errors for codes it has no name for
         pass
 _RELEASE_REQ: dict[str, int] = {}
 _RELEASE_RES: dict[str, int] = {}
 for _i in (0, 1, 30):
     try:
         _RELEASE_REQ[TranslatorSimpleTags.releaseRequestReasonToString(_i).lower()] = _i
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - gurux raises assorted errors for codes it has no name for
         pass
     try:
         _RELEASE_RES[TranslatorSimpleTags.releaseResponseReasonToString(_i).lower()] = _i
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - gurux raises assorted errors for codes it has no name for
         pass
 _CONTEXT = {"LN": 1, "SN": 2, "LN_WITH_CIPHERING": 3, "SN_WITH_CIPHERING": 4}
 
@@ -266,8 +266,9 @@ def _escape_xml(text: str) -> str:
         m = _LINE.match(line)
         if m:
             inner = m.group(2).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-            line = m.group(1) + inner + m.group(3)
-        out.append(line)
+            out.append(m.group(1) + inner + m.group(3))
+        else:
+            out.append(line)
     return "\n".join(out)
 
 
@@ -292,7 +293,7 @@ def _xml_data(e: ET.Element) -> dict[str, Any]:
     if name == "boolean":
         return norm(name, v.lower() == "true")
     if name in INT_TYPES:
-        size, signed = INT_TYPES[name]
+        _size, signed = INT_TYPES[name]
         return norm(name, int.from_bytes(bytes.fromhex(v), "big", signed=signed))
     if name in ("visible-string", "utf8-string", "bit-string"):
         # The translator prints strings via GXByteBuffer.getString: text when every octet
@@ -628,7 +629,7 @@ def _data_xml(n: dict[str, Any], out: list[str]) -> None:
     if t == "boolean":
         val = "01" if v else "00"  # xmlToPdu parses booleans as hex
     elif t in INT_TYPES:
-        size, signed = INT_TYPES[t]
+        size, _signed = INT_TYPES[t]
         val = (int(v) & ((1 << (8 * size)) - 1)).to_bytes(size, "big").hex().upper()
     elif t in ("visible-string", "bit-string"):
         val = _xa(v)

@@ -56,7 +56,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from . import venv as _venv
 from .shared_worker import COSEM_CONFORMANCE_MASK, INT_TYPES, NAME_TAGS, TAG_NAMES, norm
@@ -104,10 +104,10 @@ class OracleWorker:
         self._next_id = 0
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> OracleWorker:
+    def start(self) -> Self:
         if self._proc is not None:
             return self
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's stderr, closed by close()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
         env.pop("PYTHONPATH", None)  # nothing of ours may leak into the oracle process
         self._proc = subprocess.Popen(
@@ -131,7 +131,7 @@ class OracleWorker:
                 proc.stdin.write(b'{"op": "quit"}\n')
                 proc.stdin.close()
             proc.wait(timeout=5)
-        except Exception:
+        except (OSError, subprocess.TimeoutExpired):  # a dead pipe, or a worker that will not quit
             proc.kill()
             proc.wait()
         if proc.stdout:
@@ -140,7 +140,7 @@ class OracleWorker:
             self._stderr.close()
             self._stderr = None
 
-    def __enter__(self) -> OracleWorker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -809,15 +809,18 @@ CONFORMANCE_MASKS = {
 # project(); every entry says why.
 BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     ("gurux", "aarq"): {
-        "user_information.initiate-request.response_allowed": "gurux SIMPLE_XML never prints response-allowed (_GXAPDU.parseInitiate)",
-        "user_information.initiate-request.proposed_quality_of_service": "gurux SIMPLE_XML prints the QoS *length*, not its value",
+        "user_information.initiate-request.response_allowed":
+            "gurux SIMPLE_XML never prints response-allowed (_GXAPDU.parseInitiate)",
+        "user_information.initiate-request.proposed_quality_of_service":
+            "gurux SIMPLE_XML prints the QoS *length*, not its value",
     },
     ("gurux", "rlrq"): {
         "user_information.initiate-request.response_allowed": "as for aarq",
         "user_information.initiate-request.proposed_quality_of_service": "as for aarq",
     },
     ("gurux", "aare"): {
-        "user_information.initiate-response.negotiated_quality_of_service": "gurux skips the negotiated-QoS value of an InitiateResponse",
+        "user_information.initiate-response.negotiated_quality_of_service":
+            "gurux skips the negotiated-QoS value of an InitiateResponse",
     },
     ("gurux", "rlre"): {
         "user_information.initiate-response.negotiated_quality_of_service": "as for aare",
@@ -825,11 +828,15 @@ BLIND_FIELDS: dict[tuple[str, str], dict[str, str]] = {
     ("dlmscosem", "*"): {
         "invoke_id_and_priority&IIP": "reserved bits 4-5 dropped by InvokeIdAndPriority",
         "long_invoke_id_and_priority&LIIP": "reserved bits 24-27 dropped by LongInvokeIdAndPriority",
-        "access_selection.parameters": "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
-        "lossily (hundredths and clock status of the datetimes are lost)",
+        "access_selection.parameters": (
+            "dlms-cosem parses range access into its RangeDescriptor model and re-encodes it "
+            "lossily (hundredths and clock status of the datetimes are lost)"
+        ),
         "items[].access_selection.parameters": "as above",
-        "user_information.initiate-request.proposed_quality_of_service": "dlms-cosem reports 0 for an absent proposed-QoS",
-        "user_information.initiate-response.negotiated_quality_of_service": "dlms-cosem reports 0 for an absent negotiated-QoS",
+        "user_information.initiate-request.proposed_quality_of_service":
+            "dlms-cosem reports 0 for an absent proposed-QoS",
+        "user_information.initiate-response.negotiated_quality_of_service":
+            "dlms-cosem reports 0 for an absent negotiated-QoS",
     },
     ("dlmscosem", "data-notification"): {
         "date_time": "dlms-cosem keeps the date-time as a datetime.datetime; presence is "
@@ -863,8 +870,8 @@ def project(oracle: str, n: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(n))
     paths = list(BLIND_FIELDS.get((oracle, n.get("apdu", "")), {}))
     paths += list(BLIND_FIELDS.get((oracle, "*"), {}))
-    for path in paths:
-        path, _, mask = path.partition("&")
+    for entry in paths:
+        path, _, mask = entry.partition("&")
         _drop(out, path.split("."), CONFORMANCE_MASKS[mask] if mask else None)
     if oracle == "gurux":
         _gurux_strings(out)
@@ -915,11 +922,11 @@ def _drop(node: Any, keys: list[str], mask: int | None) -> None:
 
 __all__ = [
     "BLIND_FIELDS",
+    "TAG_NAMES",
     "OracleDied",
     "OracleError",
     "OracleUnsupported",
     "OracleWorker",
-    "TAG_NAMES",
     "available",
     "encode_norm",
     "ours_apdu_from_norm",

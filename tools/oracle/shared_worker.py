@@ -34,7 +34,8 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 TAG_NAMES: dict[int, str] = {
     0: "null-data",
@@ -149,8 +150,8 @@ def serve(handlers: dict[str, Callable[[dict[str, Any]], Any]]) -> None:
     out = sys.stdout
     # Oracles sometimes print; keep our stdout channel clean.
     sys.stdout = sys.stderr
-    for line in sys.stdin:
-        line = line.strip()
+    for raw in sys.stdin:
+        line = raw.strip()
         if not line:
             continue
         req: dict[str, Any] = {}
@@ -170,7 +171,7 @@ def serve(handlers: dict[str, Callable[[dict[str, Any]], Any]]) -> None:
                 reply = {"id": req.get("id"), "ok": True, "result": handler(req)}
         except Unsupported as exc:
             reply = {"id": req.get("id"), "ok": False, "kind": "unsupported", "error": str(exc)}
-        except Exception as exc:  # the oracle's own failure, reported, never fatal
+        except Exception as exc:  # noqa: BLE001 - the oracle's own failure, reported, never fatal
             tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
             reply = {
                 "id": req.get("id"),
