@@ -147,7 +147,7 @@ def bench_efficiency(*, osgp: bool, suite0: bool, pdu: int) -> dict[str, Any]:
     buf = run(net, ep, route, conn.get(7, LOAD_PROFILE, 2))
     bits, frames, secs = c.airtime_bits - bits0, c.frames - frames0, net.now - t0
     rows = sim.profile_rows()
-    assert len(buf) == 96 and [list(r) for r in buf] == [list(r) for r in rows[-96:]] or len(buf) == len(rows)
+    assert (len(buf) == 96 and [list(r) for r in buf] == [list(r) for r in rows[-96:]]) or len(buf) == len(rows)
     payload_bits = len(axdr.encode(buf)) * 8
     return {"osgp": osgp, "suite0": suite0, "max_pdu": pdu, "entries": len(buf), "payload_bytes": payload_bits // 8,
             "frames": frames, "air_bits": round(bits), "ratio": bits / payload_bits, "seconds_on_channel": secs}
@@ -255,7 +255,8 @@ def main() -> int:
             print(r["profile"])
     print("2. 96-entry profile read on 3.6 kbit/s: bits on air / A-XDR payload bits (goal <= 1.35)")
     for e in out["efficiency"]:
-        print(f"   osgp={e['osgp']!s:5} suite0={e['suite0']!s:5} max_pdu={e['max_pdu']:5}  payload {e['payload_bytes']} B,"
+        print(f"   osgp={e['osgp']!s:5} suite0={e['suite0']!s:5} max_pdu={e['max_pdu']:5}  "
+              f"payload {e['payload_bytes']} B,"
               f" {e['frames']} frames, {e['air_bits']} bits on air, ratio {e['ratio']:.3f},"
               f" {e['seconds_on_channel']:.1f} s")
     s = out["state"]

@@ -20,7 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .adaptation.endpoint import ApduHandler, ClientEndpoint, ServerEndpoint, address_bytes, lnap_address_bytes
+from .adaptation.endpoint import (
+    ApduHandler,
+    ClientEndpoint,
+    ServerEndpoint,
+    address_bytes,
+    lnap_address_bytes,
+)
 from .errors import DlmsTimeout, LocalProtocolError
 from .lon.transaction import LonConfig, NeuronIdDest, NodeDest
 from .node import ExchangeDone, ExchangeFailed, LonNode, Route, Timing
@@ -30,7 +36,7 @@ from .transport.channel import ChannelConfig, PlChannel
 if TYPE_CHECKING:
     from osgp.channel import ChannelConfig as OsgpChannelConfig
 
-__all__ = ["SimMeter", "SimNetwork", "DEFAULT_DOMAIN", "DEFAULT_NNAP_ID", "default_network"]
+__all__ = ["DEFAULT_DOMAIN", "DEFAULT_NNAP_ID", "SimMeter", "SimNetwork", "default_network"]
 
 DEFAULT_DOMAIN = b"\x42"
 DEFAULT_NNAP_ID = bytes.fromhex("4e4e41500001")  # "NNAP" 00 01
@@ -99,7 +105,7 @@ class SimNetwork:
 
         self._rng_n += 1
         r = random.Random(f"{self._seed}/{self._rng_n}")
-        return lambda n: r.randbytes(n)
+        return r.randbytes
 
     @staticmethod
     def _osgp_config() -> OsgpChannelConfig:
@@ -345,9 +351,9 @@ class SimNetwork:
     # ------------------------------------------------------------------ reporting
     def describe(self) -> str:
         """One line per node, for the stderr announcement of ``--port sim``."""
-        lines = [f"simulated power-line network ({self.channel.config.bit_rate:.0f} bit/s, "
-                 f"loss {self.channel.config.loss:.0%}), head-end {self.head.name} "
-                 f"{self.head.config.subnet}/{self.head.config.node}"]
+        lines = [(f"simulated power-line network ({self.channel.config.bit_rate:.0f} bit/s, "
+                  f"loss {self.channel.config.loss:.0%}), head-end {self.head.name} "
+                  f"{self.head.config.subnet}/{self.head.config.node}")]
         for r in self.repeaters.values():
             lines.append(f"  repeater {r.name} at {r.config.subnet}/{r.config.node}")
         for m in self.meters.values():
