@@ -31,7 +31,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from .cli.common import KeyFileError
 from .errors import EncodeError
@@ -54,6 +54,14 @@ class KeyFileWarning(UserWarning):
 _HEX_JUNK = re.compile(r"[\s:_-]")
 
 
+@overload
+def hex_field(
+    table: dict[str, Any], table_name: str, name: str, length: int, *, required: Literal[True]
+) -> bytes: ...
+@overload
+def hex_field(
+    table: dict[str, Any], table_name: str, name: str, length: int, *, required: bool
+) -> bytes | None: ...
 def hex_field(
     table: dict[str, Any], table_name: str, name: str, length: int, *, required: bool
 ) -> bytes | None:
@@ -148,7 +156,7 @@ def _parse_dlms(table: object) -> DlmsKeyTable:
     if password is not None and not isinstance(password, str):
         raise KeyFileError("[dlms] lls_password: must be a string")
     try:
-        keys = SecurityKeys(ek=ek, ak=ak, bk=bk, dk=dk)  # type: ignore[arg-type]
+        keys = SecurityKeys(ek=ek, ak=ak, bk=bk, dk=dk)
     except EncodeError as exc:  # pragma: no cover - lengths are checked above
         raise KeyFileError(f"[dlms] {exc.field}: invalid") from None
     return DlmsKeyTable(

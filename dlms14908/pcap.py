@@ -28,7 +28,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 from .errors import DecodeError, EncodeError
 from .lon import cnip
@@ -278,7 +278,12 @@ class SerialLogWriter:
 
 
 def open_capture(
-    path: str, route: Route = "upper-pdu", **kw: object
+    path: str,
+    route: Route = "upper-pdu",
+    *,
+    src_ip: str = "192.0.2.1",
+    dst_ip: str = "192.0.2.2",
+    session: int = 0,
 ) -> LonCaptureWriter | SerialLogWriter:
     """Create ``path`` and return a writer that owns it (``writer.close()`` closes the file).
 
@@ -290,7 +295,7 @@ def open_capture(
         return log
     f = open(path, "wb")  # noqa: SIM115 - handed to the writer, closed by close()
     try:
-        writer = LonCaptureWriter(f, route, **kw)  # type: ignore[arg-type]
+        writer = LonCaptureWriter(f, route, src_ip=src_ip, dst_ip=dst_ip, session=session)
     except BaseException:
         f.close()
         raise
@@ -298,12 +303,19 @@ def open_capture(
     return writer
 
 
+class _FrameLinkLike(Protocol):
+    # what RecordingLink wraps (dlms14908.transport.link.FrameLink, without its stats)
+    async def send(self, frame: bytes) -> None: ...
+    async def recv(self) -> bytes: ...
+    async def close(self) -> None: ...
+
+
 class RecordingLink:
     """Wrap any frame link (``send``/``recv``/``close`` of LPDUs with CRC, see
     ``dlms14908.transport.link.FrameLink``) and record every frame sent and
     received into a :class:`LonCaptureWriter`; ``clock`` gives the timestamps."""
 
-    def __init__(self, link: object, writer: LonCaptureWriter | SerialLogWriter, *,
+    def __init__(self, link: _FrameLinkLike, writer: LonCaptureWriter | SerialLogWriter, *,
                  clock: Callable[[], float] = time.time) -> None:
         self._link = link
         self.writer = writer
@@ -321,16 +333,16 @@ class RecordingLink:
 
     async def send(self, frame: bytes) -> None:
         self._record(frame, "tx")
-        await self._link.send(frame)  # type: ignore[attr-defined]
+        await self._link.send(frame)
 
     async def recv(self) -> bytes:
-        frame: bytes = await self._link.recv()  # type: ignore[attr-defined]
+        frame = await self._link.recv()
         self._record(frame, "rx")
         return frame
 
     async def close(self) -> None:
         try:
-            await self._link.close()  # type: ignore[attr-defined]
+            await self._link.close()
         finally:
             self.writer.flush()
 

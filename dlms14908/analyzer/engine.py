@@ -831,8 +831,9 @@ class Analyzer:
         key_id = body[0]
         seq = int.from_bytes(body[1:5], "big")
         rec.osgp_text = f"OSGP k{key_id} seq {seq}"
+        view: dict[str, Any] | None = None  # the JSON view (detail mode)
         if self.detail:
-            rec.osgp = {"key_id": key_id, "seq": seq, "verified": None}
+            view = rec.osgp = {"key_id": key_id, "seq": seq, "verified": None}
         aead = flow.keys.get(key_id)
         if aead is None:
             aead = self._session_key(flow, key_id)
@@ -891,14 +892,14 @@ class Analyzer:
             win.update(seq)
             rec.direction = d
             rec.osgp_text += " ok"
-            if self.detail:
-                rec.osgp["verified"] = True  # type: ignore[index]
+            if view is not None:
+                view["verified"] = True
             if management:
                 self._udk(rec, flow, plain)
                 return None
             return bytes(plain)
-        if self.detail:
-            rec.osgp["verified"] = False  # type: ignore[index]
+        if view is not None:
+            view["verified"] = False
         rec.osgp_text += " BAD TAG"
         rec.add(
             "bad-tag",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from .. import pcap
 from .engine import (
@@ -70,7 +70,7 @@ def _plen_table() -> list[int]:
 _PLEN = _plen_table()
 
 
-def _info(body: bytes, plen: int, rcol: str) -> tuple[Any, ...] | bool | None:
+def _info(body: bytes, plen: int, rcol: str) -> tuple[Any, ...] | Literal[False] | None:
     """What the fast path needs from a header; False when it never applies to this prefix."""
     h = peek(body)
     if h is None:
@@ -187,7 +187,7 @@ def _summary(
     from binascii import crc_hqx
 
     fast_ok = not an.keys.osgp_enabled and not an.detail and not an.keep_plain
-    cache: dict[bytes, Any] = {}
+    cache: dict[bytes, tuple[Any, ...] | Literal[False]] = {}
     plen_t = _PLEN
     pending = an.pending
     seen = an.seen
@@ -333,7 +333,7 @@ def _summary(
             seg,
             tmpl,
             ks_off,
-        ) = info  # type: ignore[misc]
+        ) = info
         if body_end < ks_off + 13:  # KeyID, SeqNo, tag: 13 bytes at least
             slow(index, ts, route, lpdu, None)
             continue

@@ -95,7 +95,9 @@ class LonHdr:
         if k == "sn":
             return f"{self.dst_subnet}/{self.dst_node}"
         if k == "nid":
-            return f"nid:{self.neuron_id.hex()}"  # type: ignore[union-attr]
+            nid = self.neuron_id
+            assert nid is not None  # peek() sets it for Neuron ID addressing
+            return f"nid:{nid.hex()}"
         if k == "group":
             return f"group {self.group}"
         if k == "gack":

@@ -42,7 +42,8 @@ from ..profile import SAP_MANAGEMENT, SAP_PUBLIC_CLIENT
 from .common import PortError
 
 if TYPE_CHECKING:
-    from ..node import Route
+    from ..aio_link import StackLink
+    from ..node import LonNode, Route
 
 __all__ = [
     "SIM_NOTICE",
@@ -99,7 +100,7 @@ def parse_via(text: str) -> tuple[MeterAddress, ...]:
     return tuple(parse_meter(p) for p in parts)
 
 
-_SIM: Any = None
+_SIM: CliSimNetwork | None = None
 
 
 def is_sim(port_url: str) -> bool:
@@ -211,13 +212,13 @@ class CliSimNetwork:
             subnet, node = addr.subnet, addr.node
             nid = bytes((0x04, 0x5E, 0x00, 0x00, subnet, node))
         seed = int.from_bytes(hashlib.blake2b(f"sim:{nid.hex()}".encode(), digest_size=8).digest(), "big") >> 1
-        holder: dict[str, Any] = {}
+        holder: dict[str, LonNode] = {}
 
         def c132() -> dict[str, int]:
-            return holder["node"].link_counters()["class132"]  # type: ignore[no-any-return]
+            return holder["node"].link_counters()["class132"]
 
         def c133() -> dict[str, int]:
-            return holder["node"].link_counters()["class133"]  # type: ignore[no-any-return]
+            return holder["node"].link_counters()["class133"]
 
         sim = MeterSimulator(seed=seed, clock=self.clock, password=self._password or DEFAULT_PASSWORD,
                              keys=self._keys or DEFAULT_KEYS, system_title=self._system_title,
@@ -272,7 +273,7 @@ def sim_network(keys: KeyFile | None = None, port_url: str = "sim") -> CliSimNet
     global _SIM
     if _SIM is None:
         _SIM = CliSimNetwork(keys, **parse_sim_url(port_url))
-    return _SIM  # type: ignore[no-any-return]
+    return _SIM
 
 
 def _open_failed(what: str, exc: BaseException) -> str:
@@ -286,17 +287,17 @@ def _open_failed(what: str, exc: BaseException) -> str:
 class _LazyLink:
     """An ApduLink whose transport is opened on first use (open_link is synchronous)."""
 
-    def __init__(self, opener: Callable[[], Awaitable[Any]], what: str) -> None:
+    def __init__(self, opener: Callable[[], Awaitable[StackLink]], what: str) -> None:
         self._opener = opener
         self._what = what
-        self._link: Any = None
+        self._link: StackLink | None = None
         self._closed = False
         #: set by the opener: the LonTalk worst case of one exchange step on this route (all
         #: retries of every hop); a shorter --timeout would cut a repeater chain short and turn
         #: a proxy failure naming the hop into an anonymous timeout
         self.min_timeout = 0.0
 
-    async def _get(self) -> Any:
+    async def _get(self) -> StackLink:
         if self._closed:
             raise LocalProtocolError("link is closed")
         if self._link is None:
@@ -314,7 +315,7 @@ class _LazyLink:
 
     async def request(self, apdu: bytes, *, timeout: float) -> bytes:
         link = await self._get()
-        return await link.request(apdu, timeout=max(timeout, self.min_timeout))  # type: ignore[no-any-return]
+        return await link.request(apdu, timeout=max(timeout, self.min_timeout))
 
     async def send(self, apdu: bytes) -> None:
         link = await self._get()

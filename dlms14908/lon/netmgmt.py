@@ -120,11 +120,15 @@ class DomainEntry:
         _bytes("domain.key", self.key, KEY_LENGTH)
 
     @classmethod
-    def make(cls, domain: bytes, subnet: int, node: int, key: bytes, **kw: object) -> DomainEntry:
+    def make(
+        cls, domain: bytes, subnet: int, node: int, key: bytes, *, non_clone: bool = True, invalid: bool = False,
+        auth_type: int = 0, ls_mode: bool = False, dhcp: bool = False,
+    ) -> DomainEntry:
         """Build an entry from a 0/1/3/6-byte domain ID (zero-padded to 6)."""
         if len(domain) not in (0, 1, 3, 6):
             raise EncodeError("domain ID must be 0, 1, 3 or 6 bytes", field="domain.id")
-        return cls(domain.ljust(6, b"\0"), subnet, node, len(domain), key, **kw)  # type: ignore[arg-type]
+        return cls(domain.ljust(6, b"\0"), subnet, node, len(domain), key, non_clone=non_clone, invalid=invalid,
+                   auth_type=auth_type, ls_mode=ls_mode, dhcp=dhcp)
 
     @property
     def id(self) -> bytes:
