@@ -158,13 +158,20 @@ def _reachable(roots: list[Any]) -> dict[int, int]:
     and code excluded: they are shared program state)."""
     import types
 
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType,
+    skip = (type, types.ModuleType, types.BuiltinFunctionType, types.CodeType,
             types.MethodDescriptorType, types.WrapperDescriptorType, types.GetSetDescriptorType)
     seen: dict[int, int] = {}
     stack = list(roots)
     while stack:
         o = stack.pop()
         if id(o) in seen or isinstance(o, skip):
+            continue
+        if isinstance(o, types.FunctionType):
+            # a closure can hold per-meter state (e.g. a random source): count the function and
+            # what its cells and defaults reach, not its module globals (program state)
+            seen[id(o)] = sys.getsizeof(o)
+            stack.extend(c.cell_contents for c in o.__closure__ or () if c.cell_contents is not None)
+            stack.extend(o.__defaults__ or ())
             continue
         # CPython 3.11 keeps small instance dicts as inline values that neither getsizeof nor
         # get_referents report; touching __dict__ materialises the dict so that it is counted.

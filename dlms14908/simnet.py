@@ -89,6 +89,7 @@ class SimNetwork:
         self.repeaters: dict[str, LonNode] = {}
         self._seed = seed
         self._rng_n = 0
+        self._head_random: Callable[[int], bytes] | None = None
         self.head = self._add(_HEAD, LonNode(self._config(*head_address), timing=self.timing, rng=self._rng(),
                                              name=_HEAD))
         self._waiters: dict[int, asyncio.Future[bytes | None]] = {}
@@ -200,8 +201,10 @@ class SimNetwork:
         if psk is not None:
             from osgp.channel import Role, SecureChannel
 
+            if self._head_random is None:  # one CSPRNG for all the head-end's channels, as deployed
+                self._head_random = self._rng()
             channel = SecureChannel(role=Role.NNAP, local_id=self.nnap_id, peer_id=meter.neuron_id, psk=psk,
-                                    random=self._rng(), config=self._osgp_config())
+                                    random=self._head_random, config=self._osgp_config())
         sn, nd = meter.address
         dest = (address_bytes(self.domain, neuron_id=meter.neuron_id) if by_neuron_id
                 else lnap_address_bytes(self.domain, sn, nd))
