@@ -30,7 +30,14 @@ from dataclasses import dataclass
 
 from . import profile as P
 from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step, address_bytes
-from .errors import DecodeError, EncodeError, LocalProtocolError, ProtocolError, ProxyError, TransactionFailed
+from .errors import (
+    DecodeError,
+    EncodeError,
+    LocalProtocolError,
+    ProtocolError,
+    ProxyError,
+    TransactionFailed,
+)
 from .lon.events import (
     LonEvent,
     MessageCompleted,
@@ -41,7 +48,15 @@ from .lon.events import (
     Service,
 )
 from .lon.frame import Apdu, NeuronIdAddress, SubnetNodeAddress
-from .lon.transaction import BroadcastDest, Destination, GroupDest, LonConfig, LonTransactions, NeuronIdDest, NodeDest
+from .lon.transaction import (
+    BroadcastDest,
+    Destination,
+    GroupDest,
+    LonConfig,
+    LonTransactions,
+    NeuronIdDest,
+    NodeDest,
+)
 from .repeater.ltep import (
     LONG_TIMERS_MS,
     LTEP_CODE,
@@ -58,7 +73,14 @@ from .repeater.ltep import (
     decode_completion,
     encode_completion,
 )
-from .repeater.rules import AgentSend, NodeAddress, build_chain, chain_timeout_ms, process, raise_for_completion
+from .repeater.rules import (
+    AgentSend,
+    NodeAddress,
+    build_chain,
+    chain_timeout_ms,
+    process,
+    raise_for_completion,
+)
 from .transport.channel import A_BAND_BPS, airtime
 
 __all__ = [
@@ -317,17 +339,17 @@ class LonNode:
         for ev in events:
             t = type(ev)  # the transaction layer's events are final classes
             if t is ResponseReceived:
-                o = self._owners.get(ev.tid)  # type: ignore[union-attr]
+                o = self._owners.get(ev.tid)  # type: ignore[attr-defined]
                 if o is not None and o.response is None:
-                    o.response = ev.apdu.encode()  # type: ignore[union-attr]
+                    o.response = ev.apdu.encode()  # type: ignore[attr-defined]
                 continue
             if t is MessageCompleted:
-                o = self._owners.pop(ev.tid, None)  # type: ignore[union-attr]
+                o = self._owners.pop(ev.tid, None)  # type: ignore[attr-defined]
                 if o is not None:
                     self._completed(o, True, now)
                     continue
             elif t is MessageReceived:
-                apdu = ev.apdu  # type: ignore[union-attr]
+                apdu = ev.apdu  # type: ignore[attr-defined]
                 if type(apdu) is Apdu:
                     code = apdu.code
                     if code == _AL_MSG_CODE and self.server is not None:
@@ -337,7 +359,7 @@ class LonNode:
                         self._proxy(ev, now)  # type: ignore[arg-type]
                         continue
             elif t is MessageFailed:
-                o = self._owners.pop(ev.tid, None)  # type: ignore[union-attr]
+                o = self._owners.pop(ev.tid, None)  # type: ignore[attr-defined]
                 if o is not None:
                     self._completed(o, False, now, ev)  # type: ignore[arg-type]
                     continue

@@ -38,7 +38,6 @@ from dlms14908.lon.frame import (
     GroupAckAddress,
     GroupAddress,
     NeuronIdAddress,
-    Npdu,
     NvApdu,
     Spdu,
     SpduType,

@@ -17,6 +17,7 @@ naming the field and the byte offset.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
@@ -277,6 +278,7 @@ class _KeepsEncoding:
     it is not rebuilt: not a dataclass field, so not compared, hashed, shown or pickled."""
 
     __slots__ = ("_raw",)
+    _raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +417,7 @@ class _TransactionPdu:
     def _validate(
         self,
         prefix: str,
-        kind: type[TpduType] | type[SpduType],
+        kind: builtins.type[TpduType] | builtins.type[SpduType],  # noqa: PYI055
         with_apdu: frozenset[int],
         with_list: frozenset[int],
     ) -> None:

@@ -52,6 +52,7 @@ from binascii import crc_hqx
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import CrcError, DecodeError, EncodeError, LocalProtocolError
 from .crc import CRC_RESIDUE, append_crc
@@ -416,7 +417,10 @@ _FAST_HDR_END = tuple(
     6 + (0, 1, 3, 6)[h & 3] if h >> 6 == 0 and (h >> 4) & 3 in (0, 1) and (h >> 2) & 3 == 2 else 0
     for h in range(256)
 )
-_MISS = object()
+_MISS: Any = object()
+#: what a cached format-2a address + domain means here: (for us, address, domain, record key
+#: prefix at normal priority, at high priority)
+_Head = tuple[bool, SubnetNodeAddress, bytes, tuple[object, ...], tuple[object, ...]]
 # what the fast path makes of (SPDU bit << 8 | TPDU/SPDU header byte): 0 = general path (auth
 # bit, M_List types, undefined types)
 _MESSAGE, _ACK, _RESPONSE, _REQUEST = 1, 2, 3, 4
@@ -474,7 +478,7 @@ class LonTransactions:
         self._timer: float | None = None
         self._timer_dirty = False
         # bounded caches, all derived from the (frozen) config and the bytes of their keys
-        self._heads: dict[bytes, tuple[object, ...] | None] = {}
+        self._heads: dict[bytes, _Head | None] = {}
         self._reply_heads: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
         self._dest_heads: dict[tuple[int, int], tuple[int, bytes]] = {}
 
@@ -593,12 +597,12 @@ class LonTransactions:
         ev: list[LonEvent] = []
         if self._done_soon:
             keep = []
-            for tx in self._done_soon:
-                if tx.deadline is not None and now >= tx.deadline:
+            for sent in self._done_soon:
+                if sent.deadline is not None and now >= sent.deadline:
                     self.counters.completed += 1
-                    ev.append(MessageCompleted(tx.tid, tx.service, tx.sent))
+                    ev.append(MessageCompleted(sent.tid, sent.service, sent.sent))
                 else:
-                    keep.append(tx)
+                    keep.append(sent)
             self._done_soon = keep
         for prio in (True, False):
             tx = self._active[prio]
@@ -646,7 +650,7 @@ class LonTransactions:
                 fast = _FAST_PDU[(data[1] & 0x10) << 4 | t] if head is not None else 0
                 if fast and (n == p + 3 if fast == _ACK else n >= p + 4 and data[p + 1] < 0x80):
                     counters.l2_received += 1
-                    for_us, a, domain, pre0, pre1 = head  # type: ignore[misc]
+                    for_us, a, domain, pre0, pre1 = head
                     if not for_us:
                         counters.rx_not_for_us += 1
                         return []
@@ -675,9 +679,9 @@ class LonTransactions:
         )
 
     # ------------------------------------------------------------------ receiving
-    def _head_entry(self, data: bytes, p: int, hk: bytes) -> tuple[object, ...] | None:
+    def _head_entry(self, data: bytes, p: int, hk: bytes) -> _Head | None:
         """Cache what a format-2a address + domain means to this node (None: not 2a)."""
-        entry: tuple[object, ...] | None = None
+        entry: _Head | None = None
         if data[3] & 0x80 and data[5] & 0x80:  # source selector 1 (2a), destination bit 7 set
             a = SubnetNodeAddress(data[2], data[3] & 0x7F, data[4], data[5] & 0x7F)
             domain = data[6:p]
