@@ -283,6 +283,14 @@ def render_tree(rec: FrameRecord, t0: float) -> Any:
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 
 
+def _either(a: Callable[[FrameRecord], bool], b: Callable[[FrameRecord], bool]) -> Callable[[FrameRecord], bool]:
+    return lambda r: a(r) or b(r)
+
+
+def _both(a: Callable[[FrameRecord], bool], b: Callable[[FrameRecord], bool]) -> Callable[[FrameRecord], bool]:
+    return lambda r: a(r) and b(r)
+
+
 def compile_filter(expr: str) -> Callable[[FrameRecord], bool]:
     """Compile a filter expression.
 
@@ -310,7 +318,7 @@ def compile_filter(expr: str) -> Callable[[FrameRecord], bool]:
         while peek() == "or":
             take()
             right = p_and()
-            left = (lambda a, b: lambda r: a(r) or b(r))(left, right)
+            left = _either(left, right)
         return left
 
     def p_and() -> Callable[[FrameRecord], bool]:
@@ -318,7 +326,7 @@ def compile_filter(expr: str) -> Callable[[FrameRecord], bool]:
         while peek() == "and":
             take()
             right = p_not()
-            left = (lambda a, b: lambda r: a(r) and b(r))(left, right)
+            left = _both(left, right)
         return left
 
     def p_not() -> Callable[[FrameRecord], bool]:
