@@ -512,3 +512,45 @@ def test_crc16_public_check_value() -> None:
     assert not check_crc(b"\x00") and strip_crc(b"\x00\x00") == b""
     with pytest.raises(DecodeError):
         strip_crc(b"\x00")
+
+
+# --------------------------------------------------------------------------- next_timer cache
+
+
+def _scan_deadline(lon: LonTransactions) -> float | None:
+    """The earliest deadline by a full scan (what next_timer computed before it cached)."""
+    ds = [t.deadline for t in (*lon._active.values(), *lon._done_soon) if t is not None and t.deadline is not None]
+    return min(ds) if ds else None
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_next_timer_cache_equals_a_full_scan(seed: int) -> None:
+    """Random requests (every service, both priorities), answers, duplicates and timer calls
+    between two nodes: after every call the cached deadline equals a full scan."""
+    rnd = random.Random(seed)
+    a = LonTransactions(LonConfig(*PEER, domain=DOM, tx_timer=0.5, repeat_timer=0.3, retries=2, repeats=2))
+    b = LonTransactions(LonConfig(*ME, domain=DOM))
+    now, wire = 0.0, []
+    for _ in range(60):
+        op = rnd.randrange(5)
+        if op == 0:
+            a.request(NodeDest(*ME), bytes((0x30, rnd.randrange(256))), service=rnd.choice(list(Service)),
+                      priority=rnd.random() < 0.3, now=now)
+        elif op == 1:
+            now += rnd.choice([0.0, 0.1, 0.3, 0.5, 1.0])
+            a.handle_timer(now)
+        elif op == 2:
+            wire += a.frames_to_send()
+            for f in wire[-3:]:
+                for ev in b.receive_frame(f, now):
+                    if isinstance(ev, MessageReceived) and ev.handle is not None and rnd.random() < 0.8:
+                        b.respond(ev.handle, b"\x30\x00", now=now)
+        elif op == 3:
+            for f in b.frames_to_send():
+                if rnd.random() < 0.8:
+                    a.receive_frame(f, now)
+        else:
+            now += 0.05
+        assert a.next_timer() == _scan_deadline(a)
+        assert b.next_timer() == _scan_deadline(b)
+    assert a.counters.tx_frames > 0
