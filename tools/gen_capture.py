@@ -33,13 +33,14 @@ from dlms14908.adaptation.pdu import AdaptationPdu, encode_pdu, header_bytes
 from dlms14908.obis import Obis
 from dlms14908.pcap import LonCaptureWriter
 from dlms14908.xdlms import (
+    Apdu,
     AttributeDescriptor,
     GetRequestNext,
     GetRequestNormal,
     GetResponseNormal,
     GetResponseWithDatablock,
 )
-from osgp.channel import ChannelConfig, Role, SecureChannel, SendHandshake
+from osgp.channel import BroadcastSender, ChannelConfig, Role, SecureChannel, SendHandshake
 
 PSK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 NNAP_ID = bytes.fromhex("4e4e41500001")
@@ -152,7 +153,7 @@ class Generator:
         self.result = GenResult()
         self.meters: list[_Meter] = []
         self.last_request = b""
-        self.bc = None
+        self.bc: BroadcastSender | None = None  # made by the first broadcast()
         cfg = ChannelConfig(seq_block=1 << 20, rx_save_interval=0)
         for k in range(meters):
             nid = meter_nid(k)
@@ -280,20 +281,20 @@ class Generator:
         ``distribute_to`` with UpdateDomainKeys (flags: broadcast).  Returns the frame
         numbers of the UpdateDomainKeys (0 when not distributed) and of the broadcast."""
         from dlms14908.xdlms.notify import DataNotification
-        from osgp.channel import BroadcastSender
 
-        if self.bc is None:
-            self.bc = BroadcastSender(NNAP_ID, random=_Rand(b"B"))
-        self.bc.new_key()
+        bc = self.bc
+        if bc is None:
+            bc = self.bc = BroadcastSender(NNAP_ID, random=_Rand(b"B"))
+        bc.new_key()
         udk = 0
         if distribute_to is not None:
             udk = self._udk_exchange(
-                distribute_to, distribute_to.nnap.send_broadcast_key(self.bc, 0.0)
+                distribute_to, distribute_to.nnap.send_broadcast_key(bc, 0.0)
             )
-        self.bc.activate()
+        bc.activate()
         hdr = header_bytes(self._al(P.AL_TYPE_XDLMS, b"", protected=True))
         plain = DataNotification(0x80000001, axdr.DoubleLongUnsigned(value)).to_bytes()
-        body = self.bc.protect(plain, header=hdr, dest=DOMAIN, now=0.0)
+        body = bc.protect(plain, header=hdr, dest=DOMAIN, now=0.0)
         head = bytes(
             (HEAD_END[0], 0x80 | HEAD_END[1], 0)
         )  # source, destination subnet 0: domain-wide
@@ -458,6 +459,7 @@ class Generator:
         m.reads += 1
         attr = AttributeDescriptor(8, Obis.parse("0-0:1.0.0.255"), 2)
         last = 0
+        resp: Apdu
         for apdu in set_request_blocks(iid, attr, axdr.encode(value), block_size):
             if apdu.last_block:
                 resp = SetResponseLastDatablock(iid, DataAccessResult.SUCCESS, apdu.block_number)
@@ -486,6 +488,7 @@ class Generator:
         out = split_blocks(ActionResponseItem(ActionResult.SUCCESS, ret).to_bytes(), block_size)
         reqs = action_request_blocks(iid, method, axdr.encode(params), block_size)
         last = 0
+        resp: Apdu
         for apdu in reqs:
             if apdu.last_block:
                 lb, num, chunk = out[0]
