@@ -553,8 +553,12 @@ class LonTransactions:
             tx.deadline = now
             self._done_soon.append(tx)
             return tid
-        self._queue[priority].append(tx)
-        self._start_next(priority, now)
+        queue = self._queue[priority]
+        if queue or self._active[priority] is not None:
+            queue.append(tx)
+            self._start_next(priority, now)
+        else:
+            self._start(tx, now)
         return tid
 
     def respond(self, handle: ReceiveHandle, apdu: AnyApdu | bytes, *, now: float) -> None:
@@ -845,7 +849,8 @@ class LonTransactions:
         # reordering on IP paths and the simulated channel.
         mine = self._rx_src.get(pre)
         if mine is not None and len(mine) >= c.records_per_source:
-            for k in list(mine)[: len(mine) - c.records_per_source + 1]:  # the oldest
+            extra = len(mine) - c.records_per_source + 1
+            for k in [next(iter(mine))] if extra == 1 else list(mine)[:extra]:  # the oldest
                 self._rx_remove(k)
         rx = self._rx
         if len(rx) >= c.max_receive_records:
@@ -1068,7 +1073,11 @@ class LonTransactions:
     def _start_next(self, prio: bool, now: float) -> None:
         if self._active[prio] is not None or not self._queue[prio]:
             return
-        tx = self._queue[prio].popleft()
+        self._start(self._queue[prio].popleft(), now)
+
+    def _start(self, tx: _Tx, now: float) -> None:
+        """Put ``tx`` on the wire: the active transaction of its priority (none was)."""
+        prio = tx.priority
         # 0 for the first transaction after a reset, then 1..15 (DX lcs_tcs.c: "On node
         # reset, transaction id 0 is used", TransDone "Wrap Around to 1")
         self._trans_no[prio] = self._trans_no[prio] % 15 + 1 if self._trans_no[prio] >= 0 else 0
