@@ -1080,14 +1080,15 @@ class LonTransactions:
         prio = tx.priority
         # 0 for the first transaction after a reset, then 1..15 (DX lcs_tcs.c: "On node
         # reset, transaction id 0 is used", TransDone "Wrap Around to 1")
-        self._trans_no[prio] = self._trans_no[prio] % 15 + 1 if self._trans_no[prio] >= 0 else 0
-        tx.trans_no = self._trans_no[prio]
+        last = self._trans_no[prio]
+        tx.trans_no = self._trans_no[prio] = last % 15 + 1 if last >= 0 else 0
         self._active[prio] = tx
         # the last ``alt_path_retries`` transmissions use the alternate path, the first one
         # too when there are fewer retries (DX SendNewMsg ``retryCount <= ALT_PATH_COUNT``,
         # EX ``LtTransmitTx::altPath`` ``m_nRetries < 2``); repeated service never does
         alt = tx.service is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
-        self._send(self._message_frame(tx, first=True, alt=alt), now)
+        self.counters.tx_frames += 1
+        self._outbox.append(self._message_frame(tx, True, alt))
         tx.sent = 1
         tx.deadline = self._after_send(tx, now)
 
@@ -1146,7 +1147,7 @@ class LonTransactions:
             return 15
         return 1
 
-    def _message_frame(self, tx: _Tx, *, first: bool, alt: bool = False, m_list: bytes | None = None) -> bytes:
+    def _message_frame(self, tx: _Tx, first: bool, alt: bool = False, m_list: bytes | None = None) -> bytes:
         """The LPDU of ``tx``: ``m_list`` makes an ACKD/REQUEST a REM/MSG."""
         svc = tx.service
         fmt, addr = tx.head
