@@ -751,8 +751,41 @@ class _TokenBucket:
         return False
 
 
+class _SharedDrbg:
+    """The process's CSPRNG for channels not given their own ``random``: one CtrDrbg seeded
+    from ``os.urandom``, behind a lock, reseeded in a forked child (which would otherwise
+    repeat the parent's output).  A DRBG per channel would give each of a head-end's
+    thousands of channels its own AES context for a few handshakes a day."""
+
+    __slots__ = ("_drbg", "_lock")
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._drbg = CtrDrbg(entropy=os.urandom)
+
+    def __call__(self, n: int) -> bytes:
+        with self._lock:
+            return self._drbg(n)
+
+    def _after_fork(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._drbg = CtrDrbg(entropy=os.urandom)
+
+
+_SHARED_RANDOM: _SharedDrbg | None = None
+
+
 def _default_random() -> RandomSource:
-    return CtrDrbg(entropy=os.urandom)
+    global _SHARED_RANDOM
+    if _SHARED_RANDOM is None:
+        _SHARED_RANDOM = shared = _SharedDrbg()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=shared._after_fork)
+    return _SHARED_RANDOM
 
 
 def _check_id(value: object, name: str) -> bytes:

@@ -254,3 +254,32 @@ def test_fast_open_saves_the_window_before_delivering() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_channels_without_a_random_share_one_locked_drbg_reseeded_after_fork() -> None:
+    """Channels built without ``random=`` share the process CSPRNG (no AES context per
+    channel); a forked child gets a fresh one instead of repeating the parent's stream."""
+    import os
+    import sys
+
+    from osgp.channel import Role, SecureChannel
+
+    a = SecureChannel(role=Role.NNAP, local_id=bytes(6), peer_id=bytes((4, 0, 0, 0, 2, 1)), psk=bytes(16))
+    b = SecureChannel(role=Role.NNAP, local_id=bytes(6), peer_id=bytes((4, 0, 0, 0, 2, 2)), psk=bytes(16))
+    assert a._random is b._random
+    outs = {a._random(16) for _ in range(100)}
+    assert len(outs) == 100
+    if sys.platform.startswith("win"):
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the next 16 bytes of its stream
+        os.close(r)
+        os.write(w, a._random(16))
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 16)
+    os.close(r)
+    os.waitpid(pid, 0)
+    parent = a._random(16)
+    assert len(child) == 16 and child != parent
