@@ -314,7 +314,8 @@ class LonNode:
         return self.lon.frames_to_send(now)
 
     def next_timer(self) -> float | None:
-        t = self.lon.next_timer()
+        lon = self.lon
+        t = lon._timer if not lon._timer_dirty else lon.next_timer()  # its cache, without the call
         if self.server is not None:
             st = self.server.next_timer()
             if st is not None and (t is None or st < t):
