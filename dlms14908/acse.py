@@ -10,25 +10,26 @@ one) in the user-information [30] OCTET STRING.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import DecodeError, EncodeError
 from .xdlms import _base
 from .xdlms._base import Apdu, LenientIntEnum
 
 __all__ = [
-    "ApplicationContextName",
-    "MechanismName",
-    "AssociationResult",
-    "AcseServiceUserDiagnostic",
+    "AARE",
+    "AARQ",
+    "RLRE",
+    "RLRQ",
     "AcseServiceProviderDiagnostic",
+    "AcseServiceUserDiagnostic",
+    "ApplicationContextName",
+    "AssociationResult",
+    "MechanismName",
     "ReleaseRequestReason",
     "ReleaseResponseReason",
-    "AARQ",
-    "AARE",
-    "RLRQ",
-    "RLRE",
 ]
 
 _CONTEXT_PREFIX = bytes.fromhex("608574050801")

@@ -23,58 +23,59 @@ import enum as _enum
 import math
 import operator
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import time as _time
 from datetime import timedelta, timezone, tzinfo
-from typing import Any, Callable, ClassVar, Iterable, Union
+from typing import Any, ClassVar, Union
 
 from dlms14908.errors import DecodeError, EncodeError
 
 __all__ = [
-    "DataType",
-    "TYPE_NAMES",
-    "Integer",
-    "Long",
-    "Unsigned",
-    "LongUnsigned",
-    "DoubleLong",
-    "DoubleLongUnsigned",
-    "Long64",
-    "Long64Unsigned",
-    "Enum",
-    "Bcd",
-    "Float32",
-    "Float64",
-    "OctetString",
-    "VisibleString",
-    "Utf8String",
-    "BitString",
-    "Array",
-    "Structure",
-    "TypeDescription",
-    "CompactArray",
-    "ClockStatus",
-    "Date",
-    "Time",
-    "DateTime",
-    "DontCare",
-    "DONT_CARE",
-    "NOT_SPECIFIED",
-    "DAYLIGHT_SAVINGS_END",
     "DAYLIGHT_SAVINGS_BEGIN",
-    "SECOND_LAST_DAY",
+    "DAYLIGHT_SAVINGS_END",
+    "DONT_CARE",
     "LAST_DAY",
     "MAX_DEPTH",
-    "encode",
+    "NOT_SPECIFIED",
+    "SECOND_LAST_DAY",
+    "TYPE_NAMES",
+    "Array",
+    "Bcd",
+    "BitString",
+    "ClockStatus",
+    "CompactArray",
+    "DataType",
+    "Date",
+    "DateTime",
+    "DontCare",
+    "DoubleLong",
+    "DoubleLongUnsigned",
+    "Enum",
+    "Float32",
+    "Float64",
+    "Integer",
+    "Long",
+    "Long64",
+    "Long64Unsigned",
+    "LongUnsigned",
+    "OctetString",
+    "Structure",
+    "Time",
+    "TypeDescription",
+    "Unsigned",
+    "Utf8String",
+    "VisibleString",
+    "data_type_of",
     "decode",
     "decode_all",
-    "encode_length",
     "decode_length",
-    "data_type_of",
-    "to_jsonable",
+    "encode",
+    "encode_length",
     "strict_equal",
+    "to_jsonable",
 ]
 
 #: Deepest nesting of arrays/structures accepted (guards the recursion on hostile input).
@@ -1534,7 +1535,7 @@ def _builder(kinds: tuple[str, ...], flat: bool) -> Callable[..., list[Any]]:
     body = exprs[0] if flat else f"ST(({', '.join(exprs)},))"
     src = f"def rows(it, ST, {args}):\n    return [{body} for ({names},) in it]\n"
     ns: dict[str, Any] = {"_in": int.__new__, "_fn": float.__new__, "_bn": bytes.__new__}
-    exec(src, ns)  # noqa: S102 - generated from the fixed templates above
+    exec(src, ns)  # generated from the fixed templates above
     fn = _BUILDERS[key] = ns["rows"]
     return fn
 

@@ -98,22 +98,22 @@ from .xdlms.ciphering import (
 from .xdlms.types import AccessSelector
 
 __all__ = [
-    "AssocState",
-    "AssocInput",
     "ASSOCIATION_TRANSITIONS",
-    "ClientSettings",
-    "ClientConnection",
-    "Exchange",
-    "AttributeRef",
-    "MethodRef",
-    "DEFAULT_CONFORMANCE",
     "CURRENT_ASSOCIATION",
-    "DataAccessError",
+    "DEFAULT_CONFORMANCE",
     "ActionError",
-    "ExceptionResponseError",
-    "ConfirmedServiceFailure",
+    "AssocInput",
+    "AssocState",
     "AssociationRejected",
+    "AttributeRef",
     "AuthenticationRejected",
+    "ClientConnection",
+    "ClientSettings",
+    "ConfirmedServiceFailure",
+    "DataAccessError",
+    "ExceptionResponseError",
+    "Exchange",
+    "MethodRef",
     "decode_data_results",
     "encode_data_results",
     "guess_class_id",
@@ -357,7 +357,7 @@ class Exchange:
     """One confirmed service in progress: ``request`` bytes to send, ``receive(answer)``
     returns the next APDU bytes or ``None`` when finished (then ``result`` is set)."""
 
-    __slots__ = ("_conn", "_gen", "request", "result", "done", "_get")
+    __slots__ = ("_conn", "_gen", "_get", "done", "request", "result")
 
     def __init__(self, conn: ClientConnection, gen: _Gen) -> None:
         self._conn = conn
@@ -458,9 +458,20 @@ _ASSOCIATED = AssocState.ASSOCIATED
 class ClientConnection:
     """One client-side association (sans-I/O).  Per-meter state is kept small (``__slots__``)."""
 
-    __slots__ = ("_settings", "_state", "_cipher", "_ciphered", "_kind", "_iid",
-                 "negotiated_conformance", "server_max_pdu", "server_system_title", "_busy",
-                 "_random", "transitions")
+    __slots__ = (
+        "_busy",
+        "_cipher",
+        "_ciphered",
+        "_iid",
+        "_kind",
+        "_random",
+        "_settings",
+        "_state",
+        "negotiated_conformance",
+        "server_max_pdu",
+        "server_system_title",
+        "transitions",
+    )
 
     def __init__(self, settings: ClientSettings | None = None, *,
                  random: Callable[[int], bytes] = os.urandom) -> None:

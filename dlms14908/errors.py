@@ -11,19 +11,19 @@ carries key material.
 from __future__ import annotations
 
 __all__ = [
-    "ProtocolError",
-    "LocalProtocolError",
-    "EncodeError",
-    "RemoteProtocolError",
-    "DecodeError",
-    "CrcError",
-    "SecurityError",
     "AuthenticationFailed",
-    "ReplayError",
-    "ProxyError",
-    "TransactionFailed",
-    "ServiceError",
+    "CrcError",
+    "DecodeError",
     "DlmsTimeout",
+    "EncodeError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "ProxyError",
+    "RemoteProtocolError",
+    "ReplayError",
+    "SecurityError",
+    "ServiceError",
+    "TransactionFailed",
 ]
 
 

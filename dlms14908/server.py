@@ -95,16 +95,16 @@ from .xdlms.ciphering import (
 )
 
 __all__ = [
-    "AccessPolicy",
     "FULL_ACCESS",
-    "read_only",
-    "AssociationConfig",
-    "ServerState",
-    "ServerInput",
-    "SERVER_TRANSITIONS",
-    "ServerSession",
-    "CosemServer",
     "SERVER_CONFORMANCE",
+    "SERVER_TRANSITIONS",
+    "AccessPolicy",
+    "AssociationConfig",
+    "CosemServer",
+    "ServerInput",
+    "ServerSession",
+    "ServerState",
+    "read_only",
 ]
 
 #: what the server supports
@@ -137,7 +137,7 @@ def read_only(visible: Iterable[Obis | str] | None = None) -> AccessPolicy:
             return None
         attrs = {i: (AttributeAccess.READ_ONLY if a.readable else AttributeAccess.NO_ACCESS)
                  for i, a in obj.attribute_access.items()}
-        return attrs, {i: MethodAccess.NO_ACCESS for i in obj.method_access}
+        return attrs, dict.fromkeys(obj.method_access, MethodAccess.NO_ACCESS)
 
     return policy
 
@@ -190,9 +190,25 @@ del _S, _I
 class ServerSession:
     """Server-side state of the association with one client SAP."""
 
-    __slots__ = ("config", "state", "cipher", "ciphered", "kind", "conformance", "client_max_pdu",
-                 "stoc", "ctos", "client_system_title", "get_blocks", "get_iid",
-                 "set_blocks", "action_blocks", "action_out", "action_iid", "rights")
+    __slots__ = (
+        "action_blocks",
+        "action_iid",
+        "action_out",
+        "cipher",
+        "ciphered",
+        "client_max_pdu",
+        "client_system_title",
+        "config",
+        "conformance",
+        "ctos",
+        "get_blocks",
+        "get_iid",
+        "kind",
+        "rights",
+        "set_blocks",
+        "state",
+        "stoc",
+    )
 
     def __init__(self, config: AssociationConfig) -> None:
         self.config = config

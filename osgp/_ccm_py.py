@@ -21,7 +21,7 @@ from dlms14908.errors import EncodeError
 
 from ._ccm_errors import InvalidTag
 
-__all__ = ["InvalidTag", "Key", "encrypt_batch", "decrypt_batch", "HAVE_AESNI"]
+__all__ = ["HAVE_AESNI", "InvalidTag", "Key", "decrypt_batch", "encrypt_batch"]
 
 HAVE_AESNI = False
 _TAG_LENGTHS = frozenset((4, 6, 8, 10, 12, 14, 16))

@@ -39,7 +39,7 @@ else:
     except ImportError:
         from ._ccm_py import HAVE_AESNI, InvalidTag, Key, decrypt_batch, encrypt_batch
 
-__all__ = ["AesCcm", "Key", "InvalidTag", "encrypt_batch", "decrypt_batch", "IMPLEMENTATION", "HAVE_AESNI"]
+__all__ = ["HAVE_AESNI", "IMPLEMENTATION", "AesCcm", "InvalidTag", "Key", "decrypt_batch", "encrypt_batch"]
 
 #: The key class: ``AesCcm(key, tag_length=8)``.
 AesCcm = Key

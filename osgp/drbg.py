@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.modes import ECB
 
 from dlms14908.errors import EncodeError
 
-__all__ = ["CtrDrbg", "SEEDLEN", "MAX_REQUEST", "RESEED_INTERVAL"]
+__all__ = ["MAX_REQUEST", "RESEED_INTERVAL", "SEEDLEN", "CtrDrbg"]
 
 SEEDLEN = 32                 # bytes: keylen 16 + outlen 16 (SP 800-90A Table 3, AES-128)
 MAX_REQUEST = 1 << 16        # bytes per Generate (2^19 bits)
@@ -33,7 +33,7 @@ class CtrDrbg:
     ``personalization`` and ``additional_input`` are at most 32 bytes (no df).
     """
 
-    __slots__ = ("_entropy", "_key", "_v", "_enc", "reseed_counter", "_reseed_interval")
+    __slots__ = ("_enc", "_entropy", "_key", "_reseed_interval", "_v", "reseed_counter")
 
     def __init__(
         self,

@@ -27,17 +27,17 @@ from osgp.primitives import osgp_kdf, osgp_mac, osgp_mac_verify
 
 __all__ = [
     "SessionKeys",
+    "check_key",
+    "commission_pd_aad",
+    "commission_pd_nonce",
+    "commission_response_mac_input",
+    "data_nonce",
     "derive_kek",
     "derive_session_keys",
     "handshake_mac",
     "handshake_mac_verify",
-    "commission_response_mac_input",
-    "commission_pd_nonce",
-    "commission_pd_aad",
-    "data_nonce",
-    "wrap_key",
     "unwrap_key",
-    "check_key",
+    "wrap_key",
 ]
 
 

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from dlms14908.errors import AuthenticationFailed, DecodeError, EncodeError
 
 __all__ = [
-    "OMA_KEY_LEN",
     "DIGEST_LEN",
-    "oma_digest",
-    "en14908_transform",
-    "derive_encryption_key",
+    "OMA_KEY_LEN",
     "decrypt",
+    "derive_encryption_key",
+    "en14908_transform",
+    "oma_digest",
 ]
 
 OMA_KEY_LEN = 12

@@ -21,18 +21,18 @@ from dlms14908 import profile as P
 from dlms14908.errors import DecodeError, EncodeError
 
 __all__ = [
+    "COMMISSION_PD_BLOCK_LEN",
+    "AuthenticationFailure",
     "ChallengeRequest",
     "ChallengeResponse",
     "CommissionRequest",
     "CommissionResponse",
+    "Message",
+    "SequenceError",
     "UpdateDomainKeys",
     "UpdateDomainKeysResponse",
-    "AuthenticationFailure",
-    "SequenceError",
-    "Message",
     "decode_message",
     "encode_message",
-    "COMMISSION_PD_BLOCK_LEN",
 ]
 
 COMMISSION_PD_BLOCK_LEN = P.OSGP_COMMISSION_PD_LEN + P.OSGP_TAG_LEN

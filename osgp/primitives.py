@@ -22,16 +22,16 @@ from .ccm import AesCcm, InvalidTag, Key
 from .drbg import CtrDrbg
 
 __all__ = [
+    "KDF_MAX_LENGTH",
+    "AesCcm",
+    "CtrDrbg",
+    "InvalidTag",
     "cmac",
+    "osgp_ad",
+    "osgp_ae",
     "osgp_kdf",
     "osgp_mac",
     "osgp_mac_verify",
-    "osgp_ae",
-    "osgp_ad",
-    "CtrDrbg",
-    "InvalidTag",
-    "AesCcm",
-    "KDF_MAX_LENGTH",
 ]
 
 _Buf = bytes | bytearray | memoryview

@@ -9,13 +9,28 @@ import json
 import pytest
 
 from dlms14908.acse import (
-    AARE, AARQ, RLRE, RLRQ, AcseServiceProviderDiagnostic, AcseServiceUserDiagnostic,
-    ApplicationContextName, AssociationResult, MechanismName, ReleaseRequestReason,
+    AARE,
+    AARQ,
+    RLRE,
+    RLRQ,
+    AcseServiceProviderDiagnostic,
+    AcseServiceUserDiagnostic,
+    ApplicationContextName,
+    AssociationResult,
+    MechanismName,
+    ReleaseRequestReason,
 )
 from dlms14908.errors import DecodeError, EncodeError
 from dlms14908.xdlms import (
-    CipheredApdu, Conformance, ConfirmedServiceError, ConfirmedServiceErrorChoice,
-    InitiateRequest, InitiateResponse, ServiceErrorType, apdu_to_jsonable, decode_apdu,
+    CipheredApdu,
+    ConfirmedServiceError,
+    ConfirmedServiceErrorChoice,
+    Conformance,
+    InitiateRequest,
+    InitiateResponse,
+    ServiceErrorType,
+    apdu_to_jsonable,
+    decode_apdu,
     encode_apdu,
 )
 

@@ -4,6 +4,7 @@ homogeneous-array fast path against the generic path, and hostile input."""
 from __future__ import annotations
 
 import struct
+from datetime import UTC
 
 import pytest
 from hypothesis import given
@@ -461,9 +462,8 @@ def test_datetime_needs_deviation_or_tz() -> None:
     dt = DateTime(2024, 3, 31, None, 2, 30, 0, None, None, ClockStatus(0))
     with pytest.raises(DecodeError):
         dt.to_datetime()
-    from datetime import timezone
 
-    assert dt.to_datetime(tz=timezone.utc).isoformat() == "2024-03-31T02:30:00+00:00"
+    assert dt.to_datetime(tz=UTC).isoformat() == "2024-03-31T02:30:00+00:00"
     with pytest.raises(EncodeError):
         from datetime import datetime as _dt
 

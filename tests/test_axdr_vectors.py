@@ -4,7 +4,7 @@ cross-checked against gurux-dlms and dlms-cosem in their own venv."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import VECTORS, require
@@ -54,7 +54,7 @@ def test_s1_clock_octet_string_as_datetime() -> None:
     assert (dt.hour, dt.minute, dt.second, dt.hundredths) == (14, 48, 57, 80)
     assert dt.deviation == -60 and dt.status == ClockStatus(0)
     aware = dt.to_datetime()
-    assert aware == datetime(2021, 1, 24, 13, 48, 57, 800000, tzinfo=timezone.utc)
+    assert aware == datetime(2021, 1, 24, 13, 48, 57, 800000, tzinfo=UTC)
     assert aware.utcoffset() == timedelta(hours=1)  # CET: deviation -60 = UTC+1
     assert dt.to_bytes() == bytes(v)
 

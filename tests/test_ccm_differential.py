@@ -11,12 +11,12 @@ import threading
 from typing import Protocol
 
 import pytest
+from conftest import ROOT, require
 from cryptography.exceptions import InvalidTag as CryptoInvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import ROOT, require
 from dlms14908.errors import AuthenticationFailed
 from osgp import InvalidTag, _ccm_py, ccm
 
@@ -251,7 +251,7 @@ def test_cmac_differential(impl) -> None:  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives.cmac import CMAC
 
     rnd = random.Random(3)
-    for n in list(range(0, 50)) + [63, 64, 65, 1000]:
+    for n in list(range(50)) + [63, 64, 65, 1000]:
         key, m = rnd.randbytes(16), rnd.randbytes(n)
         c = CMAC(AES(key))
         c.update(m)

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import IN_CI, VECTORS, require
+
 from osgp import InvalidTag, _ccm_py
 
 try:

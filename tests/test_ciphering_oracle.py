@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from dlms14908.xdlms.ciphering import (
-    DEDICATED_CIPHERED_TAGS,
     GLOBAL_CIPHERED_TAGS,
     SecurityKeys,
     hls_gmac,

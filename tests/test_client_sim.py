@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -109,7 +109,7 @@ def test_clock_and_logical_names_are_typed(meter, clock):
             return await c.get("0-0:1.0.0.255"), await c.get(ENERGY, attr=1)
     t, ln = run(go())
     assert isinstance(t, axdr.DateTime)
-    assert t.to_datetime() == datetime.fromtimestamp(int(clock()), timezone.utc)
+    assert t.to_datetime() == datetime.fromtimestamp(int(clock()), UTC)
     assert ln == ENERGY
 
 
@@ -144,8 +144,8 @@ def test_get_with_list_mixes_values_and_errors(meter):
 def test_96_entry_profile_by_range_matches_simulator_state(meter, clock):
     """Block transfer of one day of 15-minute entries; every value equals the meter's own."""
     start = (int(T0) // 86400 - 1) * 86400  # yesterday 00:00 UTC
-    frm = datetime.fromtimestamp(start + INTERVAL, timezone.utc)
-    to = datetime.fromtimestamp(start + 96 * INTERVAL, timezone.utc)
+    frm = datetime.fromtimestamp(start + INTERVAL, UTC)
+    to = datetime.fromtimestamp(start + 96 * INTERVAL, UTC)
     seen: list[tuple[int, int]] = []
 
     async def go():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 from conftest import VECTORS
@@ -173,9 +174,9 @@ def test_clock_attributes_typed() -> None:
             8, 2, axdr.OctetString(bytes.fromhex("07E50D18FF0E303950FFC400"))
         )  # month 13
     assert "month" in ei.value.field
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    back = encode_attribute(8, "time", datetime(2021, 1, 24, 13, 48, 57, tzinfo=timezone.utc))
+    back = encode_attribute(8, "time", datetime(2021, 1, 24, 13, 48, 57, tzinfo=UTC))
     assert type(back) is axdr.OctetString and len(back) == 12
 
 

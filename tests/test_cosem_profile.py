@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from conftest import VECTORS, require
@@ -25,7 +25,7 @@ def test_vector_null_clock_expansion() -> None:
     buf = decode_buffer(bytes.fromhex(P["hex"]), COLS, capture_period=P["capture_period"])
     assert len(buf) == 7
     assert [str(r[0]) for r in buf] == P["expected_clock"]
-    assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in buf] == P[
+    assert [r[0].to_datetime().astimezone(UTC).isoformat() for r in buf] == P[
         "expected_utc"
     ]
     assert [int(r[1]) for r in buf] == P["expected_energy"]
@@ -210,11 +210,11 @@ def test_gurux_expands_null_clocks_the_same_way() -> None:
         check=True,
     ).stdout
     theirs = [
-        datetime.fromisoformat(t).astimezone(timezone.utc).isoformat() for t in json.loads(out)
+        datetime.fromisoformat(t).astimezone(UTC).isoformat() for t in json.loads(out)
     ]
     ours = decode_buffer(bytes.fromhex(P["hex"]), COLS, capture_period=P["capture_period"])
     assert theirs == P["expected_utc"]
-    assert [r[0].to_datetime().astimezone(timezone.utc).isoformat() for r in ours] == theirs
+    assert [r[0].to_datetime().astimezone(UTC).isoformat() for r in ours] == theirs
 
 
 def test_unknown_column_is_a_local_error_and_a_key_error() -> None:

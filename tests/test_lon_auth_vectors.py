@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dlms14908.lon.frame import Apdu, AuthPdu, AuthType, Tpdu, TpduType, decode_frame
-from dlms14908.lon.transaction import LonConfig, LonTransactions, NodeDest, auth_transform, oma_address
-
-from conftest import VECTORS
+from dlms14908.lon.transaction import (
+    LonConfig,
+    LonTransactions,
+    NodeDest,
+    auth_transform,
+    oma_address,
+)
 
 DOC = json.loads((VECTORS / "lon" / "auth_transform.json").read_text())
 VECS = DOC["vectors"]

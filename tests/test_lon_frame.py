@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,8 +34,6 @@ from dlms14908.lon.frame import (
     encode_frame,
     frame_to_jsonable,
 )
-
-from conftest import VECTORS
 
 DOC = json.loads((VECTORS / "lon" / "frames.json").read_text())
 VECS = DOC["vectors"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,8 +42,6 @@ from dlms14908.lon.netmgmt import (
     is_response_to,
     message_to_jsonable,
 )
-
-from conftest import VECTORS
 
 VECS = json.loads((VECTORS / "lon" / "netmgmt.json").read_text())["vectors"]
 

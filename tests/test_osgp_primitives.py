@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import VECTORS
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-from cryptography.hazmat.primitives.kdf.kbkdf import CounterLocation, KBKDFCMAC, Mode
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
+from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import VECTORS
 from osgp import InvalidTag, _ccm_py
 from osgp import primitives as P
 from osgp.ccm import AesCcm

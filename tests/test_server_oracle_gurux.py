@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import require
+
 from dlms14908 import axdr
 from dlms14908.sim import MeterSimulator, SimClock
 
@@ -119,7 +119,7 @@ def test_gurux_client_reads_our_meter(tmp_path, mode):
     res, sent = _run_gurux(tmp_path, meter, mode)
     assert res["energy"] == meter.import_export_wh(T0)[0]
     assert (res["scaler"], res["unit"]) == (1, 30)  # gurux reports 10**scaler: 10**0 = 1, Wh
-    assert datetime.fromisoformat(res["clock"]).astimezone(timezone.utc) == datetime.fromtimestamp(T0, timezone.utc)
+    assert datetime.fromisoformat(res["clock"]).astimezone(UTC) == datetime.fromtimestamp(T0, UTC)
     # gurux drops the classes it does not model (130-133, IEC 62056-8-8) from its object list
     expected = sorted([o.interface.class_id, str(o.logical_name).replace("-", ".").replace(":", ".")]
                       for o in meter.objects.values()
@@ -130,7 +130,7 @@ def test_gurux_client_reads_our_meter(tmp_path, mode):
     assert len(res["profile"]) == 96
     for got, row in zip(res["profile"], rows):
         t = axdr.DateTime.from_bytes(bytes(row[0])).to_datetime()
-        assert datetime.fromisoformat(got[0]).astimezone(timezone.utc) == t
+        assert datetime.fromisoformat(got[0]).astimezone(UTC) == t
         assert got[1:] == [int(row[1]), int(row[2])]
     assert any(s[:2] == bytes((0xC0, 0x02)) for s in sent)  # gurux had to ask for the next block
     assert "release_error" not in res, res.get("release_error")

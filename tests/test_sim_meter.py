@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from dlms14908.cosem import CosemAccessError
 from dlms14908.obis import Obis
 from dlms14908.sim import INTERVAL, EnergyModel, MeterSimulator, SimClock
 from dlms14908.sim.model import tariff_of
-from dlms14908.xdlms import ActionResult, EntryDescriptor, RangeDescriptor, CaptureObjectDefinition
+from dlms14908.xdlms import ActionResult, CaptureObjectDefinition, EntryDescriptor, RangeDescriptor
 
 T0 = 1_750_000_000.0
 
@@ -48,7 +48,7 @@ def test_daily_shape_has_evening_peak_and_pv_export():
     by_hour = [sum(m.interval_power(h * 4 + q)[0] for q in range(4)) / 4 for h in range(24)]
     export = sum(m.interval_power(k)[1] for k in range(96))
     assert max(by_hour[17:22]) > 2 * min(by_hour[0:5])
-    assert export > 0 and all(m.interval_power(k)[1] == 0 for k in range(0, 20))  # no sun at night
+    assert export > 0 and all(m.interval_power(k)[1] == 0 for k in range(20))  # no sun at night
 
 
 def test_registers_profile_and_tariffs_agree():
@@ -91,7 +91,7 @@ def test_clock_is_the_injected_clock():
     sim = MeterSimulator(seed=1, clock=clock)
     c = sim.objects[Obis.parse("0-0:1.0.0.255")]
     read = axdr.DateTime.from_bytes(bytes(c.get(2, now=clock())))
-    assert read.to_datetime() == datetime.fromtimestamp(T0, timezone.utc)
+    assert read.to_datetime() == datetime.fromtimestamp(T0, UTC)
     c.action(6, axdr.Long(30), now=clock())  # shift_time
     assert axdr.DateTime.from_bytes(bytes(c.get(2, now=clock()))).to_datetime().timestamp() == T0 + 30
 
@@ -182,5 +182,5 @@ def test_profile_timestamps_match_the_calendar():
     from dlms14908.sim.meter import _dt
     rnd = _random.Random(5)
     for t in [0, 951_782_400, 1_709_164_800, 4_102_444_799] + [rnd.randrange(0, 4_000_000_000) for _ in range(2000)]:
-        want = axdr.DateTime.from_datetime(datetime.fromtimestamp(t, timezone.utc), status=0, hundredths=False)
+        want = axdr.DateTime.from_datetime(datetime.fromtimestamp(t, UTC), status=0, hundredths=False)
         assert bytes(_dt(t)) == want.to_bytes()

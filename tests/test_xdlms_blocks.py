@@ -14,11 +14,22 @@ from dlms14908 import axdr
 from dlms14908.errors import LocalProtocolError, ServiceError
 from dlms14908.obis import Obis
 from dlms14908.xdlms import (
-    ActionRequestWithFirstPblock, ActionRequestWithPblock, AttributeDescriptor,
-    BlockSequenceError, DataAccessResult, DataBlockCollector, GetBlockCollector,
-    GetResponseWithDatablock, MethodDescriptor, SetRequestWithDatablock,
-    SetRequestWithFirstDatablock, action_request_blocks, decode_apdu, encode_apdu,
-    set_request_blocks, split_blocks,
+    ActionRequestWithFirstPblock,
+    ActionRequestWithPblock,
+    AttributeDescriptor,
+    BlockSequenceError,
+    DataAccessResult,
+    DataBlockCollector,
+    GetBlockCollector,
+    GetResponseWithDatablock,
+    MethodDescriptor,
+    SetRequestWithDatablock,
+    SetRequestWithFirstDatablock,
+    action_request_blocks,
+    decode_apdu,
+    encode_apdu,
+    set_request_blocks,
+    split_blocks,
 )
 
 VEC = Path(__file__).resolve().parents[1] / "vectors" / "xdlms" / "services_vectors.json"

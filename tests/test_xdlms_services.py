@@ -14,12 +14,31 @@ from dlms14908 import axdr
 from dlms14908.errors import DecodeError, EncodeError, LocalProtocolError
 from dlms14908.obis import Obis
 from dlms14908.xdlms import (
-    ABSENT, AccessSelection, ActionRequestNormal, AttributeDescriptor, CipheredApdu,
-    DataAccessResult, DataNotification, EntryDescriptor, EventNotificationRequest,
-    ExceptionResponse, GetRequestNormal, GetResponseNormal, InformationReportRequest,
-    InvokeIdAndPriority, LongInvokeIdAndPriority, MethodDescriptor, RangeDescriptor,
-    ServiceErrorCode, SetResponseNormal, StateError, VariableName, WriteResponse,
-    apdu_to_jsonable, decode_apdu, encode_apdu,
+    ABSENT,
+    AccessSelection,
+    ActionRequestNormal,
+    AttributeDescriptor,
+    CipheredApdu,
+    DataAccessResult,
+    DataNotification,
+    EntryDescriptor,
+    EventNotificationRequest,
+    ExceptionResponse,
+    GetRequestNormal,
+    GetResponseNormal,
+    InformationReportRequest,
+    InvokeIdAndPriority,
+    LongInvokeIdAndPriority,
+    MethodDescriptor,
+    RangeDescriptor,
+    ServiceErrorCode,
+    SetResponseNormal,
+    StateError,
+    VariableName,
+    WriteResponse,
+    apdu_to_jsonable,
+    decode_apdu,
+    encode_apdu,
 )
 from dlms14908.xdlms import ln as ln_mod
 

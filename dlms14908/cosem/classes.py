@@ -12,8 +12,8 @@ what a server enforces.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from dlms14908.axdr import DataType
 from dlms14908.errors import LocalProtocolError

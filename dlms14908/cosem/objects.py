@@ -14,8 +14,9 @@ caller (sans-I/O: no object reads the system clock).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
 
 from dlms14908 import axdr
 from dlms14908.axdr import DateTime
@@ -40,19 +41,19 @@ from .classes import (
 )
 
 __all__ = [
+    "OBJECT_CLASSES",
+    "Clock",
     "CosemAccessError",
     "CosemObject",
     "Data",
-    "Register",
-    "ExtendedRegister",
-    "Clock",
-    "ProfileGeneric",
     "DisconnectControl",
+    "ExtendedRegister",
+    "Iso14908Diagnostic",
     "Iso14908Identification",
     "Iso14908ProtocolSetup",
     "Iso14908ProtocolStatus",
-    "Iso14908Diagnostic",
-    "OBJECT_CLASSES",
+    "ProfileGeneric",
+    "Register",
     "make_object",
 ]
 
@@ -417,7 +418,7 @@ def _sort_key(v: Any) -> Any:
     if isinstance(v, (bytes, DateTime)) and (isinstance(v, DateTime) or len(v) == 12):
         try:
             dt = v if isinstance(v, DateTime) else DateTime.from_bytes(bytes(v))
-            return dt.to_datetime(tz=timezone.utc).timestamp()
+            return dt.to_datetime(tz=UTC).timestamp()
         except DecodeError:
             return None
     if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -9,10 +9,11 @@ form: it equals the previous entry's clock plus ``capture_period`` seconds
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime as _datetime
 from datetime import timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from dlms14908 import axdr
 from dlms14908.axdr import DateTime
@@ -24,7 +25,11 @@ from .classes import UnknownClass, get_class
 from .types import DateTimeSpec
 
 __all__ = [
-    "ProfileBuffer", "ColumnNotFound", "decode_buffer", "advance_clock", "is_clock_column"
+    "ColumnNotFound",
+    "ProfileBuffer",
+    "advance_clock",
+    "decode_buffer",
+    "is_clock_column",
 ]
 
 CLOCK_CLASS_ID = 8

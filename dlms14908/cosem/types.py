@@ -11,10 +11,10 @@ octet-strings :class:`DateTime`, named structures frozen records such as
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, make_dataclass
 from datetime import datetime
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from dlms14908 import axdr
 from dlms14908.axdr import DataType
@@ -25,19 +25,19 @@ from dlms14908.xdlms.types import CaptureObjectDefinition
 from .units import Unit
 
 __all__ = [
-    "Spec",
-    "Leaf",
-    "AnyData",
-    "ObisSpec",
-    "DateTimeSpec",
-    "DateSpec",
-    "TimeSpec",
-    "ArrayOf",
-    "Struct",
-    "ScalerUnit",
-    "CaptureObjectDefinition",
     "CAPTURE_OBJECT",
     "SCALER_UNIT",
+    "AnyData",
+    "ArrayOf",
+    "CaptureObjectDefinition",
+    "DateSpec",
+    "DateTimeSpec",
+    "Leaf",
+    "ObisSpec",
+    "ScalerUnit",
+    "Spec",
+    "Struct",
+    "TimeSpec",
 ]
 
 _INT_CLS: dict[DataType, type] = {

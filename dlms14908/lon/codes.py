@@ -13,17 +13,17 @@ from enum import Enum, IntEnum
 
 __all__ = [
     "ApduClass",
-    "NmCode",
-    "NdCode",
-    "NmeSubcode",
     "AppCode",
     "ForeignCode",
+    "NdCode",
+    "NmCode",
+    "NmeSubcode",
     "apdu_class",
     "code_name",
-    "nm_success",
-    "nm_failure",
-    "nd_success",
     "nd_failure",
+    "nd_success",
+    "nm_failure",
+    "nm_success",
 ]
 
 

@@ -19,5 +19,15 @@ from .meter import (
 from .model import INTERVAL, EnergyModel
 from .network import LoopbackNetwork
 
-__all__ = ["MeterSimulator", "SimClock", "LoopbackNetwork", "EnergyModel", "INTERVAL", "LOAD_PROFILE",
-           "PUBLIC_OBJECTS", "DEFAULT_KEYS", "DEFAULT_PASSWORD", "CounterProvider"]
+__all__ = [
+    "DEFAULT_KEYS",
+    "DEFAULT_PASSWORD",
+    "INTERVAL",
+    "LOAD_PROFILE",
+    "PUBLIC_OBJECTS",
+    "CounterProvider",
+    "EnergyModel",
+    "LoopbackNetwork",
+    "MeterSimulator",
+    "SimClock",
+]

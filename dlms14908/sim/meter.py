@@ -51,8 +51,15 @@ from ..xdlms import ActionResult, CaptureObjectDefinition, DataAccessResult
 from ..xdlms.ciphering import SecurityKeys
 from .model import INTERVAL, EnergyModel
 
-__all__ = ["MeterSimulator", "SimClock", "LOAD_PROFILE", "PUBLIC_OBJECTS", "DEFAULT_PASSWORD",
-           "DEFAULT_KEYS", "CounterProvider"]
+__all__ = [
+    "DEFAULT_KEYS",
+    "DEFAULT_PASSWORD",
+    "LOAD_PROFILE",
+    "PUBLIC_OBJECTS",
+    "CounterProvider",
+    "MeterSimulator",
+    "SimClock",
+]
 
 LOAD_PROFILE = Obis(1, 0, 99, 1, 0, 255)
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
@@ -448,7 +455,7 @@ class MeterSimulator:
                         length=axdr.DoubleLongUnsigned(32), buffer=axdr.OctetString(_bt01(self.seed))),
         ]
         # the association object's own methods are handled by the server
-        objs[11].method_access = {i: MethodAccess.NO_ACCESS for i in objs[11].method_access}
+        objs[11].method_access = dict.fromkeys(objs[11].method_access, MethodAccess.NO_ACCESS)
         objs[11].method_access[1] = MethodAccess.ACCESS
         self.objects: dict[Obis, CosemObject] = {o.logical_name: o for o in objs}
         self.set_counter_providers(*counters)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 
-__all__ = ["EnergyModel", "INTERVAL", "Energies"]
+__all__ = ["INTERVAL", "Energies", "EnergyModel"]
 
 INTERVAL = 900
 """Seconds per model interval (and per load-profile entry)."""
@@ -41,7 +41,7 @@ def tariff_of(t: float) -> int:
 class EnergyModel:
     """Power and energy as functions of POSIX time ``t >= start`` (``start`` interval aligned)."""
 
-    __slots__ = ("seed", "start", "_cum", "_power", "_base", "_pv_peak", "_last")
+    __slots__ = ("_base", "_cum", "_last", "_power", "_pv_peak", "seed", "start")
 
     def __init__(self, seed: int, start: float) -> None:
         self.seed = seed

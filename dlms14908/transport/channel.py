@@ -34,11 +34,11 @@ __all__ = [
     "PREAMBLE_BITS",
     "ChannelConfig",
     "ChannelCounters",
-    "NodeCounters",
     "Delivery",
+    "NodeCounters",
     "PlChannel",
-    "airtime_bits",
     "airtime",
+    "airtime_bits",
 ]
 
 A_BAND_BPS = 3600.0

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from .. import axdr
 from ..errors import DecodeError, EncodeError
 
 __all__ = [
-    "Apdu",
     "ABSENT",
-    "Absent",
     "DATA",
+    "Absent",
+    "Apdu",
     "LenientIntEnum",
 ]
 

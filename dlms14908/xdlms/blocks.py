@@ -14,13 +14,23 @@ from .. import axdr
 from ..errors import EncodeError, LocalProtocolError, RemoteProtocolError, ServiceError
 from ._base import Apdu
 from .ln import (
-    ActionRequestWithFirstPblock, ActionRequestWithPblock, GetRequestNext,
-    GetResponseWithDatablock, SetRequestWithDatablock, SetRequestWithFirstDatablock,
+    ActionRequestWithFirstPblock,
+    ActionRequestWithPblock,
+    GetRequestNext,
+    GetResponseWithDatablock,
+    SetRequestWithDatablock,
+    SetRequestWithFirstDatablock,
 )
 from .types import AccessSelector, AttributeDescriptor, MethodDescriptor
 
-__all__ = ["BlockSequenceError", "DataBlockCollector", "GetBlockCollector", "split_blocks",
-           "set_request_blocks", "action_request_blocks"]
+__all__ = [
+    "BlockSequenceError",
+    "DataBlockCollector",
+    "GetBlockCollector",
+    "action_request_blocks",
+    "set_request_blocks",
+    "split_blocks",
+]
 
 
 class BlockSequenceError(RemoteProtocolError):

@@ -14,8 +14,14 @@ from ..errors import DecodeError, EncodeError
 from . import _base as b
 from ._base import Apdu, register
 
-__all__ = ["CipheredApdu", "CIPHERED_TAGS", "GLO_TO_PLAIN", "DED_TO_PLAIN",
-           "GENERAL_GLO_CIPHERING", "GENERAL_DED_CIPHERING"]
+__all__ = [
+    "CIPHERED_TAGS",
+    "DED_TO_PLAIN",
+    "GENERAL_DED_CIPHERING",
+    "GENERAL_GLO_CIPHERING",
+    "GLO_TO_PLAIN",
+    "CipheredApdu",
+]
 
 GENERAL_GLO_CIPHERING = 0xDB
 GENERAL_DED_CIPHERING = 0xDC

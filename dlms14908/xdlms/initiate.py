@@ -15,14 +15,14 @@ from . import _base as b
 from ._base import Apdu, LenientIntEnum, register
 
 __all__ = [
+    "VAA_NAME_LN",
+    "VAA_NAME_SN",
+    "ConfirmedServiceError",
+    "ConfirmedServiceErrorChoice",
     "Conformance",
     "InitiateRequest",
     "InitiateResponse",
-    "ConfirmedServiceError",
-    "ConfirmedServiceErrorChoice",
     "ServiceErrorType",
-    "VAA_NAME_LN",
-    "VAA_NAME_SN",
 ]
 
 #: vaa-name of the LN association (dummy value) and the usual SN association base name

@@ -18,7 +18,10 @@ from ..errors import DecodeError, EncodeError
 from . import _base as b
 from ._base import DATA, Apdu, register
 from .types import (
-    AttributeDescriptor, ServiceErrorCode, StateError, dec_attribute,
+    AttributeDescriptor,
+    ServiceErrorCode,
+    StateError,
+    dec_attribute,
 )
 
 __all__ = ["DataNotification", "EventNotificationRequest", "ExceptionResponse",

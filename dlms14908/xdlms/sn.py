@@ -19,10 +19,20 @@ from .notify import _dt_bytes, _dt_from
 from .types import DAR, DataAccessResult
 
 __all__ = [
-    "VariableName", "ParameterizedAccess", "BlockNumberAccess", "ReadDataBlockAccess",
-    "WriteDataBlockAccess", "VariableAccess", "DataBlockResult", "BlockNumber",
-    "ReadRequest", "ReadResponse", "WriteRequest", "WriteResponse",
-    "UnconfirmedWriteRequest", "InformationReportRequest",
+    "BlockNumber",
+    "BlockNumberAccess",
+    "DataBlockResult",
+    "InformationReportRequest",
+    "ParameterizedAccess",
+    "ReadDataBlockAccess",
+    "ReadRequest",
+    "ReadResponse",
+    "UnconfirmedWriteRequest",
+    "VariableAccess",
+    "VariableName",
+    "WriteDataBlockAccess",
+    "WriteRequest",
+    "WriteResponse",
 ]
 
 

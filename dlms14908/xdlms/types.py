@@ -17,19 +17,19 @@ from . import _base as b
 from ._base import LenientIntEnum
 
 __all__ = [
-    "DataAccessResult",
-    "ActionResult",
-    "StateError",
-    "ServiceErrorCode",
-    "AttributeDescriptor",
-    "MethodDescriptor",
-    "AttributeDescriptorWithSelection",
     "AccessSelection",
-    "CaptureObjectDefinition",
-    "RangeDescriptor",
-    "EntryDescriptor",
     "AccessSelector",
+    "ActionResult",
+    "AttributeDescriptor",
+    "AttributeDescriptorWithSelection",
+    "CaptureObjectDefinition",
+    "DataAccessResult",
+    "EntryDescriptor",
     "InvokeIdAndPriority",
+    "MethodDescriptor",
+    "RangeDescriptor",
+    "ServiceErrorCode",
+    "StateError",
 ]
 
 
