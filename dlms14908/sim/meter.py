@@ -282,22 +282,28 @@ class _SecuritySetup(CosemObject):
         self._data[2] = axdr.Enum(int(parameter))
 
 
-def _counters(cls: type[CosemObject]) -> type[CosemObject]:
-    class Fed(cls):  # type: ignore[valid-type,misc]
-        provider: CounterProvider | None = None
+class _CounterFed(CosemObject):
+    """Mixin: attributes 2.. of classes 132/133 refreshed from a live counter ``provider``."""
 
-        def get(self, index: int, *, selection: Any = None, now: float | None = None) -> Any:
-            if self.provider is not None and index >= 2:
-                values = self.provider()
-                for a in self.interface.attributes[1:]:
-                    if a.name in values:
-                        cur = self._data[a.index]
-                        typ = type(cur)
-                        self._data[a.index] = typ(int(values[a.name]) % (typ.MAX + 1))
-            return super().get(index, selection=selection, now=now)
+    provider: CounterProvider | None = None
 
-    Fed.__name__ = f"Fed{cls.__name__}"
-    return Fed
+    def get(self, index: int, *, selection: Any = None, now: float | None = None) -> Any:
+        if self.provider is not None and index >= 2:
+            values = self.provider()
+            for a in self.interface.attributes[1:]:
+                if a.name in values:
+                    cur = self._data[a.index]
+                    typ = type(cur)
+                    self._data[a.index] = typ(int(values[a.name]) % (typ.MAX + 1))
+        return super().get(index, selection=selection, now=now)
+
+
+class _FedStatus(_CounterFed, Iso14908ProtocolStatus):
+    """Class 132 fed from the node's link counters."""
+
+
+class _FedDiagnostic(_CounterFed, Iso14908Diagnostic):
+    """Class 133 fed from the node's link counters."""
 
 
 class _BoundSetup(Iso14908ProtocolSetup):
@@ -315,10 +321,6 @@ class _BoundSetup(Iso14908ProtocolSetup):
         super().set(index, value, selection=selection, now=now)
         if index == 2 and self.target is not None:
             self.target.inactivity_timeout = int(self._data[2])
-
-
-_FedStatus = _counters(Iso14908ProtocolStatus)
-_FedDiagnostic = _counters(Iso14908Diagnostic)
 
 
 def _bt01(seed: int) -> bytes:
@@ -420,7 +422,8 @@ class MeterSimulator:
         wh, w = _su(0, Unit.WATT_HOUR), _su(0, Unit.WATT)
         objs: list[CosemObject] = [
             Clock(CLOCK),
-            Data(Obis(0, 0, 42, 0, 0, 255), value=axdr.OctetString(b"SIM" + self.system_title[3:].hex().upper().encode())),
+            Data(Obis(0, 0, 42, 0, 0, 255),
+                 value=axdr.OctetString(b"SIM" + self.system_title[3:].hex().upper().encode())),
             _ModelRegister(IMPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[0]), wh, self),
             _ModelRegister(IMPORT_T1, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[0]), wh, self),
             _ModelRegister(IMPORT_T2, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[1]), wh, self),
