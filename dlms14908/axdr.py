@@ -29,7 +29,7 @@ from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import time as _time
 from datetime import timedelta, timezone, tzinfo
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, final
 
 from dlms14908.errors import DecodeError, EncodeError
 
@@ -447,6 +447,7 @@ class Structure(list):  # type: ignore[type-arg]
         return f"Structure({list.__repr__(self)})"
 
 
+@final
 class DontCare:
     """dont-care [255]: a singleton, :data:`DONT_CARE`."""
 
@@ -1101,7 +1102,7 @@ def decode_length(buf: Any, pos: int = 0) -> tuple[int, int]:
 # Decoder
 # ---------------------------------------------------------------------------
 
-_Buf = Union[bytes, bytearray, memoryview]
+_Buf = bytes | bytearray | memoryview
 _Dec = Callable[[Any, int, int], "tuple[Any, int]"]
 
 
@@ -1590,11 +1591,11 @@ def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:
             and obj.MAX - obj.MIN <= 0xFFFF
             and (n >= _LUT_MIN_ROWS or obj.MAX <= 0xFF)
         ):
-            kind = "lut"
+            names.append("lut")
             args += [_lut(obj), obj.MIN]
         else:
+            names.append(kind)
             args += [obj, 0]
-        names.append(kind)
     rows = _builder(tuple(names), flat)(rs.iter_unpack(data), Structure, *args)
     return Array(rows), end
 

@@ -221,19 +221,19 @@ class AssocInput(enum.Enum):
     RESET = "reset"
 
 
-S, I = AssocState, AssocInput
+_S, _I = AssocState, AssocInput
 #: COSEM-OPEN / COSEM-RELEASE on the client side; ERROR is left only by RESET
 ASSOCIATION_TRANSITIONS: dict[AssocState, dict[AssocInput, AssocState]] = {
-    S.IDLE: {I.SEND_AARQ: S.AWAITING_AARE, I.RESET: S.IDLE},
-    S.AWAITING_AARE: {I.AARE_ACCEPTED: S.ASSOCIATED, I.AARE_NEEDS_HLS: S.AWAITING_HLS,
-                      I.AARE_REJECTED: S.IDLE, I.FAILURE: S.ERROR, I.RESET: S.IDLE},
-    S.AWAITING_HLS: {I.HLS_VERIFIED: S.ASSOCIATED, I.FAILURE: S.ERROR, I.RESET: S.IDLE},
-    S.ASSOCIATED: {I.SEND_RLRQ: S.RELEASING, I.SEND_AARQ: S.AWAITING_AARE, I.FAILURE: S.ERROR,
-                   I.RESET: S.IDLE},
-    S.RELEASING: {I.RLRE_RECEIVED: S.IDLE, I.FAILURE: S.ERROR, I.RESET: S.IDLE},
-    S.ERROR: {I.RESET: S.IDLE},
+    _S.IDLE: {_I.SEND_AARQ: _S.AWAITING_AARE, _I.RESET: _S.IDLE},
+    _S.AWAITING_AARE: {_I.AARE_ACCEPTED: _S.ASSOCIATED, _I.AARE_NEEDS_HLS: _S.AWAITING_HLS,
+                       _I.AARE_REJECTED: _S.IDLE, _I.FAILURE: _S.ERROR, _I.RESET: _S.IDLE},
+    _S.AWAITING_HLS: {_I.HLS_VERIFIED: _S.ASSOCIATED, _I.FAILURE: _S.ERROR, _I.RESET: _S.IDLE},
+    _S.ASSOCIATED: {_I.SEND_RLRQ: _S.RELEASING, _I.SEND_AARQ: _S.AWAITING_AARE, _I.FAILURE: _S.ERROR,
+                    _I.RESET: _S.IDLE},
+    _S.RELEASING: {_I.RLRE_RECEIVED: _S.IDLE, _I.FAILURE: _S.ERROR, _I.RESET: _S.IDLE},
+    _S.ERROR: {_I.RESET: _S.IDLE},
 }
-del S, I
+del _S, _I
 
 
 # --------------------------------------------------------------------------- settings
@@ -1028,7 +1028,7 @@ def guess_class_id(obis: Obis) -> int | None:
 
     Used when the caller does not name a class; a wrong guess is answered by the server
     with object-class-inconsistent."""
-    a, b, c, d, e, f = obis.a, obis.b, obis.c, obis.d, obis.e, obis.f
+    a, c, d, e = obis.a, obis.c, obis.d, obis.e
     if (a, c, d, e) == (0, 1, 0, 0):
         return 8
     if a == 0 and c == 40 and d == 0:

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from dlms14908.errors import DecodeError
 from osgp.channel import (
@@ -99,7 +99,7 @@ class ChannelStore:
     def __repr__(self) -> str:
         return f"<ChannelStore {str(self.path)!r}>"
 
-    def __enter__(self) -> ChannelStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -467,7 +467,7 @@ def test_datetime_needs_deviation_or_tz() -> None:
     with pytest.raises(EncodeError):
         from datetime import datetime as _dt
 
-        DateTime.from_datetime(_dt(2024, 1, 1))
+        DateTime.from_datetime(_dt(2024, 1, 1))  # noqa: DTZ001 - the naive input is what is tested
 
 
 def test_depth_limit_both_ways() -> None:

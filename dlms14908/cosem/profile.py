@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from datetime import datetime as _datetime
-from datetime import timedelta
 from typing import Any
 
 from dlms14908 import axdr
@@ -64,8 +64,9 @@ def advance_clock(dt: DateTime, seconds: int) -> DateTime:
     ):
         raise DecodeError("cannot advance a clock with unspecified fields", field="buffer.clock")
     try:
-        naive = _datetime(y, mo, d, h, mi, sec, (dt.hundredths or 0) * 10000)
-        nxt = naive + timedelta(seconds=seconds)
+        # UTC only as a DST-free calendar: the deviation is carried over unchanged below
+        start = _datetime(y, mo, d, h, mi, sec, (dt.hundredths or 0) * 10000, tzinfo=UTC)
+        nxt = start + timedelta(seconds=seconds)
     except (ValueError, OverflowError) as e:
         raise DecodeError(str(e), field="buffer.clock") from None
     return DateTime(

@@ -391,7 +391,7 @@ class ScalerUnit:
     scaler: int
     unit: Unit | int
 
-    def apply(self, raw: int | float) -> int | float:
+    def apply(self, raw: float) -> float:
         """The physical value of a raw register value."""
         if self.scaler >= 0:
             return raw * 10**self.scaler

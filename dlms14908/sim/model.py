@@ -67,7 +67,7 @@ class EnergyModel:
         load = self._base + peaks * (0.5 + u_load)
         sun = max(0.0, math.sin(math.pi * (hour - 6.0) / 13.0)) if 6.0 <= hour <= 19.0 else 0.0
         pv = self._pv_peak * sun * (0.3 + 0.7 * u_cloud)
-        net = int(round(load - pv))
+        net = round(load - pv)
         return (net, 0) if net >= 0 else (0, -net)
 
     def _extend(self, k: int) -> None:
@@ -114,4 +114,4 @@ class EnergyModel:
 
     def voltage_dv(self, t: float) -> int:
         """Phase voltage in 0.1 V (230 V ± 3 %, changing every minute)."""
-        return int(round(2300 + 69 * (2 * _u01(self.seed, int(t) // 60, b"volt") - 1)))
+        return round(2300 + 69 * (2 * _u01(self.seed, int(t) // 60, b"volt") - 1))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 from .. import axdr
 from ..errors import DecodeError, EncodeError
@@ -35,6 +35,7 @@ pack_u32 = U32.pack
 DATA: dict[str, Any] = {"data": True}
 
 
+@final
 class Absent:
     """Sentinel for an OPTIONAL Data field that is not present (``None`` is null-data)."""
 
@@ -175,7 +176,7 @@ def data(buf: bytes, pos: int, field: str) -> tuple[Any, int]:
 
 def _strip(msg: str) -> str:
     # DecodeError messages read "field (at byte n): text"; keep the text
-    head, sep, tail = msg.partition(": ")
+    _, sep, tail = msg.partition(": ")
     return tail if sep else msg
 
 

@@ -24,7 +24,7 @@ import hmac
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -135,7 +135,7 @@ DEDICATED_CIPHERED_TAGS: Mapping[int, int] = {
 }
 
 
-class CipheringKind(str, Enum):
+class CipheringKind(StrEnum):
     """Which ciphered APDU form, and so which key and where the system title lives."""
 
     GLOBAL = "glo"

@@ -35,7 +35,7 @@ def _data(v: Any) -> Any:
 
 
 def _plain(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, str)) and type(v) in (bool, str):
+    if v is None or (isinstance(v, (bool, str)) and type(v) in (bool, str)):
         return v
     if isinstance(v, enum.Flag):
         return {"value": int(v.value), "hex": f"{int(v.value):06X}",

@@ -9,7 +9,7 @@ Block fields (DataBlock-G / DataBlock-SA) are flattened into the APDU as
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .. import axdr
 from ..errors import DecodeError, EncodeError
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: Get-Data-Result: a Data value or a DataAccessResult
-GetDataResult = Union[Any, DataAccessResult]
+GetDataResult = Any | DataAccessResult
 
 GET_REQUEST, SET_REQUEST, ACTION_REQUEST = 0xC0, 0xC1, 0xC3
 GET_RESPONSE, SET_RESPONSE, ACTION_RESPONSE = 0xC4, 0xC5, 0xC7

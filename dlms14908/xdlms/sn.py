@@ -10,7 +10,7 @@ when present (the form gurux-dlms reads and writes).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..errors import DecodeError, EncodeError
 from . import _base as b
@@ -96,8 +96,8 @@ class WriteDataBlockAccess:
                 + b.pack_u16(b.check_u16(self.block_number, "block_number")))
 
 
-VariableAccess = Union[VariableName, ParameterizedAccess, BlockNumberAccess, ReadDataBlockAccess,
-                       WriteDataBlockAccess]
+VariableAccess = (VariableName | ParameterizedAccess | BlockNumberAccess | ReadDataBlockAccess
+                  | WriteDataBlockAccess)
 _VA_TYPES = (VariableName, ParameterizedAccess, BlockNumberAccess, ReadDataBlockAccess,
              WriteDataBlockAccess)
 

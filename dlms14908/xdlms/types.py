@@ -8,7 +8,7 @@ Selective-Access-Descriptor, Data-Access-Result, Action-Result) and IEC 62056-6-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from .. import axdr
 from ..errors import DecodeError, EncodeError
@@ -292,7 +292,7 @@ class EntryDescriptor:
         return None
 
 
-AccessSelector = Union[AccessSelection, RangeDescriptor, EntryDescriptor]
+AccessSelector = AccessSelection | RangeDescriptor | EntryDescriptor
 
 
 def make_access_selection(selector: int, params: Any) -> AccessSelector:
