@@ -19,7 +19,18 @@ _LAZY = {
     "ChannelStore": "osgp.store",
 }
 
-__all__ = ["AuthenticationFailed", "InvalidTag", "ReplayError", "SecurityError", *_LAZY]
+__all__ = [
+    "AuthenticationFailed",
+    "BroadcastSender",
+    "ChannelConfig",
+    "ChannelState",
+    "ChannelStore",
+    "InvalidTag",
+    "ReplayError",
+    "Role",
+    "SecureChannel",
+    "SecurityError",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,23 @@
 """IEC 62056-8-8 adaptation layer (design-choice layout in :mod:`dlms14908.profile` §3)."""
 
-from .pdu import *  # noqa: F403
-from .pdu import __all__ as _pdu_all
+from .pdu import (
+    AdaptationPdu,
+    Reassembler,
+    ReassemblyDropped,
+    decode_pdu,
+    decode_pdu_at,
+    encode_pdu,
+    header_bytes,
+    segment_apdu,
+)
 
-__all__ = [*_pdu_all]
+__all__ = [
+    "AdaptationPdu",
+    "Reassembler",
+    "ReassemblyDropped",
+    "decode_pdu",
+    "decode_pdu_at",
+    "encode_pdu",
+    "header_bytes",
+    "segment_apdu",
+]
