@@ -1,9 +1,9 @@
 from collections.abc import Sequence
-from typing import Self, final
+from typing import Self, TypeAlias, final
 
 from ._ccm_errors import InvalidTag as InvalidTag
 
-_Buffer = bytes | bytearray | memoryview
+_Buffer: TypeAlias = bytes | bytearray | memoryview
 
 HAVE_AESNI: bool
 KERNEL: str  # batch kernel in use: "vaes-ymm" or "aesni-xmm"

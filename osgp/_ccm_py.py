@@ -93,7 +93,8 @@ class Key:
         raise TypeError("Key objects cannot be pickled")
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+        if not (type(nonce) is bytes and type(data) is bytes
+                and (associated_data is None or type(associated_data) is bytes)):
             _precheck(nonce, data, 0)
             nonce, data = _b(nonce, "nonce"), _b(data, "data")
             associated_data = None if associated_data is None else _b(associated_data, "associated_data")
@@ -102,7 +103,8 @@ class Key:
         return self._aead.encrypt(nonce, data, associated_data)
 
     def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        if not (type(nonce) is bytes and type(data) is bytes and (associated_data is None or type(associated_data) is bytes)):
+        if not (type(nonce) is bytes and type(data) is bytes
+                and (associated_data is None or type(associated_data) is bytes)):
             _precheck(nonce, data, self._tag_length)
             nonce, data = _b(nonce, "nonce"), _b(data, "data")
             associated_data = None if associated_data is None else _b(associated_data, "associated_data")

@@ -925,7 +925,7 @@ class SecureChannel:
         self._random: RandomSource = random or _default_random()
         self._persist: SequencePersistence = persistence or _VOLATILE
         self._x: _Extra | None = None  # what most channels never need, made on first use
-        self._name = name
+        self._name = name  # noqa: PLE0237 - _name is a class-level _ExtraField descriptor, not a slot
         self._state = ChannelState.NONE
         self._generation = 0
         self._hs: _Handshake | None = None
