@@ -184,7 +184,7 @@ def test_profile_by_entries_and_columns(meter, clock):
     n, first, last = run(go())
     rows = meter.profile_rows()
     assert n == len(rows) == 960
-    assert [tuple(r) for r in first.rows][0][1:] == tuple(rows[0][1:])
+    assert tuple(first.rows[0])[1:] == tuple(rows[0][1:])
     assert len(first) == 3 and len(last) == 2
     assert last.rows[-1][1] == rows[-1][1]
 
@@ -219,8 +219,10 @@ def test_set_with_list_and_typed_set(meter):
     assert v == 600
 
 
-def test_action_with_pblocks_image_transfer(meter):
-    image = bytes(range(256)) * 10  # 2560 bytes, one block: needs ACTION with pblocks
+def test_image_transfer_in_image_blocks(meter):
+    """Image transfer (class 18) in the meter's image_block_size blocks, each block one
+    ACTION APDU (ACTION with pblocks: test_big_action_parameter_uses_pblocks)."""
+    image = bytes(range(256)) * 10  # 2560 bytes: several image blocks
 
     async def go():
         c, rec = hls(meter, "glo")
@@ -234,10 +236,14 @@ def test_action_with_pblocks_image_transfer(meter):
             await c.action("0-0:44.0.0.255", 3, axdr.Integer(0))
             await c.action("0-0:44.0.0.255", 4, axdr.Integer(0))
             status = await c.get("0-0:44.0.0.255", attr=6)
-        return status, rec
-    status, rec = run(go())
+        return status, bs, rec
+    status, bs, rec = run(go())
     assert int(status) == 6  # activation successful
     assert meter.objects[Obis.parse("0-0:44.0.0.255")].active_image == image
+    blocks = -(-len(image) // bs)
+    assert blocks > 1
+    # glo-action-request (0xCB): HLS pass 3, initiate, one per block, verify, activate
+    assert sum(1 for s in rec.sent if s[0] == 0xCB) == 1 + 1 + blocks + 2
 
 
 def test_big_action_parameter_uses_pblocks(meter):
@@ -398,8 +404,8 @@ def test_ciphered_apdus_on_the_wire(meter, kind, tag):
         c, rec = hls(meter, kind)
         async with c:
             v = await c.get(ENERGY)
-        return v, rec, c
-    v, rec, c = run(go())
+        return v, rec
+    v, rec = run(go())
     assert v == meter.import_export_wh(T0)[0]
     get_reqs = [s for s in rec.sent if s[0] == tag]
     assert get_reqs, [hex(s[0]) for s in rec.sent]
@@ -425,7 +431,7 @@ def test_replayed_ciphered_request_is_refused(meter):
 
 def test_plain_request_in_ciphered_association_is_refused(meter):
     async def go():
-        c, rec = hls(meter, "glo")
+        c, _ = hls(meter, "glo")
         await c.connect()
         c.conn._ciphered = False  # misbehave: send a plain GET
         await c.get(ENERGY)
@@ -449,12 +455,14 @@ def test_pre_established_association(clock):
     meter.server.configs[0x20] = AssociationConfig(0x20, pre_established=True)
 
     async def go():
-        c = Client(LoopbackLink(meter.handler_for(0x20)), ClientSettings(client_sap=0x20, pre_established=True))
+        rec = Recorder(LoopbackLink(meter.handler_for(0x20)))
+        c = Client(rec, ClientSettings(client_sap=0x20, pre_established=True))
         async with c:  # no AARQ; close() sends no RLRQ
             v = await c.get(ENERGY)
-        return v, c
-    v, c = run(go())
+        return v, rec
+    v, rec = run(go())
     assert v == meter.import_export_wh(T0)[0]
+    assert [s[0] for s in rec.sent] == [0xC0]  # the GET only: no AARQ (0x60), no RLRQ (0x62)
 
 
 def test_release_then_reconnect(meter):

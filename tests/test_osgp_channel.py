@@ -56,7 +56,7 @@ DEST_B = bytes.fromhex("010106")
 
 
 def drbg(tag: bytes) -> CtrDrbg:
-    return CtrDrbg(tag, entropy=lambda n: bytes(n))
+    return CtrDrbg(tag, entropy=bytes)
 
 
 def make(role, local, peer, psk, cfg=None, tag=None):
@@ -189,7 +189,7 @@ def test_wrong_psk_on_the_meter_side():
 
 
 def test_replayed_handshake_messages_are_ignored():
-    nn, ln, (m1, m2, m3, m4) = pair()
+    nn, ln, (_, m2, m3, m4) = pair()
     # Keep traffic going, then replay the whole old handshake at both ends.
     send(nn, ln, b"a")
     before = ln.snapshot()
@@ -289,7 +289,7 @@ def test_forged_frames_are_counted_and_dropped_whole(where):
 
 def test_retargeted_frames():
     nn_a, ln_a, _ = pair(meter=METER_A, psk=PSK_A)
-    nn_b, ln_b, _ = pair(meter=METER_B, psk=PSK_B)
+    _, ln_b, _ = pair(meter=METER_B, psk=PSK_B)
     body = nn_a.protect(b"open valve", header=HDR, dest=DEST_A, now=1.0)
     # Delivered to meter B (same KeyID 0, same SeqNo range): B's key does not open it.
     ev = ln_b.receive_protected(body, header=HDR, dest=DEST_B, now=1.0)
@@ -300,7 +300,7 @@ def test_retargeted_frames():
     ev = ln_a.receive_protected(body, header=HDR, dest=DEST_B, now=1.0)
     assert only(ev, FrameDropped).reason is DropReason.AUTH
     # And with same keys on both meters (a shared PSK), the Neuron IDs still separate them:
-    nn_c, ln_c, _ = pair(meter=METER_B, psk=PSK_A)
+    _, ln_c, _ = pair(meter=METER_B, psk=PSK_A)
     body = nn_a.protect(b"x", header=HDR, dest=DEST_A, now=1.0)
     assert (
         only(ln_c.receive_protected(body, header=HDR, dest=DEST_A, now=1.0), FrameDropped).reason
@@ -605,7 +605,18 @@ _PAIR = pair(ChannelConfig(max_auth_failures=10**9))
 
 
 def test_no_key_material_in_reprs_or_events():
-    nn, ln, transcript = pair()
+    nn, ln = make(Role.NNAP, NNAP_ID, METER_A, PSK_A), make(Role.LNAP, METER_A, NNAP_ID, PSK_A)
+    transcript = [nn.start_handshake(0.0)]
+    events: list[object] = []
+    for rx in (ln, nn, ln, nn):  # the four handshake messages, every event kept
+        ev = rx.receive_message(transcript[-1], 0.0)
+        events += ev
+        transcript += [e.data for e in ev if isinstance(e, SendHandshake)]
+    assert len(transcript) == 4 and nn.state is ln.state is ChannelState.COMMISSIONED
+    body, ev = send(nn, ln, b"payload")
+    events += ev
+    events += ln.receive_protected(body, header=HDR, dest=DEST_A, now=1.0)  # a replay: dropped
+    assert {type(e) for e in events} >= {SendHandshake, ChannelEstablished, DataReceived, FrameDropped}
     snap = ln.snapshot()
     texts = [
         repr(nn),
@@ -615,8 +626,12 @@ def test_no_key_material_in_reprs_or_events():
         repr(ln._uc_tx),
         repr(ln._uc_rx),
         repr(BroadcastSender(NNAP_ID)),
+        *(repr(e) for e in events),
+        *(str(e) for e in events),
+        *(m.hex() for m in [*transcript, body]),  # no key travels in clear either
     ]
     secrets = {PSK_A.hex()} | {k.key.hex() for k in snap.keys}
+    assert len(secrets) >= 2  # the PSK and the session key
     for t in texts:
         for s in secrets:
             assert s not in t
@@ -627,7 +642,7 @@ def test_no_key_material_in_reprs_or_events():
 
 
 def test_sequence_numbers_never_wrap():
-    nn, ln, _ = pair()
+    nn, _, _ = pair()
     snap = nn.snapshot()
     tx = snap.keys[0]
     assert tx.role == "uc-tx"
