@@ -44,7 +44,8 @@ class Handler:
         return bytes(reversed(apdu)) if self.answer is None else self.answer
 
 
-def commissioned(handler: Handler, client_sap: int = 0x10, server_sap: int = 0x01) -> tuple[ClientEndpoint, ServerEndpoint]:
+def commissioned(handler: Handler, client_sap: int = 0x10, server_sap: int = 0x01,
+                 ) -> tuple[ClientEndpoint, ServerEndpoint]:
     """A pair after the handshake and one exchange: client tx/rx 3/3 PDUs, server rx 3, tx 1
     (the server does not count the handshake answers it sends)."""
     cch = SecureChannel(role=Role.NNAP, local_id=NNAP, peer_id=NID, psk=PSK)
@@ -227,8 +228,8 @@ def test_failed_seal_leaves_the_client_idle() -> None:
     snap = c.channel.snapshot()
     keys = tuple(KeySnapshot(k.role, k.key_id, k.key, slot=k.slot, ceiling=1 << 32) if k.role == "uc-tx" else k
                  for k in snap.keys)
-    c.channel = SecureChannel.from_snapshot(ChannelSnapshot(**{**{f: getattr(snap, f) for f in ChannelSnapshot.__slots__},
-                                                              "keys": keys}))
+    fields = {f: getattr(snap, f) for f in ChannelSnapshot.__slots__}
+    c.channel = SecureChannel.from_snapshot(ChannelSnapshot(**{**fields, "keys": keys}))
     with pytest.raises(LocalProtocolError, match="exhausted"):
         c.begin(b"\x01", now=1)
     assert not c.busy and c.counters.tx_pdus == 3

@@ -109,7 +109,7 @@ def test_malformed(hexstr: str, field: str) -> None:
 
 
 def test_encoder_misuse() -> None:
-    with pytest.raises(EncodeError, match="adaptation.type"):
+    with pytest.raises(EncodeError, match=r"adaptation\.type"):
         encode_pdu(AdaptationPdu(9, 1, 1, b""))
     with pytest.raises(EncodeError, match="dst_sap"):
         encode_pdu(AdaptationPdu(0, 256, 1, b""))

@@ -70,7 +70,8 @@ def test_no_aesni_import_path_falls_back_to_cryptography() -> None:
     outs = {}
     for flag in ("1", "0"):
         env["OSGP_CCM_ASSUME_NO_AESNI"] = flag
-        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=60, check=False)
         assert r.returncode == 0, r.stderr
         outs[flag] = r.stdout.split("\n")
     assert outs["1"][0] == "refused: True"
@@ -173,7 +174,8 @@ def test_fuzz_c_api_lengths(
 
 
 @settings(max_examples=60)
-@given(st.lists(st.tuples(st.integers(5, 15), st.integers(0, 40), st.integers(0, 20), st.booleans()), min_size=1, max_size=9))
+@given(st.lists(st.tuples(st.integers(5, 15), st.integers(0, 40), st.integers(0, 20), st.booleans()),
+                min_size=1, max_size=9))
 def test_fuzz_batch_of_mixed_frames(specs: list[tuple[int, int, int, bool]]) -> None:
     """A batch with frames of random nonce/data lengths and some tampered tags: either the whole
     batch raises ValueError naming the bad frame (both implementations alike), or every frame

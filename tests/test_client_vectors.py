@@ -64,7 +64,7 @@ def _server(conf: int, keys: SecurityKeys | None = None, st: bytes = b"SRV00001"
     return CosemServer([], [AssociationConfig(0x10, conformance=Conformance(conf), mechanisms=mechs,
                                               keys=keys)],
                        system_title=st, clock=lambda: 0.0, max_receive_pdu_size=0x01F4,
-                       random=rnd or (lambda n: bytes(n)))
+                       random=rnd or bytes)
 
 
 def test_server_aare_matches_green_book_b1(vectors_dir):

@@ -56,7 +56,7 @@ def test_reply_on_the_wire_uses_the_public_transform() -> None:
     a.request(NodeDest(2, 5), b"\x10\x77", auth=True, now=0.0)
     msg = decode_frame(a.frames_to_send(0.0)[0])
     assert isinstance(msg.pdu, Tpdu) and msg.pdu.type is TpduType.ACKD and msg.pdu.auth
-    b = LonTransactions(LonConfig(2, 5, domain=b"\x42", oma_key=key, oma=True), rng=lambda n: bytes(n))
+    b = LonTransactions(LonConfig(2, 5, domain=b"\x42", oma_key=key, oma=True), rng=bytes)
     assert b.receive_frame(msg.encode(), 0.1) == []
     (chal,) = b.frames_to_send(0.1)
     cp = decode_frame(chal).pdu
@@ -117,4 +117,5 @@ def test_authenticated_request_challenge_reply_response_and_retry_not_rechalleng
     (resp,) = b.frames_to_send(0.3)
     assert b.receive_frame(req, 0.4) == [] and b.frames_to_send(0.4) == [resp]  # retry: stored response
     ev = a.receive_frame(resp, 0.5)
-    assert [type(e) for e in ev] == [ResponseReceived, MessageCompleted] and ev[1] == MessageCompleted(tid, Service.REQUEST, 1)
+    assert [type(e) for e in ev] == [ResponseReceived, MessageCompleted]
+    assert ev[1] == MessageCompleted(tid, Service.REQUEST, 1)

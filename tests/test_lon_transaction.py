@@ -82,7 +82,8 @@ def test_ackd_retries_alt_path_then_fails_at_exact_time() -> None:
     first = a.frames_to_send(0.0)
     assert len(first) == 1 and a.next_timer() == 0.5
     f = decode_frame(first[0])
-    assert isinstance(f.pdu, Tpdu) and f.pdu.type is TpduType.ACKD and f.pdu.trans_no == 0  # the first transaction after a reset uses 0 (DX)
+    # the first transaction after a reset uses 0 (DX)
+    assert isinstance(f.pdu, Tpdu) and f.pdu.type is TpduType.ACKD and f.pdu.trans_no == 0
     assert f.l2.delta_backlog == 1 and not f.l2.alt_path
     alts = []
     for k in (1, 2, 3):
@@ -768,7 +769,8 @@ def test_broadcast_tells_unconfigured_responders_apart_by_content() -> None:
 
     def answer(nid: bytes) -> bytes:
         apdu = Response(0x61, True, QueryIdResponse(nid, bytes(8))).to_apdu()
-        return append_crc(Frame.make(SubnetNodeAddress(0, 0, 1, 1), Spdu(SpduType.RESPONSE, tn, apdu), DOM).encode(crc=False))
+        frame = Frame.make(SubnetNodeAddress(0, 0, 1, 1), Spdu(SpduType.RESPONSE, tn, apdu), DOM)
+        return append_crc(frame.encode(crc=False))
 
     r1, r2 = answer(b"\x01" * 6), answer(b"\x02" * 6)
     ev = a.receive_frame(r1, 0.1) + a.receive_frame(r1, 0.1) + a.receive_frame(r2, 0.2)
@@ -812,7 +814,7 @@ def test_lossy_channel_broadcast_query_id_collects_each_responder_once(seed: int
     assert isinstance(done[0], MessageCompleted) == bool(responses)
     nodes = [r.apdu.data[0] for r in responses]  # type: ignore[union-attr]
     assert len(nodes) == len(set(nodes)) and set(nodes) <= {20 + i for i in range(6)}
-    for name, n in others.items():  # every node delivered the query at most once
+    for name in others:  # every node delivered the query at most once
         assert sum(isinstance(e, MessageReceived) for e in net.events[name]) <= 1
     assert responses, "with 25 % loss some of six nodes answer"
 

@@ -55,10 +55,11 @@ OMA = bytes.fromhex("a1a2a3a4a5a6a7a8a9aaabac")
 
 
 def drbg(tag: bytes) -> CtrDrbg:
-    return CtrDrbg(tag, entropy=lambda n: bytes(n))
+    return CtrDrbg(tag, entropy=bytes)
 
 
-def make(role: Role, local: bytes, peer: bytes, psk: bytes, cfg: ChannelConfig | None = None, **kw: object) -> SecureChannel:
+def make(role: Role, local: bytes, peer: bytes, psk: bytes, cfg: ChannelConfig | None = None,
+         **kw: object) -> SecureChannel:
     return SecureChannel(role=role, local_id=local, peer_id=peer, psk=psk, config=cfg,
                          random=drbg(role.value.encode() + local + peer), **kw)  # type: ignore[arg-type]
 
@@ -347,7 +348,8 @@ def _window_model(schedule: list[int], window: int) -> list[bool]:
     schedule=st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=80),
     broadcast=st.booleans(),
 )
-def test_any_delivery_order_matches_an_independent_window_model(window: int, schedule: list[int], broadcast: bool) -> None:
+def test_any_delivery_order_matches_an_independent_window_model(window: int, schedule: list[int],
+                                                                broadcast: bool) -> None:
     """Frames 1..60 delivered in any order, with duplicates and losses: exactly the frames an
     independent RFC 4303 window model accepts are delivered, each at most once, with its own
     payload; everything else is a REPLAY drop and counted."""

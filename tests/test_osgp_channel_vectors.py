@@ -43,7 +43,7 @@ def build() -> tuple[dict, dict]:
     from osgp.keys import derive_kek, derive_session_keys
 
     def drbg(p: bytes) -> CtrDrbg:
-        return CtrDrbg(p, entropy=lambda n: bytes(n))
+        return CtrDrbg(p, entropy=bytes)
 
     nn = SecureChannel(
         role=Role.NNAP, local_id=NNAP_ID, peer_id=LNAP_ID, psk=PSK, random=drbg(b"NNAP")

@@ -55,7 +55,7 @@ def commissioned(
         local_id=NNAP_ID,
         peer_id=LNAP_ID,
         psk=PSK,
-        random=CtrDrbg(b"NNAP", entropy=lambda n: bytes(n)),
+        random=CtrDrbg(b"NNAP", entropy=bytes),
         config=config,
     )
     ln = SecureChannel(
@@ -63,7 +63,7 @@ def commissioned(
         local_id=LNAP_ID,
         peer_id=NNAP_ID,
         psk=PSK,
-        random=CtrDrbg(b"LNAP", entropy=lambda n: bytes(n)),
+        random=CtrDrbg(b"LNAP", entropy=bytes),
         config=config,
         persistence=persistence,  # type: ignore[arg-type]
     )

@@ -42,8 +42,8 @@ def _rfc3394_wrap(kek: bytes, key: bytes) -> bytes:
 
 def _cavp(name: str) -> list[dict[str, str]]:
     cases, cur, in_sec = [], None, False
-    for line in (KW_DIR / name).read_text().splitlines():
-        line = line.strip()
+    for raw in (KW_DIR / name).read_text().splitlines():
+        line = raw.strip()
         if line.startswith("["):
             in_sec = line == DOC["cavp"]["section"]
             continue

@@ -19,7 +19,7 @@ DEST = bytes.fromhex("0101")
 
 
 def _drbg(tag: bytes) -> CtrDrbg:
-    return CtrDrbg(tag, entropy=lambda n: bytes(n))
+    return CtrDrbg(tag, entropy=bytes)
 
 
 def _pair(store: ChannelStore | None = None, block: int = 8):

@@ -8,6 +8,7 @@ osgp.store database, then protects frames as fast as it can, appending every tra
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -94,7 +95,7 @@ def _parse(log: Path) -> dict[bytes, list[tuple[int, int]]]:
 
 def _check_never_reused(seqs: list[int]) -> None:
     assert len(seqs) == len(set(seqs)), "a sequence number was transmitted twice"
-    assert all(a < b for a, b in zip(seqs, seqs[1:], strict=False)), "sequence numbers went backwards"
+    assert all(a < b for a, b in itertools.pairwise(seqs)), "sequence numbers went backwards"
 
 
 def test_checker_detects_reuse():
@@ -151,7 +152,7 @@ def test_sigkill_writer_repeatedly_never_reuses_a_nonce(tmp_path):
     # Every writer transmitted, and every restart resumed above what its predecessor used.
     by_pid = [[s for s, p in records[b"u"] if p == pid] for pid in pids]
     assert all(by_pid), "a writer was killed before it transmitted anything"
-    for before, after in zip(by_pid, by_pid[1:], strict=False):
+    for before, after in itertools.pairwise(by_pid):
         assert after[0] > before[-1]
         assert (after[0] - 1) % BLOCK == 0  # resumed at a reservation ceiling
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -63,7 +64,7 @@ def test_registers_profile_and_tariffs_agree():
         t1, t2 = sim.tariff_wh(t)
         assert t1 + t2 == imp
     stamps = [axdr.DateTime.from_bytes(bytes(r[0])).to_datetime().timestamp() for r in rows]
-    assert all(b - a == INTERVAL for a, b in zip(stamps, stamps[1:]))
+    assert all(b - a == INTERVAL for a, b in itertools.pairwise(stamps))
     assert stamps[-1] <= T0 < stamps[-1] + INTERVAL
     # time moves on: one new entry per 15 minutes, the oldest drops out (FIFO)
     clock.advance(3 * INTERVAL)

@@ -67,7 +67,7 @@ def test_exchange_shapes(osgp: bool, size: int) -> None:
     msgs = log[hs:]
     # every request segment but the last goes unconfirmed (ACKD), the last as REQUEST
     assert [conf for conf, _, _ in msgs[:req_segs]] == [False] * (req_segs - 1) + [True]
-    for conf, data, reply in msgs:
+    for _, data, reply in msgs:
         assert data[0] == P.AL_MSG_CODE
         pdu = decode_pdu(data[1:])
         assert pdu.protected == osgp

@@ -99,7 +99,7 @@ u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 raw = st.binary(max_size=40)
-obis = st.builds(lambda b: Obis.from_bytes(b), st.binary(min_size=6, max_size=6))
+obis = st.builds(Obis.from_bytes, st.binary(min_size=6, max_size=6))
 
 date_times = st.builds(
     axdr.DateTime,
