@@ -85,6 +85,7 @@ class SimNetwork:
         self.timing = timing or Timing.for_bit_rate(self.channel.config.bit_rate)
         self.now = 0.0
         self.nodes: dict[str, LonNode] = {}
+        self._timers: dict[str, float | None] = {}  # each node's deadline, kept by _sync/_advance
         self.meters: dict[str, SimMeter] = {}
         self.repeaters: dict[str, LonNode] = {}
         self._seed = seed
@@ -97,6 +98,7 @@ class SimNetwork:
         self._results: dict[int, ExchangeDone | ExchangeFailed] = {}
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._worst: dict[Route, tuple[Timing, float]] = {}
         self.frame_taps: list[Callable[[str, bytes, float], None]] = []
         "called with (sender name, LPDU, virtual time) for every frame put on the channel"
 
@@ -128,6 +130,7 @@ class SimNetwork:
             raise LocalProtocolError(f"node {name!r} exists")
         self.channel.attach(name)
         self.nodes[name] = node
+        self._timers[name] = node.next_timer()
         return node
 
     def add_repeater(self, name: str, subnet: int, node: int) -> LonNode:
@@ -224,28 +227,37 @@ class SimNetwork:
 
     def step(self, until: float | None = None) -> bool:
         """Advance to the next deadline (not beyond ``until``); False when idle."""
-        nodes = self.nodes
+        self._sync()  # callers may have driven a node directly since the last step
+        return self._advance(until)
+
+    def _sync(self) -> None:
+        """Put every node's output on the channel and note every node's deadline."""
         now = self.now
         taps = self.frame_taps
         transmit = self.channel.transmit
-        # every node's output goes on the channel first (callers may have driven a node
-        # directly since the last step), then the earliest deadline is found
-        t = None
-        for name, node in nodes.items():
+        timers = self._timers
+        for name, node in self.nodes.items():
             frames = node.frames_to_send(now)
             if frames:
                 for f in frames:
                     transmit(name, f, now)
                     for tap in taps:
                         tap(name, f, now)
-            nt = node.next_timer()
+            timers[name] = node.next_timer()
+
+    def _advance(self, until: float | None) -> bool:
+        """One step from a synced state (:meth:`_sync`), which it leaves synced: only the
+        nodes it calls (receivers of this instant's frames, nodes whose timer is due) can
+        have new output or a new deadline.  Loops that run no foreign code between steps
+        (run, run_exchange, a stretch of the asyncio driver) sync once and then advance."""
+        timers = self._timers
+        t = self.channel.next_timer()
+        for nt in timers.values():
             if nt is not None and (t is None or nt < t):
                 t = nt
-        ct = self.channel.next_timer()
-        if ct is not None and (t is None or ct < t):
-            t = ct
         if t is None:
             return False
+        now = self.now
         if t < now:
             t = now
         if until is not None and t > until:
@@ -253,21 +265,32 @@ class SimNetwork:
                 self.now = until
             return False
         self.now = t
+        nodes = self.nodes
         collect = self._collect
+        touched: list[str] = []
         for d in self.channel.deliveries(t):
-            receiver = nodes.get(d.node)
+            name = d[1]
+            receiver = nodes.get(name)
             if receiver is not None:
-                events = receiver.receive_frame(d.frame, t)
+                touched.append(name)
+                events = receiver.receive_frame(d[2], t)
                 if events:
                     collect(events)
         # due timers fire in node order; each node's output (replies to what it received,
         # retries) then goes on the channel in the same order
+        taps = self.frame_taps
+        transmit = self.channel.transmit
         for name, node in nodes.items():
+            nt = timers[name]
+            if (nt is None or nt > t) and name not in touched:
+                continue
             nt = node.next_timer()
             if nt is not None and nt <= t:
                 events = node.handle_timer(t)
                 if events:
                     collect(events)
+                nt = node.next_timer()
+            timers[name] = nt
             frames = node.frames_to_send(t)
             if frames:
                 for f in frames:
@@ -277,10 +300,23 @@ class SimNetwork:
         return True
 
     def run(self, until: float | None = None, *, max_steps: int = 10_000_000) -> float:
+        self._sync()
+        advance = self._advance
         for _ in range(max_steps):
-            if not self.step(until):
+            if not advance(until):
                 return self.now
         raise LocalProtocolError(f"network still busy after {max_steps} steps")
+
+    def _worst_case(self, route: Route) -> float:
+        """``timing.worst_case(route)``, remembered per route (asked once per exchange)."""
+        hit = self._worst.get(route)
+        if hit is not None and hit[0] is self.timing:
+            return hit[1]
+        w = self.timing.worst_case(route)
+        if len(self._worst) >= 1024:
+            self._worst.clear()
+        self._worst[route] = (self.timing, w)
+        return w
 
     def start(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True) -> int:
         xid = self.head.exchange(endpoint, route, apdu, confirmed=confirmed, now=self.now)
@@ -291,11 +327,15 @@ class SimNetwork:
                      timeout: float | None = None) -> bytes | None:
         """Run one exchange to its end in virtual time (synchronous); raise its error."""
         xid = self.start(endpoint, route, apdu, confirmed=confirmed)
-        deadline = self.now + max(timeout or 0.0, self.timing.worst_case(route) * 4)
-        while xid not in self._results:
-            if not self.step(deadline):
-                break
-        res = self._results.pop(xid, None)
+        deadline = self.now + max(timeout or 0.0, self._worst_case(route) * 4)
+        results = self._results
+        if xid not in results:
+            self._sync()
+            advance = self._advance
+            while xid not in results:
+                if not advance(deadline):
+                    break
+        res = results.pop(xid, None)
         if res is None:
             endpoint.abort()
             raise DlmsTimeout(f"no answer from {route} within {deadline:.1f} s of simulated time")
@@ -316,7 +356,7 @@ class SimNetwork:
                 raise res.error
             return res.apdu
         fut: asyncio.Future[bytes | None] = loop.create_future()
-        deadline = self.now + max(timeout, self.timing.worst_case(route) * 4)
+        deadline = self.now + max(timeout, self._worst_case(route) * 4)
         self._waiters[xid] = fut
         self._deadlines[xid] = (deadline, endpoint, str(route))
         if self._driver is None or self._driver.done():
@@ -343,13 +383,18 @@ class SimNetwork:
 
     async def _drive(self) -> None:
         n = 0
+        synced = False
         while self._waiters:
             until = min(d for d, _, _ in self._deadlines.values()) if self._deadlines else None
-            if not self.step(until):
-                self._expire(force=until is None or self.now < until)
+            if not synced:  # other coroutines may have started exchanges while we yielded
+                self._sync()
+                synced = True
+            if not self._advance(until):
+                self._expire(force=until is None or self.now < until)  # aborts endpoints only
             n += 1
             if n % 32 == 0:
                 await asyncio.sleep(0)
+                synced = False
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> str:

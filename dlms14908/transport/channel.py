@@ -126,6 +126,9 @@ class Delivery(NamedTuple):
     corrupted: bool = False
 
 
+_new_tuple = tuple.__new__  # a Delivery without its Python-level __new__ (once per frame and hearer)
+
+
 class PlChannel:
     """A shared power-line medium between named nodes (sans-I/O, explicit ``now``)."""
 
@@ -145,48 +148,60 @@ class PlChannel:
         # ... and its arrivals come in sending order (each frame ends after the previous one):
         # a FIFO instead of the heap
         self._fifo: deque[Delivery] = deque()
+        # per frame constants (the same float operations as airtime_bits() and the gap below)
+        self._bits_per_byte = 8 * c.fec_factor
+        self._gap = c.interpacket_bits / c.bit_rate
+        self._hearers: dict[str, tuple[str, ...]] = {}  # source -> the other nodes, in order
 
     def attach(self, node: str) -> None:
         """Add a node; it hears every frame sent after this call."""
         if node in self.nodes:
             raise LocalProtocolError(f"node {node!r} is already attached")
         self.nodes[node] = NodeCounters()
+        self._hearers.clear()
 
     def detach(self, node: str) -> None:
         self.nodes.pop(node, None)
+        self._hearers.clear()
 
     def transmit(self, source: str, frame: bytes, now: float) -> float:
         """Put ``frame`` (LPDU with CRC) on the medium; return when its last bit leaves."""
         n = self.nodes.get(source)
         if n is None:
             raise LocalProtocolError(f"node {source!r} is not attached")
+        if type(frame) is not bytes:
+            frame = bytes(frame)
         if not frame:
             raise LocalProtocolError("empty frame")
         c = self.config
-        if type(frame) is not bytes:
-            frame = bytes(frame)
         size = len(frame)
-        bits = c.preamble_bits + 8 * size * c.fec_factor  # airtime_bits(), inline: once per frame
+        bits = c.preamble_bits + size * self._bits_per_byte  # airtime_bits(), inline
         busy = self._busy_until
-        start = now if now >= busy else busy
-        k = self.counters
-        k.busy_wait += start - now
+        if now >= busy:
+            start = now
+        else:
+            start = busy
+            self.counters.busy_wait += busy - now
         end = start + bits / c.bit_rate
-        self._busy_until = end + c.interpacket_bits / c.bit_rate
+        self._busy_until = end + self._gap
         alt = frame[0] & 0x40 != 0
+        k = self.counters
         k.frames += 1
         k.bytes += size
         k.airtime_bits += bits
-        k.alt_path_frames += alt
+        if alt:
+            k.alt_path_frames += 1
         n.tx_frames += 1
         n.tx_bytes += size
         n.tx_airtime_bits += bits
         if self._ideal:
             at = end + c.latency
+            hearers = self._hearers.get(source)
+            if hearers is None:
+                hearers = self._hearers[source] = tuple(x for x in self.nodes if x != source)
             push = self._fifo.append
-            for node in self.nodes:
-                if node != source:
-                    push(Delivery(at, node, frame, source, False))
+            for node in hearers:
+                push(_new_tuple(Delivery, (at, node, frame, source, False)))
             return end
         loss = c.loss_alt if (alt and c.loss_alt is not None) else c.loss
         rng = self._rng
@@ -233,12 +248,13 @@ class PlChannel:
             fifo = self._fifo
             while fifo and fifo[0][0] <= now:
                 d = fifo.popleft()
-                nc = nodes.get(d.node)
+                nc = nodes.get(d[1])
                 if nc is not None:
                     nc.rx_frames += 1
-                    nc.rx_bytes += len(d.frame)
+                    nc.rx_bytes += len(d[2])
                     out.append(d)
-            self.counters.deliveries += len(out)
+            if out:
+                self.counters.deliveries += len(out)
             return out
         heap = self._heap
         while heap and heap[0][0] <= now:
