@@ -84,13 +84,13 @@ from .repeater.rules import (
 from .transport.channel import A_BAND_BPS, airtime
 
 __all__ = [
-    "Route",
-    "Timing",
-    "NodeEvent",
     "ExchangeDone",
     "ExchangeFailed",
-    "NodeCounters",
     "LonNode",
+    "NodeCounters",
+    "NodeEvent",
+    "Route",
+    "Timing",
     "target_for",
 ]
 

@@ -468,7 +468,8 @@ def test_request_and_respond_check_their_apdu_like_before() -> None:
         lon.respond(m.handle, 5, now=0.0)  # type: ignore[arg-type]
     lon.respond(m.handle, NvApdu(0x123, b"\x01", 1), now=0.0)
     (r,) = lon.frames_to_send()
-    assert decode_frame(r) == Frame.make(SubnetNodeAddress(*ME, *PEER), Spdu(SpduType.RESPONSE, 4, NvApdu(0x123, b"\x01", 1)),
+    assert decode_frame(r) == Frame.make(SubnetNodeAddress(*ME, *PEER),
+                                         Spdu(SpduType.RESPONSE, 4, NvApdu(0x123, b"\x01", 1)),
                                          DOM)
 
 

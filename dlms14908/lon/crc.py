@@ -13,7 +13,7 @@ from binascii import crc_hqx
 
 from ..errors import CrcError, DecodeError
 
-__all__ = ["crc16", "append_crc", "check_crc", "strip_crc", "CRC_LENGTH", "CRC_RESIDUE"]
+__all__ = ["CRC_LENGTH", "CRC_RESIDUE", "append_crc", "check_crc", "crc16", "strip_crc"]
 
 CRC_LENGTH = 2
 #: ``crc_hqx(lpdu, 0xFFFF)`` of an LPDU *with* its correct CRC (the CRC-16/GENIBUS residue):

@@ -16,17 +16,17 @@ from typing import Any
 from .frame import Address, AnyApdu
 
 __all__ = [
-    "Service",
-    "ReceiveHandle",
-    "LonEvent",
-    "MessageReceived",
-    "ResponseReceived",
     "AckReceived",
-    "MessageCompleted",
-    "MessageFailed",
     "AuthenticationRejected",
     "FrameDropped",
+    "LonEvent",
     "LonEventT",
+    "MessageCompleted",
+    "MessageFailed",
+    "MessageReceived",
+    "ReceiveHandle",
+    "ResponseReceived",
+    "Service",
 ]
 
 

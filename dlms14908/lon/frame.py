@@ -21,42 +21,42 @@ import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
 from ..errors import DecodeError, EncodeError
 from .codes import ApduClass, apdu_class, code_name
 from .crc import append_crc, strip_crc
 
 __all__ = [
-    "PduFormat",
-    "AddressFormat",
-    "TpduType",
-    "SpduType",
-    "AuthType",
-    "L2Header",
-    "BroadcastAddress",
-    "GroupAddress",
-    "SubnetNodeAddress",
-    "GroupAckAddress",
-    "NeuronIdAddress",
-    "Address",
-    "Apdu",
-    "NvApdu",
-    "AnyApdu",
-    "Tpdu",
-    "Spdu",
-    "AuthPdu",
-    "EnclosedPdu",
-    "Npdu",
-    "Frame",
     "DOMAIN_LENGTHS",
     "MAX_M_LIST",
-    "encode_frame",
+    "Address",
+    "AddressFormat",
+    "AnyApdu",
+    "Apdu",
+    "AuthPdu",
+    "AuthType",
+    "BroadcastAddress",
+    "EnclosedPdu",
+    "Frame",
+    "GroupAckAddress",
+    "GroupAddress",
+    "L2Header",
+    "NeuronIdAddress",
+    "Npdu",
+    "NvApdu",
+    "PduFormat",
+    "Spdu",
+    "SpduType",
+    "SubnetNodeAddress",
+    "Tpdu",
+    "TpduType",
+    "decode_apdu",
     "decode_frame",
-    "encode_npdu",
     "decode_npdu",
     "encode_apdu",
-    "decode_apdu",
+    "encode_frame",
+    "encode_npdu",
     "frame_to_jsonable",
 ]
 
@@ -266,7 +266,7 @@ class NeuronIdAddress:
         return bytes((self.src_subnet, 0x80 | self.src_node, self.dst_subnet)) + self.neuron_id
 
 
-Address = Union[BroadcastAddress, GroupAddress, SubnetNodeAddress, GroupAckAddress, NeuronIdAddress]
+Address = BroadcastAddress | GroupAddress | SubnetNodeAddress | GroupAckAddress | NeuronIdAddress
 _ADDRESS_TYPES = (BroadcastAddress, GroupAddress, SubnetNodeAddress, GroupAckAddress, NeuronIdAddress)
 
 
@@ -347,7 +347,7 @@ class NvApdu:
         return head.to_bytes(2, "big") + self.data
 
 
-AnyApdu = Union[Apdu, NvApdu]
+AnyApdu = Apdu | NvApdu
 
 
 def encode_apdu(apdu: AnyApdu) -> bytes:
@@ -529,7 +529,7 @@ class AuthPdu:
         return out
 
 
-EnclosedPdu = Union[Tpdu, Spdu, AuthPdu, Apdu, NvApdu]
+EnclosedPdu = Tpdu | Spdu | AuthPdu | Apdu | NvApdu
 
 
 def _pdu_format(pdu: object) -> PduFormat:
@@ -679,7 +679,7 @@ def _builder(cls: type) -> Callable[..., Any]:
     ns.update((f"s{i}", cls.__dict__[n].__set__) for i, n in enumerate(names))
     args = ", ".join(f"a{i}" for i in range(len(names)))
     body = "".join(f"    s{i}(o, a{i})\n" for i in range(len(names)))
-    exec(f"def build_{cls.__name__}({args}):\n    o = new(cls)\n{body}    return o\n", ns)  # noqa: S102
+    exec(f"def build_{cls.__name__}({args}):\n    o = new(cls)\n{body}    return o\n", ns)
     return ns[f"build_{cls.__name__}"]  # type: ignore[no-any-return]
 
 
@@ -792,7 +792,8 @@ def _decode_authpdu(raw: bytes, pos: int, base: int) -> AuthPdu:
         group = raw[pos]
         pos += 1
     if pos != len(raw):
-        raise DecodeError(f"{len(raw) - pos} trailing byte(s) after AuthPDU", field="authpdu.trailing", offset=base + pos)
+        raise DecodeError(f"{len(raw) - pos} trailing byte(s) after AuthPDU", field="authpdu.trailing",
+                          offset=base + pos)
     return _mk_authpdu(kind, trans_no, fmt, value, group)  # type: ignore[no-any-return]
 
 

@@ -7,8 +7,8 @@ Theory of operation (reference ``lontalk.md`` §1.2-§1.4, §4, §5; EnOcean LON
   (``tid``).  One transaction per priority is on the wire at a time (LonTalk keeps one
   transmit record per priority); each gets the next 4-bit transaction number of its priority.
 * ACKD / REQUEST: sent, then re-sent every ``tx_timer`` up to ``retries`` times (numbers:
-  0 for the first transaction after a reset, then 1..15 cyclically); the last ``alt_path_retries`` transmissions (the first one too if
-  there are fewer retries) set the L2 alt_path bit (the PL secondary carrier); ACKs,
+  0 for the first transaction after a reset, then 1..15 cyclically); the last ``alt_path_retries``
+  transmissions (the first one too if there are fewer retries) set the L2 alt_path bit (the PL secondary carrier); ACKs,
   RESPONSEs, challenges and replies travel on the path of the frame they answer.  Group
   messages collect member acks/responses (address format 2b); every retry is a REM/MSG
   whose M_List marks the members that answered (LSB-first bitmap, empty when none has)
@@ -91,18 +91,18 @@ from .frame import (
 )
 
 __all__ = [
-    "NodeDest",
-    "GroupDest",
     "BroadcastDest",
-    "NeuronIdDest",
     "Destination",
+    "GroupDest",
     "LonConfig",
-    "TransactionCounters",
     "LonTransactions",
+    "NeuronIdDest",
+    "NodeDest",
+    "TransactionCounters",
     "auth_transform",
-    "oma_address",
     "m_list_encode",
     "m_list_members",
+    "oma_address",
 ]
 
 AUTH_KEY_LENGTH = 6
