@@ -4,8 +4,8 @@
 1. ``pip install -e .[test]`` (builds the osgp._ccm C extension in place);
 2. tshark through apt-get when it is missing (root, non-interactive);
 3. the isolated oracle venv (gurux-dlms, dlms-cosem) under ``.cache/``;
-4. the C extension's extra checks (second kernel, optional build, stubtest), then
-   pytest over ``tests/`` (extra arguments are passed to pytest).
+4. the C extension's extra checks (second kernel, optional build, stubtest), ruff and mypy,
+   then pytest over ``tests/`` (extra arguments are passed to pytest).
 
 Under ``CI=true`` a missing oracle is an error, never a skip.
 """
@@ -54,6 +54,9 @@ def main() -> int:
         (None, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--run-slow",
                 "tests/test_ccm_build.py"]),
         (None, [sys.executable, "-m", "mypy.stubtest", "osgp._ccm"]),
+        # static checks: the rule set and the files are in pyproject.toml
+        (None, [sys.executable, "-m", "ruff", "check", "dlms14908", "osgp", "tools", "tests", "benchmarks"]),
+        (None, [sys.executable, "-m", "mypy"]),
     ]
     rc = 0
     for env, extra_cmd in extra:
