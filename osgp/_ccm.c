@@ -7,6 +7,10 @@
  * - Batch encrypt/decrypt over many frames with per-frame keys: a multi-buffer
  *   kernel runs the CBC-MAC chains of 4 messages interleaved, GIL released.
  * - Tags compared in constant time; decrypt output is zeroed on failure.
+ * - GcmKey: AES-128-GCM (NIST SP 800-38D, 96-bit IV, tags 4/8/12..16 bytes) for DLMS
+ *   security suite 0, GHASH with PCLMULQDQ (4 blocks per reduction), the key schedule
+ *   and h^1..h^4 cached; the tag is verified before any plaintext is computed.  Only
+ *   present when the CPU has PCLMULQDQ (HAVE_PCLMULQDQ).
  * - Only AES-NI: the module refuses to import on CPUs (or builds) without it,
  *   and osgp.ccm then falls back to `cryptography`.  There is no table AES here.
  *
@@ -365,7 +369,7 @@ static _Alignas(16) u8 tag_shuf[17][16];
 
 static void init_tag_tables(void)
 {
-    for (int m = 4; m <= 16; m += 2) {
+    for (int m = 4; m <= 16; m++) { /* CCM: even m; GCM: 4, 8, 12..16 */
         int w = m >= 8 ? 8 : 4;
         for (int i = 0; i < 16; i++)
             tag_shuf[m][i] = (u8)(i < m ? (i < w ? i : 8 + (i - (m - w))) : 0x80);
@@ -850,6 +854,212 @@ static void ccm_many(job_t *jobs, size_t n, int enc)
 
 #endif /* CCM_HAVE_X86 */
 
+/* ---- AES-GCM (NIST SP 800-38D) with a 96-bit IV: AES-NI + PCLMULQDQ -------------- */
+
+/* Field elements of GF(2^128) are kept "bit-reflected": a 16-byte block byte-reversed
+ * into a register, so the coefficient of x^i sits at bit 127 - i.  The carry-less
+ * product of two such values, read as a 256-bit reflected value, is a*b*x; the key
+ * therefore stores h^k * x^-1 (k = 1..4), and clmul(y, that) is y*h^k exactly.
+ * The 256-bit result U:L (U: degrees 0..127, L: degrees 128..255 divided by x^128)
+ * is reduced with x^128 = x^7 + x^2 + x + 1:  T = L + (the bits L loses when shifted
+ * right by 1, 2 and 7, folded back: L << 127, 126, 121), y = U + T + T>>1 + T>>2 + T>>7. */
+
+typedef struct {
+    PyObject_HEAD
+    _Alignas(16) u8 rk[11 * 16]; /* AES-128 round keys */
+    _Alignas(16) u8 hp[4][16];   /* h^1..h^4 times x^-1, reflected */
+    int tag_len;
+} GcmKeyObject;
+
+#if CCM_HAVE_X86
+
+#define TGT_GCM __attribute__((target("aes,sse4.1,pclmul")))
+#define INLG static inline __attribute__((always_inline, target("aes,sse4.1,pclmul")))
+
+/* acc += a * b, unreduced: lo (bits 0..127), mid (64..191), hi (128..255) */
+INLG void clmul_acc(__m128i a, __m128i b, __m128i *lo, __m128i *mid, __m128i *hi)
+{
+    *lo = _mm_xor_si128(*lo, _mm_clmulepi64_si128(a, b, 0x00));
+    *hi = _mm_xor_si128(*hi, _mm_clmulepi64_si128(a, b, 0x11));
+    *mid = _mm_xor_si128(*mid, _mm_xor_si128(_mm_clmulepi64_si128(a, b, 0x01),
+                                             _mm_clmulepi64_si128(a, b, 0x10)));
+}
+
+INLG __m128i gf_reduce(__m128i lo, __m128i mid, __m128i hi)
+{
+    __m128i L = _mm_xor_si128(lo, _mm_slli_si128(mid, 8));
+    __m128i U = _mm_xor_si128(hi, _mm_srli_si128(mid, 8));
+    /* spill of L >> 1, 2, 7 (low lane bits moved to the top of the high lane) */
+    __m128i s = _mm_xor_si128(_mm_xor_si128(_mm_slli_epi64(L, 63), _mm_slli_epi64(L, 62)), _mm_slli_epi64(L, 57));
+    __m128i T = _mm_xor_si128(L, _mm_slli_si128(s, 8));
+    /* T >> 1 ^ T >> 2 ^ T >> 7 as 128-bit shifts: per lane, plus the high lane's carry */
+    __m128i r = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(T, 1), _mm_srli_epi64(T, 2)), _mm_srli_epi64(T, 7));
+    __m128i c = _mm_xor_si128(_mm_xor_si128(_mm_slli_epi64(T, 63), _mm_slli_epi64(T, 62)), _mm_slli_epi64(T, 57));
+    r = _mm_xor_si128(r, _mm_srli_si128(c, 8));
+    return _mm_xor_si128(_mm_xor_si128(U, T), r);
+}
+
+INLG __m128i gf_mul(__m128i a, __m128i b)
+{
+    __m128i lo = _mm_setzero_si128(), mid = _mm_setzero_si128(), hi = _mm_setzero_si128();
+    clmul_acc(a, b, &lo, &mid, &hi);
+    return gf_reduce(lo, mid, hi);
+}
+
+/* GHASH over n bytes at p (the last partial block zero padded), continuing from y
+ * (reflected).  Four blocks per reduction: y' = (y+X1)h^4 + X2 h^3 + X3 h^2 + X4 h. */
+INLG __m128i ghash_update(const GcmKeyObject *k, __m128i y, const u8 *p, size_t n)
+{
+    const __m128i bs = bswap_mask();
+    const __m128i h1 = _mm_load_si128((const __m128i *)k->hp[0]);
+    if (n >= 64) {
+        const __m128i h2 = _mm_load_si128((const __m128i *)k->hp[1]);
+        const __m128i h3 = _mm_load_si128((const __m128i *)k->hp[2]);
+        const __m128i h4 = _mm_load_si128((const __m128i *)k->hp[3]);
+        for (; n >= 64; n -= 64, p += 64) {
+            __m128i lo = _mm_setzero_si128(), mid = _mm_setzero_si128(), hi = _mm_setzero_si128();
+            __m128i x1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p), bs);
+            __m128i x2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), bs);
+            __m128i x3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), bs);
+            __m128i x4 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), bs);
+            clmul_acc(_mm_xor_si128(y, x1), h4, &lo, &mid, &hi);
+            clmul_acc(x2, h3, &lo, &mid, &hi);
+            clmul_acc(x3, h2, &lo, &mid, &hi);
+            clmul_acc(x4, h1, &lo, &mid, &hi);
+            y = gf_reduce(lo, mid, hi);
+        }
+    }
+    for (; n >= 16; n -= 16, p += 16)
+        y = gf_mul(_mm_xor_si128(y, _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p), bs)), h1);
+    if (n)
+        y = gf_mul(_mm_xor_si128(y, _mm_shuffle_epi8(load_partial(p, n), bs)), h1);
+    return y;
+}
+
+/* The full tag block: E(J0) + GHASH(A, C, [len(A)]64 || [len(C)]64), natural byte order. */
+INLG __m128i gcm_tag(const GcmKeyObject *k, __m128i j0, const u8 *aad, size_t alen, const u8 *c, size_t clen)
+{
+    const __m128i h1 = _mm_load_si128((const __m128i *)k->hp[0]);
+    __m128i ej0 = aes_enc(k->rk, j0); /* independent of the GHASH chain: overlaps it */
+    __m128i y = _mm_setzero_si128();
+    if (alen) y = ghash_update(k, y, aad, alen);
+    if (clen) y = ghash_update(k, y, c, clen);
+    /* the length block, reflected: high lane = bit length of A, low lane = of C */
+    y = gf_mul(_mm_xor_si128(y, _mm_set_epi64x((long long)((uint64_t)alen << 3), (long long)((uint64_t)clen << 3))), h1);
+    return _mm_xor_si128(_mm_shuffle_epi8(y, bswap_mask()), ej0);
+}
+
+/* IV || 0^32 in a register (12-byte load as 8 + 4, no over-read) */
+INLG __m128i gcm_iv_block(const u8 *iv)
+{
+    uint64_t a;
+    uint32_t b;
+    memcpy(&a, iv, 8);
+    memcpy(&b, iv + 8, 4);
+    return _mm_set_epi64x((long long)b, (long long)a);
+}
+
+#define CTRB(base, j) _mm_insert_epi32((base), (int)__builtin_bswap32((uint32_t)(j)), 3)
+
+/* CTR mode from counter 2 (inc32(J0)), four blocks at a time; the counter wraps mod 2^32. */
+INLG void gcm_ctr(const GcmKeyObject *k, __m128i base, const u8 *in, size_t len, u8 *out)
+{
+    const u8 *rk = k->rk;
+    uint32_t j = 2;
+    for (; len >= 64; len -= 64, in += 64, out += 64, j += 4) {
+        __m128i r = RK(rk, 0);
+        __m128i a = _mm_xor_si128(CTRB(base, j), r), b = _mm_xor_si128(CTRB(base, j + 1), r);
+        __m128i c = _mm_xor_si128(CTRB(base, j + 2), r), d = _mm_xor_si128(CTRB(base, j + 3), r);
+        for (int i = 1; i < 10; i++) {
+            r = RK(rk, i);
+            a = _mm_aesenc_si128(a, r); b = _mm_aesenc_si128(b, r);
+            c = _mm_aesenc_si128(c, r); d = _mm_aesenc_si128(d, r);
+        }
+        r = RK(rk, 10);
+        a = _mm_aesenclast_si128(a, r); b = _mm_aesenclast_si128(b, r);
+        c = _mm_aesenclast_si128(c, r); d = _mm_aesenclast_si128(d, r);
+        _mm_storeu_si128((__m128i *)out, _mm_xor_si128(a, _mm_loadu_si128((const __m128i *)in)));
+        _mm_storeu_si128((__m128i *)(out + 16), _mm_xor_si128(b, _mm_loadu_si128((const __m128i *)(in + 16))));
+        _mm_storeu_si128((__m128i *)(out + 32), _mm_xor_si128(c, _mm_loadu_si128((const __m128i *)(in + 32))));
+        _mm_storeu_si128((__m128i *)(out + 48), _mm_xor_si128(d, _mm_loadu_si128((const __m128i *)(in + 48))));
+    }
+    if (len > 16) { /* 17..63 bytes left: two blocks at a time */
+        for (; len >= 32; len -= 32, in += 32, out += 32, j += 2) {
+            __m128i a = CTRB(base, j), b = CTRB(base, j + 1);
+            AES2(rk, a, b);
+            _mm_storeu_si128((__m128i *)out, _mm_xor_si128(a, _mm_loadu_si128((const __m128i *)in)));
+            _mm_storeu_si128((__m128i *)(out + 16), _mm_xor_si128(b, _mm_loadu_si128((const __m128i *)(in + 16))));
+        }
+        if (len > 16) {
+            __m128i a = CTRB(base, j), b = CTRB(base, j + 1);
+            AES2(rk, a, b);
+            _mm_storeu_si128((__m128i *)out, _mm_xor_si128(a, _mm_loadu_si128((const __m128i *)in)));
+            in += 16; out += 16; len -= 16; j++;
+            _Alignas(16) u8 t[16];
+            _mm_store_si128((__m128i *)t, _mm_xor_si128(b, load_partial(in, len)));
+            copy16(out, t, len);
+            wipe(t, sizeof t);
+            return;
+        }
+    }
+    if (len == 16) {
+        _mm_storeu_si128((__m128i *)out, _mm_xor_si128(aes_enc(rk, CTRB(base, j)), _mm_loadu_si128((const __m128i *)in)));
+    } else if (len) {
+        _Alignas(16) u8 t[16];
+        _mm_store_si128((__m128i *)t, _mm_xor_si128(aes_enc(rk, CTRB(base, j)), load_partial(in, len)));
+        copy16(out, t, len);
+        wipe(t, sizeof t);
+    }
+}
+
+/* out = C || T (len + tag_len bytes) */
+static TGT_GCM void gcm_encrypt(const GcmKeyObject *k, const u8 *iv, const u8 *aad, size_t alen,
+                                const u8 *in, size_t len, u8 *out)
+{
+    __m128i base = gcm_iv_block(iv);
+    gcm_ctr(k, base, in, len, out);
+    _Alignas(16) u8 T[16];
+    _mm_store_si128((__m128i *)T, gcm_tag(k, CTRB(base, 1), aad, alen, out, len));
+    copy16(out + len, T, (size_t)k->tag_len);
+}
+
+/* in = C (len bytes), tag = the received tag.  The tag is checked (constant time)
+ * before anything is deciphered: on a mismatch no plaintext is ever computed and -1
+ * is returned; else out = P and 0. */
+static TGT_GCM int gcm_decrypt(const GcmKeyObject *k, const u8 *iv, const u8 *aad, size_t alen,
+                               const u8 *in, size_t len, const u8 *tag, u8 *out)
+{
+    __m128i base = gcm_iv_block(iv);
+    if (tag_mismatch(gcm_tag(k, CTRB(base, 1), aad, alen, in, len), tag, k->tag_len)) return -1;
+    gcm_ctr(k, base, in, len, out);
+    return 0;
+}
+
+static TGT_GCM void gcm_key_setup(GcmKeyObject *k, const u8 *key)
+{
+    aes128_expand(k->rk, key);
+    /* H = E(0^128), reflected; h * x^-1 = (H << 1) + (h0 ? x^127 + x^6 + x + 1 : 0) */
+    _Alignas(16) uint64_t w[2];
+    _mm_store_si128((__m128i *)w, _mm_shuffle_epi8(aes_enc(k->rk, _mm_setzero_si128()), bswap_mask()));
+    uint64_t top = w[1] >> 63; /* bit 127: the coefficient of x^0 */
+    uint64_t hi = (w[1] << 1) | (w[0] >> 63), lo = w[0] << 1;
+    uint64_t m = 0u - top;
+    hi ^= m & 0xC200000000000000ull;
+    lo ^= m & 1u;
+    __m128i h1 = _mm_set_epi64x((long long)hi, (long long)lo);
+    __m128i hk = h1;
+    _mm_store_si128((__m128i *)k->hp[0], h1);
+    for (int i = 1; i < 4; i++) { /* (h^i x^-1)(h x^-1) x = h^(i+1) x^-1 */
+        hk = gf_mul(hk, h1);
+        _mm_store_si128((__m128i *)k->hp[i], hk);
+    }
+    wipe(w, sizeof w);
+    hi = lo = 0;
+    h1 = hk = _mm_setzero_si128();
+}
+
+#endif /* CCM_HAVE_X86 (GCM) */
+
 /* ---- argument helpers -------------------------------------------------------- */
 
 /* Raise dlms14908.errors.EncodeError(message, field=field); frame >= 0 prefixes the
@@ -1249,6 +1459,176 @@ static PyType_Spec Key_spec = {
     "osgp._ccm.Key", sizeof(KeyObject), 0, Py_TPFLAGS_DEFAULT, Key_slots,
 };
 
+/* ---- GcmKey type ----------------------------------------------------------------- */
+
+/* SP 800-38D §5.2.1.2: 128, 120, 112, 104, 96 bits, and 64 or 32 for special uses */
+static int gcm_tag_ok(int t)
+{
+    return (t >= 12 && t <= 16) || t == 8 || t == 4;
+}
+
+/* plaintext at most 2^39 - 256 bits, AAD at most 2^64 - 1 bits (SP 800-38D §5.2.1.1) */
+#define GCM_MAX_TEXT ((((uint64_t)1) << 36) - 32)
+#define GCM_MAX_AAD ((((uint64_t)1) << 61) - 1)
+
+static PyObject *GcmKey_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "tag_length", NULL};
+    Py_buffer kb;
+    PyObject *tl = NULL;
+    int tag_len = 16;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|O:GcmKey", kwlist, &kb, &tl)) return NULL;
+    if (tl) { /* any int (also a huge one) or non-int is a ValueError, as in the fallback */
+        int ovf = 0;
+        long v = PyLong_Check(tl) ? PyLong_AsLongAndOverflow(tl, &ovf) : -1;
+        if (v == -1 && PyErr_Occurred()) PyErr_Clear();
+        tag_len = (ovf || v < 0 || v > 16) ? -1 : (int)v;
+    }
+    if (kb.len != 16) {
+        PyBuffer_Release(&kb);
+        local_error("key", -1, "key must be 16 bytes (AES-128)");
+        return NULL;
+    }
+    if (!gcm_tag_ok(tag_len)) {
+        PyBuffer_Release(&kb);
+        local_error("tag_length", -1, "tag_length must be one of 4, 8, 12, 13, 14, 15, 16");
+        return NULL;
+    }
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+    GcmKeyObject *self = (GcmKeyObject *)alloc(type, 0);
+    if (!self) {
+        PyBuffer_Release(&kb);
+        return NULL;
+    }
+    u8 key[16];
+    memcpy(key, kb.buf, 16);
+    PyBuffer_Release(&kb);
+    self->tag_len = tag_len;
+#if CCM_HAVE_X86
+    gcm_key_setup(self, key);
+#endif
+    wipe(key, sizeof key);
+    return (PyObject *)self;
+}
+
+static void GcmKey_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    GcmKeyObject *k = (GcmKeyObject *)self;
+    wipe(k->rk, sizeof k->rk);
+    wipe(k->hp, sizeof k->hp);
+    freefunc f = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+    f(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *GcmKey_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<osgp._ccm.GcmKey tag_length=%d>", ((GcmKeyObject *)self)->tag_len);
+}
+
+static PyObject *GcmKey_get_tag_length(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(((GcmKeyObject *)self)->tag_len);
+}
+
+static PyObject *gcm_crypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, int enc)
+{
+    GcmKeyObject *k = (GcmKeyObject *)self;
+    PyObject *o[3];
+    if (kwnames == NULL && nargs == 3) { /* the common call: three positional arguments */
+        o[0] = args[0]; o[1] = args[1]; o[2] = args[2];
+    } else if (parse_fast(args, nargs, kwnames, crypt_names, 2, 3, o, enc ? "encrypt" : "decrypt") < 0) {
+        return NULL;
+    }
+    arg_t an, ad, aa;
+    aa.has_view = 0; aa.p = NULL; aa.n = 0;
+    PyObject *res = NULL;
+    if (get_buf(o[0], &an, "nonce") < 0) return NULL;
+    if (get_buf(o[1], &ad, "data") < 0) { rel_buf(&an); return NULL; }
+    if (o[2] && o[2] != Py_None && get_buf(o[2], &aa, "associated_data") < 0) goto done;
+    Py_ssize_t M = k->tag_len;
+    Py_ssize_t plen = enc ? ad.n : ad.n - M;
+    if (an.n != 12) {
+        local_error("nonce", -1, "nonce must be 12 bytes (96-bit IV)");
+        goto done;
+    }
+    if ((uint64_t)aa.n > GCM_MAX_AAD) {
+        local_error("associated_data", -1, "associated data too long for GCM (2^64 - 1 bits)");
+        goto done;
+    }
+    if (plen < 0) { PyErr_SetNone(InvalidTag); goto done; }
+    if ((uint64_t)plen > GCM_MAX_TEXT) {
+        local_error("data", -1, "payload too long for GCM (2^39 - 256 bits)");
+        goto done;
+    }
+    res = PyBytes_FromStringAndSize(NULL, enc ? plen + M : plen);
+    if (!res) goto done;
+    {
+        u8 *out = BYTES_WPTR(res);
+        int rc = 0;
+#if CCM_HAVE_X86
+        if (plen + aa.n >= GIL_RELEASE_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            if (enc) gcm_encrypt(k, an.p, aa.p, (size_t)aa.n, ad.p, (size_t)plen, out);
+            else rc = gcm_decrypt(k, an.p, aa.p, (size_t)aa.n, ad.p, (size_t)plen, ad.p + plen, out);
+            Py_END_ALLOW_THREADS
+        } else if (enc) {
+            gcm_encrypt(k, an.p, aa.p, (size_t)aa.n, ad.p, (size_t)plen, out);
+        } else {
+            rc = gcm_decrypt(k, an.p, aa.p, (size_t)aa.n, ad.p, (size_t)plen, ad.p + plen, out);
+        }
+#else
+        rc = -1;
+#endif
+        if (rc) { /* nothing was deciphered into `out`; it is dropped unseen */
+            Py_CLEAR(res);
+            PyErr_SetNone(InvalidTag);
+        }
+    }
+done:
+    rel_buf(&an); rel_buf(&ad); rel_buf(&aa);
+    return res;
+}
+
+static PyObject *GcmKey_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return gcm_crypt(self, args, nargs, kwnames, 1);
+}
+
+static PyObject *GcmKey_decrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return gcm_crypt(self, args, nargs, kwnames, 0);
+}
+
+static PyMethodDef GcmKey_methods[] = {
+    {"encrypt", (PyCFunction)(void (*)(void))GcmKey_encrypt, METH_FASTCALL | METH_KEYWORDS,
+     "encrypt(nonce, data, associated_data=None) -> ciphertext || tag (nonce: 12 bytes)"},
+    {"decrypt", (PyCFunction)(void (*)(void))GcmKey_decrypt, METH_FASTCALL | METH_KEYWORDS,
+     "decrypt(nonce, data, associated_data=None) -> plaintext; data is ciphertext || tag; raises InvalidTag"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef GcmKey_getset[] = {
+    {"tag_length", GcmKey_get_tag_length, NULL, "GCM tag length in bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot GcmKey_slots[] = {
+    {Py_tp_new, GcmKey_new},
+    {Py_tp_dealloc, GcmKey_dealloc},
+    {Py_tp_repr, GcmKey_repr},
+    {Py_tp_methods, GcmKey_methods},
+    {Py_tp_getset, GcmKey_getset},
+    {Py_tp_doc, "GcmKey(key, tag_length=16): AES-128 key for GCM (SP 800-38D, 96-bit IV), AES-NI + PCLMULQDQ."},
+    {0, NULL},
+};
+
+static PyType_Spec GcmKey_spec = {
+    "osgp._ccm.GcmKey", sizeof(GcmKeyObject), 0, Py_TPFLAGS_DEFAULT, GcmKey_slots,
+};
+
 /* ---- batch API ------------------------------------------------------------------- */
 
 /* A bytes object with `o`'s content: `o` itself (borrowed) when it is bytes, else a
@@ -1423,7 +1803,8 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef ccm_module = {
     PyModuleDef_HEAD_INIT, "osgp._ccm",
-    "AES-128-CCM (SP 800-38C) and AES-CMAC (RFC 4493) with AES-NI for OSGP-AES-128-PSK.",
+    "AES-128-CCM (SP 800-38C) and AES-CMAC (RFC 4493) with AES-NI for OSGP-AES-128-PSK; "
+    "AES-128-GCM (SP 800-38D) with AES-NI + PCLMULQDQ for DLMS security suite 0.",
     -1, module_methods, NULL, NULL, NULL, NULL,
 };
 
@@ -1478,6 +1859,20 @@ PyMODINIT_FUNC PyInit__ccm(void)
     if (PyModule_AddObjectRef(m, "InvalidTag", it) < 0) goto fail;
     if (PyModule_AddObjectRef(m, "HAVE_AESNI", Py_True) < 0) goto fail;
     if (PyModule_AddStringConstant(m, "KERNEL", use_vaes ? "vaes-ymm" : "aesni-xmm") < 0) goto fail;
+    {
+        /* GcmKey needs PCLMULQDQ as well; without it (or with OSGP_CCM_ASSUME_NO_PCLMULQDQ=1,
+         * for tests) the module has no GcmKey and osgp.ccm uses the `cryptography` GCM. */
+        const char *np = getenv("OSGP_CCM_ASSUME_NO_PCLMULQDQ");
+        int have_pclmul = __builtin_cpu_supports("pclmul") && !(np && *np && strcmp(np, "0") != 0);
+        if (PyModule_AddObjectRef(m, "HAVE_PCLMULQDQ", have_pclmul ? Py_True : Py_False) < 0) goto fail;
+        if (have_pclmul) {
+            PyObject *gt = PyType_FromSpec(&GcmKey_spec);
+            if (!gt) goto fail;
+            int rc = PyModule_AddObjectRef(m, "GcmKey", gt);
+            Py_DECREF(gt);
+            if (rc < 0) goto fail;
+        }
+    }
     Py_XDECREF((PyObject *)KeyType);
     KeyType = kt;
     Py_XDECREF(InvalidTag);

@@ -1,9 +1,10 @@
-"""Fallback for :mod:`osgp._ccm` built on ``cryptography`` (OpenSSL) AES-CCM and AES-CMAC.
+"""Fallback for :mod:`osgp._ccm` built on ``cryptography`` (OpenSSL) AES-CCM, AES-CMAC and AES-GCM.
 
-Used where the C extension is not built or the CPU has no AES-NI, or when
-``OSGP_PURE_PYTHON=1`` is set.  Same API and the same checks as the C module:
-AES-128-CCM per NIST SP 800-38C (nonce 7..13 bytes, tag 4..16 even, payload
-< 2^(8L) with L = 15 - nonce length) and AES-CMAC per RFC 4493.
+Used where the C extension is not built or the CPU has no AES-NI (for GCM: no
+PCLMULQDQ), or when ``OSGP_PURE_PYTHON=1`` is set.  Same API and the same checks as
+the C module: AES-128-CCM per NIST SP 800-38C (nonce 7..13 bytes, tag 4..16 even,
+payload < 2^(8L) with L = 15 - nonce length), AES-CMAC per RFC 4493 and AES-128-GCM
+per NIST SP 800-38D (96-bit IV; tags 4, 8, 12..16 bytes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hmac import compare_digest
 from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag as _CryptoInvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.cmac import CMAC
 
@@ -21,9 +22,10 @@ from dlms14908.errors import EncodeError
 
 from ._ccm_errors import InvalidTag
 
-__all__ = ["HAVE_AESNI", "InvalidTag", "Key", "decrypt_batch", "encrypt_batch"]
+__all__ = ["HAVE_AESNI", "HAVE_PCLMULQDQ", "GcmKey", "InvalidTag", "Key", "decrypt_batch", "encrypt_batch"]
 
 HAVE_AESNI = False
+HAVE_PCLMULQDQ = False
 _TAG_LENGTHS = frozenset((4, 6, 8, 10, 12, 14, 16))
 _LIMIT = {n: 1 << (8 * (15 - n)) for n in range(7, 14)}  # payload must be < 2^(8L)
 _Buf = bytes | bytearray | memoryview
@@ -244,3 +246,85 @@ def decrypt_batch(frames: Sequence[tuple[Key, _Buf, _Buf, _Buf | None]], /) -> l
         except _CryptoInvalidTag:
             out.append(None)
     return out
+
+
+# --- AES-GCM (NIST SP 800-38D), 96-bit IV ---------------------------------------------
+
+_GCM_TAG_LENGTHS = frozenset((4, 8, 12, 13, 14, 15, 16))  # SP 800-38D §5.2.1.2
+_GCM_MAX_TEXT = (1 << 36) - 32  # 2^39 - 256 bits
+_GCM_MAX_AAD = (1 << 61) - 1  # 2^64 - 1 bits
+
+
+class GcmKey:
+    """An AES-128 key for GCM with a fixed tag length (12-byte nonces only)."""
+
+    __slots__ = ("_aead", "_tag_length")
+
+    def __init__(self, key: _Buf, tag_length: int = 16) -> None:
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise TypeError("key must be a bytes-like object")
+        if len(key) != 16:
+            raise EncodeError("key must be 16 bytes (AES-128)", field="key")
+        if not isinstance(tag_length, int) or tag_length not in _GCM_TAG_LENGTHS:
+            raise EncodeError("tag_length must be one of 4, 8, 12, 13, 14, 15, 16", field="tag_length")
+        self._tag_length = tag_length
+        self._aead = AESGCM(bytes(key))
+
+    @property
+    def tag_length(self) -> int:
+        return self._tag_length
+
+    def __repr__(self) -> str:
+        return f"<osgp._ccm_py.GcmKey tag_length={self._tag_length}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("GcmKey objects cannot be pickled")
+
+    def _args(self, nonce: object, data: object, aad: object) -> tuple[bytes, bytes, bytes | None]:
+        if not (type(nonce) is bytes and type(data) is bytes and (aad is None or type(aad) is bytes)):
+            ln = _nbytes(nonce, "nonce")
+            _nbytes(data, "data")
+            if aad is not None:
+                _nbytes(aad, "associated_data")
+            if ln != 12:
+                raise EncodeError("nonce must be 12 bytes (96-bit IV)", field="nonce")
+            nonce, data = _b(nonce, "nonce"), _b(data, "data")
+            aad = None if aad is None else _b(aad, "associated_data")
+        elif len(nonce) != 12:
+            raise EncodeError("nonce must be 12 bytes (96-bit IV)", field="nonce")
+        if aad is not None and len(aad) > _GCM_MAX_AAD:  # pragma: no cover - cannot be allocated
+            raise EncodeError("associated data too long for GCM (2^64 - 1 bits)", field="associated_data")
+        return nonce, data, aad  # type: ignore[return-value]
+
+    def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
+        nonce, data, aad = self._args(nonce, data, associated_data)
+        n = len(data)
+        if n > _GCM_MAX_TEXT:
+            raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+        out = self._aead.encrypt(nonce, data, aad)
+        return out if self._tag_length == 16 else out[: n + self._tag_length]
+
+    def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
+        nonce, data, aad = self._args(nonce, data, associated_data)
+        tl = self._tag_length
+        n = len(data) - tl
+        if n < 0:
+            raise InvalidTag()
+        if n > _GCM_MAX_TEXT:
+            raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+        g = self._aead
+        if tl == 16:
+            try:
+                return g.decrypt(nonce, data, aad)
+            except _CryptoInvalidTag:
+                raise InvalidTag() from None
+        # A truncated tag: AESGCM verifies only full tags, and a per-call GCM Cipher
+        # context costs ~5x more.  GCM's counter mode is its own inverse, so one
+        # encryption (tag dropped) gives the candidate plaintext P, and encrypting P
+        # again gives the tag over (AAD, C); compared in constant time before P is
+        # released.
+        body = data[:n]
+        plain = g.encrypt(nonce, body, None)[:n]
+        if not compare_digest(g.encrypt(nonce, plain, aad)[n : n + tl], data[n:]):
+            raise InvalidTag()
+        return plain

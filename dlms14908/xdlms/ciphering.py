@@ -16,6 +16,10 @@ Everything here works on bytes; it does not depend on the APDU classes of
 * SC bit 6 (``0x40``) selects the global *broadcast* encryption key instead of
   the unicast one; bit 7 (compression) is not supported and rejected;
 * the tag ``T`` is the GCM tag truncated to 12 bytes.
+
+GCM runs on :class:`osgp.ccm.AesGcm` objects with 12-byte tags (the AES-NI +
+PCLMULQDQ C extension when available, else ``cryptography``), cached per key in
+:class:`SecurityKeys`.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap,
     aes_key_wrap,
 )
+
+from osgp.ccm import AesGcm, InvalidTag
 
 from ..errors import (
     AuthenticationFailed,
@@ -225,22 +230,25 @@ class SecurityKeys:
     ak: bytes = field(repr=False)
     bk: bytes | None = field(default=None, repr=False)
     dk: bytes | None = field(default=None, repr=False)
-    _gcm_ek: AESGCM | None = field(default=None, init=False, repr=False, compare=False)
-    "the AES-GCM object (key schedule) of ``ek``, made on first use"
-    _gcm: dict[bytes, AESGCM] | None = field(default=None, init=False, repr=False, compare=False)
+    _gcm_ek: AesGcm | None = field(default=None, init=False, repr=False, compare=False)
+    "the AES-GCM object (key schedule, 12-byte tags) of ``ek``, made on first use"
+    _gcm: dict[bytes, AesGcm] | None = field(default=None, init=False, repr=False, compare=False)
     "those of the other keys (broadcast, dedicated), made on first use"
+    _aad_ae: bytes = field(default=b"", init=False, repr=False, compare=False)
+    "the AAD of SC 0x30: ``0x30 || ak``"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ek", _key_bytes(self.ek, "ek"))
         object.__setattr__(self, "ak", _key_bytes(self.ak, "ak"))
         object.__setattr__(self, "bk", _key_bytes(self.bk, "bk", optional=True))
         object.__setattr__(self, "dk", _key_bytes(self.dk, "dk", optional=True))
+        object.__setattr__(self, "_aad_ae", _B30 + self.ak)
 
-    def _aead(self, key: bytes) -> AESGCM:
+    def _aead(self, key: bytes) -> AesGcm:
         if key is self.ek:
             g = self._gcm_ek
             if g is None:
-                g = AESGCM(key)
+                g = AesGcm(key, TAG_LENGTH)
                 object.__setattr__(self, "_gcm_ek", g)
             return g
         cache = self._gcm
@@ -249,7 +257,7 @@ class SecurityKeys:
             object.__setattr__(self, "_gcm", cache)
         g = cache.get(key)
         if g is None:
-            g = cache[key] = AESGCM(key)
+            g = cache[key] = AesGcm(key, TAG_LENGTH)
         return g
 
     def __repr__(self) -> str:
@@ -485,45 +493,41 @@ def _iv(system_title: bytes, invocation_counter: int) -> bytes:
     return system_title + struct.pack(">I", invocation_counter)
 
 
-def _ctr(gcm: AESGCM, iv: bytes, data: bytes) -> bytes:
+def _ctr(gcm: AesGcm, iv: bytes, data: bytes) -> bytes:
     # Encryption only is GCM's counter mode without tag: the keystream starts at
     # inc32(J0) = IV || 00000002.  XOR with it is its own inverse, so one GCM
     # encryption (tag dropped) both enciphers and deciphers.
     return gcm.encrypt(iv, data, None)[: len(data)]
 
 
-def _seal(gcm: AESGCM, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
-    """body || tag for the given SC (suite 0)."""
+def _seal(gcm: AesGcm, ak: bytes, iv: bytes, sc: int, plain: bytes) -> bytes:
+    """body || tag for the given SC (suite 0); ``gcm`` makes 12-byte tags."""
     scb = bytes((sc,))
     auth, enc = sc & SC_AUTHENTICATION, sc & SC_ENCRYPTION
     if auth and enc:
-        return gcm.encrypt(iv, plain, scb + ak)[: len(plain) + TAG_LENGTH]
+        return gcm.encrypt(iv, plain, scb + ak)
     if enc:
         return _ctr(gcm, iv, plain)
     if auth:
-        return plain + gcm.encrypt(iv, b"", scb + ak + plain)[:TAG_LENGTH]
+        return plain + gcm.encrypt(iv, b"", scb + ak + plain)
     return plain
 
 
-def _open(gcm: AESGCM, ak: bytes, iv: bytes, h: SecurityHeader) -> bytes:
+def _open(gcm: AesGcm, ak: bytes, iv: bytes, h: SecurityHeader) -> bytes:
     sc = h.security_control
     scb = bytes((sc,))
     if sc & SC_AUTHENTICATION and sc & SC_ENCRYPTION:
         assert h.auth_tag is not None
-        # GCM with a 12-byte tag, on the cached key schedule: counter mode gives the
-        # candidate plaintext P; encrypting P again yields exactly the ciphertext we got and
-        # the tag over (AAD, ciphertext), compared in constant time before P is released.
-        body = h.body
-        plain = gcm.encrypt(iv, body, None)[: len(body)]
-        if not hmac.compare_digest(gcm.encrypt(iv, plain, scb + ak)[len(body) : len(body) + TAG_LENGTH],
-                                   h.auth_tag):
-            raise AuthenticationFailed("GCM tag does not verify")
-        return plain
+        # GCM with a 12-byte tag, verified (constant time) before any plaintext is released
+        try:
+            return gcm.decrypt(iv, h.body + h.auth_tag, scb + ak)
+        except InvalidTag:
+            raise AuthenticationFailed("GCM tag does not verify") from None
     if h.encrypted:
         return _ctr(gcm, iv, h.body)
     if h.authenticated:
         assert h.auth_tag is not None
-        expect = gcm.encrypt(iv, b"", scb + ak + h.body)[:TAG_LENGTH]
+        expect = gcm.encrypt(iv, b"", scb + ak + h.body)
         if not hmac.compare_digest(expect, h.auth_tag):
             raise AuthenticationFailed("GMAC tag does not verify")
         return h.body
@@ -886,9 +890,9 @@ class CipheringContext:
                 if g is None:
                     g = keys._aead(keys.ek)
                 head = _HEAD.pack(tag, n, _SC_AE, ic)  # tag, length, SC, IC
-                ct = g.encrypt(st + head[3:], plain_apdu, _B30 + keys.ak)
+                ct = g.encrypt(st + head[3:], plain_apdu, keys._aad_ae)  # C || 12-byte T
                 self.next_invocation_counter = ic + 1
-                return head + ct[:n - 5]
+                return head + ct
         ic = self._peek_ic()
         out = protect(
             plain_apdu,
@@ -921,17 +925,15 @@ class CipheringContext:
                     g = keys._gcm_ek
                     if g is None:
                         g = keys._aead(keys.ek)
-                    iv = peer + ciphered_apdu[3:7]
-                    end = n - TAG_LENGTH
-                    body = ciphered_apdu[7:end]
-                    m = end - 7
-                    plain = g.encrypt(iv, body, None)[:m]
-                    if plain[0] == service and hmac.compare_digest(
-                            g.encrypt(iv, plain, _B30 + keys.ak)[m:m + TAG_LENGTH],
-                            ciphered_apdu[end:]):
-                        self._last_seen = ic
-                        self._accepted += 1
-                        return plain
+                    try:  # one GCM decryption; the 12-byte tag is verified in constant time
+                        plain = g.decrypt(peer + ciphered_apdu[3:7], ciphered_apdu[7:], keys._aad_ae)
+                    except InvalidTag:
+                        pass
+                    else:
+                        if plain[0] == service:
+                            self._last_seen = ic
+                            self._accepted += 1
+                            return plain
         return decipher(
             ciphered_apdu,
             self.keys,
