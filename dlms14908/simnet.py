@@ -251,7 +251,12 @@ class SimNetwork:
         have new output or a new deadline.  Loops that run no foreign code between steps
         (run, run_exchange, a stretch of the asyncio driver) sync once and then advance."""
         timers = self._timers
-        t = self.channel.next_timer()
+        ch = self.channel
+        if ch._ideal:  # its next arrival is the head of its FIFO (PlChannel.next_timer, inline)
+            fifo = ch._fifo
+            t = fifo[0][0] if fifo else None
+        else:
+            t = ch.next_timer()
         for nt in timers.values():
             if nt is not None and (t is None or nt < t):
                 t = nt

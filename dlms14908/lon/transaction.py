@@ -48,6 +48,7 @@ derive only from the frozen config and the bytes of their keys.
 from __future__ import annotations
 
 import os
+import struct
 from binascii import crc_hqx
 from collections import deque
 from collections.abc import Callable
@@ -367,6 +368,9 @@ def m_list_members(m_list: bytes) -> frozenset[int]:
 # --------------------------------------------------------------------------- records
 
 
+_NO_ANSWERS: frozenset[Any] = frozenset()
+
+
 @dataclass(slots=True)
 class _Tx:
     tid: int
@@ -383,8 +387,10 @@ class _Tx:
     deadline: float | None = None
     last_retry_extra: float = 0.0  # added to the transmit timer after the last try
     expected: frozenset[int] = frozenset()
-    answered: set[int] = field(default_factory=set)
-    responders: set[tuple[object, ...]] = field(default_factory=set)
+    # the members / nodes that answered a group or broadcast message: made by request() for
+    # those only (a unicast message never looks at them)
+    answered: set[int] = _NO_ANSWERS  # type: ignore[assignment]
+    responders: set[tuple[object, ...]] = _NO_ANSWERS  # type: ignore[assignment]
     done: bool = False
 
 
@@ -407,6 +413,8 @@ class _Rx:
     seq: int = 0  # creation order
     done: bool = False  # the sender has our reply (its M_List says so): no more re-sends
 
+
+_CRC = struct.Struct(">H")  # the LPDU's CRC-16, high byte first (lon.crc.append_crc)
 
 #: Bound of each per-instance cache (frame headers, reply headers, destination headers).
 _CACHE_MAX = 64
@@ -500,7 +508,8 @@ class LonTransactions:
 
         ``last_retry_extra`` (seconds) lengthens the wait after the last try only: Annex E
         per-hop timeout growth, where a repeater's last retry waits for the hops still ahead."""
-        raw = _encoded_apdu(apdu)
+        # an application-message APDU as bytes (the common case) needs no check beyond its code
+        raw = apdu if type(apdu) is bytes and apdu and apdu[0] < 0x80 else _encoded_apdu(apdu)
         if raw is None:
             raise LocalProtocolError("apdu must be an Apdu, NvApdu or bytes")
         dt = type(dest)
@@ -516,7 +525,9 @@ class LonTransactions:
                 raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
             if isinstance(dest, BroadcastDest) and not 1 <= dest.max_responses <= 255:
                 raise LocalProtocolError("max_responses must be 1..255")
-        head = self._dest_head(dest)  # EncodeError for an address out of range
+        head = self._dest_heads.get((dest.subnet, dest.node)) if dt is NodeDest else None  # type: ignore[union-attr]
+        if head is None:
+            head = self._dest_head(dest)  # EncodeError for an address out of range
         tid = self._next_tid
         self._next_tid += 1
         cfg = self.config
@@ -544,6 +555,9 @@ class LonTransactions:
             raise LocalProtocolError("last_retry_extra must be >= 0")
         tx.last_retry_extra = last_retry_extra
         self._timer_dirty = True
+        if dt is not NodeDest:
+            tx.answered = set()
+            tx.responders = set()
         if dt is not NodeDest and isinstance(dest, GroupDest):
             me = cfg.groups.get(dest.group)
             tx.expected = frozenset(m for m in range(dest.size) if m != me)  # type: ignore[union-attr]
@@ -563,7 +577,7 @@ class LonTransactions:
 
     def respond(self, handle: ReceiveHandle, apdu: AnyApdu | bytes, *, now: float) -> None:
         """Send the RESPONSE to a received REQUEST (kept for duplicate requests)."""
-        raw = _encoded_apdu(apdu)
+        raw = apdu if type(apdu) is bytes and apdu and apdu[0] < 0x80 else _encoded_apdu(apdu)
         if raw is None:
             raise EncodeError(f"not an APDU: {type(apdu).__name__}", field="spdu.apdu")
         rec = self._rx.get(handle.key)
@@ -572,8 +586,16 @@ class LonTransactions:
         if rec.reply is not None:
             raise LocalProtocolError("request already answered")
         # SPDU RESPONSE (type 2) with the request's transaction number
-        rec.reply = self._reply_npdu(rec, 0x10, bytes((0x20 | handle.trans_no,)) + raw)
-        self._send_reply(rec, now)
+        tail = bytes((0x20 | handle.trans_no,)) + raw
+        h = self._reply_heads.get((rec.pre[4], rec.domain))  # type: ignore[arg-type]
+        if h is None:
+            rec.reply = reply = self._reply_npdu(rec, 0x10, tail)
+        else:  # _reply_npdu, inline
+            rec.reply = reply = bytes((0x10 | h[0],)) + h[1] + tail
+        # _send_reply, inline
+        lpdu = bytes(((0x80 if rec.prio else 0) | (0x40 if rec.alt else 0),)) + reply
+        self.counters.tx_frames += 1
+        self._outbox.append(lpdu + _CRC.pack(crc_hqx(lpdu, 0xFFFF) ^ 0xFFFF))
 
     def frames_to_send(self, now: float | None = None) -> list[bytes]:
         """Encoded LPDUs (with CRC) to put on the channel, in order."""
@@ -1086,11 +1108,21 @@ class LonTransactions:
         # the last ``alt_path_retries`` transmissions use the alternate path, the first one
         # too when there are fewer retries (DX SendNewMsg ``retryCount <= ALT_PATH_COUNT``,
         # EX ``LtTransmitTx::altPath`` ``m_nRetries < 2``); repeated service never does
-        alt = tx.service is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
+        svc = tx.service
+        alt = svc is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
         self.counters.tx_frames += 1
-        self._outbox.append(self._message_frame(tx, True, alt))
+        fmt, addr = tx.head
+        if fmt & 0x0C == 0x08 and not alt and (svc is Service.REQUEST or svc is Service.ACKD):
+            # unicast ACKD/REQUEST, first try (what _message_frame builds: delta_backlog 1)
+            raw = b"".join((
+                bytes(((0x81 if tx.priority else 0x01), (0x10 if svc is Service.REQUEST else 0x00) | fmt)),
+                addr, bytes(((0x80 if tx.auth else 0) | tx.trans_no,)), tx.apdu,
+            ))
+            self._outbox.append(raw + _CRC.pack(crc_hqx(raw, 0xFFFF) ^ 0xFFFF))
+        else:
+            self._outbox.append(self._message_frame(tx, True, alt))
         tx.sent = 1
-        tx.deadline = self._after_send(tx, now)
+        tx.deadline = now + tx.tx_timer + tx.last_retry_extra if tx.retries == 0 else now + tx.tx_timer
 
     @staticmethod
     def _after_send(tx: _Tx, now: float) -> float:
