@@ -14,6 +14,12 @@ to be descheduled; ``--clock wall`` uses ``time.perf_counter``.
 
 Goals (issue 4, item 7): batch >= 15x, per call >= 7x (64 B frames), CMAC >= 25x.
 
+GCM (DLMS security suite 0, ``osgp.ccm.AesGcm``): AAD 17 B (SC || AK), nonce 12 B,
+tag 12 B, one key (suite 0 has one global key per association).  The baseline is
+what a 12-byte-tag decrypt costs with ``cryptography`` (AESGCM verifies only 16-byte
+tags): two AESGCM.encrypt calls and a constant-time compare.  ``--gcm-only`` runs
+just this part.
+
 Note on 1024 B and larger batches: the batch API returns all outputs at once, so
 1000 outputs of > 512 bytes come from glibc malloc rather than pymalloc; when the
 result list is freed glibc trims the heap top and the next batch page-faults it
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hmac
 import os
 import random
 import statistics
@@ -33,13 +40,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.cmac import CMAC
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from osgp import ccm
+from osgp import _ccm_py, ccm
 
 
 def _process_clock() -> float:
@@ -174,6 +181,67 @@ def cmac_cases(size: int, nkeys: int = 256) -> dict[str, tuple[Callable[[], obje
     }
 
 
+def gcm_cases(size: int, nframes: int) -> tuple[Cases, Cases]:
+    rnd = random.Random(2000 + size)
+    key = rnd.randbytes(16)
+    ref = AESGCM(key)
+    ck = ccm.AesGcm(key, 12)
+    pk = _ccm_py.GcmKey(key, 12)
+    ivs = [rnd.randbytes(12) for _ in range(nframes)]
+    aad = b"\x30" + rnd.randbytes(16)
+    pts = [rnd.randbytes(size) for _ in range(nframes)]
+    cts = [ref.encrypt(n, p, aad)[: size + 12] for n, p in zip(ivs, pts)]
+    cts16 = [ref.encrypt(n, p, aad) for n, p in zip(ivs, pts)]
+    assert [ck.decrypt(n, c, aad) for n, c in zip(ivs, cts)] == pts
+    assert [ck.encrypt(n, p, aad) for n, p in zip(ivs, pts)] == cts
+
+    def ref_dec12() -> None:
+        for n, c in zip(ivs, cts):
+            body = c[:size]
+            p = ref.encrypt(n, body, None)[:size]
+            if not hmac.compare_digest(ref.encrypt(n, p, aad)[size : size + 12], c[size:]):
+                raise AssertionError
+
+    def ref_dec16() -> None:
+        for n, c in zip(ivs, cts16):
+            ref.decrypt(n, c, aad)
+
+    def ref_enc() -> None:
+        for n, p in zip(ivs, pts):
+            ref.encrypt(n, p, aad)
+
+    def key_dec(k: object) -> Callable[[], None]:
+        dec = k.decrypt  # type: ignore[attr-defined]
+
+        def run() -> None:
+            for n, c in zip(ivs, cts):
+                dec(n, c, aad)
+        return run
+
+    def key_enc(k: object) -> Callable[[], None]:
+        enc = k.encrypt  # type: ignore[attr-defined]
+
+        def run() -> None:
+            for n, p in zip(ivs, pts):
+                enc(n, p, aad)
+        return run
+
+    impl = ccm.GCM_IMPLEMENTATION
+    dec = {
+        "cryptography 2x AESGCM.encrypt + compare (12 B tag)": (ref_dec12, nframes),
+        "cryptography AESGCM.decrypt (16 B tag)": (ref_dec16, nframes),
+        f"osgp.ccm[{impl}] AesGcm.decrypt (12 B tag)": (key_dec(ck), nframes),
+    }
+    enc = {
+        "cryptography AESGCM.encrypt": (ref_enc, nframes),
+        f"osgp.ccm[{impl}] AesGcm.encrypt (12 B tag)": (key_enc(ck), nframes),
+    }
+    if impl == "c":
+        dec["osgp._ccm_py GcmKey.decrypt (fallback)"] = (key_dec(pk), nframes)
+        enc["osgp._ccm_py GcmKey.encrypt (fallback)"] = (key_enc(pk), nframes)
+    return dec, enc
+
+
 def report(title: str, res: dict[str, tuple[float, float]], size: int) -> None:
     print(f"\n{title}")
     for name, (t, ratio) in res.items():
@@ -189,13 +257,23 @@ def main() -> None:
     ap.add_argument("--sizes", default="16,64,256,1024,65536")
     ap.add_argument("--frames", type=int, default=1000, help="frames per batch (32 for 65536 B)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--gcm-only", action="store_true", help="only the AES-GCM (suite 0) part")
     args = ap.parse_args()
     global _CLOCK
     if args.clock == "wall":
         _CLOCK = time.perf_counter
     print(f"clock: {args.clock}; load average: {os.getloadavg()[0]:.2f} (1 min)")
-    print(f"osgp.ccm implementation: {ccm.IMPLEMENTATION}; python {sys.version.split()[0]}")
+    print(f"osgp.ccm implementation: {ccm.IMPLEMENTATION} (GCM: {ccm.GCM_IMPLEMENTATION}); "
+          f"python {sys.version.split()[0]}")
     print("ratios: median of per-round (cryptography per-frame time / this time), same process")
+    for size in (16, 64, 256, 1024):
+        dec, enc = gcm_cases(size, 256)
+        r = bench(dec, "cryptography 2x AESGCM.encrypt + compare (12 B tag)", args.rounds, args.target)
+        report(f"GCM decrypt+verify {size} B payload, 17 B AAD, tag 12, one key", r, size)
+        r = bench(enc, "cryptography AESGCM.encrypt", args.rounds, args.target)
+        report(f"GCM encrypt {size} B payload, 17 B AAD, tag 12, one key", r, size)
+    if args.gcm_only:
+        return
     summary = []
     for size in [int(s) for s in args.sizes.split(",")]:
         nf = args.frames if size < 65536 else 32

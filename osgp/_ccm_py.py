@@ -297,21 +297,31 @@ class GcmKey:
         return nonce, data, aad  # type: ignore[return-value]
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        nonce, data, aad = self._args(nonce, data, associated_data)
+        aad = associated_data
         n = len(data)
-        if n > _GCM_MAX_TEXT:
-            raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
-        out = self._aead.encrypt(nonce, data, aad)
-        return out if self._tag_length == 16 else out[: n + self._tag_length]
+        if not (type(nonce) is bytes and len(nonce) == 12 and type(data) is bytes and n <= _GCM_MAX_TEXT
+                and (aad is None or type(aad) is bytes)):
+            nonce, data, aad = self._args(nonce, data, aad)
+            n = len(data)
+            if n > _GCM_MAX_TEXT:
+                raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+        tl = self._tag_length
+        if tl == 16:
+            return self._aead.encrypt(nonce, data, aad)
+        return self._aead.encrypt(nonce, data, aad)[: n + tl]
 
     def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
-        nonce, data, aad = self._args(nonce, data, associated_data)
+        aad = associated_data
         tl = self._tag_length
         n = len(data) - tl
-        if n < 0:
-            raise InvalidTag()
-        if n > _GCM_MAX_TEXT:
-            raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+        if not (type(nonce) is bytes and len(nonce) == 12 and type(data) is bytes and 0 <= n <= _GCM_MAX_TEXT
+                and (aad is None or type(aad) is bytes)):
+            nonce, data, aad = self._args(nonce, data, aad)
+            n = len(data) - tl
+            if n < 0:
+                raise InvalidTag()
+            if n > _GCM_MAX_TEXT:
+                raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
         g = self._aead
         if tl == 16:
             try:
