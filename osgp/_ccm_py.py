@@ -280,31 +280,28 @@ class GcmKey:
     def __reduce__(self) -> NoReturn:
         raise TypeError("GcmKey objects cannot be pickled")
 
-    def _args(self, nonce: object, data: object, aad: object) -> tuple[bytes, bytes, bytes | None]:
-        if not (type(nonce) is bytes and type(data) is bytes and (aad is None or type(aad) is bytes)):
-            ln = _nbytes(nonce, "nonce")
-            _nbytes(data, "data")
-            if aad is not None:
-                _nbytes(aad, "associated_data")
-            if ln != 12:
-                raise EncodeError("nonce must be 12 bytes (96-bit IV)", field="nonce")
-            nonce, data = _b(nonce, "nonce"), _b(data, "data")
-            aad = None if aad is None else _b(aad, "associated_data")
-        elif len(nonce) != 12:
+    def _args(self, nonce: object, data: object, aad: object, tl: int) -> tuple[bytes, bytes, bytes | None]:
+        """Slow path: checks in the C module's order (types, nonce, AAD limit, data shorter
+        than the tag, payload limit), all before anything is copied."""
+        ln = _nbytes(nonce, "nonce")
+        n = _nbytes(data, "data") - tl
+        la = 0 if aad is None else _nbytes(aad, "associated_data")
+        if ln != 12:
             raise EncodeError("nonce must be 12 bytes (96-bit IV)", field="nonce")
-        if aad is not None and len(aad) > _GCM_MAX_AAD:  # pragma: no cover - cannot be allocated
+        if la > _GCM_MAX_AAD:  # pragma: no cover - cannot be allocated
             raise EncodeError("associated data too long for GCM (2^64 - 1 bits)", field="associated_data")
-        return nonce, data, aad  # type: ignore[return-value]
+        if n < 0:
+            raise InvalidTag()
+        if n > _GCM_MAX_TEXT:
+            raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+        return _b(nonce, "nonce"), _b(data, "data"), None if aad is None else _b(aad, "associated_data")
 
     def encrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
         aad = associated_data
-        n = len(data)
-        if not (type(nonce) is bytes and len(nonce) == 12 and type(data) is bytes and n <= _GCM_MAX_TEXT
+        if not (type(nonce) is bytes and type(data) is bytes and len(nonce) == 12 and len(data) <= _GCM_MAX_TEXT
                 and (aad is None or type(aad) is bytes)):
-            nonce, data, aad = self._args(nonce, data, aad)
-            n = len(data)
-            if n > _GCM_MAX_TEXT:
-                raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
+            nonce, data, aad = self._args(nonce, data, aad, 0)
+        n = len(data)
         tl = self._tag_length
         if tl == 16:
             return self._aead.encrypt(nonce, data, aad)
@@ -313,15 +310,10 @@ class GcmKey:
     def decrypt(self, nonce: _Buf, data: _Buf, associated_data: _Buf | None = None) -> bytes:
         aad = associated_data
         tl = self._tag_length
+        if not (type(nonce) is bytes and type(data) is bytes and len(nonce) == 12
+                and tl <= len(data) <= _GCM_MAX_TEXT + tl and (aad is None or type(aad) is bytes)):
+            nonce, data, aad = self._args(nonce, data, aad, tl)
         n = len(data) - tl
-        if not (type(nonce) is bytes and len(nonce) == 12 and type(data) is bytes and 0 <= n <= _GCM_MAX_TEXT
-                and (aad is None or type(aad) is bytes)):
-            nonce, data, aad = self._args(nonce, data, aad)
-            n = len(data) - tl
-            if n < 0:
-                raise InvalidTag()
-            if n > _GCM_MAX_TEXT:
-                raise EncodeError("payload too long for GCM (2^39 - 256 bits)", field="data")
         g = self._aead
         if tl == 16:
             try:
