@@ -124,3 +124,17 @@ def test_random_bytes_raise_only_decode_error(data: bytes) -> None:
     except DecodeError:
         return
     assert encode_pdu(pdu) == data
+
+
+def test_a_timer_handled_at_its_own_deadline_is_gone() -> None:
+    """The driver fires a timer at exactly the time next_timer() gave: handling it then must
+    expire it, or virtual time stops there (a livelock found with 5 repeater retries)."""
+    s = _segs()
+    r = Reassembler(gap_timeout=5.0)
+    r.feed("k", s[0], 0.0)
+    d = r.next_timer()
+    assert d == 5.0
+    r.handle_timer(d)
+    assert r.pending == 0 and r.next_timer() is None
+    r.feed("k", s[0], 10.0)
+    assert r.feed("k", s[1], 15.0) is None and r.pending == 0  # at the deadline: too late

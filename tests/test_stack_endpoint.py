@@ -219,3 +219,20 @@ def test_client_random_reply_raises_only_our_errors(data: bytes, osgp: bool) -> 
 def test_round_trip_any_apdu(apdu: bytes, osgp: bool) -> None:
     c, s = pair(osgp)
     assert drive(c, s, apdu) == handler(apdu)
+
+
+def test_every_server_timer_is_gone_once_handled_at_its_deadline() -> None:
+    """Handling the server's timers at exactly next_timer() must move next_timer() past it,
+    whatever the timer (pending segmented response, reassembly, inactivity): a driver that
+    fires timers when due would otherwise never leave that instant."""
+    c, s = pair(False)
+    s.inactivity_timeout = 1
+    step = c.begin(bytes(150), now=0)  # a 3-segment response whose pulls never come
+    s.on_message(("p",), step.data, confirmed=True, now=0)
+    seen = []
+    while (t := s.next_timer()) is not None:
+        assert not seen or t > seen[-1]
+        seen.append(t)
+        s.handle_timer(t)
+        assert len(seen) < 10
+    assert s.counters.responses_expired == 1 and not s.in_communication

@@ -545,7 +545,7 @@ class ServerEndpoint:
         self.reassembler.handle_timer(now)
         self.counters.reassembly_dropped += self.reassembler.dropped_count - before
         self.reassembler.dropped.clear()
-        for key in [k for k, o in self._pending.items() if now > o.deadline]:
+        for key in [k for k, o in self._pending.items() if now >= o.deadline]:
             del self._pending[key]
             self.counters.responses_expired += 1
         if (self._inactivity and self.in_communication and self.last_rx is not None

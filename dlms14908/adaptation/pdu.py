@@ -237,7 +237,7 @@ class Reassembler:
             if part is None:
                 self._drop(key, f"segment {pdu.counter} without a first segment")
                 return None
-            if now > part.deadline:
+            if now >= part.deadline:
                 self._drop(key, "segment gap exceeded the timeout")
                 return None
         if pdu.counter != part.next_counter:
@@ -262,7 +262,7 @@ class Reassembler:
 
     def handle_timer(self, now: float) -> None:
         for key, p in list(self._partials.items()):
-            if now > p.deadline:
+            if now >= p.deadline:
                 self._drop(key, "segment gap exceeded the timeout")
 
     @property
