@@ -304,3 +304,26 @@ def test_cli_sim_info_and_class_131_are_the_nodes_own_settings(capsys: Any, monk
     capsys.readouterr()
     assert rc == 0 and ports._SIM is cli_sim
     assert m.server.inactivity_timeout == 15
+
+
+def test_cli_profile_default_pdu_size_lets_the_adaptation_layer_segment(
+        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """By default the client accepts 65535-byte APDUs: a 96-entry profile comes in one
+    GET-Response segmented by the adaptation layer, in fewer frames than with DLMS block
+    transfer at --max-pdu 256 (same values either way)."""
+    from dlms14908.cli import ports
+
+    monkeypatch.setenv("DLMS14908_STATE_DIR", str(tmp_path / "state"))
+    frames, rows = [], []
+    for extra in ((), ("--max-pdu", "256")):
+        monkeypatch.setattr(ports, "_SIM", None)  # a fresh simulated network per read
+        code, out, err = _main(capsys, monkeypatch, "--port", f"sim://?start={QUARTER_START}", "--meter", "2/1",
+                               *extra, "--json", "profile", "--entries", "1:96")
+        assert code == 0, err
+        rows.append(json.loads(out)["rows"])
+        frames.append(ports._SIM.net.channel.counters.frames)
+    assert rows[0] == rows[1] and len(rows[0]) == 96
+    assert frames[0] < frames[1]
+    with pytest.raises(SystemExit) as ex:
+        _main(capsys, monkeypatch, "--port", "sim", "--max-pdu", "5", "read", "1-0:1.8.0.255")
+    assert ex.value.code == 2 and "12..65535" in capsys.readouterr().err

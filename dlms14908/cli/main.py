@@ -32,7 +32,7 @@ from ..cosem.classes import UnknownClass
 from ..errors import DecodeError, EncodeError
 from ..keyfile import KeyFile, KeyFileWarning, load_keyfile
 from ..obis import Obis
-from ..profile import SAP_MANAGEMENT_CLIENT, SAP_PUBLIC_CLIENT
+from ..profile import AL_MAX_APDU, SAP_MANAGEMENT_CLIENT, SAP_PUBLIC_CLIENT
 from ..xdlms.ciphering import CipheringKind
 from .common import KeyFileError, run_guarded
 from .ports import SIM_NOTICE, MeterAddress, is_sim, open_link, parse_meter, parse_via
@@ -108,6 +108,16 @@ def _time_arg(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _pdu_size(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 12 <= v <= 0xFFFF:
+        raise argparse.ArgumentTypeError("must be 12..65535")
+    return v
 
 
 def _positive(text: str) -> float:
@@ -264,6 +274,9 @@ def _add_globals(p: argparse.ArgumentParser, *, sub: bool) -> None:
     g.add_argument("--timeout", type=_positive, default=d if sub else 10.0, metavar="S",
                    help="seconds to wait for each answer (default 10; with --via at least the "
                         "repeater chain's own retry time, so a failing hop is named)")
+    g.add_argument("--max-pdu", type=_pdu_size, default=d if sub else AL_MAX_APDU, metavar="N",
+                   help="largest xDLMS APDU the client accepts (default 65535: the adaptation layer "
+                        "segments any APDU up to that size, so block transfer would only add frames)")
     g.add_argument("--json", action="store_true", default=d if sub else False,
                    help="machine-readable output")
 
@@ -350,17 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
+    pdu = getattr(args, "max_pdu", AL_MAX_APDU)
     if args.client == "public":
-        return ClientSettings.public()
+        return ClientSettings.public(max_receive_pdu_size=pdu)
     dl = kf.dlms if kf is not None else None
     if dl is None:
         if is_sim(args.port):
             from ..sim import DEFAULT_KEYS, DEFAULT_PASSWORD
             _note("no --keys: using the simulator's lab secrets")
             if args.auth == "lls":
-                return ClientSettings.management_lls(DEFAULT_PASSWORD)
+                return ClientSettings.management_lls(DEFAULT_PASSWORD, max_receive_pdu_size=pdu)
             return ClientSettings.management_hls(
-                DEFAULT_KEYS, DEFAULT_CLIENT_SYSTEM_TITLE,
+                DEFAULT_KEYS, DEFAULT_CLIENT_SYSTEM_TITLE, max_receive_pdu_size=pdu,
                 invocation_counter=_reserve_invocation_counters(_ic_key(args, DEFAULT_CLIENT_SYSTEM_TITLE)))
         raise KeyFileError("--client management needs --keys FILE with a [dlms] table "
                            "(lls_password, or ek and ak)")
@@ -368,12 +382,12 @@ def _settings(args: argparse.Namespace, kf: KeyFile | None) -> ClientSettings:
     if auth == "lls":
         if not dl.lls_password:
             raise KeyFileError(f"{kf.path if kf else 'key file'}: [dlms] lls_password: missing (needed for --auth lls)")
-        return ClientSettings.management_lls(dl.lls_password)
+        return ClientSettings.management_lls(dl.lls_password, max_receive_pdu_size=pdu)
     st = dl.client_system_title or DEFAULT_CLIENT_SYSTEM_TITLE
     server_st = dl.server_system_title or dl.system_title
     return ClientSettings.management_hls(
         dl.keys, st, ciphering=CipheringKind.DEDICATED if dl.keys.dk is not None else CipheringKind.GLOBAL,
-        dedicated_key=dl.keys.dk, server_system_title=server_st,
+        dedicated_key=dl.keys.dk, server_system_title=server_st, max_receive_pdu_size=pdu,
         invocation_counter=_reserve_invocation_counters(_ic_key(args, st)))
 
 
