@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from . import profile as P
 from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step, address_bytes
@@ -90,6 +91,7 @@ __all__ = [
     "NodeCounters",
     "NodeEvent",
     "Route",
+    "SourcePlan",
     "Timing",
     "target_for",
 ]
@@ -141,15 +143,45 @@ _MAX_LPDU = P.AL_LON_MAX_APDU + 15
 
 
 @dataclass(frozen=True, slots=True)
+class SourcePlan:
+    """What the head-end (proxy source) puts in a chain's frame and how it sends it
+    (:meth:`Timing.plan`): ``timer`` seconds between tries, ``retries``, and the extra wait
+    after the last try, so that the tries cover ``budget`` seconds."""
+
+    repeater_txctrl: TxCtrl
+    agent_txctrl: TxCtrl
+    long_timer: bool
+    timer: float
+    retries: int
+    last_retry_extra: float
+    budget: float
+
+
+@dataclass(frozen=True, slots=True)
 class Timing:
     """Transaction timers derived from the channel: ``frame_time`` is the airtime of the
     largest frame the adaptation layer produces (an ``AL_LON_MAX_APDU`` APDU in an LPDU
-    addressed by Neuron ID: :data:`_MAX_LPDU`)."""
+    addressed by Neuron ID: :data:`_MAX_LPDU`).
+
+    Through a repeater chain (Annex E, ``osgp-62056-8-8.md`` §3.4-§3.5; docs/wire-format.md
+    §5.1) the frame carries the repeaters' ProxyTxCtrl and the agent's SICB
+    TxCtrl (:meth:`txctrl`, both with ``repeater_retries``); the head-end's own timers are
+    not on the wire [D]: it retries one chain round trip apart (:meth:`source_timer`)
+    for as long as the chain may take (:meth:`source_budget`: ``retries`` lost first-hop
+    requests, then the chain's worst case :func:`~dlms14908.repeater.rules.chain_timeout_ms`
+    and the first hop's round trip).  A retry that reaches the first repeater while the
+    chain works is a duplicate it ignores; once it has the completion it answers every
+    duplicate with it.  So a lost first-hop frame costs one round trip, not the chain's
+    worst case (which used to be the head-end's per-try timer: two lost first-hop frames
+    then outlasted the meter's 60 s segment timers, and more repeater retries made that
+    worse).  The repeaters' timers stay the reference's: ``repeater_retries`` tries of the
+    ProxyTxCtrl timer, the last one lengthened by the per-hop adjust."""
 
     frame_time: float = airtime(_MAX_LPDU)
     margin: float = 0.2
     retries: int = 3
-    repeater_retries: int = 3
+    repeater_retries: int = 5
+    "ProxyTxCtrl and SICB retries (4 bits); 5 from measurements, docs/wire-format.md §5.1"
 
     @classmethod
     def for_bit_rate(cls, bit_rate: float = A_BAND_BPS, **kw: float) -> Timing:
@@ -171,14 +203,46 @@ class Timing:
         return TxCtrl(self.repeater_retries, rep_i), TxCtrl(self.repeater_retries, agent_i), long
 
     def source_timer(self, chain_len: int) -> float:
-        """Head-end transmit timer towards the first repeater: the chain's worst case."""
+        """Head-end per-try timer towards the first repeater: one round trip through the
+        whole chain (``chain_len`` repeaters and the meter)."""
+        return 2 * self.frame_time * (chain_len + 1) + self.margin
+
+    def source_budget(self, chain_len: int) -> float:
+        """How long the head-end's transaction through a chain lasts: ``retries`` lost
+        first-hop tries, then the chain's worst case and the first hop's round trip."""
+        return self.retries * self.source_timer(chain_len) + self.chain_timeout(chain_len) + self.direct_timer
+
+    def plan(self, chain_len: int) -> SourcePlan:
+        """The head-end's frame fields and timers for a chain of ``chain_len`` (cached)."""
+        return _plan(self, chain_len)
+
+    def chain_timeout(self, chain_len: int) -> float:
+        """The first repeater's worst case (seconds): :func:`~.repeater.rules.chain_timeout_ms`."""
         rt, at, long = self.txctrl(chain_len)
         return chain_timeout_ms(chain_len - 1, rt, at, long) / 1000.0
 
     def worst_case(self, route: Route) -> float:
-        """Upper bound of one exchange step (all head-end retries included)."""
-        t = self.source_timer(len(route.chain)) if route.chain else self.direct_timer
-        return t * (self.retries + 1) + 1.0
+        """Upper bound of one exchange step (all head-end retries included).
+
+        Through a chain the head-end's transaction ends within :meth:`source_budget`; the
+        bound kept for callers that wait for the LonTalk layer's own verdict is the larger,
+        older ``(retries + 1)`` chain worst cases (a first repeater that served every try
+        as a new chain), so no caller's wait shrank with the head-end's shorter timer."""
+        if route.chain:
+            n = len(route.chain)
+            return max(self.source_budget(n), (self.retries + 1) * self.chain_timeout(n)) + 1.0
+        return self.direct_timer * (self.retries + 1) + 1.0
+
+
+@lru_cache(maxsize=256)
+def _plan(t: Timing, chain_len: int) -> SourcePlan:
+    rt, at, long = t.txctrl(chain_len)
+    timer = t.source_timer(chain_len)
+    budget = t.source_budget(chain_len)
+    # as many tries, one round trip apart, as fit the budget (at least 1 + retries, at most
+    # 16: a 4-bit retry count); the last one waits out the rest
+    tries = min(16, max(t.retries + 1, int(budget // timer)))
+    return SourcePlan(rt, at, long, timer, tries - 1, max(0.0, budget - tries * timer), budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,14 +470,14 @@ class LonNode:
                                        service=Service.REQUEST if step.confirmed else Service.ACKD, now=now,
                                        retries=t.retries, tx_timer=t.direct_timer)
             else:
-                rt, at, long = t.txctrl(len(route.chain))
+                p = _plan(t, len(route.chain))
                 first, frame = build_chain(
                     route.chain, target_for(route.dest), step.data,
                     service=ServiceType.REQUEST if step.confirmed else ServiceType.ACKD,
-                    repeater_txctrl=rt, agent_txctrl=at, long_timer=long,
+                    repeater_txctrl=p.repeater_txctrl, agent_txctrl=p.agent_txctrl, long_timer=p.long_timer,
                 )
                 tid = self._request(NodeDest(first.subnet, first.node), frame, Service.REQUEST, now,
-                                    retries=t.retries, timer=t.source_timer(len(route.chain)))
+                                    retries=p.retries, timer=p.timer, last_retry_extra=p.last_retry_extra)
         except (LocalProtocolError, EncodeError) as exc:
             x.endpoint.abort()
             self.counters.exchanges_failed += 1
