@@ -98,7 +98,7 @@ class SimNetwork:
         self._results: dict[int, ExchangeDone | ExchangeFailed] = {}
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._worst: dict[Route, tuple[Timing, float]] = {}
+        self._worst: tuple[Route, Timing, float] | None = None
         self.frame_taps: list[Callable[[str, bytes, float], None]] = []
         "called with (sender name, LPDU, virtual time) for every frame put on the channel"
 
@@ -313,14 +313,14 @@ class SimNetwork:
         raise LocalProtocolError(f"network still busy after {max_steps} steps")
 
     def _worst_case(self, route: Route) -> float:
-        """``timing.worst_case(route)``, remembered per route (asked once per exchange)."""
-        hit = self._worst.get(route)
-        if hit is not None and hit[0] is self.timing:
-            return hit[1]
+        """``timing.worst_case(route)``, remembered for the last route object asked about
+        (an exchange loop asks once per step with the same Route; hashing a Route would
+        cost more than the computation)."""
+        last = self._worst
+        if last is not None and last[0] is route and last[1] is self.timing:
+            return last[2]
         w = self.timing.worst_case(route)
-        if len(self._worst) >= 1024:
-            self._worst.clear()
-        self._worst[route] = (self.timing, w)
+        self._worst = (route, self.timing, w)
         return w
 
     def start(self, endpoint: ClientEndpoint, route: Route, apdu: bytes, *, confirmed: bool = True) -> int:
