@@ -273,33 +273,14 @@ class SimNetwork:
         nodes = self.nodes
         collect = self._collect
         touched: list[str] = []
-        if ch._ideal:
-            # PlChannel.deliveries(), inline: this instant's arrivals straight from the FIFO
-            fifo = ch._fifo
-            heard = ch.nodes
-            while fifo and fifo[0][0] <= t:
-                _, name, frame, _, _ = fifo.popleft()
-                nc = heard.get(name)
-                if nc is None:
-                    continue
-                nc.rx_frames += 1
-                nc.rx_bytes += len(frame)
-                ch.counters.deliveries += 1
-                receiver = nodes.get(name)
-                if receiver is not None:
-                    touched.append(name)
-                    events = receiver.receive_frame(frame, t)
-                    if events:
-                        collect(events)
-        else:
-            for d in ch.deliveries(t):
-                name = d[1]
-                receiver = nodes.get(name)
-                if receiver is not None:
-                    touched.append(name)
-                    events = receiver.receive_frame(d[2], t)
-                    if events:
-                        collect(events)
+        for d in self.channel.deliveries(t):
+            name = d[1]
+            receiver = nodes.get(name)
+            if receiver is not None:
+                touched.append(name)
+                events = receiver.receive_frame(d[2], t)
+                if events:
+                    collect(events)
         # due timers fire in node order; each node's output (replies to what it received,
         # retries) then goes on the channel in the same order
         taps = self.frame_taps
