@@ -381,7 +381,12 @@ class Exchange:
         try:
             if gen is None:  # a GET sent by the hot path: its first answer
                 assert self._get is not None
-                plain = conn._unwrap_bytes(data)
+                cipher = conn._cipher
+                if (data and data[0] in _CIPHERED_TAGS and cipher is not None
+                        and cipher.peer_system_title is not None):
+                    plain = cipher.unprotect(data)  # _unwrap_bytes(data), inlined
+                else:
+                    plain = conn._unwrap_bytes(data)
                 iid, class_id, obis, attribute, on_block = self._get
                 # GET-Response-Normal with Data and our invoke-id: decode the value in place
                 if (type(plain) is bytes and len(plain) > 4 and plain[0] == 0xC4 and plain[1] == 1
@@ -450,6 +455,7 @@ _axdr_decode = axdr.decode
 #: GET-Request-Normal without selective access: tag, choice, invoke-id, class, OBIS, attribute, 0
 _GET_NORMAL = struct.Struct(">BBBHBBBBBBBB")
 _ASSOCIATED = AssocState.ASSOCIATED
+_GLOBAL = CipheringKind.GLOBAL
 
 
 # --------------------------------------------------------------------------- the connection
@@ -747,7 +753,10 @@ class ClientConnection:
             try:
                 if self._ciphered:
                     assert self._cipher is not None and self._kind is not None
-                    plain = self._cipher.protect(plain, kind=self._kind)
+                    if self._kind is _GLOBAL:
+                        plain = self._cipher.protect(plain)  # the default kind, without keywords
+                    else:
+                        plain = self._cipher.protect(plain, kind=self._kind)
             except BaseException:
                 self._busy = False
                 raise

@@ -227,8 +227,9 @@ class ServerSession:
         self.action_blocks: tuple[Any, DataBlockCollector, int] | None = None
         self.action_out: list[tuple[bool, int, bytes]] = []
         self.action_iid = 0
-        #: access rights per object (the policy's answer, cached; objects are looked up by identity)
-        self.rights: dict[Obis, tuple[CosemObject, Rights | None]] = {}
+        #: access rights per object (the policy's answer, cached; keyed by the object itself,
+        #: whose hash is its identity: a replaced object is asked afresh)
+        self.rights: dict[CosemObject, Rights | None] = {}
 
     def fire(self, inp: ServerInput) -> None:
         new = SERVER_TRANSITIONS[self.state].get(inp)
@@ -295,7 +296,7 @@ class CosemServer:
         handler = self._handlers.get(client_sap)
         if handler is None:
             def handler(apdu: bytes) -> bytes | None:
-                return self.handle(apdu, client_sap=client_sap, now=self.clock())
+                return self._handle(apdu, client_sap, self.clock())
 
             self._handlers[client_sap] = handler
         return handler
@@ -303,8 +304,9 @@ class CosemServer:
     # ------------------------------------------------------------------ entry point
     def handle(self, data: bytes, *, client_sap: int, now: float | None = None) -> bytes | None:
         """One request APDU in, the response APDU out (None when nothing is to be sent)."""
-        if now is None:
-            now = self.clock()
+        return self._handle(data, client_sap, self.clock() if now is None else now)
+
+    def _handle(self, data: bytes, client_sap: int, now: float) -> bytes | None:
         sess = self.sessions.get(client_sap)
         if sess is None:
             sess = self.session(client_sap)
@@ -340,6 +342,8 @@ class CosemServer:
         if apdu is None:
             out = self._get_normal_bytes(sess, data, now)
             if was_ciphered and sess.cipher is not None:
+                if sess.kind is _GLOBAL:
+                    return sess.cipher.protect(out)  # the default kind, without keywords
                 return sess.cipher.protect(out, kind=sess.kind)
             return out
         if isinstance(apdu, AARQ):
@@ -500,10 +504,9 @@ class CosemServer:
         obj = self.objects.get(obis)
         if obj is None:
             return DataAccessResult.OBJECT_UNDEFINED
-        cached = sess.rights.get(obis)
-        if cached is None or cached[0] is not obj:
-            cached = sess.rights[obis] = (obj, sess.config.access(obj))
-        rights = cached[1]
+        rights = sess.rights.get(obj, _UNKNOWN)
+        if rights is _UNKNOWN:
+            rights = sess.rights[obj] = sess.config.access(obj)
         if rights is None:
             return DataAccessResult.OBJECT_UNDEFINED
         if obj.interface.class_id != class_id:
@@ -519,10 +522,9 @@ class CosemServer:
         obj = self.objects.get(obis)
         if obj is None:
             return _OBJECT_UNDEFINED
-        cached = sess.rights.get(obis)
-        if cached is None or cached[0] is not obj:
-            cached = sess.rights[obis] = (obj, sess.config.access(obj))
-        rights = cached[1]
+        rights = sess.rights.get(obj, _UNKNOWN)
+        if rights is _UNKNOWN:
+            rights = sess.rights[obj] = sess.config.access(obj)
         if rights is None:
             return _OBJECT_UNDEFINED
         interface = obj.interface
@@ -560,7 +562,27 @@ class CosemServer:
             if obj is not None and obj.logical_name == obis:
                 obis = obj.logical_name  # the table's own key: later lookups hit by identity
             cache[raw] = obis
-        v = self._get_attribute(sess, (req[3] << 8) | req[4], obis, req[11], None, now)
+        # _get_attribute(sess, class_id, obis, attribute, None, now), inlined
+        obj = self.objects.get(obis)
+        if obj is None:
+            return bytes((0xC4, 1, iid, 1, _OBJECT_UNDEFINED))
+        rights = sess.rights.get(obj, _UNKNOWN)
+        if rights is _UNKNOWN:
+            rights = sess.rights[obj] = sess.config.access(obj)
+        if rights is None:
+            return bytes((0xC4, 1, iid, 1, _OBJECT_UNDEFINED))
+        class_id = (req[3] << 8) | req[4]
+        attribute = req[11]
+        if (obj.interface.class_id != class_id or rights[0].get(attribute, 0) not in _READABLE
+                or class_id == 15):
+            v = self._get_attribute(sess, class_id, obis, attribute, None, now)
+        else:
+            try:
+                v = obj.get(attribute, now=now)
+            except CosemAccessError as exc:
+                v = DataAccessResult(int(exc.result))
+            except ProtocolError:
+                v = DataAccessResult.OTHER_REASON
         if isinstance(v, DataAccessResult):
             return bytes((0xC4, 1, iid, 1, v))
         try:
@@ -824,6 +846,8 @@ _ASSOCIATED = ServerState.ASSOCIATED
 _IDLE = ServerState.IDLE
 _DEDICATED, _GLOBAL = CipheringKind.DEDICATED, CipheringKind.GLOBAL
 _OBJECT_UNDEFINED = DataAccessResult.OBJECT_UNDEFINED
+#: not yet in a session's rights cache
+_UNKNOWN: Any = object()
 #: AttributeAccess values that allow reading (AttributeAccess.readable)
 _READABLE = (1, 3, 4, 6)
 _CIPHERED_TAGS = frozenset(t for t in range(256) if is_ciphered_tag(t))

@@ -375,7 +375,7 @@ def _run_server(requests: list[tuple[int, int, bytes, int]], ciphered: bool, fas
                     a = handler(conn._cipher.protect(nxt) if ciphered else nxt)
                     out.append(conn._cipher.unprotect(a) if ciphered and a and a[0] == 0xCC else a)
     sess = sim.server.sessions[sap]
-    out.append((sess.get_blocks, {k: v[1] is None for k, v in sess.rights.items()}))
+    out.append((sess.get_blocks, {k.logical_name: v is None for k, v in sess.rights.items()}))
     return out
 
 

@@ -148,7 +148,7 @@ class _ModelRegister(Register):
         if memo[0] == now and memo[1] == outages:
             return memo[2]
         v = self._reader(now)
-        self._memo = (now, list(outages), v)
+        self._memo = (now, outages[:], v)  # a copy of the list
         return v
 
 
@@ -400,7 +400,8 @@ class MeterSimulator:
 
     def import_export_wh(self, t: float) -> tuple[int, int]:
         """Registers 1-0:1.8.0 (= 1.8.1 + 1.8.2) and 1-0:2.8.0 in Wh at ``t``."""
-        _, e, t1, t2 = self._ws(t)
+        # without supply outages _ws(t) is the model's energies(t)
+        _, e, t1, t2 = self._ws(t) if self.outages else self.model.energies(t)
         return (self._base_t1 + t1 // 3600 + self._base_t2 + t2 // 3600,
                 self._base_exp + e // 3600)
 

@@ -88,17 +88,21 @@ class EnergyModel:
         last = self._last
         if last[0] == t:
             return last[1]
-        s = int(t) - self.start
+        start = self.start
+        s = int(t) - start
         if s <= 0:
             return (0, 0, 0, 0)
         k, rem = divmod(s, INTERVAL)
-        self._extend(k)
-        e = self._cum[k]
+        cum = self._cum
+        if k >= len(cum):
+            self._extend(k)
+        e = cum[k]
         if rem:
-            imp, exp = self.interval_power(k)
+            power = self._power
+            imp, exp = power[k] if k < len(power) else self.interval_power(k)
             i0, e0, t10, t20 = e
             di = imp * rem
-            if tariff_of(self.start + k * INTERVAL) == 1:
+            if 7 <= (start + k * INTERVAL) // 3600 % 24 < 23:  # tariff_of(...) == 1, inlined
                 e = (i0 + di, e0 + exp * rem, t10 + di, t20)
             else:
                 e = (i0 + di, e0 + exp * rem, t10, t20 + di)
