@@ -100,6 +100,8 @@ _SERVICE_TO_ST = {Service.ACKD: ServiceType.ACKD, Service.UNACKD_RPT: ServiceTyp
                   Service.UNACKD: ServiceType.UNACKD, Service.REQUEST: ServiceType.REQUEST}
 _ST_TO_SERVICE = {v: k for k, v in _SERVICE_TO_ST.items()}
 _AL_MSG_CODE = P.AL_MSG_CODE
+_REQUEST = Service.REQUEST
+_new = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,7 @@ class LonNode:
         self._owners: dict[int, _Owner] = {}
         self._next_xid = 1
         self._events: list[LonEvent | NodeEvent] = []
+        self._direct_timer: tuple[Timing | None, float] = (None, 0.0)
         # the driver asks for frames and deadlines several times per frame: without a server
         # these are the transaction layer's own methods (no extra call)
         self.frames_to_send = self.lon.frames_to_send  # type: ignore[method-assign]
@@ -395,7 +398,75 @@ class LonNode:
         return out
 
     def receive_frame(self, data: bytes, now: float) -> list[LonEvent | NodeEvent]:
-        return self._handle(self.lon.receive_frame(data, now), now)
+        # _handle(self.lon.receive_frame(data, now), now), inline: keep the two in step
+        events = self.lon.receive_frame(data, now)
+        out: list[LonEvent | NodeEvent] = self._events
+        self._events = []
+        for ev in events:
+            t = type(ev)  # the transaction layer's events are final classes
+            if t is ResponseReceived:
+                o = self._owners.get(ev.tid)  # type: ignore[attr-defined]
+                if o is not None and o.response is None:
+                    apdu = ev.apdu  # type: ignore[attr-defined]
+                    try:
+                        o.response = apdu._raw  # what encode() returns, without the call
+                    except AttributeError:
+                        o.response = apdu.encode()
+                continue
+            if t is MessageCompleted:
+                o = self._owners.pop(ev.tid, None)  # type: ignore[attr-defined]
+                if o is not None:
+                    x = o.exchange
+                    if o.relay is not None or x is None or x.route.chain:
+                        self._completed(o, True, now)
+                        continue
+                    # _completed(o, True, now) of a direct exchange, inline
+                    try:
+                        step = x.endpoint.feed(o.response if x.step_confirmed else None, now)
+                    except ProtocolError as exc:
+                        x.endpoint.abort()
+                        self.counters.exchanges_failed += 1
+                        self._events.append(ExchangeFailed(x.xid, exc))
+                        continue
+                    self._step(x, step, now)
+                    continue
+            elif t is MessageReceived:
+                apdu = ev.apdu  # type: ignore[attr-defined]
+                if type(apdu) is Apdu:
+                    code = apdu.code
+                    server = self.server
+                    if code == _AL_MSG_CODE and server is not None:
+                        # _serve(ev, now), inline
+                        src = ev.source  # type: ignore[attr-defined]
+                        dest = None
+                        if type(src) is SubnetNodeAddress:
+                            dest = b"".join((ev.domain, bytes((src.dst_subnet, src.dst_node))))  # type: ignore[attr-defined]
+                        elif isinstance(src, NeuronIdAddress):
+                            dest = address_bytes(ev.domain, neuron_id=src.neuron_id)  # type: ignore[attr-defined]
+                        elif isinstance(src, SubnetNodeAddress):
+                            dest = address_bytes(ev.domain, subnet=src.dst_subnet, node=src.dst_node)  # type: ignore[attr-defined]
+                        try:
+                            body = apdu._raw  # what encode() returns, without the call
+                        except AttributeError:
+                            body = apdu.encode()
+                        reply = server.on_message((src.src_subnet, src.src_node), body,
+                                                  confirmed=ev.service is _REQUEST, now=now, dest=dest)  # type: ignore[attr-defined]
+                        if reply is not None and ev.handle is not None:  # type: ignore[attr-defined]
+                            self.lon.respond(ev.handle, reply, now=now)  # type: ignore[attr-defined]
+                        continue
+                    if code == LTEP_CODE:
+                        self._proxy(ev, now)  # type: ignore[arg-type]
+                        continue
+            elif t is MessageFailed:
+                o = self._owners.pop(ev.tid, None)  # type: ignore[attr-defined]
+                if o is not None:
+                    self._completed(o, False, now, ev)  # type: ignore[arg-type]
+                    continue
+            out.append(ev)
+        if self._events:
+            out.extend(self._events)
+            self._events = []
+        return out
 
     # ------------------------------------------------------------------ internals
     def _handle(self, events: list[LonEvent], now: float) -> list[LonEvent | NodeEvent]:
@@ -406,7 +477,11 @@ class LonNode:
             if t is ResponseReceived:
                 o = self._owners.get(ev.tid)  # type: ignore[attr-defined]
                 if o is not None and o.response is None:
-                    o.response = ev.apdu.encode()  # type: ignore[attr-defined]
+                    apdu = ev.apdu  # type: ignore[attr-defined]
+                    try:
+                        o.response = apdu._raw  # what encode() returns, without the call
+                    except AttributeError:
+                        o.response = apdu.encode()
                 continue
             if t is MessageCompleted:
                 o = self._owners.pop(ev.tid, None)  # type: ignore[attr-defined]
@@ -446,8 +521,12 @@ class LonNode:
             dest = address_bytes(ev.domain, neuron_id=src.neuron_id)
         elif isinstance(src, SubnetNodeAddress):
             dest = address_bytes(ev.domain, subnet=src.dst_subnet, node=src.dst_node)
-        reply = self.server.on_message(peer, ev.apdu.encode(), confirmed=ev.service is Service.REQUEST, now=now,
-                                       dest=dest)
+        apdu = ev.apdu
+        try:
+            data = apdu._raw  # type: ignore[union-attr]  # what encode() returns, without the call
+        except AttributeError:
+            data = apdu.encode()
+        reply = self.server.on_message(peer, data, confirmed=ev.service is _REQUEST, now=now, dest=dest)
         if reply is not None and ev.handle is not None:
             self.lon.respond(ev.handle, reply, now=now)
 
@@ -458,17 +537,23 @@ class LonNode:
                                 last_retry_extra=last_retry_extra)
 
     def _step(self, x: _Exchange, step: Step, now: float) -> None:
-        if isinstance(step, Done):
+        if type(step) is Done or isinstance(step, Done):
             self.counters.exchanges_done += 1
-            self._events.append(ExchangeDone(x.xid, step.apdu))
+            done = _new(ExchangeDone)  # ExchangeDone(x.xid, step.apdu), without the __init__ call
+            _DONE_XID(done, x.xid)
+            _DONE_APDU(done, step.apdu)
+            self._events.append(done)
             return
         x.step_confirmed = step.confirmed
         route, t = x.route, self.timing
         try:
             if not route.chain:
+                dt = self._direct_timer
+                if dt[0] is not t:  # Timing is frozen: its direct_timer, once per Timing object
+                    dt = self._direct_timer = (t, t.direct_timer)
                 tid = self.lon.request(route.dest, step.data,
-                                       service=Service.REQUEST if step.confirmed else Service.ACKD, now=now,
-                                       retries=t.retries, tx_timer=t.direct_timer)
+                                       service=_REQUEST if step.confirmed else Service.ACKD, now=now,
+                                       retries=t.retries, tx_timer=dt[1])
             else:
                 p = _plan(t, len(route.chain))
                 first, frame = build_chain(
@@ -483,7 +568,7 @@ class LonNode:
             self.counters.exchanges_failed += 1
             self._events.append(ExchangeFailed(x.xid, exc))
             return
-        self._owners[tid] = _Owner(exchange=x)
+        self._owners[tid] = _Owner(x)
 
     def _completed(self, o: _Owner, ok: bool, now: float, failed: MessageFailed | None = None) -> None:
         if o.relay is not None:

@@ -57,6 +57,10 @@ from typing import Any
 
 from ..errors import CrcError, DecodeError, EncodeError, LocalProtocolError
 from .crc import CRC_RESIDUE, append_crc
+from .events import _MC as _MC_SET
+from .events import _MR as _MR_SET
+from .events import _RH as _RH_SET
+from .events import _RR as _RR_SET
 from .events import (
     AckReceived,
     AuthenticationRejected,
@@ -85,10 +89,12 @@ from .frame import (
     Spdu,
     SubnetNodeAddress,
     Tpdu,
+    _set_apdu_code,
+    _set_apdu_data,
+    _set_apdu_raw,
     decode_apdu,
     decode_frame,
     encode_frame,
-    wire_apdu,
 )
 
 __all__ = [
@@ -426,6 +432,7 @@ _FAST_HDR_END = tuple(
     for h in range(256)
 )
 _MISS: Any = object()
+_new = object.__new__
 #: what a cached format-2a address + domain means here: (for us, address, domain, record key
 #: prefix at normal priority, at high priority)
 _Head = tuple[bool, SubnetNodeAddress, bytes, tuple[object, ...], tuple[object, ...]]
@@ -571,8 +578,24 @@ class LonTransactions:
         if queue or self._active[priority] is not None:
             queue.append(tx)
             self._start_next(priority, now)
+            return tid
+        # _start(tx, now), inline: keep the two in step
+        last = self._trans_no[priority]
+        tx.trans_no = self._trans_no[priority] = trans_no = last % 15 + 1 if last >= 0 else 0
+        self._active[priority] = tx
+        alt = not rpt and tx.retries < cfg.alt_path_retries
+        self.counters.tx_frames += 1
+        fmt, addr = head
+        if fmt & 0x0C == 0x08 and not alt and (service is Service.REQUEST or service is Service.ACKD):
+            raw = b"".join((
+                bytes(((0x81 if priority else 0x01), (0x10 if service is Service.REQUEST else 0x00) | fmt)),
+                addr, bytes(((0x80 if auth else 0) | trans_no,)), raw,
+            ))
+            self._outbox.append(raw + _CRC.pack(crc_hqx(raw, 0xFFFF) ^ 0xFFFF))
         else:
-            self._start(tx, now)
+            self._outbox.append(self._message_frame(tx, True, alt))
+        tx.sent = 1
+        tx.deadline = now + tx.tx_timer + last_retry_extra if tx.retries == 0 else now + tx.tx_timer
         return tid
 
     def respond(self, handle: ReceiveHandle, apdu: AnyApdu | bytes, *, now: float) -> None:
@@ -686,7 +709,11 @@ class LonTransactions:
                     if fast == _ACK:
                         return self._on_ack(prio, a, t & 0x0F, None, None, now)
                     raw = data[p + 1 : n - 2]
-                    apdu = wire_apdu(raw)
+                    # wire_apdu(raw), inline
+                    apdu = _new(Apdu)
+                    _set_apdu_code(apdu, raw[0])
+                    _set_apdu_data(apdu, raw[1:])
+                    _set_apdu_raw(apdu, raw)
                     if fast == _RESPONSE:
                         return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)
                     return self._on_message(
@@ -872,8 +899,17 @@ class LonTransactions:
         mine = self._rx_src.get(pre)
         if mine is not None and len(mine) >= c.records_per_source:
             extra = len(mine) - c.records_per_source + 1
-            for k in [next(iter(mine))] if extra == 1 else list(mine)[:extra]:  # the oldest
-                self._rx_remove(k)
+            if extra == 1:  # the oldest; _rx_remove(k), inline
+                k = next(iter(mine))
+                old = self._rx.pop(k, None)
+                if old is not None:
+                    theirs = self._rx_src[old.pre]
+                    del theirs[k]
+                    if not theirs:
+                        del self._rx_src[old.pre]
+            else:
+                for k in list(mine)[:extra]:  # the oldest
+                    self._rx_remove(k)
         rx = self._rx
         if len(rx) >= c.max_receive_records:
             oldest = min(rx, key=lambda k: rx[k].time)
@@ -892,7 +928,30 @@ class LonTransactions:
             rec.challenge = self._rng(8)
             self._send_challenge(a, domain, prio, alt, rec, trans_no, now)
             return []
-        return self._deliver(rec, key, apdu, now, authenticated=False)
+        # _deliver(rec, key, apdu, now, authenticated=False), inline
+        rec.delivered = True
+        self.counters.delivered += 1
+        ev = _new(MessageReceived)
+        s0, s1, s2, s3, s4, s5, s6, s7 = _MR_SET
+        if service is Service.REQUEST:
+            handle = _new(ReceiveHandle)
+            h0, h1 = _RH_SET
+            h0(handle, key)
+            h1(handle, trans_no)
+            s6(ev, handle)
+        else:
+            s6(ev, None)
+            if service is Service.ACKD:
+                rec.reply = self._reply_npdu(rec, 0x00, bytes((0x20 | trans_no,)))  # TPDU ACK
+                self._send_reply(rec, now)
+        s0(ev, a)
+        s1(ev, apdu)
+        s2(ev, service)
+        s3(ev, trans_no)
+        s4(ev, prio)
+        s5(ev, domain)
+        s7(ev, False)
+        return [ev]
 
     def _restarted(self, pre: tuple[object, ...], key: tuple[object, ...]) -> bool:
         """True when the source ``pre`` (sending a transaction 0 message) has a newest receive
@@ -1044,8 +1103,26 @@ class LonTransactions:
                 return []
             # (a copy of the answer finds the transaction finished: a late ack, as before)
             if is_response:
-                return [ResponseReceived(tx.tid, a, apdu), self._finish(tx, now, ok=True)]  # type: ignore[arg-type]
-            return [AckReceived(tx.tid, a, None), self._finish(tx, now, ok=True)]
+                first: LonEvent = _new(ResponseReceived)
+                r0, r1, r2 = _RR_SET
+                r0(first, tx.tid)
+                r1(first, a)
+                r2(first, apdu)
+            else:
+                first = AckReceived(tx.tid, a, None)
+            # _finish(tx, now, ok=True), inline
+            tx.done = True
+            tx.deadline = None
+            self._active[prio] = None
+            if self._queue[prio]:
+                self._start_next(prio, now)
+            self.counters.completed += 1
+            done_ev = _new(MessageCompleted)
+            c0, c1, c2 = _MC_SET
+            c0(done_ev, tx.tid)
+            c1(done_ev, tx.service)
+            c2(done_ev, tx.sent)
+            return [first, done_ev]
         if isinstance(d, GroupDest):
             if not isinstance(a, GroupAckAddress) or a.group != d.group or a.member not in tx.expected:
                 self.counters.late_acks += 1
