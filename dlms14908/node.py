@@ -353,7 +353,12 @@ class LonNode:
         (or out of :meth:`poll_events` when it failed at once)."""
         xid = self._next_xid
         self._next_xid += 1
-        x = _Exchange(xid, endpoint, route, confirmed)
+        x = _new(_Exchange)  # _Exchange(xid, endpoint, route, confirmed), without the __init__ call
+        x.xid = xid
+        x.endpoint = endpoint
+        x.route = route
+        x.confirmed = confirmed
+        x.step_confirmed = True
         try:
             step = endpoint.begin(apdu, confirmed=confirmed, now=now)
         except ProtocolError as exc:
@@ -568,7 +573,11 @@ class LonNode:
             self.counters.exchanges_failed += 1
             self._events.append(ExchangeFailed(x.xid, exc))
             return
-        self._owners[tid] = _Owner(x)
+        o = _new(_Owner)  # _Owner(x), without the __init__ call
+        o.exchange = x
+        o.relay = None
+        o.response = None
+        self._owners[tid] = o
 
     def _completed(self, o: _Owner, ok: bool, now: float, failed: MessageFailed | None = None) -> None:
         if o.relay is not None:

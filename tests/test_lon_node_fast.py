@@ -155,3 +155,15 @@ def test_node_fast_path_reports_a_failing_feed() -> None:
     (ev,) = head.receive_frame(meter.frames_to_send(0.0)[0], 0.0)
     assert isinstance(ev, ExchangeFailed) and ev.xid == xid and isinstance(ev.error, ProtocolError)
     assert client.aborted == 1 and head.counters.exchanges_failed == 1
+
+
+def test_records_built_without_init_equal_the_constructors() -> None:
+    """``exchange`` builds its ``_Exchange``/``_Owner`` slot by slot: every field is set,
+    to what the constructors give."""
+    from dlms14908.node import _Exchange, _Owner
+
+    head, _, _ = _pair()
+    client, route = _Client(1), Route(NodeDest(2, 1))
+    xid = head.exchange(client, route, b"\x02", now=0.0)
+    (o,) = head._owners.values()
+    assert o == _Owner(_Exchange(xid, client, route, True, True))

@@ -889,7 +889,9 @@ class LonTransactions:
         self._rx_seq += 1
         if rec is not None:  # same number, another APDU: this record is replaced
             self._rx_remove(key)
-        rec = _Rx(trans_no, apdu_bytes, now, service, a, domain, prio, pre, alt=alt, seq=self._rx_seq)
+        # alt=alt, seq=self._rx_seq, positionally (no keyword matching)
+        rec = _Rx(trans_no, apdu_bytes, now, service, a, domain, prio, pre, False, None, alt, None, False, None,
+                  self._rx_seq)
         # A source has one transaction at a time per priority and cycles through 15
         # numbers: keep only its newest ``records_per_source`` records, so a number that
         # comes round again (an identical APDU 15 transactions later) is a new message,
