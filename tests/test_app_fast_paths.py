@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from dlms14908 import axdr
 from dlms14908 import server as server_mod
 from dlms14908.client import ClientConnection, ClientSettings
+from dlms14908.cosem import CosemAccessError, CosemObject
 from dlms14908.errors import (
     DecodeError,
     LocalProtocolError,
@@ -429,6 +430,37 @@ def test_model_register_memo_follows_outages() -> None:
     sim.outages[-1] = (T0 - 3000, T0 - 1000)
     fresh.outages[-1] = (T0 - 3000, T0 - 1000)
     assert reg.get(2, now=T0) == fresh.server.objects[Obis(1, 0, 1, 8, 0, 255)].get(2, now=T0)
+
+
+@settings(max_examples=40)
+@given(offsets=st.lists(st.floats(-1000, 3 * 86400, allow_nan=False), min_size=1, max_size=6),
+       outage=st.none() | st.tuples(st.floats(0, 86400), st.none() | st.floats(0, 3600)))
+def test_model_register_get_equals_generic_get(offsets: list[float],
+                                               outage: tuple[float, float | None] | None) -> None:
+    """_ModelRegister.get(2) (the hot read) equals the generic CosemObject.get dispatch
+    (read_value, then the value CHOICE's to_data) for every model register, with and without
+    a supply outage; the 1-0:1.8.0 reader equals import_export_wh(t)[0]."""
+    sim, ref = _sim(), _sim()
+    if outage is not None:
+        start, length = outage
+        for m in (sim, ref):
+            m.outages.append((T0 + start, None if length is None else T0 + start + length))
+    regs = [o for o in sim.server.objects.values() if type(o).__name__ == "_ModelRegister"]
+    assert len(regs) >= 8
+    for off in offsets:
+        t = T0 + off
+        for reg in regs:
+            other = ref.server.objects[reg.logical_name]
+            fast = reg.get(2, now=t)
+            slow = CosemObject.get(other, 2, now=t)
+            assert fast == slow and type(fast) is type(slow)
+            assert reg.get(2, now=t) == fast  # the memo's answer
+        assert sim.server.objects[Obis(1, 0, 1, 8, 0, 255)].get(2, now=t) == ref.import_export_wh(t)[0]
+    reg = regs[0]
+    with pytest.raises(CosemAccessError):
+        reg.get(2, selection=object(), now=T0)
+    with pytest.raises(CosemAccessError):
+        reg.get(2)
 
 
 @given(st.lists(st.floats(0, 3 * 86400, allow_nan=False), min_size=1, max_size=8))

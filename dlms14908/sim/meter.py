@@ -123,6 +123,10 @@ def _su(scaler: int, unit: Unit) -> ScalerUnit:
     return ScalerUnit(scaler, unit)
 
 
+#: the Data types the model registers' readers give (AnyData.to_data keeps them as they are)
+_VALUE_TYPES = frozenset((axdr.DoubleLongUnsigned, axdr.LongUnsigned))
+
+
 class _ModelRegister(Register):
     """A register whose value is computed from the meter's model."""
 
@@ -150,6 +154,21 @@ class _ModelRegister(Register):
         v = self._reader(now)
         self._memo = (now, outages[:], v)  # a copy of the list
         return v
+
+    def get(self, index: int, *, selection: Any = None, now: float | None = None) -> Any:
+        """GET; the value at a given time without selective access is read_value's answer
+        directly (the same Data as the generic dispatch of :meth:`CosemObject.get`)."""
+        if type(index) is int and index == 2 and selection is None and now is not None:
+            memo = self._memo
+            outages = self._meter.outages
+            if memo[0] == now and memo[1] == outages:
+                v = memo[2]
+            else:
+                v = self._reader(now)
+                self._memo = (now, outages[:], v)
+            if type(v) in _VALUE_TYPES:  # what the value attribute's CHOICE keeps as it is
+                return v
+        return super().get(index, selection=selection, now=now)
 
 
 class _LoadProfile(ProfileGeneric):
@@ -405,6 +424,11 @@ class MeterSimulator:
         return (self._base_t1 + t1 // 3600 + self._base_t2 + t2 // 3600,
                 self._base_exp + e // 3600)
 
+    def _import_value(self, t: float) -> Any:
+        """The value of 1-0:1.8.0 as Data: ``import_export_wh(t)[0]``."""
+        _, _, t1, t2 = self._ws(t) if self.outages else self.model.energies(t)
+        return axdr.DoubleLongUnsigned(self._base_t1 + t1 // 3600 + self._base_t2 + t2 // 3600)
+
     def power_w(self, t: float) -> tuple[int, int]:
         return self.model.power(t) if self.supplied(t) else (0, 0)
 
@@ -425,7 +449,7 @@ class MeterSimulator:
             Clock(CLOCK),
             Data(Obis(0, 0, 42, 0, 0, 255),
                  value=axdr.OctetString(b"SIM" + self.system_title[3:].hex().upper().encode())),
-            _ModelRegister(IMPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[0]), wh, self),
+            _ModelRegister(IMPORT, self._import_value, wh, self),
             _ModelRegister(IMPORT_T1, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[0]), wh, self),
             _ModelRegister(IMPORT_T2, lambda t: axdr.DoubleLongUnsigned(self.tariff_wh(t)[1]), wh, self),
             _ModelRegister(EXPORT, lambda t: axdr.DoubleLongUnsigned(self.import_export_wh(t)[1]), wh, self),
