@@ -340,7 +340,54 @@ class CosemServer:
         except DecodeError:
             return _exc(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OTHER_REASON)
         if apdu is None:
-            out = self._get_normal_bytes(sess, data, now)
+            # GET-Request-Normal (13 bytes, no selective access) to the plain response bytes,
+            # the same answer as _get_normal; _get_attribute(sess, class_id, obis, attribute,
+            # None, now) is inlined for readable attributes of objects other than class 15
+            if sess.get_blocks:
+                sess.get_blocks = []
+            iid = data[2]
+            raw = data[5:11]
+            cache = self._obis_cache
+            obis = cache.get(raw)
+            if obis is None:
+                if len(cache) >= 4096:
+                    cache.clear()
+                obis = Obis(*raw)
+                obj = self.objects.get(obis)
+                if obj is not None and obj.logical_name == obis:
+                    obis = obj.logical_name  # the table's own key: later lookups hit by identity
+                cache[raw] = obis
+            obj = self.objects.get(obis)
+            v: Any = _OBJECT_UNDEFINED
+            if obj is not None:
+                rights = sess.rights.get(obj, _UNKNOWN)
+                if rights is _UNKNOWN:
+                    rights = sess.rights[obj] = sess.config.access(obj)
+                if rights is not None:
+                    class_id = (data[3] << 8) | data[4]
+                    attribute = data[11]
+                    if (obj.interface.class_id != class_id or class_id == 15
+                            or rights[0].get(attribute, 0) not in _READABLE):
+                        v = self._get_attribute(sess, class_id, obis, attribute, None, now)
+                    else:
+                        try:
+                            v = obj.get(attribute, now=now)
+                        except CosemAccessError as exc:
+                            v = DataAccessResult(int(exc.result))
+                        except ProtocolError:
+                            v = DataAccessResult.OTHER_REASON
+            if isinstance(v, DataAccessResult):
+                out = bytes((0xC4, 1, iid, 1, v))
+            else:
+                try:
+                    body = _axdr_encode(v)
+                except Exception:  # noqa: BLE001 - the general encoder raises the named error
+                    out = self._get_reply(sess, iid, v).to_bytes()
+                else:
+                    if len(body) + (25 if sess.ciphered else 4) <= sess.client_max_pdu:
+                        out = _GET_RESPONSE_DATA[iid] + body
+                    else:
+                        out = self._start_get_blocks(sess, iid, body).to_bytes()
             if was_ciphered and sess.cipher is not None:
                 if sess.kind is _GLOBAL:
                     return sess.cipher.protect(out)  # the default kind, without keywords
@@ -544,54 +591,6 @@ class CosemServer:
             return DataAccessResult(int(exc.result))
         except ProtocolError:
             return DataAccessResult.OTHER_REASON
-
-    def _get_normal_bytes(self, sess: ServerSession, req: bytes, now: float) -> bytes:
-        """GET-Request-Normal (13 bytes, no selective access) to the plain response bytes;
-        the same answer as :meth:`_get_normal`."""
-        if sess.get_blocks:
-            sess.get_blocks = []
-        iid = req[2]
-        raw = req[5:11]
-        cache = self._obis_cache
-        obis = cache.get(raw)
-        if obis is None:
-            if len(cache) >= 4096:
-                cache.clear()
-            obis = Obis(*raw)
-            obj = self.objects.get(obis)
-            if obj is not None and obj.logical_name == obis:
-                obis = obj.logical_name  # the table's own key: later lookups hit by identity
-            cache[raw] = obis
-        # _get_attribute(sess, class_id, obis, attribute, None, now), inlined
-        obj = self.objects.get(obis)
-        if obj is None:
-            return bytes((0xC4, 1, iid, 1, _OBJECT_UNDEFINED))
-        rights = sess.rights.get(obj, _UNKNOWN)
-        if rights is _UNKNOWN:
-            rights = sess.rights[obj] = sess.config.access(obj)
-        if rights is None:
-            return bytes((0xC4, 1, iid, 1, _OBJECT_UNDEFINED))
-        class_id = (req[3] << 8) | req[4]
-        attribute = req[11]
-        if (obj.interface.class_id != class_id or rights[0].get(attribute, 0) not in _READABLE
-                or class_id == 15):
-            v = self._get_attribute(sess, class_id, obis, attribute, None, now)
-        else:
-            try:
-                v = obj.get(attribute, now=now)
-            except CosemAccessError as exc:
-                v = DataAccessResult(int(exc.result))
-            except ProtocolError:
-                v = DataAccessResult.OTHER_REASON
-        if isinstance(v, DataAccessResult):
-            return bytes((0xC4, 1, iid, 1, v))
-        try:
-            body = _axdr_encode(v)
-        except Exception:  # noqa: BLE001 - the general encoder raises the named error
-            return self._get_reply(sess, iid, v).to_bytes()
-        if len(body) + (25 if sess.ciphered else 4) <= sess.client_max_pdu:
-            return _GET_RESPONSE_DATA[iid] + body
-        return self._start_get_blocks(sess, iid, body).to_bytes()
 
     def _association_attribute(self, sess: ServerSession, attr: int) -> Any:
         if attr == 2:
