@@ -715,7 +715,35 @@ class LonTransactions:
                     _set_apdu_data(apdu, raw[1:])
                     _set_apdu_raw(apdu, raw)
                     if fast == _RESPONSE:
-                        return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)
+                        tx = self._active[prio]
+                        if (
+                            tx is None
+                            or tx.trans_no != t & 0x0F
+                            or tx.service is not Service.REQUEST
+                            or type(tx.dest) is not NodeDest
+                            or a.src_subnet != tx.dest.subnet
+                            or a.src_node != tx.dest.node
+                        ):  # anything but the answer to our unicast REQUEST
+                            return self._on_ack(prio, a, t & 0x0F, apdu, raw, now)
+                        # _on_ack(prio, a, t & 0x0F, apdu, raw, now) of that answer, inline
+                        first = _new(ResponseReceived)
+                        r0, r1, r2 = _RR_SET
+                        r0(first, tx.tid)
+                        r1(first, a)
+                        r2(first, apdu)
+                        # _finish(tx, now, ok=True), inline
+                        tx.done = True
+                        tx.deadline = None
+                        self._active[prio] = None
+                        if self._queue[prio]:
+                            self._start_next(prio, now)
+                        counters.completed += 1
+                        done_ev = _new(MessageCompleted)
+                        c0, c1, c2 = _MC_SET
+                        c0(done_ev, tx.tid)
+                        c1(done_ev, tx.service)
+                        c2(done_ev, tx.sent)
+                        return [first, done_ev]
                     return self._on_message(
                         a, domain, pre1 if prio else pre0, prio, l2 & 0x40 != 0, fast == _REQUEST, t >> 4, t & 0x0F,
                         None, apdu, raw, False, now,
