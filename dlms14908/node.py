@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import profile as P
-from .adaptation.endpoint import ClientEndpoint, Done, ServerEndpoint, Step, address_bytes
+from .adaptation.endpoint import ClientEndpoint, Done, Send, ServerEndpoint, Step, address_bytes
 from .errors import (
     DecodeError,
     EncodeError,
@@ -365,7 +365,28 @@ class LonNode:
             self._events.append(ExchangeFailed(xid, exc))
             self.counters.exchanges_failed += 1
             return xid
-        self._step(x, step, now)
+        if type(step) is not Send or route.chain:
+            self._step(x, step, now)
+            return xid
+        # _step(x, step, now) of a direct first step, inline: keep the two in step
+        x.step_confirmed = c = step.confirmed
+        t = self.timing
+        dt = self._direct_timer
+        if dt[0] is not t:  # Timing is frozen: its direct_timer, once per Timing object
+            dt = self._direct_timer = (t, t.direct_timer)
+        try:
+            tid = self.lon.request(route.dest, step.data, service=_REQUEST if c else Service.ACKD, now=now,
+                                   retries=t.retries, tx_timer=dt[1])
+        except (LocalProtocolError, EncodeError) as exc:
+            endpoint.abort()
+            self.counters.exchanges_failed += 1
+            self._events.append(ExchangeFailed(xid, exc))
+            return xid
+        o = _new(_Owner)  # _Owner(x), without the __init__ call
+        o.exchange = x
+        o.relay = None
+        o.response = None
+        self._owners[tid] = o
         return xid
 
     def poll_events(self) -> list[LonEvent | NodeEvent]:
@@ -433,7 +454,14 @@ class LonNode:
                         self.counters.exchanges_failed += 1
                         self._events.append(ExchangeFailed(x.xid, exc))
                         continue
-                    self._step(x, step, now)
+                    if type(step) is Done:  # _step(x, step, now) of the last step, inline
+                        self.counters.exchanges_done += 1
+                        done = _new(ExchangeDone)
+                        _DONE_XID(done, x.xid)
+                        _DONE_APDU(done, step.apdu)
+                        self._events.append(done)
+                    else:
+                        self._step(x, step, now)
                     continue
             elif t is MessageReceived:
                 apdu = ev.apdu  # type: ignore[attr-defined]

@@ -167,3 +167,14 @@ def test_records_built_without_init_equal_the_constructors() -> None:
     xid = head.exchange(client, route, b"\x02", now=0.0)
     (o,) = head._owners.values()
     assert o == _Owner(_Exchange(xid, client, route, True, True))
+
+
+def test_exchange_to_an_unencodable_address_fails_at_once() -> None:
+    """The inline first step reports what ``lon.request`` rejects like ``_step`` does."""
+    head, _, _ = _pair()
+    client = _Client(1)
+    xid = head.exchange(client, Route(NodeDest(2, 200)), b"\x02", now=0.0)  # node is 7 bits
+    (ev,) = head.poll_events()
+    assert isinstance(ev, ExchangeFailed) and ev.xid == xid and type(ev.error).__name__ == "EncodeError"
+    assert client.aborted == 1 and head.counters.exchanges_failed == 1 and not head._owners
+    assert head.frames_to_send(0.0) == []
