@@ -433,6 +433,8 @@ _FAST_HDR_END = tuple(
 )
 _MISS: Any = object()
 _new = object.__new__
+# the services as module constants: an Enum class attribute is a slow metaclass lookup
+_S_REQUEST, _S_ACKD, _S_UNACKD_RPT, _S_UNACKD = Service.REQUEST, Service.ACKD, Service.UNACKD_RPT, Service.UNACKD
 #: what a cached format-2a address + domain means here: (for us, address, domain, record key
 #: prefix at normal priority, at high priority)
 _Head = tuple[bool, SubnetNodeAddress, bytes, tuple[object, ...], tuple[object, ...]]
@@ -523,12 +525,12 @@ class LonTransactions:
         if dt is not NodeDest and not isinstance(dest, (NodeDest, GroupDest, BroadcastDest, NeuronIdDest)):
             raise LocalProtocolError("unknown destination type")
         if auth:
-            if service not in (Service.ACKD, Service.REQUEST):
+            if service not in (_S_ACKD, _S_REQUEST):
                 raise LocalProtocolError("authentication needs ACKD or REQUEST service")
             if isinstance(dest, BroadcastDest):
                 raise LocalProtocolError("authenticated broadcast is not supported")
         if dt is not NodeDest:
-            if isinstance(dest, GroupDest) and service in (Service.ACKD, Service.REQUEST) and dest.size <= 0:
+            if isinstance(dest, GroupDest) and service in (_S_ACKD, _S_REQUEST) and dest.size <= 0:
                 raise LocalProtocolError("ACKD/REQUEST to a group needs its size")
             if isinstance(dest, BroadcastDest) and not 1 <= dest.max_responses <= 255:
                 raise LocalProtocolError("max_responses must be 1..255")
@@ -538,7 +540,7 @@ class LonTransactions:
         tid = self._next_tid
         self._next_tid += 1
         cfg = self.config
-        rpt = service is Service.UNACKD_RPT
+        rpt = service is _S_UNACKD_RPT
         tx = _Tx(
             tid,
             service,
@@ -568,7 +570,7 @@ class LonTransactions:
         if dt is not NodeDest and isinstance(dest, GroupDest):
             me = cfg.groups.get(dest.group)
             tx.expected = frozenset(m for m in range(dest.size) if m != me)  # type: ignore[union-attr]
-        if service is Service.UNACKD:
+        if service is _S_UNACKD:
             self._send(self._message_frame(tx, first=True), now)
             tx.sent = 1
             tx.deadline = now
@@ -586,9 +588,9 @@ class LonTransactions:
         alt = not rpt and tx.retries < cfg.alt_path_retries
         self.counters.tx_frames += 1
         fmt, addr = head
-        if fmt & 0x0C == 0x08 and not alt and (service is Service.REQUEST or service is Service.ACKD):
+        if fmt & 0x0C == 0x08 and not alt and (service is _S_REQUEST or service is _S_ACKD):
             raw = b"".join((
-                bytes(((0x81 if priority else 0x01), (0x10 if service is Service.REQUEST else 0x00) | fmt)),
+                bytes(((0x81 if priority else 0x01), (0x10 if service is _S_REQUEST else 0x00) | fmt)),
                 addr, bytes(((0x80 if auth else 0) | trans_no,)), raw,
             ))
             self._outbox.append(raw + _CRC.pack(crc_hqx(raw, 0xFFFF) ^ 0xFFFF))
@@ -604,7 +606,7 @@ class LonTransactions:
         if raw is None:
             raise EncodeError(f"not an APDU: {type(apdu).__name__}", field="spdu.apdu")
         rec = self._rx.get(handle.key)
-        if rec is None or rec.trans_no != handle.trans_no or rec.service is not Service.REQUEST:
+        if rec is None or rec.trans_no != handle.trans_no or rec.service is not _S_REQUEST:
             raise LocalProtocolError("no such request (expired or superseded)")
         if rec.reply is not None:
             raise LocalProtocolError("request already answered")
@@ -658,7 +660,7 @@ class LonTransactions:
             if tx is None or tx.deadline is None or now < tx.deadline:
                 continue
             retry = tx.sent  # 1 = first retry
-            if tx.service is Service.UNACKD_RPT:
+            if tx.service is _S_UNACKD_RPT:
                 if retry <= tx.retries:
                     self._send(self._message_frame(tx, first=False), now)
                     tx.sent += 1
@@ -719,7 +721,7 @@ class LonTransactions:
                         if (
                             tx is None
                             or tx.trans_no != t & 0x0F
-                            or tx.service is not Service.REQUEST
+                            or tx.service is not _S_REQUEST
                             or type(tx.dest) is not NodeDest
                             or a.src_subnet != tx.dest.subnet
                             or a.src_node != tx.dest.node
@@ -813,7 +815,7 @@ class LonTransactions:
             return self._on_reply(frame, pdu, now)
         # bare APDU: unacknowledged service, no transaction number
         self.counters.delivered += 1
-        return [MessageReceived(a, pdu, Service.UNACKD, None, prio, domain)]
+        return [MessageReceived(a, pdu, _S_UNACKD, None, prio, domain)]
 
     def _for_us(self, a: Address, domain: bytes) -> bool:
         c = self.config
@@ -875,7 +877,7 @@ class LonTransactions:
         now: float,
     ) -> list[LonEvent]:
         c = self.config
-        service = Service.REQUEST if is_request else (Service.UNACKD_RPT if kind == 1 else Service.ACKD)
+        service = _S_REQUEST if is_request else (_S_UNACKD_RPT if kind == 1 else _S_ACKD)
         # one record per (source, priority, group, address, domain, transaction number): a
         # late duplicate of an earlier transaction is still recognised after a newer one
         key = pre + (trans_no,)
@@ -952,7 +954,7 @@ class LonTransactions:
             self._rx_src[pre] = {key: rec}
         else:
             mine[key] = rec
-        if auth and service is not Service.UNACKD_RPT and (c.auth_key or c.oma_key):
+        if auth and service is not _S_UNACKD_RPT and (c.auth_key or c.oma_key):
             rec.pending = apdu
             rec.oma = c.oma and c.oma_key is not None
             rec.challenge = self._rng(8)
@@ -963,7 +965,7 @@ class LonTransactions:
         self.counters.delivered += 1
         ev = _new(MessageReceived)
         s0, s1, s2, s3, s4, s5, s6, s7 = _MR_SET
-        if service is Service.REQUEST:
+        if service is _S_REQUEST:
             handle = _new(ReceiveHandle)
             h0, h1 = _RH_SET
             h0(handle, key)
@@ -971,7 +973,7 @@ class LonTransactions:
             s6(ev, handle)
         else:
             s6(ev, None)
-            if service is Service.ACKD:
+            if service is _S_ACKD:
                 rec.reply = self._reply_npdu(rec, 0x00, bytes((0x20 | trans_no,)))  # TPDU ACK
                 self._send_reply(rec, now)
         s0(ev, a)
@@ -998,11 +1000,11 @@ class LonTransactions:
         if authenticated:
             counters.authenticated += 1
         service = rec.service
-        if service is Service.REQUEST:
+        if service is _S_REQUEST:
             handle: ReceiveHandle | None = ReceiveHandle(key, rec.trans_no)
         else:
             handle = None
-            if service is Service.ACKD:
+            if service is _S_ACKD:
                 rec.reply = self._reply_npdu(rec, 0x00, bytes((0x20 | rec.trans_no,)))  # TPDU ACK
                 self._send_reply(rec, now)
         return [MessageReceived(rec.src, apdu, service, rec.trans_no, rec.prio, rec.domain, handle, authenticated)]
@@ -1120,8 +1122,8 @@ class LonTransactions:
         if (
             tx is None
             or tx.trans_no != trans_no
-            or (tx.service is Service.REQUEST) != is_response
-            or tx.service not in (Service.ACKD, Service.REQUEST)
+            or (tx.service is _S_REQUEST) != is_response
+            or tx.service not in (_S_ACKD, _S_REQUEST)
         ):
             self.counters.late_acks += 1
             return []
@@ -1216,13 +1218,13 @@ class LonTransactions:
         # too when there are fewer retries (DX SendNewMsg ``retryCount <= ALT_PATH_COUNT``,
         # EX ``LtTransmitTx::altPath`` ``m_nRetries < 2``); repeated service never does
         svc = tx.service
-        alt = svc is not Service.UNACKD_RPT and tx.retries < self.config.alt_path_retries
+        alt = svc is not _S_UNACKD_RPT and tx.retries < self.config.alt_path_retries
         self.counters.tx_frames += 1
         fmt, addr = tx.head
-        if fmt & 0x0C == 0x08 and not alt and (svc is Service.REQUEST or svc is Service.ACKD):
+        if fmt & 0x0C == 0x08 and not alt and (svc is _S_REQUEST or svc is _S_ACKD):
             # unicast ACKD/REQUEST, first try (what _message_frame builds: delta_backlog 1)
             raw = b"".join((
-                bytes(((0x81 if tx.priority else 0x01), (0x10 if svc is Service.REQUEST else 0x00) | fmt)),
+                bytes(((0x81 if tx.priority else 0x01), (0x10 if svc is _S_REQUEST else 0x00) | fmt)),
                 addr, bytes(((0x80 if tx.auth else 0) | tx.trans_no,)), tx.apdu,
             ))
             self._outbox.append(raw + _CRC.pack(crc_hqx(raw, 0xFFFF) ^ 0xFFFF))
@@ -1273,11 +1275,11 @@ class LonTransactions:
         return h
 
     def _backlog(self, tx: _Tx, first: bool) -> int:
-        if type(tx.dest) is NodeDest and (tx.service is Service.REQUEST or tx.service is Service.ACKD):
+        if type(tx.dest) is NodeDest and (tx.service is _S_REQUEST or tx.service is _S_ACKD):
             return 1
-        if tx.service is Service.UNACKD:
+        if tx.service is _S_UNACKD:
             return 0
-        if tx.service is Service.UNACKD_RPT:
+        if tx.service is _S_UNACKD_RPT:
             return min(tx.retries, 63) if first else 0
         if isinstance(tx.dest, GroupDest):
             # outstanding acknowledgements/responses (DX lcs_tsa.c: destCount - ackCount)
@@ -1291,15 +1293,15 @@ class LonTransactions:
         svc = tx.service
         fmt, addr = tx.head
         # unicast ACKD/REQUEST (address format 2, only NodeDest has it): delta_backlog 1
-        unicast = fmt & 0x0C == 0x08 and (svc is Service.REQUEST or svc is Service.ACKD)
+        unicast = fmt & 0x0C == 0x08 and (svc is _S_REQUEST or svc is _S_ACKD)
         backlog = 1 if unicast else self._backlog(tx, first)
         l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0) | backlog
-        if svc is Service.UNACKD:  # a bare APDU
+        if svc is _S_UNACKD:  # a bare APDU
             return append_crc(bytes((l2, 0x30 | fmt)) + addr + tx.apdu)
-        if svc is Service.UNACKD_RPT:  # TPDU UNACKD_RPT, never authenticated nor with M_List
+        if svc is _S_UNACKD_RPT:  # TPDU UNACKD_RPT, never authenticated nor with M_List
             return append_crc(bytes((l2, fmt)) + addr + bytes((0x10 | tx.trans_no,)) + tx.apdu)
         # ACKD (TPDU) or REQUEST (SPDU); REM/MSG (type 5) when an M_List goes with it
-        pdu_fmt = 0x10 if svc is Service.REQUEST else 0x00
+        pdu_fmt = 0x10 if svc is _S_REQUEST else 0x00
         h = (0x80 if tx.auth else 0) | tx.trans_no
         if m_list is None:
             return append_crc(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h,)) + tx.apdu)
@@ -1316,7 +1318,7 @@ class LonTransactions:
             # a REMINDER (type 4, M_List, no APDU, delta_backlog 0), then the message
             fmt, addr = tx.head
             l2 = (0x80 if tx.priority else 0) | (0x40 if alt else 0)
-            pdu_fmt = 0x10 if tx.service is Service.REQUEST else 0x00
+            pdu_fmt = 0x10 if tx.service is _S_REQUEST else 0x00
             h = (0x80 if tx.auth else 0) | 0x40 | tx.trans_no
             self._send(append_crc(bytes((l2, pdu_fmt | fmt)) + addr + bytes((h, len(ml))) + ml), now)
         self._send(self._message_frame(tx, first=False, alt=alt), now)
