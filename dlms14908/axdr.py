@@ -325,7 +325,7 @@ class OctetString(bytes):
         return bytes.__new__(cls, value)
 
     @classmethod
-    def fromhex(cls, string: str) -> OctetString:  # type: ignore[override]
+    def fromhex(cls, string: str) -> OctetString:
         return bytes.__new__(cls, bytes.fromhex(string))
 
     def __repr__(self) -> str:
@@ -1248,7 +1248,8 @@ def _d_any(buf: Any, pos: int, depth: int) -> tuple[Any, int]:
     fn = _DEC[tag]
     if fn is None:
         raise DecodeError(f"unknown data tag {tag}", field="data", offset=pos)
-    return fn(buf, pos + 1, depth)
+    out: tuple[Any, int] = fn(buf, pos + 1, depth)
+    return out
 
 
 def _d_structure(buf: Any, pos: int, depth: int) -> tuple[Any, int]:
@@ -1537,8 +1538,9 @@ def _builder(kinds: tuple[str, ...], flat: bool) -> Callable[..., list[Any]]:
     src = f"def rows(it, ST, {args}):\n    return [{body} for ({names},) in it]\n"
     ns: dict[str, Any] = {"_in": int.__new__, "_fn": float.__new__, "_bn": bytes.__new__}
     exec(src, ns)  # generated from the fixed templates above
-    fn = _BUILDERS[key] = ns["rows"]
-    return fn
+    rows: Callable[..., list[Any]] = ns["rows"]
+    _BUILDERS[key] = rows
+    return rows
 
 
 def _fast_rows(buf: Any, pos: int, p1: int, n: int) -> tuple[Array, int] | None:

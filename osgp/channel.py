@@ -475,6 +475,7 @@ class _Volatile:
 _VOLATILE = _Volatile()
 # shared read-only stand-in for a channel's empty key tables (most channels never get one)
 _NO_KEYS: MappingProxyType[int, object] = MappingProxyType({})
+_NO_KEYS_OBJ: object = _NO_KEYS  # the same sentinel, typed so that an identity test against it type-checks
 _DEFAULT_CONFIG = ChannelConfig()
 
 
@@ -843,7 +844,7 @@ class _ExtraField(Generic[_T]):
         if obj is None:
             return self
         x = obj._x
-        return self.default if x is None else self.get(x)  # type: ignore[no-any-return]
+        return self.default if x is None else self.get(x)
 
     def __set__(self, obj: SecureChannel, value: _T) -> None:
         x = obj._x
@@ -1073,12 +1074,12 @@ class SecureChannel:
 
     def _bc_keys(self) -> dict[int, _Key]:
         """The broadcast receive keys, for writing (made on the first key)."""
-        if self._bc_rx is _NO_KEYS:
+        if self._bc_rx is _NO_KEYS_OBJ:
             self._bc_rx = {}
         return self._bc_rx
 
     def _pending_kinds(self) -> dict[int, KeyKind]:
-        if self._other_pending is _NO_KEYS:
+        if self._other_pending is _NO_KEYS_OBJ:
             self._other_pending = {}
         return self._other_pending
 

@@ -430,7 +430,7 @@ class ClientEndpoint:
             raise DecodeError(f"response exceeds {self.max_apdu} bytes", field="adaptation.payload")
         if not self._parts:
             self._parts = []
-        self._parts.append(payload)  # type: ignore[union-attr]
+        self._parts.append(payload)
         self._next_counter = (self._next_counter + 1) & 0xFF
         if pdu.last:
             self._state = "idle"

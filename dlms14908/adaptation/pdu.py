@@ -233,10 +233,11 @@ class Reassembler:
             part = _Partial(next_counter=0, deadline=now + self.gap_timeout)
             self._partials[key] = part
         else:
-            part = self._partials.get(key)  # type: ignore[assignment]
-            if part is None:
+            found = self._partials.get(key)
+            if found is None:
                 self._drop(key, f"segment {pdu.counter} without a first segment")
                 return None
+            part = found
             if now >= part.deadline:
                 self._drop(key, "segment gap exceeded the timeout")
                 return None

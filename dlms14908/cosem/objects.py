@@ -383,7 +383,8 @@ class ProfileGeneric(CosemObject):
 
     @property
     def capture_objects(self) -> list[CaptureObjectDefinition]:
-        return self.value("capture_objects")
+        v: list[CaptureObjectDefinition] = self.value("capture_objects")
+        return v
 
     def write_capture_objects(self, value: Any, now: float | None = None) -> None:
         self._data[3] = value
@@ -530,7 +531,7 @@ class Iso14908Diagnostic(_Counters):
 
 #: class_id -> the object class with behaviour (others use CosemObject)
 OBJECT_CLASSES: dict[int, type[CosemObject]] = {
-    c.class_id: c  # type: ignore[misc]
+    c.class_id: c
     for c in (
         Data,
         Register,

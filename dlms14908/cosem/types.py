@@ -393,9 +393,8 @@ class ScalerUnit:
 
     def apply(self, raw: float) -> float:
         """The physical value of a raw register value."""
-        if self.scaler >= 0:
-            return raw * 10**self.scaler
-        return raw / 10 ** (-self.scaler)
+        v: float = raw * 10**self.scaler if self.scaler >= 0 else raw / 10 ** (-self.scaler)
+        return v
 
     def __str__(self) -> str:
         u = self.unit.symbol if isinstance(self.unit, Unit) else f"unit {self.unit}"

@@ -569,7 +569,7 @@ class LonTransactions:
             tx.responders = set()
         if dt is not NodeDest and isinstance(dest, GroupDest):
             me = cfg.groups.get(dest.group)
-            tx.expected = frozenset(m for m in range(dest.size) if m != me)  # type: ignore[union-attr]
+            tx.expected = frozenset(m for m in range(dest.size) if m != me)
         if service is _S_UNACKD:
             self._send(self._message_frame(tx, first=True), now)
             tx.sent = 1

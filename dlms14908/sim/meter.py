@@ -115,8 +115,9 @@ def _dt(t: float) -> axdr.OctetString:
     month = mp + 3 if mp < 10 else mp - 9
     year = yoe + era * 400 + (month <= 2)
     weekday = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday; COSEM Monday = 1
-    return axdr.OctetString(_DT.pack(year, month, day, weekday, sec // 3600, sec // 60 % 60, sec % 60,
-                                     0xFF, 0, 0))
+    out: axdr.OctetString = axdr.OctetString(_DT.pack(year, month, day, weekday, sec // 3600, sec // 60 % 60,
+                                                      sec % 60, 0xFF, 0, 0))
+    return out
 
 
 def _su(scaler: int, unit: Unit) -> ScalerUnit:

@@ -124,13 +124,15 @@ def u8(buf: bytes, pos: int, field: str) -> int:
 def u16(buf: bytes, pos: int, field: str) -> int:
     if pos + 2 > len(buf):
         raise DecodeError("truncated", field=field, offset=pos)
-    return unpack_u16(buf, pos)[0]
+    v: int = unpack_u16(buf, pos)[0]
+    return v
 
 
 def u32(buf: bytes, pos: int, field: str) -> int:
     if pos + 4 > len(buf):
         raise DecodeError("truncated", field=field, offset=pos)
-    return unpack_u32(buf, pos)[0]
+    v: int = unpack_u32(buf, pos)[0]
+    return v
 
 
 def boolean(buf: bytes, pos: int, field: str) -> bool:

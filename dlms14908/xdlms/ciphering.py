@@ -725,7 +725,7 @@ class _ContextCounter(InvocationCounterCheck):
     def __init__(self, ctx: CipheringContext) -> None:
         self._ctx = ctx
 
-    @property  # type: ignore[override]
+    @property
     def last_seen(self) -> int | None:
         return self._ctx._last_seen
 
@@ -733,7 +733,7 @@ class _ContextCounter(InvocationCounterCheck):
     def last_seen(self, value: int | None) -> None:
         self._ctx._last_seen = value
 
-    @property  # type: ignore[override]
+    @property
     def rejected(self) -> int:
         return self._ctx._rare_get(_REJECTED)
 
@@ -755,7 +755,7 @@ class _ContextStats(SecurityStats):
     def __init__(self, ctx: CipheringContext) -> None:
         self._ctx = ctx
 
-    @property  # type: ignore[override]
+    @property
     def accepted(self) -> int:
         return self._ctx._accepted
 
@@ -763,10 +763,10 @@ class _ContextStats(SecurityStats):
     def accepted(self, value: int) -> None:
         self._ctx._accepted = value
 
-    authentication_failures = _rare_property(_AUTH_FAILURES)  # type: ignore[assignment]
-    replays = _rare_property(_REPLAYS)  # type: ignore[assignment]
-    policy_rejections = _rare_property(_POLICY)  # type: ignore[assignment]
-    malformed = _rare_property(_MALFORMED)  # type: ignore[assignment]
+    authentication_failures = _rare_property(_AUTH_FAILURES)
+    replays = _rare_property(_REPLAYS)
+    policy_rejections = _rare_property(_POLICY)
+    malformed = _rare_property(_MALFORMED)
 
     def _values(self) -> tuple[int, ...]:
         return (self.accepted, self.authentication_failures, self.replays, self.policy_rejections,
@@ -1028,7 +1028,7 @@ def verify_hls_gmac(
         raise DecodeError(
             f"security control 0x{sc:02X} is not 0x10", field="hls-5 response", offset=0
         )
-    (ic,) = struct.unpack_from(">I", resp, 1)
+    ic: int = struct.unpack_from(">I", resp, 1)[0]
     if counter is not None:
         try:
             counter.check(ic)
