@@ -1200,38 +1200,50 @@ static int check_nonce(Py_ssize_t nlen, Py_ssize_t plen, Py_ssize_t frame)
 
 /* ---- Key type ------------------------------------------------------------------ */
 
-static PyObject *Key_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* (key, tag_length=default) of both key types: the 16 key bytes copied into ``key`` (the
+ * caller wipes them), ``*tag_len`` -1 for anything that is no int in 0..16 (a ValueError, as in
+ * the fallback); -1 with the exception set when the arguments do not parse or the key is no
+ * AES-128 key. */
+static int parse_key_args(PyObject *args, PyObject *kwds, const char *fmt, int default_tag,
+                          u8 key[16], int *tag_len)
 {
     static char *kwlist[] = {"key", "tag_length", NULL};
     Py_buffer kb;
     PyObject *tl = NULL;
-    int tag_len = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|O:Key", kwlist, &kb, &tl)) return NULL;
+    *tag_len = default_tag;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, fmt, kwlist, &kb, &tl)) return -1;
     if (tl) { /* any int (also a huge one) or non-int is a ValueError, as in the fallback */
         int ovf = 0;
         long v = PyLong_Check(tl) ? PyLong_AsLongAndOverflow(tl, &ovf) : -1;
         if (v == -1 && PyErr_Occurred()) PyErr_Clear();
-        tag_len = (ovf || v < 0 || v > 16) ? -1 : (int)v;
+        *tag_len = (ovf || v < 0 || v > 16) ? -1 : (int)v;
     }
     if (kb.len != 16) {
         PyBuffer_Release(&kb);
         local_error("key", -1, "key must be 16 bytes (AES-128)");
-        return NULL;
+        return -1;
     }
+    memcpy(key, kb.buf, 16);
+    PyBuffer_Release(&kb);
+    return 0;
+}
+
+static PyObject *Key_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    u8 key[16];
+    int tag_len;
+    if (parse_key_args(args, kwds, "y*|O:Key", 8, key, &tag_len) < 0) return NULL;
     if (tag_len < 4 || tag_len > 16 || (tag_len & 1)) {
-        PyBuffer_Release(&kb);
+        wipe(key, sizeof key);
         local_error("tag_length", -1, "tag_length must be one of 4, 6, 8, 10, 12, 14, 16");
         return NULL;
     }
     allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
     KeyObject *self = (KeyObject *)alloc(type, 0);
     if (!self) {
-        PyBuffer_Release(&kb);
+        wipe(key, sizeof key);
         return NULL;
     }
-    u8 key[16];
-    memcpy(key, kb.buf, 16);
-    PyBuffer_Release(&kb);
     self->tag_len = tag_len;
 #if CCM_HAVE_X86
     key_setup(self, key);
@@ -1473,36 +1485,20 @@ static int gcm_tag_ok(int t)
 
 static PyObject *GcmKey_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"key", "tag_length", NULL};
-    Py_buffer kb;
-    PyObject *tl = NULL;
-    int tag_len = 16;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|O:GcmKey", kwlist, &kb, &tl)) return NULL;
-    if (tl) { /* any int (also a huge one) or non-int is a ValueError, as in the fallback */
-        int ovf = 0;
-        long v = PyLong_Check(tl) ? PyLong_AsLongAndOverflow(tl, &ovf) : -1;
-        if (v == -1 && PyErr_Occurred()) PyErr_Clear();
-        tag_len = (ovf || v < 0 || v > 16) ? -1 : (int)v;
-    }
-    if (kb.len != 16) {
-        PyBuffer_Release(&kb);
-        local_error("key", -1, "key must be 16 bytes (AES-128)");
-        return NULL;
-    }
+    u8 key[16];
+    int tag_len;
+    if (parse_key_args(args, kwds, "y*|O:GcmKey", 16, key, &tag_len) < 0) return NULL;
     if (!gcm_tag_ok(tag_len)) {
-        PyBuffer_Release(&kb);
+        wipe(key, sizeof key);
         local_error("tag_length", -1, "tag_length must be one of 4, 8, 12, 13, 14, 15, 16");
         return NULL;
     }
     allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
     GcmKeyObject *self = (GcmKeyObject *)alloc(type, 0);
     if (!self) {
-        PyBuffer_Release(&kb);
+        wipe(key, sizeof key);
         return NULL;
     }
-    u8 key[16];
-    memcpy(key, kb.buf, 16);
-    PyBuffer_Release(&kb);
     self->tag_len = tag_len;
 #if CCM_HAVE_X86
     gcm_key_setup(self, key);
