@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,37 @@ def tshark() -> str:
     require(path is not None, "tshark")
     assert path is not None
     return path
+
+
+# --- shared by the C-extension audits: does a call release the GIL?
+
+
+def max_pause(work: Callable[[], object]) -> tuple[float, float]:
+    """Run ``work`` in a thread while this thread spins; returns (longest pause of this thread,
+    wall time of ``work``).  A call that holds the GIL stalls this thread for its whole length;
+    one that releases it lets this thread run on (pauses then come only from the OS)."""
+    go = threading.Event()
+    dur: list[float] = []
+
+    def run() -> None:
+        go.wait()  # start only once this thread is spinning, so a GIL hold shows as a pause
+        t0 = time.perf_counter()
+        work()
+        dur.append(time.perf_counter() - t0)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        th = threading.Thread(target=run)
+        th.start()
+        last = time.perf_counter()
+        gap = 0.0
+        go.set()
+        while th.is_alive():
+            now = time.perf_counter()
+            gap = max(gap, now - last)
+            last = now
+        th.join()
+    finally:
+        sys.setswitchinterval(old)
+    return gap, dur[0]

@@ -12,13 +12,12 @@ import mmap
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, max_pause, require
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -210,37 +209,6 @@ def test_fuzz_batch_of_mixed_frames(specs: list[tuple[int, int, int, bool]]) -> 
 # ---------------------------------------------------------------- GIL released in the batch
 
 
-def _max_pause(work: Callable[[], object]) -> tuple[float, float]:
-    """Run ``work`` in a thread while this thread spins; returns (longest pause of this thread,
-    wall time of ``work``).  A call that holds the GIL stalls this thread for its whole length;
-    one that releases it lets this thread run on (pauses then come only from the OS)."""
-    go = threading.Event()
-    dur: list[float] = []
-
-    def run() -> None:
-        go.wait()  # start only once this thread is spinning, so a GIL hold shows as a pause
-        t0 = time.perf_counter()
-        work()
-        dur.append(time.perf_counter() - t0)
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
-        th = threading.Thread(target=run)
-        th.start()
-        last = time.perf_counter()
-        gap = 0.0
-        go.set()
-        while th.is_alive():
-            now = time.perf_counter()
-            gap = max(gap, now - last)
-            last = now
-        th.join()
-    finally:
-        sys.setswitchinterval(old)
-    return gap, dur[0]
-
-
 def test_batch_releases_the_gil() -> None:
     _need_c()
     k = _ccm_c.Key(KEY)
@@ -250,12 +218,12 @@ def test_batch_releases_the_gil() -> None:
     dec_frames = [(k, bytes(7), c, None) for c in cts]
     # control: CMAC (per call, GIL held) of a long message; the measurement must see the stall
     big4 = big * 4
-    ctl = [_max_pause(lambda: k.cmac(big4)) for _ in range(2)]
+    ctl = [max_pause(lambda: k.cmac(big4)) for _ in range(2)]
     assert max(g / d for g, d in ctl) > 0.7, ctl
     for frames, fn in ((enc_frames, _ccm_c.encrypt_batch), (dec_frames, _ccm_c.decrypt_batch)):
         seen = []
         for _ in range(5):  # the OS may pause this thread on a loaded machine: best of 5
-            gap, dur = _max_pause(lambda fn=fn, frames=frames: fn(frames))
+            gap, dur = max_pause(lambda fn=fn, frames=frames: fn(frames))
             seen.append((round(gap, 4), round(dur, 4)))
             if gap < 0.5 * dur:
                 break

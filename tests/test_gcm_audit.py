@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import gc
 import mmap
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require
+from conftest import max_pause, require
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -108,36 +106,6 @@ def test_fuzz_api_lengths(klen: int, tlen: int, nonce: bytes, data: bytes, aad: 
 # ---------------------------------------------------------------- GIL released for large inputs
 
 
-def _max_pause(work: Callable[[], object]) -> tuple[float, float]:
-    """Run ``work`` in a thread while this thread spins; returns (longest pause of this thread,
-    wall time of ``work``).  A call holding the GIL stalls this thread for its whole length."""
-    go = threading.Event()
-    dur: list[float] = []
-
-    def run() -> None:
-        go.wait()
-        t0 = time.perf_counter()
-        work()
-        dur.append(time.perf_counter() - t0)
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
-        th = threading.Thread(target=run)
-        th.start()
-        last = time.perf_counter()
-        gap = 0.0
-        go.set()
-        while th.is_alive():
-            now = time.perf_counter()
-            gap = max(gap, now - last)
-            last = now
-        th.join()
-    finally:
-        sys.setswitchinterval(old)
-    return gap, dur[0]
-
-
 def test_large_input_releases_the_gil() -> None:
     _need_c()
     assert _ccm_c is not None
@@ -146,13 +114,13 @@ def test_large_input_releases_the_gil() -> None:
     ct = k.encrypt(bytes(12), big, b"aad")
     # control: CMAC (GIL held) of a long message; the measurement must see that stall
     ck = _ccm_c.Key(KEY)
-    ctl = [_max_pause(lambda: ck.cmac(big)) for _ in range(2)]
+    ctl = [max_pause(lambda: ck.cmac(big)) for _ in range(2)]
     assert max(g / d for g, d in ctl) > 0.7, ctl
     for name, fn in (("encrypt", lambda: k.encrypt(bytes(12), big, b"aad")),
                      ("decrypt", lambda: k.decrypt(bytes(12), ct, b"aad"))):
         seen = []
         for _ in range(5):  # the OS may pause this thread on a loaded machine: best of 5
-            gap, dur = _max_pause(fn)
+            gap, dur = max_pause(fn)
             seen.append((round(gap, 4), round(dur, 4)))
             if gap < 0.5 * dur:
                 break
